@@ -1,0 +1,122 @@
+"""Command line: ``python -m engine COMMAND`` (CONTRACTS.md section 3).
+
+Exit codes: 0 success, 2 bad input (message names file, row and column), 1 internal failure.
+Each command is a small function that parses nothing itself: argparse does, the engine works,
+and ``--json`` output is written whole or not at all.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.errors import InputError
+from engine.io import atomic_write_json
+
+log = logging.getLogger("engine")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.generator import GeneratorParams, write_hospital
+
+    try:
+        params = GeneratorParams(
+            seed=args.seed, rooms=args.rooms, history_days=args.history_days, horizon_days=args.horizon_days
+        )
+    except ValueError as exc:
+        raise InputError(f"bad option: {exc}", file="command line") from exc
+    t0 = time.perf_counter()
+    counts = write_hospital(args.out, params)
+    seconds = time.perf_counter() - t0
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" in {seconds:.1f}s")
+    return {"out": str(args.out), "rows": counts, "seconds": round(seconds, 2)}
+
+
+def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.importer import import_hospital
+
+    result = import_hospital(args.source, args.mapping, args.out)
+    summary = result.summary()
+    print(
+        f"imported {args.source} -> {args.out}: {summary['rows_written']} cases written, "
+        f"{summary['rows_quarantined']} quarantined"
+    )
+    return summary
+
+
+def _cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.hospital import load_hospital
+
+    loaded = load_hospital(args.data)
+    print(loaded.report.summary().to_string(index=False))
+    if len(loaded.report.quarantine):
+        print("\nquarantined rows:")
+        print(loaded.report.quarantine.to_string(index=False, max_rows=50))
+    return loaded.report.to_dict()
+
+
+def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.hospital import load_hospital
+    from engine.store import Store
+
+    loaded = load_hospital(args.data)
+    store = Store(args.db)
+    hid = store.save_hospital(loaded, name=args.name)
+    print(f"stored hospital {hid!r} ({len(loaded.hospital.cases)} cases, {loaded.report.n_quarantined} quarantined) in {store.url_safe}")
+    return {"hospital": hid, "n_cases": len(loaded.hospital.cases), "n_quarantined": loaded.report.n_quarantined}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine", description="Predictive OR allocation engine.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str, fn: Callable[[argparse.Namespace], dict[str, Any]]) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        sp.add_argument("--json", type=Path, metavar="PATH", help="write the machine-readable result here")
+        return sp
+
+    g = add("generate", "Write the seeded synthetic demo hospital folder.", _cmd_generate)
+    g.add_argument("--out", type=Path, required=True, metavar="DIR")
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--rooms", type=int, default=16)
+    g.add_argument("--history-days", type=int, default=730)
+    g.add_argument("--horizon-days", type=int, default=14)
+
+    i = add("import", "Turn a foreign export (CSV, Parquet, Excel) into a hospital folder.", _cmd_import)
+    i.add_argument("--source", type=Path, required=True, metavar="FILE")
+    i.add_argument("--mapping", type=Path, required=True, metavar="MAP.yaml")
+    i.add_argument("--out", type=Path, required=True, metavar="DIR")
+
+    v = add("validate", "Validate a hospital folder and print its quality report.", _cmd_validate)
+    v.add_argument("--data", type=Path, required=True, metavar="DIR")
+
+    s = add("ingest", "Validate a hospital folder and store it (SQLite default, DATABASE_URL for PostgreSQL).", _cmd_ingest)
+    s.add_argument("--data", type=Path, required=True, metavar="DIR")
+    s.add_argument("--db", default=None, metavar="URL", help="SQLAlchemy URL (default: DATABASE_URL or the embedded SQLite file)")
+    s.add_argument("--name", default=None, help="hospital id in the store (default: the folder name)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = args.func(args)
+        if args.json:
+            atomic_write_json(args.json, result)
+        return EXIT_OK
+    except InputError as exc:
+        print(f"error: bad input\n{exc.describe()}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001 - the contract maps any other failure to exit 1
+        log.exception("internal failure")
+        print(f"error: internal failure: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
