@@ -61,12 +61,11 @@ def _cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.hospital import load_hospital
+    from engine.ingest import ingest_folder
     from engine.store import Store
 
-    loaded = load_hospital(args.data)
     store = Store(args.db)
-    hid = store.save_hospital(loaded, name=args.name)
+    hid, loaded = ingest_folder(args.data, store, name=args.name)
     print(f"stored hospital {hid!r} ({len(loaded.hospital.cases)} cases, {loaded.report.n_quarantined} quarantined) in {store.url_safe}")
     return {"hospital": hid, "n_cases": len(loaded.hospital.cases), "n_quarantined": loaded.report.n_quarantined}
 

@@ -1,0 +1,43 @@
+"""Streamlit entry: shared page config, hospital picker, navigation. Run: streamlit run dashboard/app.py"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the repo root.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import state  # noqa: E402
+
+st.set_page_config(page_title="OR allocation", page_icon=":material/local_hospital:", layout="wide")
+
+boot = state.startup()
+if boot.error:
+    st.error(boot.error)
+
+listed = state.hospitals()
+ids = listed["hospital_id"].tolist()
+if state.HOSPITAL_KEY not in st.session_state or st.session_state[state.HOSPITAL_KEY] not in ids:
+    st.session_state[state.HOSPITAL_KEY] = boot.hospital_id if boot.hospital_id in ids else (ids[0] if ids else None)
+
+with st.sidebar:
+    st.markdown("### Predictive OR allocation")
+    if ids:
+        names = dict(zip(listed["hospital_id"], listed["name"]))
+        st.selectbox(
+            "Hospital",
+            ids,
+            key=state.HOSPITAL_KEY,
+            format_func=lambda h: f"{names.get(h, h)} ({h})",
+        )
+    else:
+        st.info("No hospital in the store yet. Import one on the Data page, or run `make run` for the demo hospital.")
+
+pages = [
+    st.Page("../pages/data.py", title="Data", icon=":material/database:", default=True, url_path="data"),
+]
+st.navigation(pages).run()

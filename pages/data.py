@@ -1,0 +1,107 @@
+"""Data page: which hospital is loaded, feed freshness, quality report, charts, import."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from engine.errors import InputError
+from engine.feeds import duration_by_service_line, feed_freshness, weekly_case_counts
+
+st.title("Data")
+
+current = state.current_hospital()
+if current is None:
+    st.info("No hospital loaded. Import an export below.")
+else:
+    hid, loaded = current
+    h, report = loaded.hospital, loaded.report
+    st.caption(f"Hospital **{h.name}** (`{hid}`) from `{h.source}`, stored in `{state.store().url_safe}`")
+    clock = "demo clock (settings.as_of)" if h.settings.get("as_of") else "today"
+    c = h.cases
+    cols = st.columns(5)
+    cols[0].metric("Cases", f"{len(c):,}")
+    cols[1].metric("Completed", f"{int((c['status'] == 'completed').sum()):,}")
+    cols[2].metric("Booked (future)", f"{int((c['status'] == 'booked').sum()):,}")
+    cols[3].metric("Rooms", len(h.rooms))
+    cols[4].metric("Quarantined rows", report.n_quarantined)
+
+    overview, quality = st.tabs(["Overview", "Quality report"])
+    with overview:
+        st.subheader("Feed freshness")
+        st.caption(f"Measured against {h.as_of():%Y-%m-%d} ({clock}).")
+        fresh = feed_freshness(h)
+        st.dataframe(fresh, hide_index=True, width="stretch")
+        stale = fresh[fresh["status"] == "stale"]
+        for rec in stale.itertuples():
+            st.warning(f"Feed **{rec.feed}** is stale: {rec.measure} {rec.days} days against a threshold of {rec.threshold_days} days.")
+
+        st.subheader("Cases per service line per week")
+        counts = weekly_case_counts(c)
+        statuses = st.multiselect(
+            "Statuses", ["completed", "cancelled", "booked"], default=["completed", "booked"], key="data_statuses"
+        )
+        st.plotly_chart(charts.weekly_cases(counts, statuses), width="stretch", key="weekly_cases_chart")
+
+        st.subheader("Room time per service line")
+        durations = duration_by_service_line(c)
+        if len(durations):
+            st.plotly_chart(charts.duration_distribution(durations), width="stretch", key="duration_chart")
+        else:
+            st.info("No completed cases with wheels-in and wheels-out times.")
+
+    with quality:
+        st.subheader("Quality report")
+        st.dataframe(report.summary(), hide_index=True, width="stretch")
+        q = report.quarantine
+        st.markdown(f"**{len(q)} quarantined problems** on {report.n_quarantined} rows (set aside, not used).")
+        if len(q):
+            st.dataframe(q, hide_index=True, width="stretch")
+            st.download_button(
+                "Download quarantined rows (CSV)",
+                q.to_csv(index=False).encode(),
+                file_name=f"{hid}-quarantine.csv",
+                key="download_quarantine",
+            )
+
+st.divider()
+st.subheader("Import a hospital export")
+st.caption(
+    "Upload a case export (CSV, Parquet or Excel) and a YAML mapping that names its columns "
+    "(see data/mappings/README.md). The import is validated like every hospital folder; it lands whole or not at all."
+)
+mappings = state.shipped_mappings()
+with st.form("import_form"):
+    source = st.file_uploader("Export file", type=["csv", "parquet", "xlsx"], key="import_source")
+    choice = st.selectbox("Mapping", ["(upload my own)", *mappings], index=1 if mappings else 0, key="import_mapping_choice")
+    own_mapping = st.file_uploader("Own mapping (YAML)", type=["yaml", "yml"], key="import_mapping_file")
+    name = st.text_input("Name for this hospital", value="imported", key="import_name")
+    submitted = st.form_submit_button("Import and validate")
+
+if submitted:
+    if source is None:
+        st.error("Choose an export file to import.")
+    elif choice == "(upload my own)" and own_mapping is None:
+        st.error("Upload a mapping file, or choose a shipped mapping.")
+    else:
+        if choice == "(upload my own)":
+            mapping_name, mapping_bytes = own_mapping.name, own_mapping.getvalue()
+        else:
+            mapping_name, mapping_bytes = mappings[choice].name, mappings[choice].read_bytes()
+        try:
+            with st.spinner("Importing and validating..."):
+                new_id, result = state.import_upload(source.name, source.getvalue(), mapping_name, mapping_bytes, name)
+        except InputError as exc:
+            st.error(f"Import rejected: {len(exc.problems)} problems. Nothing was stored.")
+            st.dataframe(
+                pd.DataFrame([p.__dict__ for p in exc.problems]), hide_index=True, width="stretch", key="import_errors"
+            )
+        else:
+            summary = result.summary()
+            st.success(
+                f"Imported `{new_id}`: {summary['rows_written']} cases stored, {summary['rows_quarantined']} rows quarantined."
+            )
+            st.session_state["import_done"] = new_id
+if st.session_state.get("import_done") and st.button("Switch to the imported hospital", key="switch_imported"):
+    st.session_state[state.HOSPITAL_KEY] = st.session_state.pop("import_done")
+    st.rerun()
