@@ -108,3 +108,54 @@ def import_upload(
         result = import_hospital(src, mp, out)
     hid, _ = ingest_folder(out, store(), name=name)
     return hid, result
+
+
+# --------------------------------------------------------------------------- forecasting
+
+
+def registry():
+    from engine.forecast import Registry
+
+    return Registry(os.environ.get("MODELS_DIR") or None)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the forecasting model...")
+def _load_model(root: str, hospital_id: str, version: str):
+    from engine.forecast import Registry
+
+    return Registry(root).load(hospital_id, version)
+
+
+def current_model(hospital_id: str):
+    """The registered current model version (never trains), or None."""
+    reg = registry()
+    version = reg.current_version(hospital_id)
+    if version is None:
+        return None
+    return _load_model(str(reg.root), hospital_id, version)
+
+
+def train_model(hospital_id: str, loaded: LoadedHospital, progress) -> object:
+    """Retrain on demand (the Forecasts page's button), then drop cached forecasts."""
+    from engine.forecast import train_and_register
+
+    mv = train_and_register(loaded.hospital, hospital_id, registry=registry(), progress=progress)
+    upcoming_forecasts.clear()
+    return mv
+
+
+@st.cache_data(max_entries=8, show_spinner="Forecasting booked cases...")
+def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.DataFrame:
+    """P50/P80/P95, cancellation probability and reasons for every booked case."""
+    mv = current_model(hospital_id)
+    _, loaded = current_hospital()
+    h = loaded.hospital
+    booked = h.cases[h.cases["status"] == "booked"]
+    pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
+    cols = ["surgery_date", "service_line", "procedure_code", "procedure_name", "surgeon_id", "booked_minutes"]
+    return booked[cols].join(pred).reset_index(drop=True)
+
+
+def loaded_at(hospital_id: str) -> str:
+    listed = hospitals()
+    return str(listed.loc[listed["hospital_id"] == hospital_id, "loaded_at"].iloc[0])

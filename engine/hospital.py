@@ -3,8 +3,8 @@
 Every command that reads a hospital goes through :func:`load_hospital`, so every command
 validates the same way. Validation is in three steps:
 
-1. read each file as text (a missing or unreadable file, a missing required column or a
-   duplicated header rejects the file);
+1. read each file as text (a missing or unreadable file, a file that is not UTF-8, a quote that
+   is never closed, a missing required column or a duplicated header rejects the file);
 2. parse each column by its contract kind and check values with pandera schemas
    (ranges, known codes, uniqueness, row rules such as ``wheels_out`` after ``wheels_in``);
 3. check references between files (a case's ``room_id`` must exist in rooms.csv, ...).
@@ -14,17 +14,26 @@ quarantined share of a file passes ``ValidationParams.max_quarantine_share`` the
 rejected. The small reference tables (rooms, surgeons, blocks, staffing) are never partially
 used: any bad row there rejects the folder, because silently dropping a room or a staffing
 day would change capacity.
+
+Row numbers in problems are 1-based data rows (the header and rows with no value at all are
+not counted), as :class:`engine.errors.Problem` documents; where blank rows or multi-line cells
+put a row on another line than ``row + 1``, the message names its line. Each row and column is
+blamed once: a value that does not parse is not reported again as missing.
 """
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -35,6 +44,19 @@ log = logging.getLogger(__name__)
 
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _PRIME_RE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+# A time-zone suffix after a time of day: "...T07:30Z", "...T07:30+01:00".
+_TZ_RE = re.compile(r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+
+QUARANTINE_COLUMNS = ("file", "row", "case_id", "column", "reason")
+
+
+def quarantine_frame(records: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The quarantine table with its fixed columns and dtypes (row int64, the rest str)."""
+    df = pd.DataFrame(records or [], columns=list(QUARANTINE_COLUMNS))
+    df["row"] = df["row"].astype("int64")
+    for col in ("file", "case_id", "column", "reason"):
+        df[col] = df[col].astype("str")
+    return df
 
 
 @dataclass(frozen=True)
@@ -48,10 +70,9 @@ class ValidationParams:
     max_quarantine_share: float = 0.05
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.max_quarantine_share <= 1.0:
-            raise ValueError(
-                f"max_quarantine_share must be within 0..1, got {self.max_quarantine_share!r}"
-            )
+        v = self.max_quarantine_share
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not 0.0 <= v <= 1.0:
+            raise ValueError(f"max_quarantine_share must be a number within 0..1, got {v!r}")
 
 
 @dataclass
@@ -59,7 +80,8 @@ class Hospital:
     """A validated hospital: typed frames plus settings.
 
     Dates are ``datetime64`` at midnight, datetimes ``datetime64``, times ``HH:MM`` strings,
-    lists ``;``-separated strings ("" when empty), numbers float.
+    lists ``;``-separated strings ("" when empty), numbers float. Columns come in contract
+    order, then any extra columns of the file (kept as text) in file order.
     """
 
     name: str
@@ -105,12 +127,14 @@ class FileReport:
 
 @dataclass
 class QualityReport:
-    """Validation result for a folder: per-file reports and the quarantined rows."""
+    """Validation result for a folder: per-file reports and the quarantined rows.
+
+    ``quarantine`` has one row per problem (a row with two problems appears twice) with the
+    columns of :data:`QUARANTINE_COLUMNS`.
+    """
 
     files: dict[str, FileReport] = field(default_factory=dict)
-    quarantine: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["file", "row", "case_id", "column", "reason"])
-    )
+    quarantine: pd.DataFrame = field(default_factory=quarantine_frame)
 
     @property
     def n_quarantined(self) -> int:
@@ -136,7 +160,8 @@ class QualityReport:
                     "notes": "; ".join(f.warnings),
                 }
                 for f in self.files.values()
-            ]
+            ],
+            columns=["file", "rows", "valid", "quarantined", "status", "notes"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,42 +188,137 @@ class LoadedHospital:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_text_csv(path: Path, fname: str) -> pd.DataFrame:
-    """Read a CSV as text. Raises InputError for unreadable files and duplicated headers."""
+def _show(v: Any) -> str:
+    """A value as a message shows it: 7 not 7.0, dates without a time of midnight."""
+    if isinstance(v, pd.Timestamp):
+        return repr(v.strftime("%Y-%m-%d") if v == v.normalize() else v.strftime("%Y-%m-%dT%H:%M"))
+    if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    return repr(v)
+
+
+def _bad_byte(raw: bytes, exc: UnicodeDecodeError) -> tuple[int, str]:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    return line, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} cannot be decoded (save the file as UTF-8)"
+
+
+class _BrokenCsv(Exception):
+    """A CSV that cannot be split into records: ``row`` (data row) and ``line`` where it broke."""
+
+    def __init__(self, row: int | None, what: str) -> None:
+        super().__init__(what)
+        self.row, self.what = row, what
+
+
+def _split_records(text: str) -> tuple[list[str] | None, list[list[str]], list[int], int]:
+    """CSV text -> (header, records, start line of each record, blank rows skipped).
+
+    Cells are stripped. Rows with no value at all are skipped, as pandas does; they do not count
+    as data rows. Raises _BrokenCsv on a quote that is never closed (or other CSV damage).
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    starts: list[int] = []
+    n_blank = 0
+    last_line = 0
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=fname) from exc
+        for rec in reader:
+            start, last_line = last_line + 1, reader.line_num
+            cells = [c.strip() for c in rec]
+            if not any(cells):
+                n_blank += header is not None
+            elif header is None:
+                header = cells
+            else:
+                records.append(cells)
+                starts.append(start)
+    except csv.Error as exc:
+        start = last_line + 1
+        what = (
+            f"a quoted field opened on line {start} is never closed"
+            if "end of data" in str(exc)
+            else f"{exc} (line {reader.line_num})"
+        )
+        raise _BrokenCsv(len(records) + 1 if header is not None else None, f"malformed CSV: {what}") from exc
+    return header, records, starts, n_blank
+
+
+def _undecodable(raw: bytes, exc: UnicodeDecodeError, fname: str) -> Problem:
+    """Locate a byte that is not UTF-8: its line, and the data row and column holding it."""
+    line, text = _bad_byte(raw, exc)
+    if line == 1:
+        return Problem(fname, None, None, text)
+    try:
+        header, _records, starts, _ = _split_records(raw.decode("utf-8-sig", "replace"))
+    except _BrokenCsv:
+        return Problem(fname, None, None, text)
+    row = sum(1 for s in starts if s <= line) or None
+    col = None
+    if header and row is not None and starts[row - 1] == line:
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        before = raw[line_start:exc.start].decode("utf-8", "replace")
+        idx = len(next(csv.reader([before]), [""])) - 1 if before else 0
+        col = header[idx] if 0 <= idx < len(header) else None
+    return Problem(fname, row, col, text)
+
+
+def _read_text_csv(path: Path, fname: str) -> tuple[pd.DataFrame, list[Problem], list[str], list[int]]:
+    """Read a CSV as text; returns (frame, row problems, warnings, start line of each row).
+
+    The frame is indexed by data row - 1, values are stripped strings, empty cells missing.
+    Raises InputError for problems that spoil the whole file.
+    """
+    try:
+        raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror}", file=fname) from exc
-    if not header or all(not h.strip() for h in header):
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(_undecodable(raw, exc, fname)) from exc
+    try:
+        header, records, starts, n_blank = _split_records(text)
+    except _BrokenCsv as exc:
+        raise InputError(Problem(fname, exc.row, None, exc.what)) from exc
+    if header is None:
         raise InputError("file is empty: no header row", file=fname)
-    names = [h.strip() for h in header]
-    dups = sorted({n for n in names if names.count(n) > 1})
+    dups = sorted({n for n in header if n and header.count(n) > 1})
     if dups:
         raise InputError(
             [Problem(fname, None, d, "column name appears more than once in the header") for d in dups]
         )
-    try:
-        df = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            encoding="utf-8-sig",
-            skipinitialspace=True,
-        )
-    except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        row = int(m.group(1)) - 1 if m else None
+    problems: list[Problem] = []
+    width = len(header)
+    for i, cells in enumerate(records):
+        if len(cells) != width:
+            problems.append(
+                Problem(
+                    fname,
+                    i + 1,
+                    None,
+                    f"malformed row: {len(cells)} fields, the header has {width} (an unquoted comma, or a missing field?)",
+                )
+            )
+            records[i] = (cells + [""] * width)[:width]
+    df = pd.DataFrame(
+        [[c or None for c in cells] for cells in records], columns=header, index=pd.RangeIndex(len(records)), dtype="str"
+    )
+    warnings = [f"{n_blank} empty row{'s' if n_blank > 1 else ''} skipped"] if n_blank else []
+    unnamed = [i for i, n in enumerate(header) if not n]
+    with_values = [i for i in unnamed if df.iloc[:, i].notna().any()]
+    if with_values:
         raise InputError(
-            Problem(fname, row, None, f"malformed CSV: {exc}".splitlines()[0])
-        ) from exc
-    df.columns = names
-    for col in df.columns:
-        df[col] = df[col].str.strip().replace("", pd.NA)
-    return df
+            [Problem(fname, None, f"#{i + 1}", "column has values but no name in the header") for i in with_values]
+        )
+    if unnamed:
+        # Spreadsheets leave trailing empty columns without a name: drop them.
+        df = df.iloc[:, [i for i, n in enumerate(header) if n]]
+    if not len(df):
+        warnings.append("file has a header but no rows")
+    return df, problems, warnings, starts
 
 
 def _parse_column(
@@ -206,31 +326,42 @@ def _parse_column(
 ) -> tuple[pd.Series, list[Problem]]:
     """Parse one text column to its contract kind; report each value that does not parse."""
     present = raw.notna()
+    problems: list[Problem] = []
     if kind == "date":
-        parsed = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
+        parsed = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce").astype("datetime64[us]")
         what = "a date (YYYY-MM-DD)"
     elif kind == "datetime":
-        parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce")
+        tz = raw.str.contains(_TZ_RE, na=False).astype(bool)
+        for i in raw.index[tz]:
+            problems.append(
+                Problem(fname, int(i) + 1, col, f"{raw[i]!r} has a time-zone offset: give local wall-clock time (YYYY-MM-DDTHH:MM)")
+            )
+        present &= ~tz
+        parsed = pd.to_datetime(raw.where(~tz), format="ISO8601", errors="coerce").astype("datetime64[us]")
         what = "a datetime (YYYY-MM-DDTHH:MM)"
     elif kind in ("float", "int"):
         parsed = pd.to_numeric(raw, errors="coerce").astype("float64")
+        parsed = parsed.where(np.isfinite(parsed))
         what = "a number"
+        if kind == "int":
+            frac = parsed.notna() & (parsed != parsed.round())
+            problems += [Problem(fname, int(i) + 1, col, f"{raw[i]!r} is not a whole number") for i in raw.index[frac]]
+            present &= ~frac
+            parsed = parsed.where(~frac)
     elif kind == "time":
-        ok = raw.fillna("").str.match(_TIME_RE)
+        ok = raw.fillna("").str.match(_TIME_RE).astype(bool)
         parsed = raw.where(ok)
-        parsed = parsed.map(lambda t: f"{int(t.split(':')[0]):02d}:{t.split(':')[1]}", na_action="ignore")
-        what = "a time of day (HH:MM)"
+        parsed = parsed.map(lambda t: f"{int(t.split(':')[0]):02d}:{t.split(':')[1]}", na_action="ignore").astype("str")
+        what = "a time of day (HH:MM, 00:00 to 23:59)"
     elif kind == "list":
         parsed = raw.fillna("").map(
             lambda v: ";".join(sorted({p.strip().lower() for p in v.split(";") if p.strip()}))
-        )
+        ).astype("str")
         return parsed, []
     else:
         return raw, []
     bad = present & parsed.isna()
-    problems = [
-        Problem(fname, int(i) + 1, col, f"{raw[i]!r} is not {what}") for i in raw.index[bad]
-    ]
+    problems += [Problem(fname, int(i) + 1, col, f"{raw[i]!r} is not {what}") for i in raw.index[bad]]
     return parsed, problems
 
 
@@ -246,60 +377,66 @@ def _parse_frame(
     return out, problems
 
 
+# Row rules spanning several columns: check name -> (column to blame, plain message).
+_CHECK_TEXT: dict[str, tuple[str, str]] = {
+    "completed_has_wheels_in": ("wheels_in", "a completed case needs wheels_in (its room entry time)"),
+    "completed_has_wheels_out": ("wheels_out", "a completed case needs wheels_out (its room exit time)"),
+    "wheels_order": ("wheels_out", "wheels_out is not after wheels_in"),
+    "duration_range": (
+        "wheels_out",
+        f"room time (wheels_out - wheels_in) is longer than {C.MAX_DURATION_MINUTES:.0f} minutes "
+        f"or shorter than {C.MIN_DURATION_MINUTES:.0f}",
+    ),
+    "procedure_start_within_wheels": ("procedure_start", "procedure_start falls outside wheels_in..wheels_out"),
+    "procedure_end_within_wheels": ("procedure_end", "procedure_end falls outside wheels_in..wheels_out"),
+    "open_before_close": ("close_time", "close_time is not after open_time"),
+    "block_start_before_end": ("end_time", "end_time is not after start_time"),
+}
+
+
 def _schema_problems(schema: pa.DataFrameSchema, df: pd.DataFrame, fname: str) -> list[Problem]:
-    """Run a pandera schema lazily and turn its failure cases into row problems."""
+    """Run a pandera schema lazily and turn its failure cases into row problems.
+
+    Column checks carry their message as pandera ``error`` text ("is not a known status ...");
+    the message is the failing value followed by that text.
+    """
     try:
         schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        fc = exc.failure_cases
         problems: list[Problem] = []
-        seen: set[tuple[Any, str]] = set()
-        for rec in fc.itertuples(index=False):
+        seen: set[tuple[Any, ...]] = set()
+        firsts: dict[str, dict[Any, int]] = {}
+        for rec in exc.failure_cases.itertuples(index=False):
             check = str(rec.check)
             col = rec.column if isinstance(rec.column, str) else None
             idx = rec.index
             row = int(idx) + 1 if idx is not None and not pd.isna(idx) else None
             meta = _CHECK_TEXT.get(check)
             if meta is not None:
-                col = meta[0]
-            key = (row, check if meta is not None else f"{check}:{col}")
+                col, text = meta
+            elif check == "not_nullable":
+                text = "required value is missing"
+            elif check == "field_uniqueness":
+                if col not in firsts:
+                    s = df[col]
+                    kept = s[~s.duplicated()].dropna()
+                    firsts[col] = dict(zip(kept.values, kept.index))
+                first = firsts[col].get(rec.failure_case)
+                text = f"duplicate {col} {_show(rec.failure_case)}" + (
+                    f": already in row {int(first) + 1} (that row is kept)" if first is not None else ""
+                )
+            elif check.startswith(("column_in_dataframe", "dtype", "coerce")):
+                text = f"{check}"
+            else:
+                text = f"{_show(rec.failure_case)} {check}"
+            # A row rule is reported once per row, not once per column it reads.
+            key = (row, col, text if row is None else check)
             if key in seen:
                 continue
             seen.add(key)
-            if meta is not None:
-                text = meta[1]
-            elif check == "field_uniqueness":
-                text = f"duplicate value {rec.failure_case!r}: {col} must be unique"
-            elif check == "not_nullable":
-                text = "required value is missing"
-            elif check.startswith("in_range") or check.startswith("greater") or check.startswith("less"):
-                text = f"value {rec.failure_case!r} is out of range ({check})"
-            elif check.startswith("isin"):
-                text = f"unknown value {rec.failure_case!r}; allowed: {check[5:-1]}"
-            else:
-                text = f"{rec.failure_case!r} fails {check}"
             problems.append(Problem(fname, row, col, text))
         return problems
     return []
-
-
-# Row rules spanning several columns: check name -> (column to blame, plain message).
-_CHECK_TEXT: dict[str, tuple[str, str]] = {
-    "completed_has_wheels": ("wheels_in", "a completed case needs wheels_in and wheels_out"),
-    "wheels_order": ("wheels_out", "wheels_out is not after wheels_in"),
-    "duration_range": (
-        "wheels_out",
-        f"room time (wheels_out - wheels_in) is outside {C.MIN_DURATION_MINUTES:.0f}.."
-        f"{C.MAX_DURATION_MINUTES:.0f} minutes",
-    ),
-    "procedure_within_wheels": (
-        "procedure_start",
-        "procedure_start/procedure_end fall outside wheels_in..wheels_out",
-    ),
-    "open_before_close": ("close_time", "close_time is not after open_time"),
-    "block_start_before_end": ("end_time", "end_time is not after start_time"),
-    "teams_nonnegative": ("anesthesia_teams", "staffing counts must be whole numbers >= 0"),
-}
 
 
 def _minutes(t: pd.Series) -> pd.Series:
@@ -307,74 +444,95 @@ def _minutes(t: pd.Series) -> pd.Series:
 
 
 def _cases_schema() -> pa.DataFrameSchema:
-    def completed_has_wheels(d: pd.DataFrame) -> pd.Series:
-        done = d["status"] == "completed"
-        return ~done | (d["wheels_in"].notna() & d["wheels_out"].notna())
+    def completed_has(col: str):
+        def check(d: pd.DataFrame) -> pd.Series:
+            return ~(d["status"] == "completed").fillna(False) | d[col].notna()
+
+        return check
+
+    def wheels_ok(d: pd.DataFrame) -> pd.Series:
+        return d["wheels_in"].notna() & d["wheels_out"].notna() & (d["wheels_out"] > d["wheels_in"])
 
     def wheels_order(d: pd.DataFrame) -> pd.Series:
         both = d["wheels_in"].notna() & d["wheels_out"].notna()
         return ~both | (d["wheels_out"] > d["wheels_in"])
 
     def duration_range(d: pd.DataFrame) -> pd.Series:
-        both = d["wheels_in"].notna() & d["wheels_out"].notna() & (d["wheels_out"] > d["wheels_in"])
         minutes = (d["wheels_out"] - d["wheels_in"]).dt.total_seconds() / 60
-        ok = minutes.between(C.MIN_DURATION_MINUTES, C.MAX_DURATION_MINUTES)
-        return ~both | ok
+        return ~wheels_ok(d) | minutes.between(C.MIN_DURATION_MINUTES, C.MAX_DURATION_MINUTES)
 
-    def procedure_within_wheels(d: pd.DataFrame) -> pd.Series:
-        ok = pd.Series(True, index=d.index)
-        for col in ("procedure_start", "procedure_end"):
-            if col in d.columns:
-                v = d[col]
-                test = v.notna() & d["wheels_in"].notna() & d["wheels_out"].notna()
-                ok &= ~test | ((v >= d["wheels_in"]) & (v <= d["wheels_out"]))
-        return ok
+    def within_wheels(col: str):
+        def check(d: pd.DataFrame) -> pd.Series:
+            v = d[col]
+            test = v.notna() & wheels_ok(d)
+            return ~test | ((v >= d["wheels_in"]) & (v <= d["wheels_out"]))
+
+        return check
 
     num = {"nullable": True, "required": False}
     return pa.DataFrameSchema(
         {
-            "case_id": pa.Column(str, unique=True, nullable=False),
+            "case_id": pa.Column(str, unique=True, report_duplicates="exclude_first", nullable=False),
             "surgery_date": pa.Column("datetime64[us]", nullable=False, coerce=True),
-            "status": pa.Column(str, pa.Check.isin(list(C.CASE_STATUSES)), nullable=False),
+            "status": pa.Column(
+                str,
+                pa.Check.isin(list(C.CASE_STATUSES), error=f"is not a known status (allowed: {', '.join(C.CASE_STATUSES)})"),
+                nullable=False,
+            ),
             "service_line": pa.Column(str, nullable=False),
             "procedure_code": pa.Column(str, nullable=False),
             "surgeon_id": pa.Column(str, nullable=False),
-            "booked_minutes": pa.Column(float, pa.Check.in_range(1, 1440), **num),
-            "urgency": pa.Column(str, pa.Check.isin(list(C.URGENCIES)), **num),
-            "patient_age": pa.Column(float, pa.Check.in_range(0, 120), **num),
-            "asa_class": pa.Column(float, pa.Check.isin([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), **num),
-            "bmi": pa.Column(float, pa.Check.in_range(8, 120), **num),
+            "booked_minutes": pa.Column(
+                float, pa.Check.in_range(1, 1440, error="is out of range: booked_minutes must be within 1..1440 minutes"), **num
+            ),
+            "urgency": pa.Column(
+                str, pa.Check.isin(list(C.URGENCIES), error=f"is not a known urgency (allowed: {', '.join(C.URGENCIES)})"), **num
+            ),
+            "patient_age": pa.Column(
+                float, pa.Check.in_range(0, 120, error="is out of range: patient_age must be within 0..120 years"), **num
+            ),
+            "asa_class": pa.Column(
+                float, pa.Check.isin([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], error="is not a known ASA class (allowed: 1 to 6)"), **num
+            ),
+            "bmi": pa.Column(float, pa.Check.in_range(8, 120, error="is out of range: bmi must be within 8..120"), **num),
         },
         checks=[
-            pa.Check(completed_has_wheels, name="completed_has_wheels"),
+            pa.Check(completed_has("wheels_in"), name="completed_has_wheels_in"),
+            pa.Check(completed_has("wheels_out"), name="completed_has_wheels_out"),
             pa.Check(wheels_order, name="wheels_order"),
             pa.Check(duration_range, name="duration_range"),
-            pa.Check(procedure_within_wheels, name="procedure_within_wheels"),
+            pa.Check(within_wheels("procedure_start"), name="procedure_start_within_wheels"),
+            pa.Check(within_wheels("procedure_end"), name="procedure_end_within_wheels"),
         ],
     )
+
+
+def _time_order(start: str, end: str):
+    """A row rule: ``end`` after ``start`` where both are given (missing ones are reported apart)."""
+
+    def check(d: pd.DataFrame) -> pd.Series:
+        s, e = _minutes(d[start]), _minutes(d[end])
+        return s.isna() | e.isna() | (e > s)
+
+    return check
 
 
 def _rooms_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
-            "room_id": pa.Column(str, unique=True, nullable=False),
+            "room_id": pa.Column(str, unique=True, report_duplicates="exclude_first", nullable=False),
             "site": pa.Column(str, nullable=False),
             "open_time": pa.Column(str, nullable=False),
             "close_time": pa.Column(str, nullable=False),
         },
-        checks=[
-            pa.Check(
-                lambda d: _minutes(d["close_time"]) > _minutes(d["open_time"]),
-                name="open_before_close",
-            )
-        ],
+        checks=[pa.Check(_time_order("open_time", "close_time"), name="open_before_close")],
     )
 
 
 def _surgeons_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
-            "surgeon_id": pa.Column(str, unique=True, nullable=False),
+            "surgeon_id": pa.Column(str, unique=True, report_duplicates="exclude_first", nullable=False),
             "service_line": pa.Column(str, nullable=False),
         }
     )
@@ -389,31 +547,22 @@ def _blocks_schema() -> pa.DataFrameSchema:
             "start_time": pa.Column(str, nullable=False),
             "end_time": pa.Column(str, nullable=False),
         },
-        checks=[
-            pa.Check(
-                lambda d: _minutes(d["end_time"]) > _minutes(d["start_time"]),
-                name="block_start_before_end",
-            )
-        ],
+        checks=[pa.Check(_time_order("start_time", "end_time"), name="block_start_before_end")],
     )
 
 
 def _staffing_schema() -> pa.DataFrameSchema:
-    def whole_nonneg(d: pd.DataFrame) -> pd.Series:
-        ok = pd.Series(True, index=d.index)
-        for col in ("staffed_rooms", "anesthesia_teams", "pacu_beds"):
-            ok &= (d[col] >= 0) & (d[col] == d[col].round())
-        return ok
+    def count() -> pa.Column:
+        # Whole numbers are enforced when parsing (kind "int"); here only the sign.
+        return pa.Column(float, pa.Check.ge(0, error="is negative: staffing counts must be whole numbers >= 0"), nullable=False)
 
-    cnt = {"nullable": False}
     return pa.DataFrameSchema(
         {
-            "date": pa.Column("datetime64[us]", unique=True, coerce=True, **cnt),
-            "staffed_rooms": pa.Column(float, **cnt),
-            "anesthesia_teams": pa.Column(float, **cnt),
-            "pacu_beds": pa.Column(float, **cnt),
-        },
-        checks=[pa.Check(whole_nonneg, name="teams_nonnegative")],
+            "date": pa.Column("datetime64[us]", unique=True, report_duplicates="exclude_first", coerce=True, nullable=False),
+            "staffed_rooms": count(),
+            "anesthesia_teams": count(),
+            "pacu_beds": count(),
+        }
     )
 
 
@@ -461,43 +610,79 @@ def _normalise_cases(df: pd.DataFrame, report: FileReport) -> pd.DataFrame:
     return df
 
 
+def _missing_column(fname: str, col: str, columns: pd.Index, why: str = "") -> Problem:
+    text = "required column is missing" + why
+    near = [c for c in columns if c.lower().replace(" ", "_") == col]
+    if near:
+        text += f" (found {near[0]!r}: column names are case-sensitive)"
+    return Problem(fname, None, col, text)
+
+
 def _validate_file(
-    fname: str,
+    contract_file: str,
     df_text: pd.DataFrame,
     report: FileReport,
+    fname: str | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    """Parse and check one file; returns the typed frame and row problems."""
-    kinds, required, _ = C.FILES[fname]
-    missing = [c for c in required if c not in df_text.columns and not (fname == "cases.csv" and c == "surgeon_id")]
+    """Parse and check one file against ``contract_file``'s rules; returns the typed frame and
+    row problems. Problems name ``fname`` (default: the contract file name)."""
+    fname = fname or contract_file
+    kinds, required, _ = C.FILES[contract_file]
+    is_cases = contract_file == "cases.csv"
+    missing = [
+        _missing_column(fname, c, df_text.columns)
+        for c in required
+        if c not in df_text.columns and not (is_cases and c == "surgeon_id")
+    ]
+    if is_cases and "status" in df_text.columns and df_text["status"].str.lower().eq("completed").any():
+        missing += [
+            _missing_column(fname, c, df_text.columns, ": completed cases need wheels_in and wheels_out")
+            for c in ("wheels_in", "wheels_out")
+            if c not in df_text.columns
+        ]
     if missing:
-        raise InputError(
-            [Problem(fname, None, c, "required column is missing") for c in missing]
-        )
+        raise InputError(missing)
+    absent = [c for c in kinds if c not in df_text.columns and c not in required]
+    if absent:
+        report.warnings.append("optional columns not given: " + ", ".join(absent))
     df, problems = _parse_frame(df_text, kinds, fname)
-    if fname == "cases.csv":
+    if is_cases:
         df = _normalise_cases(df, report)
-    # Add absent optional columns so later code can rely on them.
+    # Absent optional columns are added so later code can rely on them.
     for col, kind in kinds.items():
         if col not in df.columns:
-            df[col] = _empty_frame({col: kind})[col].reindex(df.index)
-            if kind == "list":
-                df[col] = ""
-    problems += _schema_problems(_SCHEMAS[fname](), df, fname)
+            df[col] = "" if kind == "list" else _empty_frame({col: kind})[col].reindex(df.index)
+    extras = [c for c in df.columns if c not in kinds]
+    df = df[[*kinds, *extras]]
+    problems += _schema_problems(_SCHEMAS[contract_file](), df, fname)
     return df, problems
 
 
-def _read_settings(folder: Path) -> dict[str, Any]:
+def _load_file(
+    path: Path, contract_file: str, rep: FileReport, fname: str | None = None
+) -> tuple[pd.DataFrame, list[Problem], list[int]]:
+    """Read and check one file: (typed frame, row problems, start line of each row)."""
+    fname = fname or contract_file
+    text, problems, warnings, starts = _read_text_csv(path, fname)
+    rep.n_rows = len(text)
+    rep.warnings += warnings
+    df, more = _validate_file(contract_file, text, rep, fname)
+    return df, problems + more, starts
+
+
+def _read_settings(folder: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """settings.toml -> (settings, problems). Problems name the setting as the column."""
     path = folder / C.SETTINGS_FILE
     fname = C.SETTINGS_FILE
     if not path.exists():
-        raise InputError("required file is missing", file=fname)
+        return {}, [Problem(fname, None, None, "required file is missing")]
     try:
         settings = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise InputError(
-            Problem(fname, int(m.group(1)) - 1 if m else None, None, f"not valid TOML: {exc}")
-        ) from exc
+    except UnicodeDecodeError as exc:
+        return {}, [Problem(fname, None, None, _bad_byte(path.read_bytes(), exc)[1])]
+    except tomllib.TOMLDecodeError as exc:
+        # TOML has lines, not rows: the line is in tomllib's message ("at line 6, column 5").
+        return {}, [Problem(fname, None, None, f"not valid TOML: {exc}")]
     problems = [Problem(fname, None, k, "required setting is missing") for k in C.SETTINGS_REQUIRED if k not in settings]
     for key, lo, hi in (("turnover_minutes", 0, 240), ("pacu_minutes", 0, 1440)):
         v = settings.get(key)
@@ -507,16 +692,17 @@ def _read_settings(folder: Path) -> dict[str, Any]:
         m = _PRIME_RE.match(str(settings["prime_time"]))
         if not m or (int(m.group(1)) * 60 + int(m.group(2))) >= (int(m.group(3)) * 60 + int(m.group(4))):
             problems.append(
-                Problem(fname, None, "prime_time", f"{settings['prime_time']!r} must look like \"07:30-15:30\" with start before end")
+                Problem(fname, None, "prime_time", f"{settings['prime_time']!r} must look like \"07:30-15:30\" (HH:MM-HH:MM, start before end)")
             )
     if "as_of" in settings:
         try:
             pd.Timestamp(str(settings["as_of"]))
         except ValueError:
-            problems.append(Problem(fname, None, "as_of", f"{settings['as_of']!r} is not a date"))
-    if problems:
-        raise InputError(problems)
-    return settings
+            problems.append(Problem(fname, None, "as_of", f"{settings['as_of']!r} is not a date (YYYY-MM-DD)"))
+    sl = settings.get("service_lines")
+    if sl is not None and (not isinstance(sl, list) or not all(isinstance(s, str) for s in sl)):
+        problems.append(Problem(fname, None, "service_lines", f"{sl!r} must be a list of names, e.g. [\"Orthopedics\", \"Urology\"]"))
+    return settings, problems
 
 
 def _reference_problems(
@@ -524,93 +710,133 @@ def _reference_problems(
 ) -> dict[str, list[Problem]]:
     """References between files: rooms, surgeons and service lines must be known."""
     out: dict[str, list[Problem]] = {name: [] for name in frames}
+    if not {"cases.csv", "rooms.csv", "surgeons.csv"} <= frames.keys():
+        return out  # a file that cannot be read is reported as such; references wait for it
     rooms = set(frames["rooms.csv"]["room_id"].dropna())
     surgeons = frames["surgeons.csv"]
     known_surgeons = set(surgeons["surgeon_id"].dropna()) | {"unknown"}
-    service_lines = set(surgeons["service_line"].dropna()) | set(settings.get("service_lines", []))
-    cases = frames["cases.csv"]
+    extra_lines = settings.get("service_lines") if isinstance(settings.get("service_lines"), list) else []
+    service_lines = set(surgeons["service_line"].dropna()) | set(extra_lines)
 
-    def rows_not_in(df: pd.DataFrame, col: str, known: set[str]) -> pd.Index:
+    def check(fname: str, col: str, known: set[str], text: str) -> None:
+        df = frames[fname]
         v = df[col]
-        return df.index[v.notna() & ~v.isin(list(known))]
+        for i in df.index[v.notna() & ~v.isin(list(known))]:
+            out[fname].append(Problem(fname, int(i) + 1, col, text.format(v=df.at[i, col])))
 
-    for i in rows_not_in(cases, "room_id", rooms):
-        out["cases.csv"].append(Problem("cases.csv", int(i) + 1, "room_id", f"room {cases.at[i, 'room_id']!r} is not in rooms.csv"))
-    for i in rows_not_in(cases, "surgeon_id", known_surgeons):
-        out["cases.csv"].append(Problem("cases.csv", int(i) + 1, "surgeon_id", f"surgeon {cases.at[i, 'surgeon_id']!r} is not in surgeons.csv"))
-    for i in rows_not_in(cases, "service_line", service_lines):
-        out["cases.csv"].append(
-            Problem("cases.csv", int(i) + 1, "service_line", f"unknown service line {cases.at[i, 'service_line']!r} (not in surgeons.csv or settings.service_lines)")
-        )
-    blocks = frames.get("blocks.csv")
-    if blocks is not None and len(blocks):
-        for i in rows_not_in(blocks, "room_id", rooms):
-            out["blocks.csv"].append(Problem("blocks.csv", int(i) + 1, "room_id", f"room {blocks.at[i, 'room_id']!r} is not in rooms.csv"))
-        for i in rows_not_in(blocks, "service_line", service_lines):
-            out["blocks.csv"].append(Problem("blocks.csv", int(i) + 1, "service_line", f"unknown service line {blocks.at[i, 'service_line']!r}"))
-        for i in rows_not_in(blocks, "surgeon_id", known_surgeons):
-            out["blocks.csv"].append(Problem("blocks.csv", int(i) + 1, "surgeon_id", f"surgeon {blocks.at[i, 'surgeon_id']!r} is not in surgeons.csv"))
-        out["blocks.csv"] += _block_overlaps(blocks)
+    sl_text = "unknown service line {v!r}: not a service line of surgeons.csv (nor of settings.service_lines)"
+    check("cases.csv", "room_id", rooms, "room {v!r} is not in rooms.csv")
+    check("cases.csv", "surgeon_id", known_surgeons, "surgeon {v!r} is not in surgeons.csv")
+    check("cases.csv", "service_line", service_lines, sl_text)
+    if "blocks.csv" in frames and len(frames["blocks.csv"]):
+        check("blocks.csv", "room_id", rooms, "room {v!r} is not in rooms.csv")
+        check("blocks.csv", "service_line", service_lines, sl_text)
+        check("blocks.csv", "surgeon_id", known_surgeons, "surgeon {v!r} is not in surgeons.csv")
+        out["blocks.csv"] += _block_overlaps(frames["blocks.csv"])
     return out
 
 
 def _block_overlaps(blocks: pd.DataFrame) -> list[Problem]:
+    """Blocks of one room and date must not overlap; each clash names the block it hits."""
     b = blocks.assign(_s=_minutes(blocks["start_time"]), _e=_minutes(blocks["end_time"]))
-    b = b.sort_values(["room_id", "date", "_s"])
-    prev_end = b.groupby(["room_id", "date"])["_e"].shift()
-    clash = b.index[(b["_s"] < prev_end).fillna(False)]
-    return [
-        Problem("blocks.csv", int(i) + 1, "start_time", f"block overlaps an earlier block in room {blocks.at[i, 'room_id']} on the same date")
-        for i in clash
-    ]
+    b = b.dropna(subset=["room_id", "date", "_s", "_e"]).sort_values(["room_id", "date", "_s"], kind="stable")
+    problems = []
+    for _, g in b.groupby(["room_id", "date"], sort=False):
+        end, owner = -1.0, None
+        for i, s, e in zip(g.index, g["_s"], g["_e"]):
+            if owner is not None and s < end:
+                problems.append(
+                    Problem(
+                        "blocks.csv",
+                        int(i) + 1,
+                        "start_time",
+                        f"block {blocks.at[i, 'start_time']}-{blocks.at[i, 'end_time']} overlaps the block in row "
+                        f"{int(owner) + 1} ({blocks.at[owner, 'start_time']}-{blocks.at[owner, 'end_time']}) "
+                        f"in room {blocks.at[i, 'room_id']} on {blocks.at[i, 'date']:%Y-%m-%d}",
+                    )
+                )
+            if e > end:
+                end, owner = e, i
+    return sorted(problems, key=lambda p: p.row or 0)
+
+
+def _dedupe(problems: list[Problem], starts: list[int] | None = None) -> list[Problem]:
+    """One problem per row and column (the first found: a value that does not parse is not
+    reported again as missing); file-level problems once each. Sorted by row, stable.
+
+    Where blank rows or multi-line cells put a row on another line than ``row + 1``, the
+    problem says which line.
+    """
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for p in problems:
+        key = (p.row, p.column) if p.row is not None else (None, p.column, p.problem)
+        if key in seen:
+            continue
+        seen.add(key)
+        if starts and p.row is not None and 0 < p.row <= len(starts) and starts[p.row - 1] != p.row + 1:
+            p = replace(p, problem=f"{p.problem} [row {p.row} is on line {starts[p.row - 1]} of the file]")
+        out.append(p)
+    return sorted(out, key=lambda p: -1 if p.row is None else p.row)
 
 
 def _quarantine(
-    fname: str,
+    contract_file: str,
     df: pd.DataFrame,
     problems: list[Problem],
     report: FileReport,
     params: ValidationParams,
+    fname: str | None = None,
+    starts: list[int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Set aside rows with problems; reject the file when too many rows are bad."""
-    report.problems += problems
+    """Set aside rows with problems; reject the file when too many rows are bad.
+
+    ``df`` is indexed by row - 1. Only cases.csv is ever partially used.
+    """
+    fname = fname or contract_file
+    problems = _dedupe(problems, starts)
     rows = sorted({p.row for p in problems if p.row is not None})
-    file_level = [p for p in problems if p.row is None]
-    if file_level:
+    header: list[Problem] = []
+    if any(p.row is None for p in problems):
         report.rejected = True
-    idx = [r - 1 for r in rows]
-    if fname != "cases.csv" and idx:
+    n = len(df)
+    share = len(rows) / max(n, 1)
+    if rows and contract_file != "cases.csv":
         report.rejected = True
-    share = len(idx) / max(len(df), 1)
-    if idx and share > params.max_quarantine_share:
+        header.append(
+            Problem(fname, None, None, f"{len(rows)} of {n} rows have problems: any bad row rejects {fname} (it is never partially used)")
+        )
+    elif rows and share > params.max_quarantine_share:
         report.rejected = True
-        report.problems.insert(
-            0,
+        by_col = Counter(p.column for p in {(p.row, p.column): p for p in problems if p.row is not None}.values())
+        common = ", ".join(f"'{c}' {k}" for c, k in by_col.most_common(3) if c is not None)
+        header.append(
             Problem(
                 fname,
                 None,
                 None,
-                f"{len(idx)} of {len(df)} rows ({share:.1%}) have problems, more than the allowed "
-                f"{params.max_quarantine_share:.1%}: the file is rejected",
-            ),
+                f"{len(rows)} of {n} rows ({share:.1%}) have problems, more than the allowed "
+                f"{params.max_quarantine_share:.1%}: the file is rejected"
+                + (f" (rows with problems by column: {common})" if common else ""),
+            )
         )
-    report.n_quarantined = len(idx) if not report.rejected else 0
-    key = "case_id" if "case_id" in df.columns else None
-    qrows = pd.DataFrame(
+    report.problems += header + problems
+    report.n_quarantined = 0 if report.rejected else len(rows)
+    has_id = "case_id" in df.columns
+    qrows = quarantine_frame(
         [
             {
                 "file": fname,
                 "row": p.row,
-                "case_id": df.at[p.row - 1, key] if key and p.row - 1 in df.index else None,
+                "case_id": df.at[p.row - 1, "case_id"] if has_id and p.row - 1 in df.index else None,
                 "column": p.column,
                 "reason": p.problem,
             }
             for p in problems
             if p.row is not None
-        ],
-        columns=["file", "row", "case_id", "column", "reason"],
+        ]
     )
-    return df.drop(index=idx).reset_index(drop=True), qrows
+    return df.drop(index=[r - 1 for r in rows if r - 1 in df.index]).reset_index(drop=True), qrows
 
 
 def load_hospital(folder: str | Path, params: ValidationParams | None = None) -> LoadedHospital:
@@ -623,43 +849,44 @@ def load_hospital(folder: str | Path, params: ValidationParams | None = None) ->
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"hospital folder {str(folder)!r} does not exist", file=str(folder))
-    settings = _read_settings(folder)
     report = QualityReport()
     frames: dict[str, pd.DataFrame] = {}
     row_problems: dict[str, list[Problem]] = {}
-    fatal: list[Problem] = []
+    starts: dict[str, list[int]] = {}
     for fname, (kinds, _req, required) in C.FILES.items():
         path = folder / fname
         rep = report.files.setdefault(fname, FileReport(fname))
         if not path.exists():
             if required:
-                fatal.append(Problem(fname, None, None, "required file is missing"))
+                rep.rejected = True
+                rep.problems.append(Problem(fname, None, None, "required file is missing"))
             else:
                 rep.warnings.append("file not given (optional)")
                 frames[fname] = _empty_frame(kinds)
                 row_problems[fname] = []
             continue
         try:
-            text = _read_text_csv(path, fname)
-            rep.n_rows = len(text)
-            frames[fname], row_problems[fname] = _validate_file(fname, text, rep)
+            frames[fname], row_problems[fname], starts[fname] = _load_file(path, fname, rep)
         except InputError as exc:
             rep.rejected = True
             rep.problems += exc.problems
-            fatal += exc.problems
-    if fatal:
-        raise InputError(fatal)
+    # Every file is checked as far as it can be, so one run lists every problem.
+    settings, setting_problems = _read_settings(folder)
     for fname, probs in _reference_problems(frames, settings).items():
         row_problems[fname] += probs
     quarantined = []
-    for fname in C.FILES:
-        frames[fname], q = _quarantine(fname, frames[fname], row_problems[fname], report.files[fname], params)
+    for fname in frames:
+        frames[fname], q = _quarantine(
+            fname, frames[fname], row_problems[fname], report.files[fname], params, starts=starts.get(fname)
+        )
         quarantined.append(q)
-    if report.rejected:
-        raise InputError(report.errors())
-    non_empty = [q for q in quarantined if len(q)]
-    if non_empty:
-        report.quarantine = pd.concat(non_empty, ignore_index=True)
+    # Reference tables first: their problems are often the cause of the cases' problems.
+    order = ["rooms.csv", "surgeons.csv", "blocks.csv", "staffing.csv", "cases.csv"]
+    files = sorted(report.files.values(), key=lambda f: order.index(f.file) if f.file in order else len(order))
+    errors = setting_problems + [p for f in files if f.rejected for p in f.problems]
+    if errors:
+        raise InputError(errors)
+    report.quarantine = pd.concat(quarantined, ignore_index=True) if any(len(q) for q in quarantined) else quarantine_frame()
     if report.n_quarantined:
         log.warning("%s: %d rows quarantined", folder, report.n_quarantined)
     hospital = Hospital(
@@ -684,10 +911,8 @@ def load_cases(path: str | Path, params: ValidationParams | None = None) -> tupl
         raise InputError("file does not exist", file=str(path))
     report = QualityReport()
     rep = report.files.setdefault("cases.csv", FileReport(fname))
-    text = _read_text_csv(path, fname)
-    rep.n_rows = len(text)
-    df, problems = _validate_file("cases.csv", text, rep)
-    df, q = _quarantine("cases.csv", df, problems, rep, params)
+    df, problems, starts = _load_file(path, "cases.csv", rep, fname)
+    df, q = _quarantine("cases.csv", df, problems, rep, params, fname, starts)
     if rep.rejected:
         raise InputError(rep.problems)
     report.quarantine = q

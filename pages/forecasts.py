@@ -1,0 +1,115 @@
+"""Forecasts page: accuracy against baselines, calibration, errors by service line, drift, per-case reasons."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from engine.errors import InputError
+from engine.forecast.drift import DriftParams
+from engine.forecast.evaluate import calibration_points
+
+st.title("Forecasts")
+
+current = state.current_hospital()
+if current is None:
+    st.info("No hospital loaded: choose or import one on the Data page.")
+    st.stop()
+hid, loaded = current
+mv = state.current_model(hid)
+
+with st.expander("Model registry and retraining", expanded=mv is None):
+    if mv is None:
+        st.warning("No forecasting model is registered for this hospital yet. Train one (about a minute on two years of history).")
+    else:
+        m = mv.meta
+        st.markdown(
+            f"Current model **{mv.version}**: trained on {m['train_from']} .. {m['train_until']} "
+            f"(calibration from {m['calibration_from']}), data hash `{m['data_hash']}`, fit in {m['fit_seconds']} s, "
+            f"trained at {m['trained_at']}."
+        )
+        st.dataframe(state.registry().versions(hid), hide_index=True, width="stretch")
+    if st.button("Retrain the model now", key="retrain", type="primary" if mv is None else "secondary"):
+        bar = st.progress(0.0, text="starting")
+        try:
+            new = state.train_model(hid, loaded, lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
+        except InputError as exc:
+            st.error(f"Training refused: {exc.describe()}")
+        else:
+            st.success(f"Registered {new.version}.")
+            st.rerun()
+
+if mv is None:
+    st.stop()
+
+metrics = mv.meta["metrics"]
+st.caption(
+    f"Backtest: trained before {mv.meta['backtest_test_from']}, scored on {metrics['n_test']} completed cases from then on "
+    f"(the last weeks of history), against the scheduler's booked minutes and the historical surgeon x procedure median."
+)
+
+acc, by_sl, drift_tab, cases_tab = st.tabs(["Accuracy", "By service line", "Drift", "Per case"])
+with acc:
+    c = st.columns(5)
+    c[0].metric("P50 MAE (min)", f"{metrics['mae_p50']:.1f}")
+    if metrics.get("mae_baseline_booked"):
+        c[1].metric("Booked-minutes MAE", f"{metrics['mae_baseline_booked']:.1f}",
+                    delta=f"model is {metrics['mae_p50'] / metrics['mae_baseline_booked']:.2f}x", delta_color="off")
+    if metrics.get("mae_baseline_history"):
+        c[2].metric("History-median MAE", f"{metrics['mae_baseline_history']:.1f}",
+                    delta=f"model is {metrics['mae_p50'] / metrics['mae_baseline_history']:.2f}x", delta_color="off")
+    c[3].metric("P80 coverage", f"{metrics['coverage_p80']:.1%}", delta=f"{metrics['coverage_p80'] - 0.8:+.1%} vs 80%", delta_color="off")
+    c[4].metric("P95 coverage", f"{metrics['coverage_p95']:.1%}", delta=f"{metrics['coverage_p95'] - 0.95:+.1%} vs 95%", delta_color="off")
+    if metrics.get("cancel_auc") is not None:
+        st.markdown(
+            f"**Cancellation model**: AUC {metrics['cancel_auc']:.3f}; Brier score {metrics['cancel_brier']:.4f} "
+            f"against {metrics['cancel_brier_base_rate']:.4f} for always predicting the base rate "
+            f"({metrics['cancel_rate']:.1%} of elective cases cancelled in the test window)."
+        )
+    scored = mv.artefact("backtest.parquet")
+    st.subheader("Calibration")
+    st.plotly_chart(charts.calibration(calibration_points(scored, by="novelty")), width="stretch", key="calibration_chart")
+    st.caption("Each point: the share of test cases whose actual room time was at or below the stated quantile. "
+               "On the dashed line, a P80 is exceeded by exactly 20% of cases. Groups: familiar surgeon x procedure pairs and unfamiliar ones.")
+with by_sl:
+    table = mv.artefact("by_service_line.csv")
+    st.plotly_chart(charts.error_by_group(table, "service_line"), width="stretch", key="error_by_sl")
+    st.plotly_chart(charts.under_prediction(table, "service_line"), width="stretch", key="under_by_sl")
+    st.dataframe(table.round(3), hide_index=True, width="stretch")
+with drift_tab:
+    drift = mv.artefact("drift.csv")
+    dp = DriftParams()
+    state_ = mv.meta.get("drift_state", "n/a")
+    text = {"ok": st.success, "warn": st.warning, "stop": st.error}.get(state_, st.info)
+    text(f"Drift state: **{state_.upper()}**. PSI of key features and of the residuals, the training window's calibration "
+         f"weeks against the last {dp.recent_days} days. Below {dp.warn_psi} is stable, from {dp.stop_psi} a major shift.")
+    if len(drift):
+        st.plotly_chart(charts.psi_bars(drift, dp.warn_psi, dp.stop_psi), width="stretch", key="psi_chart")
+        st.dataframe(drift.round(3), hide_index=True, width="stretch")
+with cases_tab:
+    fc = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
+    if not len(fc):
+        st.info("No booked cases to forecast.")
+    else:
+        st.markdown(f"{len(fc)} booked cases. Choose one to see its forecast and the reasons behind it.")
+        labels = {r.case_id: f"{r.case_id}: {pd.Timestamp(r.surgery_date):%a %d %b}, {r.procedure_name or r.procedure_code} ({r.surgeon_id})"
+                  for r in fc.itertuples()}
+        cid = st.selectbox("Case", list(labels), format_func=labels.get, key="forecast_case")
+        row = fc[fc["case_id"] == cid].iloc[0]
+        k = st.columns(5)
+        k[0].metric("P50", f"{row['p50']:.0f} min")
+        k[1].metric("P80", f"{row['p80']:.0f} min")
+        k[2].metric("P95", f"{row['p95']:.0f} min")
+        k[3].metric("Booked", "n/a" if pd.isna(row["booked_minutes"]) else f"{row['booked_minutes']:.0f} min")
+        k[4].metric("Cancellation risk", f"{row['cancel_prob']:.0%}")
+        st.markdown("**Top drivers of the P50**")
+        for i in (1, 2, 3):
+            if isinstance(row.get(f"reason_{i}"), str):
+                st.markdown(f"- {row[f'reason_{i}']}")
+        if row.get("fallback_note"):
+            st.warning(row["fallback_note"])
+        st.dataframe(
+            fc[["case_id", "surgery_date", "service_line", "procedure_name", "surgeon_id", "booked_minutes", "p50", "p80",
+                "p95", "cancel_prob", "novelty", "reasons"]].round({"p50": 0, "p80": 0, "p95": 0, "cancel_prob": 2}),
+            hide_index=True, width="stretch",
+        )

@@ -1,0 +1,55 @@
+"""Shared fixtures: the repository root, a mini hospital folder, the test PostgreSQL server."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.minihospital import write_mini_hospital
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+_pg_status: dict[str, str | None] = {}
+
+
+def pg_unavailable_reason() -> str | None:
+    """None when a server answers at the test PostgreSQL address, else why not.
+
+    Only "nobody listens" skips: a server that answers but refuses the login or lacks the
+    database makes the tests fail, so a broken set-up is not mistaken for a missing one.
+    """
+    if "reason" not in _pg_status:
+        import socket
+
+        from sqlalchemy.engine import make_url
+
+        url = make_url(PG_URL)
+        host, port = url.host or "127.0.0.1", url.port or 5432
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+            _pg_status["reason"] = None
+        except OSError as exc:
+            _pg_status["reason"] = f"no PostgreSQL server answers at {host}:{port} ({exc.strerror or exc})"
+    return _pg_status["reason"]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def mini_hospital(tmp_path: Path) -> Path:
+    """A fresh copy of the valid mini hospital folder (tests may damage it)."""
+    return write_mini_hospital(tmp_path / "mini")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test PostgreSQL URL; skips the test when no server answers."""
+    reason = pg_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return PG_URL

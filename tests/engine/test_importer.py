@@ -1,0 +1,691 @@
+"""The importer: foreign export + YAML mapping -> validated contract hospital folder."""
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from engine.errors import InputError
+from engine.hospital import load_hospital
+from engine.importer import (
+    apply_mapping,
+    import_hospital,
+    load_mapping,
+    parse_mapping,
+    read_source,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "samples" / "or_utilization_export.csv"
+MAPPING = ROOT / "data" / "mappings" / "or_utilization_export.yaml"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+if not PYTHON.exists():  # CI may run from another interpreter
+    PYTHON = Path(sys.executable)
+
+# The worked mapping's maps, restated independently to check the import against the source.
+SERVICE = {"ORTHO": "Orthopedics", "GEN SURG": "General Surgery", "UROLOGY": "Urology",
+           "GYN": "Gynecology", "ENT": "Otolaryngology", "VASCULAR": "Vascular Surgery"}
+STATUS = {"completed": "completed", "canceled": "cancelled", "scheduled": "booked"}
+
+
+def _source_rows() -> list[dict[str, str]]:
+    with SAMPLE.open(newline="", encoding="utf-8") as fh:
+        return [{k: v.strip() for k, v in r.items()} for r in csv.DictReader(fh)]
+
+
+def _raw_mapping() -> dict:
+    return yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
+
+
+def _write_mapping(tmp_path: Path, data: dict, name: str = "map.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _parse_clock(date_text: str, time_text: str) -> dt.datetime:
+    day = dt.datetime.strptime(date_text, "%m/%d/%Y")
+    for fmt in ("%H:%M", "%I:%M %p"):
+        try:
+            t = dt.datetime.strptime(time_text, fmt)
+            return day.replace(hour=t.hour, minute=t.minute)
+        except ValueError:
+            continue
+    raise ValueError(time_text)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("imp") / "hospital"
+    result = import_hospital(SAMPLE, MAPPING, out)
+    cases = pd.read_csv(out / "cases.csv", dtype=str, keep_default_na=False)
+    return result, out, cases
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_validates_and_counts_match(imported) -> None:
+    result, out, cases = imported
+    source = _source_rows()
+    assert 150 <= len(source) <= 300
+    assert result.rows_read == len(source) == result.rows_written == len(cases)
+    assert result.rows_quarantined == 0 and result.problems == [] and result.warnings == []
+    assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "rooms.csv", "settings.toml",
+                                                    "surgeons.csv"]
+    loaded = load_hospital(out)
+    assert len(loaded.hospital.cases) == len(source)
+    assert loaded.report.n_quarantined == 0
+    assert loaded.hospital.settings["turnover_minutes"] == 30
+    assert loaded.hospital.settings["prime_time"] == "07:30-15:30"
+    summary = result.summary()
+    assert summary["rows_written"] == len(source) and summary["rows_quarantined"] == 0
+
+
+def test_round_trip_durations_match_source(imported) -> None:
+    _, _, cases = imported
+    by_id = cases.set_index("case_id")
+    checked = 0
+    for row in _source_rows():
+        if not row["Wheels In"]:
+            continue
+        start = _parse_clock(row["Date"], row["Wheels In"])
+        end = _parse_clock(row["Date"], row["Wheels Out"])
+        if end < start:  # the export writes times after midnight on the same date
+            end += dt.timedelta(days=1)
+        got = by_id.loc[row["Encounter ID"]]
+        minutes = (pd.Timestamp(got["wheels_out"]) - pd.Timestamp(got["wheels_in"])).total_seconds() / 60
+        assert minutes == (end - start).total_seconds() / 60, row["Encounter ID"]
+        checked += 1
+    assert checked > 100
+    # The case that runs past midnight: 22:48 -> 00:37 the next day.
+    late = by_id.loc[cases.loc[cases["wheels_in"] == "2027-01-07T22:48", "case_id"].item()]
+    assert late["wheels_out"] == "2027-01-08T00:37"
+    assert late["procedure_end"] == "2027-01-08T00:21"
+    assert late["procedure_start"] == "2027-01-07T23:10"
+    assert late["urgency"] == "emergent"
+
+
+def test_round_trip_maps_services_statuses_and_fields(imported) -> None:
+    _, _, cases = imported
+    by_id = cases.set_index("case_id")
+    for row in _source_rows():
+        got = by_id.loc[row["Encounter ID"]]
+        assert got["service_line"] == SERVICE[row["Service"].upper()]
+        assert got["status"] == STATUS[row["Case Status"].lower()]
+        assert got["surgery_date"] == dt.datetime.strptime(row["Date"], "%m/%d/%Y").strftime("%Y-%m-%d")
+        assert got["surgeon_id"] == row["Surgeon"].rsplit("(", 1)[1].rstrip(")")
+        assert got["room_id"] == row["OR Suite"]
+        assert got["procedure_code"] == row["CPT Code"]
+        assert float(got["booked_minutes"]) == float(row["Booked Time (min)"])
+        assert got["site"] == "Main"
+        expected_urgency = {"": "elective", "N": "elective", "Y": "urgent", "Emergent": "emergent"}
+        assert got["urgency"] == expected_urgency[row["Add On"]]
+        asa = row["ASA"].rstrip("E")
+        assert got["asa_class"] == (f"{float(asa)}" if asa else "")
+        assert got["cancellation_reason"] == row["Cancel Reason"]
+    assert "Anesthesiologist" not in cases.columns and "anesthesiologist" not in cases.columns
+    assert {"surgeon_name", "patient_class", "asa_emergency"} <= set(cases.columns)
+    assert set(cases["status"]) == {"completed", "cancelled", "booked"}
+    booked = cases[cases["status"] == "booked"]
+    assert (booked["wheels_in"] == "").all() and (booked["scheduled_start"] != "").all()
+    # Blank optional fields stay blank, not "nan".
+    assert "nan" not in set(cases["anesthesia_type"]) and (cases["anesthesia_type"] == "").any()
+
+
+def test_round_trip_derives_rooms_and_surgeons(imported) -> None:
+    _, out, cases = imported
+    rooms = pd.read_csv(out / "rooms.csv", dtype=str).set_index("room_id")
+    assert set(rooms.index) == set(cases["room_id"])
+    assert rooms.loc["OR 01", "capabilities"] == "general;robot"
+    assert rooms.loc["OR 04", "capabilities"] == "general"
+    assert rooms.loc["HYBRID 1", "capabilities"] == "general;fluoro;hybrid"
+    assert rooms.loc["HYBRID 1", "close_time"] == "19:00"
+    assert rooms.loc["OR 04", "open_time"] == "07:30" and rooms.loc["OR 04", "site"] == "Main"
+    surgeons = pd.read_csv(out / "surgeons.csv", dtype=str).set_index("surgeon_id")
+    assert set(surgeons.index) == set(cases["surgeon_id"])
+    assert surgeons.loc["10234", "service_line"] == "Orthopedics"
+
+
+# --------------------------------------------------------------------------- other formats
+
+
+def _typed_source() -> pd.DataFrame:
+    """The sample as a typed table: real dates, times and numbers, as Excel/Parquet hold them."""
+    df = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    df = df.apply(lambda s: s.str.strip())
+    typed = df.astype(object)
+    typed["Encounter ID"] = df["Encounter ID"].astype(int)
+    typed["Booked Time (min)"] = df["Booked Time (min)"].astype(int)
+    typed["Date"] = [dt.datetime.strptime(v, "%m/%d/%Y") for v in df["Date"]]
+    for col in ("OR Schedule", "Wheels In", "Start Time", "End Time", "Wheels Out"):
+        typed[col] = [_parse_clock("01/01/2000", v).time() if v else None for v in df[col]]
+    return typed.replace("", None)
+
+
+def test_parquet_and_excel_give_the_same_cases(imported, tmp_path: Path) -> None:
+    _, _, expected = imported
+    text = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    typed = _typed_source()
+
+    # Parquet, all text as a CSV-to-Parquet conversion writes it.
+    text.to_parquet(tmp_path / "export.parquet", index=False)
+    # Parquet with typed columns (dates, ints, times of day).
+    typed_pq = typed.copy()
+    typed_pq["Date"] = pd.to_datetime(typed_pq["Date"]).dt.date
+    typed_pq.to_parquet(tmp_path / "typed.parquet", index=False)
+    # Excel with real date and time cells and a title row above the header.
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Cases"
+    wb.create_sheet("Notes")
+    for row in [list(typed.columns)] + typed.values.tolist():
+        ws.append(row)
+    wb.save(tmp_path / "export.xlsx")
+
+    for name in ("export.parquet", "typed.parquet", "export.xlsx"):
+        out = tmp_path / f"out_{name.replace('.', '_')}"
+        result = import_hospital(tmp_path / name, MAPPING, out)
+        got = pd.read_csv(out / "cases.csv", dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(got, expected, obj=name)
+        assert result.rows_quarantined == 0, name
+
+
+def test_excel_sheet_by_name_and_header_row(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "Summary"
+    ws = wb.create_sheet("Cases")
+    ws.append(["OR utilization report, January 2027"])
+    ws.append(["Encounter ID", "Date", "Wheels In"])
+    ws.append([1, dt.datetime(2027, 1, 4), dt.time(7, 42)])
+    ws.append([2, 46392, 0.5])  # Excel serial numbers in cells without a date format
+    wb.save(tmp_path / "x.xlsx")
+    mapping = parse_mapping({
+        "source": {"sheet": "Cases", "header_row": 2},
+        "columns": {"case_id": "Encounter ID", "surgery_date": "Date",
+                    "wheels_in": {"date": "Date", "time": "Wheels In"}},
+        "constants": {"status": "completed", "service_line": "X", "procedure_code": "1",
+                      "surgeon_id": "unknown"},
+        "settings": {"turnover_minutes": 30, "pacu_minutes": 60, "prime_time": "07:30-15:30"},
+    })
+    df = read_source(tmp_path / "x.xlsx", mapping)
+    assert list(df.columns) == ["Encounter ID", "Date", "Wheels In"]
+    cases, problems = apply_mapping(df, mapping, "x.xlsx")
+    assert problems == []
+    assert cases["case_id"].tolist() == ["1", "2"]
+    assert cases["surgery_date"].tolist() == ["2027-01-04", "2027-01-05"]
+    assert cases["wheels_in"].tolist() == ["2027-01-04T07:42", "2027-01-05T12:00"]
+
+
+# --------------------------------------------------------------------------- mapping features
+
+
+def _small_mapping(**overrides) -> dict:
+    base = {
+        "columns": {
+            "case_id": "ID",
+            "surgery_date": "Date",
+            "status": {"column": "Status", "map": {"Done": "completed", "Off": "cancelled"},
+                       "unmapped": "error"},
+            "service_line": {"column": "Svc", "map": {"ORTHO": "Orthopedics"}},
+            "procedure_code": {"derive": "concat", "columns": ["Proc", "Mod"], "sep": "-"},
+            "surgeon_id": {"derive": "split", "column": "Doc", "sep": "/", "index": -1,
+                           "if_missing": "unknown"},
+            "wheels_in": {"date": "Date", "time": "In"},
+            "wheels_out": {"date": "Date", "time": "Out", "roll_over_midnight": True},
+            "booked_minutes": {"column": "Booked", "optional": True,
+                               "if_missing": {"derive": "minutes_between", "start": "wheels_in",
+                                              "end": "wheels_out"}},
+        },
+        "constants": {"urgency": "elective", "site": "Main"},
+        "formats": {"date": ["%d.%m.%Y"], "time": ["%H%M", "%H:%M"]},
+        "settings": {"turnover_minutes": 30, "pacu_minutes": 60, "prime_time": "07:30-15:30"},
+    }
+    base.update(overrides)
+    return base
+
+
+def _small_source(**cols) -> pd.DataFrame:
+    data = {
+        "ID": ["A1", " A2 ", "A3"],
+        "Date": ["04.01.2027", "04.01.2027", "05.01.2027"],
+        "Status": ["Done", "done", "Off"],
+        "Svc": ["ORTHO", "Urology", "ortho"],
+        "Proc": ["27447", "52356", "29881"],
+        "Mod": ["LT", "", None],
+        "Doc": ["Dr/S1", "", "Dr/S3"],
+        "In": ["0742", "2330", ""],
+        "Out": ["10:05", "0110", ""],
+        "Booked": ["150", "", ""],
+    }
+    data.update(cols)
+    return pd.DataFrame(data)
+
+
+def test_apply_mapping_derivations() -> None:
+    mapping = parse_mapping(_small_mapping())
+    cases, problems = apply_mapping(_small_source(), mapping, "src.csv")
+    assert problems == []
+    assert cases["case_id"].tolist() == ["A1", "A2", "A3"]  # trimmed
+    assert cases["status"].tolist() == ["completed", "completed", "cancelled"]  # case-insensitive
+    assert cases["service_line"].tolist() == ["Orthopedics", "Urology", "Orthopedics"]  # keep
+    assert cases["procedure_code"].tolist() == ["27447-LT", "52356", "29881"]
+    assert cases["surgeon_id"].tolist() == ["S1", "unknown", "S3"]
+    assert cases["surgery_date"].tolist() == ["2027-01-04", "2027-01-04", "2027-01-05"]
+    assert cases["wheels_in"].tolist()[:2] == ["2027-01-04T07:42", "2027-01-04T23:30"]
+    assert cases["wheels_out"].tolist()[:2] == ["2027-01-04T10:05", "2027-01-05T01:10"]
+    assert pd.isna(cases["wheels_in"].iloc[2])
+    assert cases["booked_minutes"].tolist()[:2] == [150.0, 100.0]  # given, then derived
+    assert pd.isna(cases["booked_minutes"].iloc[2])
+    assert cases["urgency"].tolist() == ["elective"] * 3 and cases["site"].tolist() == ["Main"] * 3
+    assert list(cases.columns[:4]) == ["case_id", "surgery_date", "status", "service_line"]
+
+
+def test_from_datetime_date_with_fallback_and_constants_fill_gaps() -> None:
+    raw = _small_mapping()
+    raw["columns"]["surgery_date"] = {"derive": "from_datetime_date", "from": "wheels_in",
+                                      "if_missing": {"column": "Date"}}
+    raw["columns"]["urgency"] = {"column": "AddOn", "map": {"Y": "urgent"}, "unmapped": "error"}
+    mapping = parse_mapping(raw)
+    src = _small_source(AddOn=["Y", "", None])
+    cases, problems = apply_mapping(src, mapping, "src.csv")
+    assert problems == []
+    assert cases["surgery_date"].tolist() == ["2027-01-04", "2027-01-04", "2027-01-05"]
+    assert cases["urgency"].tolist() == ["urgent", "elective", "elective"]  # constant fills gaps
+
+
+def test_bad_values_are_row_problems_naming_source_row_and_column() -> None:
+    mapping = parse_mapping(_small_mapping())
+    src = _small_source(In=["0742", "25:99", ""], Status=["Done", "Postponed", "Off"],
+                        Booked=["150", "lots", ""])
+    cases, problems = apply_mapping(src, mapping, "src.csv")
+    found = {(p.file, p.row, p.column) for p in problems}
+    assert found == {("src.csv", 2, "In"), ("src.csv", 2, "Status"), ("src.csv", 2, "Booked")}
+    text = " ".join(str(p) for p in problems)
+    assert "'25:99'" in text and "'Postponed'" in text and "'lots'" in text
+    assert pd.isna(cases.loc[1, "wheels_in"]) and pd.isna(cases.loc[1, "status"])
+    assert cases.loc[0, "wheels_in"] == "2027-01-04T07:42"
+
+
+def test_extra_columns_keep_and_extras() -> None:
+    raw = _small_mapping(extra_columns="keep",
+                         extras={"doctor": {"column": "Doc"}, "booked_text": {"column": "Booked"}})
+    mapping = parse_mapping(raw)
+    src = _small_source(**{"Patient Class": ["IP", "OP", " "], "site": ["x", "y", "z"]})
+    cases, _ = apply_mapping(src, mapping, "src.csv")
+    assert cases["patient_class"].tolist()[:2] == ["IP", "OP"] and pd.isna(cases["patient_class"][2])
+    assert cases["source_site"].tolist() == ["x", "y", "z"]  # no clash with the contract's site
+    assert cases["doctor"].tolist()[0] == "Dr/S1"
+    assert "Mod" not in cases.columns and "mod" not in cases.columns  # used by concat
+    dropped, _ = apply_mapping(src, parse_mapping(_small_mapping()), "src.csv")
+    assert "patient_class" not in dropped.columns
+
+
+def test_excel_serial_numbers_in_text_cells() -> None:
+    mapping = parse_mapping(_small_mapping())
+    src = _small_source(Date=["46391", "46391.0", "05.01.2027"], In=["0.3208333333", "0742", ""],
+                        Out=["0.5", "0900", ""])
+    cases, problems = apply_mapping(src, mapping, "src.csv")
+    assert problems == []
+    assert cases["surgery_date"].tolist()[:2] == ["2027-01-04", "2027-01-04"]
+    assert cases["wheels_in"].iloc[0] == "2027-01-04T07:42"
+    assert cases["wheels_out"].iloc[0] == "2027-01-04T12:00"
+
+
+def test_missing_source_column_names_file_key_and_column() -> None:
+    mapping = parse_mapping(_small_mapping())
+    src = _small_source().drop(columns=["Svc"])
+    with pytest.raises(InputError) as exc:
+        apply_mapping(src, mapping, "src.csv")
+    p = exc.value.problems[0]
+    assert p.file == "src.csv" and p.column == "Svc" and "columns.service_line" in p.problem
+    # An optional column may be absent: a warning, and the fallback fills in.
+    warnings: list = []
+    cases, _ = apply_mapping(_small_source().drop(columns=["Booked"]), mapping, "src.csv", warnings)
+    assert [w.column for w in warnings] == ["Booked"]
+    assert cases["booked_minutes"].tolist()[0] == 143.0
+
+
+def test_column_names_match_ignoring_case_and_whitespace(tmp_path: Path) -> None:
+    path = tmp_path / "src.csv"
+    path.write_text(" ENCOUNTER id ,Date\n1,01/04/2027\n,\n", encoding="utf-8")
+    mapping = parse_mapping({"columns": {"case_id": "Encounter ID", "surgery_date": "Date"},
+                             "constants": {"status": "booked", "service_line": "X",
+                                           "procedure_code": "1", "surgeon_id": "unknown"},
+                             "settings": {"turnover_minutes": 30, "pacu_minutes": 60,
+                                          "prime_time": "07:30-15:30"}})
+    df = read_source(path, mapping)
+    assert len(df) == 1  # the all-empty line is not a data row
+    cases, problems = apply_mapping(df, mapping, "src.csv")
+    assert problems == [] and cases["case_id"].tolist() == ["1"]
+
+
+# --------------------------------------------------------------------------- reading sources
+
+
+def test_read_source_options_encoding_delimiter_and_duplicated_headers(tmp_path: Path) -> None:
+    path = tmp_path / "export.txt"
+    path.write_bytes("Nr;Chirurg;Nr;Saal\n1;Müller (7);x; OR 1 \n".encode("latin-1"))
+    raw = _small_mapping(source={"encoding": "latin-1", "delimiter": ";"})
+    warnings: list = []
+    df = read_source(path, parse_mapping(raw), warnings)
+    assert list(df.columns) == ["Nr", "Chirurg", "Nr (2)", "Saal"]
+    assert df.loc[0, "Chirurg"] == "Müller (7)" and df.loc[0, "Saal"] == "OR 1"
+    assert warnings and warnings[0].column == "Nr" and "duplicated header" in warnings[0].problem
+    # Mapping a duplicated header is ambiguous: an error naming the column.
+    raw["columns"]["case_id"] = "Nr"
+    with pytest.raises(InputError, match="more than once"):
+        apply_mapping(df, parse_mapping(raw), str(path))
+    # Read with the default utf-8, the latin-1 file is an error naming the file and the option.
+    with pytest.raises(InputError, match="source.encoding") as exc:
+        read_source(path, parse_mapping(_small_mapping(source={"delimiter": ";"})))
+    assert exc.value.problems[0].file == str(path)
+
+
+def test_read_source_rejects_unknown_and_unreadable_files(tmp_path: Path) -> None:
+    mapping = load_mapping(MAPPING)
+    (tmp_path / "export.json").write_text("{}")
+    with pytest.raises(InputError, match="unknown file type") as exc:
+        read_source(tmp_path / "export.json", mapping)
+    assert exc.value.problems[0].file.endswith("export.json")
+    (tmp_path / "broken.parquet").write_bytes(b"not a parquet file")
+    with pytest.raises(InputError, match="cannot read as parquet"):
+        read_source(tmp_path / "broken.parquet", mapping)
+    (tmp_path / "broken.xlsx").write_bytes(b"PK not really")
+    with pytest.raises(InputError, match="cannot read as excel"):
+        read_source(tmp_path / "broken.xlsx", mapping)
+    with pytest.raises(InputError, match="not found"):
+        read_source(tmp_path / "missing.csv", mapping)
+
+
+# --------------------------------------------------------------------------- bad mappings
+
+
+def _drop(d: dict, *keys: str) -> dict:
+    d = copy.deepcopy(d)
+    target = d
+    for k in keys[:-1]:
+        target = target[k]
+    del target[keys[-1]]
+    return d
+
+
+def _set(d: dict, value, *keys: str) -> dict:
+    d = copy.deepcopy(d)
+    target = d
+    for k in keys[:-1]:
+        target = target[k]
+    target[keys[-1]] = value
+    return d
+
+
+BASE = _raw_mapping()
+BAD_MAPPINGS = {
+    "unknown target column": (_set(BASE, "Patient Name", "columns", "patient_name"),
+                              "columns.patient_name"),
+    "unknown derive kind": (_set(BASE, {"derive": "lookup", "column": "Surgeon"},
+                                 "columns", "surgeon_id"), "columns.surgeon_id.derive"),
+    "missing columns": (_drop(BASE, "columns"), "columns"),
+    "required column not mapped": (_drop(BASE, "columns", "case_id"), "columns.case_id"),
+    "status maps to unknown status": (_set(BASE, {"Completed": "done"}, "columns", "status", "map"),
+                                      "columns.status.map"),
+    "unknown value map": (_set(BASE, "services", "columns", "service_line", "map"),
+                          "columns.service_line.map"),
+    "bad regex": (_set(BASE, "((", "columns", "surgeon_id", "pattern"), "columns.surgeon_id.pattern"),
+    "format without directives": (_set(BASE, "MM/DD/YYYY", "formats", "date"), "formats.date"),
+    "unknown key in a spec": (_set(BASE, "x", "columns", "room_id"), None),
+    "typo at top level": (_set(BASE, {}, "colums"), "colums"),
+    "missing setting": (_drop(BASE, "settings", "prime_time"), "settings.prime_time"),
+    "bad unmapped policy": (_set(BASE, "ignore", "columns", "status", "unmapped"),
+                            "columns.status.unmapped"),
+    "bad room time": (_set(BASE, "7am", "rooms", "open_time"), "rooms.open_time"),
+    "reference to undefined column": (_set(BASE, {"derive": "minutes_between", "start": "wheels_in",
+                                                  "end": "anesthesia_end"},
+                                           "columns", "booked_minutes"),
+                                      "columns.booked_minutes"),
+    "cycle": (_set(BASE, {"date": "Date", "time": "Wheels In", "roll_over_midnight": True,
+                          "after": "wheels_out"}, "columns", "wheels_in"), "cycle"),
+    "bad bad_values policy": (_set(BASE, "skip", "bad_values"), "bad_values"),
+}
+del BAD_MAPPINGS["unknown key in a spec"]  # a bare source name is valid; covered below
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MAPPINGS))
+def test_bad_mappings_name_the_file_and_key(case: str, tmp_path: Path) -> None:
+    data, key = BAD_MAPPINGS[case]
+    path = _write_mapping(tmp_path, data)
+    with pytest.raises(InputError) as exc:
+        load_mapping(path)
+    message = str(exc.value)
+    assert str(path) in message
+    assert key in message, message
+
+
+def test_bad_mapping_unknown_spec_key_and_bad_yaml(tmp_path: Path) -> None:
+    data = _set(BASE, {"column": "OR Suite", "fromat": "%H"}, "columns", "room_id")
+    with pytest.raises(InputError, match=r"columns\.room_id\.fromat"):
+        load_mapping(_write_mapping(tmp_path, data))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("columns:\n  case_id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(InputError, match="bad YAML at line") as exc:
+        load_mapping(bad)
+    assert exc.value.problems[0].file == str(bad)
+    with pytest.raises(InputError, match="cannot read mapping"):
+        load_mapping(tmp_path / "nope.yaml")
+
+
+def test_yes_no_keys_stay_text(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MAPPING.read_text(encoding="utf-8"), encoding="utf-8")
+    mapping = load_mapping(path)
+    urgency = mapping.fields["urgency"].value_map
+    assert urgency["yes"] == "urgent" and urgency["no"] == "elective" and urgency["y"] == "urgent"
+
+
+# --------------------------------------------------------------------------- bad rows
+
+
+def _sample_with(tmp_path: Path, edits: dict[int, dict[str, str]], name: str = "export.csv") -> Path:
+    df = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    for row, values in edits.items():
+        for col, value in values.items():
+            df.loc[row - 1, col] = value
+    path = tmp_path / name
+    df.to_csv(path, index=False)
+    return path
+
+
+def _first_completed_rows(n: int) -> list[int]:
+    rows = [i + 1 for i, r in enumerate(_source_rows()) if r["Case Status"] == "Completed"]
+    return rows[:n]
+
+
+def test_one_bad_time_is_set_aside_not_the_import(tmp_path: Path) -> None:
+    row = _first_completed_rows(3)[2]
+    source = _sample_with(tmp_path, {row: {"Wheels In": "25:99"}})
+    out = tmp_path / "out"
+    result = import_hospital(source, MAPPING, out)
+    n = len(_source_rows())
+    assert result.rows_read == n and result.rows_written == n - 1
+    assert result.rows_quarantined == 1 and result.rows_set_aside == 1
+    [p] = result.problems
+    assert (p.file, p.row, p.column) == (str(source), row, "Wheels In") and "'25:99'" in p.problem
+    q = result.quarantine
+    assert q["source_row"].tolist() == [row] and q["stage"].tolist() == ["import"]
+    cases = pd.read_csv(out / "cases.csv", dtype=str)
+    assert _source_rows()[row - 1]["Encounter ID"] not in set(cases["case_id"])
+    assert len(load_hospital(out).hospital.cases) == n - 1
+
+
+def test_blank_policy_leaves_the_row_to_validation(tmp_path: Path) -> None:
+    row = _first_completed_rows(1)[0]
+    source = _sample_with(tmp_path, {row: {"Wheels Out": "noon-ish"}})
+    mapping = _write_mapping(tmp_path, _set(BASE, "blank", "bad_values"))
+    result = import_hospital(source, mapping, tmp_path / "out")
+    n = len(_source_rows())
+    assert result.rows_written == n and result.rows_set_aside == 0
+    assert result.rows_quarantined == 1  # completed without wheels_out: quarantined on load
+    q = result.quarantine
+    assert q["source_row"].tolist() == [row] and q["stage"].tolist() == ["validation"]
+    assert "wheels" in q["column"].iloc[0]
+
+
+def test_too_many_bad_rows_rejects_and_writes_nothing(tmp_path: Path) -> None:
+    rows = _first_completed_rows(20)
+    source = _sample_with(tmp_path, {r: {"Wheels In": "later"} for r in rows})
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as exc:
+        import_hospital(source, MAPPING, out)
+    assert not out.exists()
+    message = str(exc.value)
+    assert "max_bad_row_fraction" in message
+    assert f"{source}, row {rows[0]} (line {rows[0] + 1}), column 'Wheels In'" in message
+    # A folder already there is left exactly as it was.
+    out.mkdir()
+    (out / "cases.csv").write_text("old\n")
+    with pytest.raises(InputError):
+        import_hospital(source, MAPPING, out)
+    assert [p.name for p in out.iterdir()] == ["cases.csv"]
+    assert (out / "cases.csv").read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_validation_rejection_is_relabelled_and_writes_nothing(tmp_path: Path) -> None:
+    # 'keep' lets an unknown status through the importer; validation then rejects the file.
+    mapping = _write_mapping(tmp_path, _set(BASE, "keep", "columns", "status", "unmapped"))
+    rows = _first_completed_rows(15)
+    source = _sample_with(tmp_path, {r: {"Case Status": "Postponed"} for r in rows})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(InputError) as exc:
+        import_hospital(source, mapping, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    located = [p for p in exc.value.problems if p.row is not None]
+    assert located and located[0].file == str(source) and located[0].row == rows[0]
+    assert located[0].column == "Case Status -> status" and "postponed" in located[0].problem.lower()
+
+
+def test_files_named_by_the_mapping_are_copied(tmp_path: Path) -> None:
+    (tmp_path / "blocks.csv").write_text(
+        "date,room_id,service_line,surgeon_id,start_time,end_time\n"
+        "2027-01-18,OR 01,Orthopedics,,07:30,15:30\n", encoding="utf-8")
+    (tmp_path / "staffing.csv").write_text(
+        "date,staffed_rooms,anesthesia_teams,pacu_beds\n2027-01-18,6,6,10\n", encoding="utf-8")
+    data = _set(BASE, {"blocks": "blocks.csv", "staffing": str(tmp_path / "staffing.csv")}, "files")
+    mapping = _write_mapping(tmp_path, data)
+    result = import_hospital(SAMPLE, mapping, tmp_path / "out")
+    assert {"blocks.csv", "staffing.csv"} <= set(result.files)
+    loaded = load_hospital(tmp_path / "out")
+    assert len(loaded.hospital.blocks) == 1 and len(loaded.hospital.staffing) == 1
+    missing = _write_mapping(tmp_path, _set(BASE, {"blocks": "nope.csv"}, "files"), "m2.yaml")
+    with pytest.raises(InputError, match=r"files\.blocks"):
+        import_hospital(SAMPLE, missing, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([str(PYTHON), "-m", "engine", "import", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_import_ok(tmp_path: Path) -> None:
+    out = tmp_path / "hospital"
+    proc = _cli("--source", str(SAMPLE), "--mapping", str(MAPPING), "--out", str(out),
+                "--json", str(tmp_path / "result.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "cases.csv").exists() and (tmp_path / "result.json").exists()
+    assert str(len(_source_rows())) in proc.stdout
+
+
+def test_cli_bad_rows_exit_2_naming_file_row_column(tmp_path: Path) -> None:
+    rows = _first_completed_rows(20)
+    source = _sample_with(tmp_path, {r: {"Wheels Out": "25:61"} for r in rows})
+    out = tmp_path / "hospital"
+    proc = _cli("--source", str(source), "--mapping", str(MAPPING), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert f"{source}, row {rows[0]}" in proc.stderr and "'Wheels Out'" in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_bad_mapping_exit_2_naming_key(tmp_path: Path) -> None:
+    mapping = _write_mapping(tmp_path, _set(BASE, {"derive": "guess"}, "columns", "room_id"))
+    proc = _cli("--source", str(SAMPLE), "--mapping", str(mapping), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert str(mapping) in proc.stderr and "columns.room_id.derive" in proc.stderr
+
+
+# --------------------------------------------------------------------------- messy sources
+
+
+def test_roll_over_midnight_only_for_plausible_gaps() -> None:
+    raw = _small_mapping()
+    raw["formats"]["datetime"] = ["%d.%m.%Y %H:%M"]
+    mapping = parse_mapping(raw)
+    # Row 1: swapped times (07:42 in, 07:00 out) would be a 23-hour case: not rolled.
+    # Row 2: the time cell holds a whole datetime: taken as it is.
+    src = _small_source(In=["0742", "2330", ""], Out=["0700", "05.01.2027 01:10", ""])
+    cases, problems = apply_mapping(src, mapping, "src.csv")
+    assert problems == []
+    assert cases["wheels_out"].tolist()[:2] == ["2027-01-04T07:00", "2027-01-05T01:10"]
+
+
+def test_blank_lines_and_ragged_rows_keep_row_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "src.csv"
+    path.write_text("ID,Date,Status,Svc,Proc,Mod,Doc,In,Out,Booked\n"
+                    "A1,04.01.2027,Done,ORTHO,1,,Dr/S1,0742,0900,\n"
+                    ",,,,,,,,,\n"
+                    "\n"
+                    "A2,04.01.2027,Done,ORTHO,1,,Dr/S1,07:42,99:00,,surplus\n", encoding="utf-8")
+    mapping = parse_mapping(_small_mapping())
+    warnings: list = []
+    df = read_source(path, mapping, warnings)
+    assert len(df) == 2
+    cases, problems = apply_mapping(df, mapping, str(path), warnings)
+    [p] = problems
+    assert (p.row, p.column) == (4, "Out")  # the fourth data row, as the file shows it
+    assert cases.index.tolist() == [0, 3]
+    assert [(w.row, "ignored" in w.problem) for w in warnings] == [(4, True)]
+
+
+def test_extras_datetime_feeds_minutes_between_and_list_sep() -> None:
+    raw = _small_mapping()
+    raw["columns"]["scheduled_start"] = {"date": "Date", "time": "SchedIn"}
+    raw["columns"]["booked_minutes"] = {"column": "Booked", "if_missing": {
+        "derive": "minutes_between", "start": "scheduled_start", "end": "scheduled_end"}}
+    raw["columns"]["required_equipment"] = {"column": "Kit", "list_sep": ","}
+    raw["extras"] = {"scheduled_end": {"date": "Date", "time": "SchedOut", "kind": "datetime",
+                                       "roll_over_midnight": True, "after": "scheduled_start"}}
+    mapping = parse_mapping(raw)
+    src = _small_source(SchedIn=["0730", "2300", ""], SchedOut=["0930", "0030", ""],
+                        Kit=["Robot, fluoro", "", None])
+    cases, problems = apply_mapping(src, mapping, "src.csv")
+    assert problems == []
+    assert cases["booked_minutes"].tolist()[:2] == [150.0, 90.0]
+    assert cases["scheduled_end"].tolist()[:2] == ["2027-01-04T09:30", "2027-01-05T00:30"]
+    assert cases["required_equipment"].iloc[0] == "Robot;fluoro"
+    assert list(cases.columns)[-1] == "scheduled_end"
+
+
+def test_numbers_accept_thousands_separators_only() -> None:
+    mapping = parse_mapping(_small_mapping())
+    src = _small_source(Booked=["1,200", "1,5", " 90 "])
+    cases, problems = apply_mapping(src, mapping, "src.csv")
+    assert [(p.row, p.column) for p in problems] == [(2, "Booked")]
+    assert cases["booked_minutes"].iloc[0] == 1200.0 and cases["booked_minutes"].iloc[2] == 90.0

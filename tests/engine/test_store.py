@@ -1,0 +1,265 @@
+"""The store, on SQLite and on PostgreSQL: what is saved loads back equal, saves are atomic.
+
+Every test runs on both databases. The PostgreSQL variant uses a schema of its own (dropped at
+the end), so reruns and other users of the test database do not see each other; it is skipped
+only when no PostgreSQL server answers.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import engine.store as store_mod
+from engine.hospital import LoadedHospital, load_hospital
+from engine.store import Store, default_url
+from tests.conftest import PG_URL
+from tests.minihospital import CASES_HEADER, SETTINGS, case_rows, write_mini_hospital
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url(pg_url: str):
+    """A fresh PostgreSQL schema for this test session, as a URL whose search_path points at it."""
+    schema = f"store_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def store(db_url: str):
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def hid(store: Store):
+    """A hospital id no other run uses; removed afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    store.delete_hospital(name)
+
+
+def _rich_hospital(folder: Path) -> LoadedHospital:
+    """The mini hospital with a quarantined row, extra columns and TOML dates in settings."""
+    rows = case_rows()
+    cells = rows[4].split(",")
+    cells[1] = "2026-02-30"  # quarantined
+    rows[4] = ",".join(cells)
+    rows = [r + (f",bed {i}," if i % 2 else ",,x") for i, r in enumerate(rows)]
+    write_mini_hospital(
+        folder,
+        cases_csv="\n".join([CASES_HEADER + ",bed,flag", *rows]) + "\n",
+        settings_toml=SETTINGS + "review_date = 2027-02-01\nlast_sync = 2027-01-03T18:30:00\nnotes = { a = 1, b = [1.5, 2] }\n",
+    )
+    return load_hospital(folder)
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory: pytest.TempPathFactory) -> LoadedHospital:
+    loaded = _rich_hospital(tmp_path_factory.mktemp("rich") / "rich")
+    assert loaded.report.n_quarantined == 1
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> LoadedHospital:
+    """A different, smaller hospital: no blocks, no staffing, no quarantine."""
+    folder = write_mini_hospital(tmp_path_factory.mktemp("plain") / "plain", case_rows()[:20])
+    (folder / "blocks.csv").unlink()
+    (folder / "staffing.csv").unlink()
+    (folder / "settings.toml").write_text(SETTINGS.replace("Mini Test Hospital", "Plain Hospital"))
+    return load_hospital(folder)
+
+
+def assert_same(a: LoadedHospital, b: LoadedHospital) -> None:
+    """Equal tables (dtypes, column order, row order), settings and quality report."""
+    for name, df in a.hospital.tables().items():
+        pd.testing.assert_frame_equal(getattr(b.hospital, name), df, check_exact=True, obj=name)
+    assert b.hospital.settings == a.hospital.settings
+    assert (b.hospital.name, b.hospital.source) == (a.hospital.name, a.hospital.source)
+    pd.testing.assert_frame_equal(b.report.quarantine, a.report.quarantine, obj="quarantine")
+    pd.testing.assert_frame_equal(b.report.summary(), a.report.summary(), obj="summary")
+    assert b.report.n_quarantined == a.report.n_quarantined
+    for fname, f in a.report.files.items():
+        assert b.report.files[fname].problems == f.problems
+
+
+def _count_rows(store: Store, hid: str) -> dict[str, int]:
+    t = store.md.tables
+    with store.engine.connect() as conn:
+        return {
+            name: conn.execute(sa.select(sa.func.count()).select_from(t[name]).where(t[name].c.hospital_id == hid)).scalar_one()
+            for name in ("hospitals", "cases", "rooms", "surgeons", "blocks", "staffing", "quarantine")
+        }
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_round_trip_keeps_everything(store: Store, hid: str, rich: LoadedHospital) -> None:
+    assert store.save_hospital(rich, name=hid) == hid
+    back = store.load_hospital(hid)
+    assert_same(rich, back)
+    cases = back.hospital.cases
+    assert list(cases.columns[-2:]) == ["bed", "flag"]  # extra columns kept, in file order
+    assert str(cases["wheels_in"].dtype) == "datetime64[us]" and cases["booked_minutes"].dtype == "float64"
+    assert back.hospital.settings["review_date"].isoformat() == "2027-02-01"  # a TOML date stays a date
+    q = back.report.quarantine
+    assert q[["row", "case_id", "column"]].values.tolist() == [[5, "C0005", "surgery_date"]]
+
+
+def test_round_trip_of_empty_tables(store: Store, hid: str, plain: LoadedHospital) -> None:
+    store.save_hospital(plain, name=hid)
+    back = store.load_hospital(hid)
+    assert_same(plain, back)
+    assert len(back.hospital.blocks) == 0 and len(back.report.quarantine) == 0
+
+
+def test_saving_again_replaces_the_hospital(store: Store, hid: str, rich: LoadedHospital, plain: LoadedHospital) -> None:
+    store.save_hospital(rich, name=hid)
+    store.save_hospital(plain, name=hid)
+    assert_same(plain, store.load_hospital(hid))
+    counts = _count_rows(store, hid)
+    assert counts == {"hospitals": 1, "cases": 20, "rooms": 3, "surgeons": 4, "blocks": 0, "staffing": 0, "quarantine": 0}
+
+
+def test_failed_save_leaves_previous_version(
+    store: Store, hid: str, rich: LoadedHospital, plain: LoadedHospital, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save_hospital(rich, name=hid)
+    before = _count_rows(store, hid)
+    real = store_mod._records
+
+    def failing(df, kinds, hospital_id):
+        if kinds is store_mod._TABLES["surgeons"]:  # after the delete and the cases insert
+            raise RuntimeError("disk full")
+        return real(df, kinds, hospital_id)
+
+    monkeypatch.setattr(store_mod, "_records", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.save_hospital(plain, name=hid)
+    monkeypatch.undo()
+    assert _count_rows(store, hid) == before
+    assert_same(rich, store.load_hospital(hid))
+
+
+def test_list_has_and_delete(store: Store, hid: str, rich: LoadedHospital) -> None:
+    assert not store.has_hospital(hid)
+    with pytest.raises(KeyError, match=hid):
+        store.load_hospital(hid)
+    store.save_hospital(rich, name=hid)
+    assert store.has_hospital(hid)
+    listed = store.list_hospitals()
+    assert list(listed.columns) == ["hospital_id", "name", "source", "loaded_at"]
+    row = listed.set_index("hospital_id").loc[hid]
+    assert row["name"] == "Mini Test Hospital" and row["source"] == rich.hospital.source
+    assert store.delete_hospital(hid) is True
+    assert not store.has_hospital(hid) and hid not in set(store.list_hospitals()["hospital_id"])
+    assert store.delete_hospital(hid) is False
+
+
+def test_default_id_is_the_folder_name(store: Store, rich: LoadedHospital) -> None:
+    hid = store.save_hospital(rich)
+    try:
+        assert hid == Path(rich.hospital.source).name
+        assert store.has_hospital(hid)
+    finally:
+        store.delete_hospital(hid)
+
+
+def test_database_url_env_is_honoured(db_url: str, store: Store, hid: str, rich: LoadedHospital, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert default_url() == db_url
+    env_store = Store()
+    try:
+        assert env_store.url == db_url
+        env_store.save_hospital(rich, name=hid)
+    finally:
+        env_store.close()
+    assert store.has_hospital(hid)  # the store named by URL sees what the env-configured one saved
+    monkeypatch.delenv("DATABASE_URL")
+    assert default_url().startswith("sqlite:///") and default_url().endswith("store.sqlite")
+
+
+@pytest.fixture
+def empty_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path):
+    """A database with no tables yet: a new SQLite file, or a new PostgreSQL schema."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+        return
+    schema = f"store_fresh_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_store_made_by_an_older_version_is_upgraded(empty_db_url: str, rich: LoadedHospital) -> None:
+    """Tables from before ``row_no`` and ``layout_json`` get the columns; their rows still load."""
+    new = ("row_no", "layout_json")
+    old_md = sa.MetaData()
+    for table in store_mod._metadata().tables.values():
+        sa.Table(table.name, old_md, *[c._copy() for c in table.columns if c.name not in new])
+    engine = sa.create_engine(empty_db_url)
+    old_md.create_all(engine)
+    t = old_md.tables
+    with engine.begin() as conn:
+        conn.execute(t["hospitals"].insert(), {"hospital_id": "old", "name": "Old", "source": "", "settings_json": "{}",
+                                               "quality_json": "{}", "loaded_at": pd.Timestamp("2026-01-01").to_pydatetime()})
+        conn.execute(t["rooms"].insert(), [{"hospital_id": "old", "room_id": "OR1", "site": "Main", "capabilities": "",
+                                            "open_time": "07:30", "close_time": "17:00", "extra_json": '{"floor": "2"}'}])
+    engine.dispose()
+    store = Store(empty_db_url)
+    try:
+        insp = sa.inspect(store.engine)
+        assert "layout_json" in {c["name"] for c in insp.get_columns("hospitals")}
+        assert "row_no" in {c["name"] for c in insp.get_columns("cases")}
+        old = store.load_hospital("old")
+        assert old.hospital.rooms[["room_id", "floor"]].values.tolist() == [["OR1", "2"]]
+        store.save_hospital(rich, name="new")
+        assert_same(rich, store.load_hospital("new"))
+        again = Store(empty_db_url)  # opening it again changes nothing
+        assert again.has_hospital("old") and again.has_hospital("new")
+        again.close()
+    finally:
+        store.close()
+
+
+def test_no_sqlite_only_constructs_in_store() -> None:
+    source = Path(store_mod.__file__).read_text()
+    checks = [("sqlite_", False), ("INSERT OR", True), ("PRAGMA", True), ("AUTOINCREMENT", True), ("dialects.sqlite", False)]
+    bad = []
+    for n, line in enumerate(source.splitlines(), 1):
+        if "DEFAULT_SQLITE_PATH" in line or "sqlite:///" in line:
+            continue  # the embedded default URL
+        for token, any_case in checks:
+            hit = re.search(re.escape(token), line, re.IGNORECASE if any_case else 0)
+            if hit:
+                bad.append(f"line {n}: {line.strip()}")
+    assert not bad, "SQLite-only constructs in engine/store.py:\n" + "\n".join(bad)
