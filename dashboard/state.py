@@ -20,7 +20,6 @@ from engine.ingest import folder_mtime, ingest_folder
 from engine.store import Store, default_url
 
 REPO = Path(__file__).resolve().parent.parent
-IMPORT_ROOT = REPO / "var" / "hospitals"
 MAPPINGS_DIR = REPO / "data" / "mappings"
 HOSPITAL_KEY = "hospital_id"
 
@@ -104,7 +103,7 @@ def import_upload(
         src.write_bytes(source_bytes)
         mp = Path(tmp) / Path(mapping_name).name
         mp.write_bytes(mapping_bytes)
-        out = IMPORT_ROOT / name
+        out = Path(os.environ.get("IMPORT_DIR") or REPO / "var" / "hospitals") / name
         result = import_hospital(src, mp, out)
     hid, _ = ingest_folder(out, store(), name=name)
     return hid, result

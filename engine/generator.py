@@ -346,6 +346,11 @@ _SERVICE_LINES: tuple[_ServiceLine, ...] = (
 )
 SERVICE_LINE_NAMES = tuple(sl.name for sl in _SERVICE_LINES)
 
+# the largest share of a line's weekly blocks that may sit at an ambulatory site: eye, ENT and
+# plastics are mostly outpatient work, the others keep their big cases at the main hospital
+_AMBULATORY_MAX = {"Ophthalmology": 1.0, "ENT": 0.8, "Plastic Surgery": 0.7, "Urology": 0.4,
+                   "Gynecology": 0.4, "Orthopedics": 0.3, "General Surgery": 0.25}
+
 _LAST_NAMES = (
     "Abbott", "Alvarez", "Bennett", "Brooks", "Campbell", "Chen", "Coleman", "Diaz", "Dubois", "Edwards",
     "Evans", "Fischer", "Foster", "Garcia", "Gupta", "Hansen", "Hayes", "Hughes", "Ibrahim", "Ito",
@@ -626,15 +631,19 @@ def _build_template(params: GeneratorParams, world: _World, rng: np.random.Gener
     per_room_sl = np.zeros((n_rooms, n_sl))
     per_day_sl = np.zeros((5, n_sl))
     jitter = rng.random((n_sl, 5, n_rooms)) * 0.05
-    amb_friendly = np.array([not sl.main_only for sl in sls])
+    amb_max = np.array([0.0 if sl.main_only else _AMBULATORY_MAX.get(sl.name, 0.3) for sl in sls])
+    per_sl_amb = np.zeros(n_sl)
 
     def score(s: int, wd: int, r: int) -> float:
         a = aff[s, r]
         if a <= 0:
             return -np.inf
         v = a + 0.35 * (per_room_sl[r, s] > 0) - 0.3 * per_day_sl[wd, s] + jitter[s, wd, r]
-        if not is_main[r] and amb_friendly[s]:
-            v += 0.3
+        if not is_main[r]:
+            if per_sl_amb[s] + 1 > max(1.0, amb_max[s] * target[s]):
+                v -= 3.0   # this line's big cases belong at the main hospital
+            elif amb_max[s] >= 0.7:
+                v += 0.3
         if rare_room[r] and per_room_sl[r, s] >= 3:
             v -= 0.6   # share a rare-equipment room between the lines that need it
         if rare_room[r] and rare_need[s] < 0.05:
@@ -652,12 +661,15 @@ def _build_template(params: GeneratorParams, world: _World, rng: np.random.Gener
             owner[best] = s
             per_room_sl[best[1], s] += 1
             per_day_sl[best[0], s] += 1
+            per_sl_amb[s] += not is_main[best[1]]
     for wd, r in slots:  # leftovers: the line with the biggest deficit that can use the room
         if (wd, r) in owner:
             continue
         cand = [s for s in range(n_sl) if aff[s, r] > 0]
         if cand:
-            s = max(cand, key=lambda s: (target[s] - per_day_sl[:, s].sum(), -s))
+            # spare ambulatory time goes to the outpatient lines first
+            s = max(cand, key=lambda s: (is_main[r] or amb_max[s] >= 0.7,
+                                         target[s] - per_day_sl[:, s].sum(), -s))
             owner[(wd, r)] = s
             per_day_sl[wd, s] += 1
     # surgeon blocks and half-day splits

@@ -102,6 +102,12 @@ if submitted:
                 f"Imported `{new_id}`: {summary['rows_written']} cases stored, {summary['rows_quarantined']} rows quarantined."
             )
             st.session_state["import_done"] = new_id
-if st.session_state.get("import_done") and st.button("Switch to the imported hospital", key="switch_imported"):
+
+
+def _switch_to_import() -> None:
+    # A callback runs before the sidebar's hospital picker is drawn, so it may set its value.
     st.session_state[state.HOSPITAL_KEY] = st.session_state.pop("import_done")
-    st.rerun()
+
+
+if st.session_state.get("import_done"):
+    st.button("Switch to the imported hospital", key="switch_imported", on_click=_switch_to_import)

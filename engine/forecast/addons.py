@@ -72,7 +72,7 @@ def forecast_addons(
     rng = np.random.default_rng(params.random_state)
     rows = []
     for wd in range(7):
-        day_counts = counts[counts.index.weekday == wd]
+        day_counts = counts[counts.index.day_of_week == wd]
         recent = day_counts[day_counts.index >= recent_start]
         for sl in lines:
             all_c = day_counts[sl].to_numpy(dtype=float)

@@ -256,7 +256,7 @@ def test_no_overlaps_in_a_room_or_for_a_surgeon(hospital):
 
 def test_blocks_are_weekday_lists_that_match_the_elective_cases(hospital):
     b, c, rooms = hospital["blocks.csv"], hospital["cases.csv"], hospital["rooms.csv"]
-    assert (b["date"].dt.dayofweek < 5).all()
+    assert (b["date"].dt.day_of_week < 5).all()
     hours = dict(zip(rooms["room_id"], zip(rooms["open_time"], rooms["close_time"])))
     assert all(hours[r][0] <= s < e <= hours[r][1] for r, s, e in zip(b["room_id"], b["start_time"], b["end_time"]))
     # every elective case ran in (or is booked into) a block of its own service line
@@ -274,7 +274,7 @@ def test_staffing_covers_every_date(hospital):
     st = hospital["staffing.csv"]
     assert (st["date"].diff().dropna() == pd.Timedelta(days=1)).all()
     assert st["date"].min() < TODAY <= st["date"].max()
-    weekday = st["date"].dt.dayofweek < 5
+    weekday = st["date"].dt.day_of_week < 5
     assert st.loc[weekday, "staffed_rooms"].median() >= len(hospital["rooms.csv"]) - 1
     assert st.loc[~weekday, "staffed_rooms"].max() <= 2
     assert (st["staffed_rooms"] >= 1).all()
@@ -347,7 +347,7 @@ def test_default_hospital_size(demo):
     caps = rooms["capabilities"].fillna("")
     assert 1 <= caps.str.contains("robot").sum() <= 2
     assert caps.str.contains("hybrid").sum() == 1
-    weekday_hist = c[(c["surgery_date"] < TODAY) & (c["surgery_date"].dt.dayofweek < 5)]
+    weekday_hist = c[(c["surgery_date"] < TODAY) & (c["surgery_date"].dt.day_of_week < 5)]
     per_room_day = len(weekday_hist) / (weekday_hist["surgery_date"].nunique() * len(rooms))
     assert 2.8 <= per_room_day <= 4.5
 
@@ -405,7 +405,7 @@ def test_add_ons(demo):
     a = hist[addon]
     lead = (a["surgery_date"] - a["booked_at"].dt.normalize()).dt.days
     assert lead.isin([0, 1]).all()
-    per_weekday = a.groupby(a["surgery_date"].dt.dayofweek).size()
+    per_weekday = a.groupby(a["surgery_date"].dt.day_of_week).size()
     assert per_weekday[0] > per_weekday[2] and per_weekday[4] > per_weekday[2]
     share = a["service_line"].value_counts(normalize=True)
     assert share.index[0] == "General Surgery" and share["Orthopedics"] > share["Ophthalmology"]

@@ -1,0 +1,45 @@
+"""AppTest fixtures: the dashboard on a temporary store, hospital folder and model registry."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.generator import GeneratorParams, write_hospital
+from tests.minihospital import write_mini_hospital
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def mini_env(tmp_path, monkeypatch):
+    folder = write_mini_hospital(tmp_path / "mini")
+    monkeypatch.setenv("HOSPITAL_DIR", str(folder))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("IMPORT_DIR", str(tmp_path / "imports"))
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def small_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dash") / "smallhosp"
+    write_hospital(folder, GeneratorParams(seed=5, rooms=5, history_days=300, horizon_days=5))
+    return folder
+
+
+@pytest.fixture
+def small_env(small_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOSPITAL_DIR", str(small_folder))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("IMPORT_DIR", str(tmp_path / "imports"))
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+def app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=180)

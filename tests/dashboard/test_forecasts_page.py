@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from engine.forecast import Registry, train_and_register
+from engine.hospital import load_hospital
+from tests.dashboard.conftest import app
+from tests.engine.forecast.conftest import FAST
+
+
+def _metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def test_forecasts_page_without_model_offers_training_and_trains(small_env, small_folder):
+    at = app()
+    at.run()
+    at.switch_page("../pages/forecasts.py").run()
+    assert not at.exception
+    assert any("No forecasting model" in w.value for w in at.warning)
+    at.button(key="retrain").click().run()
+    assert not at.exception
+    # After training, the page shows the accuracy figures of the new version.
+    assert "P50 MAE (min)" in _metrics(at)
+    assert Registry(small_env / "models").current_version(small_folder.name) is not None
+
+
+def test_forecasts_page_shows_accuracy_calibration_drift_and_case_reasons(small_env, small_folder):
+    h = load_hospital(small_folder).hospital
+    train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
+    at = app()
+    at.run()
+    at.switch_page("../pages/forecasts.py").run()
+    assert not at.exception
+    m = _metrics(at)
+    for label in ("P50 MAE (min)", "Booked-minutes MAE", "P80 coverage", "P95 coverage", "P50", "Cancellation risk"):
+        assert label in m
+    assert any("Drift state" in x.value for x in [*at.success, *at.warning, *at.error])
+    assert len(at.get("plotly_chart")) >= 3
+    # Choosing another case changes the per-case view.
+    table = next(df.value for df in at.dataframe if "reasons" in df.value.columns)
+    assert table["reasons"].str.contains(" min: ").all()
+    values = {_metrics(at)["P50"]}
+    for cid in table["case_id"].iloc[1:6]:
+        at.selectbox(key="forecast_case").set_value(cid).run()
+        values.add(_metrics(at)["P50"])
+    assert len(values) > 1
+    assert any(md.value.startswith("- +") or md.value.startswith("- -") for md in at.markdown)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import InputError
+from engine.forecast import AddonParams, ForecastParams, Forecaster, forecast_addons
+from engine.forecast.drift import DriftParams, drift_report, overall_state, psi
+from tests.engine.forecast.conftest import FAST
+
+
+def _test_window(h, days=60):
+    c = h.cases
+    return c[(c["surgery_date"] >= h.as_of() - pd.Timedelta(days=days)) & (c["surgery_date"] < h.as_of())]
+
+
+def test_quantiles_never_cross_and_are_positive(fitted):
+    h, fc = fitted
+    test = _test_window(h)
+    pred = fc.predict(test, h.cases)
+    assert (pred["p50"] > 0).all()
+    assert (pred["p50"] <= pred["p80"]).all() and (pred["p80"] <= pred["p95"]).all()
+
+
+def test_conformal_coverage_is_close_to_nominal_on_later_data(fitted):
+    h, fc = fitted
+    test = _test_window(h)
+    done = test[test["status"] == "completed"]
+    y = (done["wheels_out"] - done["wheels_in"]).dt.total_seconds() / 60
+    pred = fc.predict(done, h.cases)
+    cov80 = float((y <= pred["p80"]).mean())
+    cov95 = float((y <= pred["p95"]).mean())
+    # Small instance and few iterations: allow sampling noise, but a miscalibrated model fails.
+    assert 0.72 <= cov80 <= 0.88, cov80
+    assert 0.90 <= cov95 <= 0.99, cov95
+
+
+def test_unfamiliar_cases_get_wider_intervals(fitted):
+    h, fc = fitted
+    booked = h.cases[h.cases["status"] == "booked"].head(20).copy()
+    known = fc.predict(booked, h.cases, as_of=h.as_of())
+    new = booked.assign(procedure_code="NEW-CODE")
+    unknown = fc.predict(new, h.cases, as_of=h.as_of(), reasons=True)
+    width_known = np.log(known["p95"] / known["p50"])
+    width_new = np.log(unknown["p95"] / unknown["p50"])
+    assert (unknown["novelty"] == "new_procedure").all()
+    assert width_new.mean() > width_known[known["novelty"] == "known"].mean()
+    assert unknown["fallback_note"].str.contains("service-line history").all()
+
+
+def test_reasons_give_three_drivers_in_minutes(fitted):
+    h, fc = fitted
+    booked = h.cases[h.cases["status"] == "booked"].head(10)
+    pred = fc.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
+    for k in (1, 2, 3):
+        assert pred[f"reason_{k}"].str.match(r"^[+-]\d+ min: ").all()
+    # Drivers are ordered by size.
+    mins = pred[["reason_minutes_1", "reason_minutes_2", "reason_minutes_3"]].abs().to_numpy()
+    assert (mins[:, 0] >= mins[:, 1]).all() and (mins[:, 1] >= mins[:, 2]).all()
+
+
+def test_cancellation_probabilities_are_calibrated_probabilities(fitted):
+    h, fc = fitted
+    test = _test_window(h)
+    test = test[test["urgency"] == "elective"]
+    pred = fc.predict(test, h.cases)
+    p = pred["cancel_prob"].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all()
+    y = (test["status"] == "cancelled").to_numpy()
+    # Mean predicted probability is close to the observed rate (calibration in the large).
+    assert abs(p.mean() - y.mean()) < 0.05
+
+
+def test_too_little_data_is_a_clear_input_error(small_hospital):
+    _, h = small_hospital
+    tiny = h.cases.head(50)
+    with pytest.raises(InputError, match="at least 100"):
+        Forecaster(FAST).fit(tiny)
+
+
+def test_addon_forecast_matches_weekday_rates_with_ordered_intervals(small_hospital):
+    _, h = small_hospital
+    dates = pd.date_range(h.as_of(), periods=7)
+    f = forecast_addons(h.cases, dates, AddonParams(n_draws=500))
+    assert set(f["date"]) == set(dates)
+    assert (f["cases_lo"] <= f["expected_cases"] + 1e-9).all() and (f["expected_cases"] <= f["cases_hi"] + 1).all()
+    assert (f["minutes_lo"] <= f["reserve_minutes"]).all() and (f["reserve_minutes"] <= f["minutes_hi"] + 1e-9).all()
+    # Total expected add-ons per weekday is close to the history's average weekday rate.
+    c = h.cases
+    hist = c[c["urgency"].isin(["urgent", "emergent"]) & (c["status"] == "completed") & (c["surgery_date"] < h.as_of())]
+    per_day = hist.groupby("surgery_date").size()
+    weekdays = pd.date_range(c["surgery_date"].min(), h.as_of() - pd.Timedelta(days=1))
+    weekdays = weekdays[weekdays.day_of_week < 5]
+    rate = per_day.reindex(weekdays, fill_value=0).mean()
+    monday = f[f["date"].dt.day_of_week == 0]["expected_cases"].sum()
+    assert monday == pytest.approx(rate, rel=0.6)
+    with pytest.raises(ValueError, match="interval"):
+        AddonParams(interval=(0.9, 0.1))
+
+
+def test_psi_and_drift_states():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    assert psi(a, rng.normal(size=5000)) < 0.02
+    assert psi(a, rng.normal(1.0, 1.0, size=5000)) > 0.25
+    ref = pd.DataFrame({"booked_minutes": a, "residual": a})
+    rec = pd.DataFrame({"booked_minutes": rng.normal(size=500), "residual": rng.normal(1.5, 1, size=500)})
+    rep = drift_report(ref, rec, DriftParams())
+    assert rep.set_index("quantity").loc["residual", "state"] == "stop"
+    assert overall_state(rep) == "stop"
+    with pytest.raises(ValueError, match="warn_psi"):
+        DriftParams(warn_psi=0.3, stop_psi=0.2)
