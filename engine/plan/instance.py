@@ -1,0 +1,219 @@
+"""A planning instance: the booked cases of a horizon, their forecasts, and the room time they
+may use, as plain tables the model, the rules scheduler and the sequencer all read.
+
+Room time is cut into *slots*: each block of a room on a date is a slot owned by its service
+line (or surgeon); a room-date with no block at all is one open slot. A case is eligible for a
+slot when the room has its equipment, the slot belongs to its service line or surgeon (or is
+open time and the policy allows it), the date is staffed, and the date change is allowed.
+Only eligible case-slot pairs exist (a sparse index, never a cross product).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import InputError
+from engine.hospital import Hospital
+from engine.plan.params import PlanParams
+
+log = logging.getLogger(__name__)
+
+
+def hhmm_to_minutes(t: str) -> int:
+    return int(t[:2]) * 60 + int(t[3:5])
+
+
+def prime_window(settings: dict) -> tuple[int, int]:
+    a, b = str(settings["prime_time"]).split("-")
+    return hhmm_to_minutes(a.strip().zfill(5)), hhmm_to_minutes(b.strip().zfill(5))
+
+
+@dataclass
+class PlanInstance:
+    dates: list[pd.Timestamp]
+    cases: pd.DataFrame  # index case_id
+    slots: pd.DataFrame  # index slot_id
+    eligible: pd.DataFrame  # case_id, slot_id, cost columns
+    staffing: pd.DataFrame  # index date: room_cap, pacu_beds, staffed_rooms, anesthesia_teams
+    turnover_minutes: float
+    pacu_minutes: float
+    overtime_cap_minutes: float
+    prime_start: int
+    prime_end: int
+    published: pd.DataFrame | None = None
+    locks: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def slots_of(self, case_id: str) -> pd.Series:
+        return self.eligible.loc[self.eligible["case_id"] == case_id, "slot_id"]
+
+
+def _equipment(v: object) -> frozenset[str]:
+    if not isinstance(v, str):
+        return frozenset()
+    return frozenset(p.strip().lower() for p in v.split(";") if p.strip())
+
+
+def _slots(h: Hospital, dates: list[pd.Timestamp], cap: float) -> pd.DataFrame:
+    rooms = h.rooms.set_index("room_id")
+    blocks = h.blocks
+    rows = []
+    for d in dates:
+        day_blocks = blocks[blocks["date"] == d]
+        for room_id, room in rooms.iterrows():
+            open_m, close_m = hhmm_to_minutes(room["open_time"]), hhmm_to_minutes(room["close_time"])
+            rb = day_blocks[day_blocks["room_id"] == room_id].sort_values("start_time")
+            base = {"date": d, "room_id": room_id, "site": room["site"], "open_min": open_m, "close_min": close_m,
+                    "capabilities": _equipment(room["capabilities"])}
+            if not len(rb):
+                rows.append({**base, "slot_id": f"{d:%Y%m%d}|{room_id}|open", "kind": "open", "service_line": None,
+                             "surgeon_id": None, "start_min": open_m, "end_min": close_m})
+                continue
+            for b in rb.itertuples():
+                s = max(hhmm_to_minutes(b.start_time), open_m)
+                e = min(hhmm_to_minutes(b.end_time), close_m)
+                if e <= s:
+                    continue
+                surgeon = b.surgeon_id if isinstance(b.surgeon_id, str) and b.surgeon_id else None
+                rows.append({**base, "slot_id": f"{d:%Y%m%d}|{room_id}|{b.start_time}", "kind": "surgeon" if surgeon else "service",
+                             "service_line": b.service_line, "surgeon_id": surgeon, "start_min": s, "end_min": e})
+    slots = pd.DataFrame(rows)
+    if not len(slots):
+        return pd.DataFrame(columns=["slot_id", "date", "room_id", "site", "kind", "service_line", "surgeon_id",
+                                     "start_min", "end_min", "open_min", "close_min", "capabilities", "p50_limit", "p80_limit"]).set_index("slot_id")
+    # A block reaching the room's close may run into the overtime cap; others must end in time.
+    slots["p50_limit"] = np.where(slots["end_min"] >= slots["close_min"], slots["close_min"] + cap, slots["end_min"])
+    slots["p80_limit"] = slots["close_min"] + cap
+    return slots.set_index("slot_id")
+
+
+def build_instance(
+    h: Hospital,
+    forecasts: pd.DataFrame,
+    start_date: pd.Timestamp | str,
+    params: PlanParams,
+    published: pd.DataFrame | None = None,
+    locks: pd.DataFrame | None = None,
+    cases: pd.DataFrame | None = None,
+) -> PlanInstance:
+    """Collect the horizon's booked cases, forecasts (case_id, p50, p80[, p95, cancel_prob]) and slots.
+
+    ``cases`` defaults to the hospital's booked cases; ``published`` (case_id, date, room_id)
+    is the schedule to stay close to (default: the booking's own date and room); ``locks``
+    (case_id, date, room_id, start) are overrides the plan must keep.
+    """
+    start = pd.Timestamp(start_date).normalize()
+    dates = [start + pd.Timedelta(days=i) for i in range(params.days)]
+    cap = float(params.overtime_cap_minutes if params.overtime_cap_minutes is not None
+                else h.settings.get("overtime_cap_minutes", 120))
+    src = h.cases if cases is None else cases
+    booked = src[(src["status"] == "booked") & src["surgery_date"].isin(dates)].copy()
+    if booked["case_id"].duplicated().any():
+        raise InputError("duplicate booked case ids in the horizon", file="cases.csv")
+    f = forecasts.drop_duplicates("case_id").set_index("case_id")
+    missing = sorted(set(booked["case_id"]) - set(f.index))
+    if missing:
+        raise InputError(f"no forecast for {len(missing)} booked cases, e.g. {missing[:3]}", file="forecasts")
+    c = booked.set_index("case_id", drop=False)
+    c.index.name = None
+    c["p50"] = f.loc[c.index, "p50"].astype(float)
+    c["p80"] = np.maximum(f.loc[c.index, "p80"].astype(float), c["p50"])
+    c["p95"] = f["p95"].reindex(c.index).astype(float) if "p95" in f.columns else c["p80"]
+    c["cancel_prob"] = f["cancel_prob"].reindex(c.index).astype(float) if "cancel_prob" in f.columns else 0.0
+    # Integer planning minutes: exported times then match the plan to the minute.
+    c["p50_i"] = np.ceil(c["p50"]).astype(int)
+    c["p80_i"] = np.maximum(np.ceil(c["p80"]).astype(int), c["p50_i"])
+    bm = pd.to_numeric(c["booked_minutes"], errors="coerce")
+    c["booked_i"] = np.ceil(bm.fillna(c["p50"])).astype(int)
+    c["equipment"] = c["required_equipment"].map(_equipment)
+    c["booked_date"] = c["surgery_date"]
+    c["booked_room"] = c["room_id"]
+    c["is_urgent"] = c["urgency"].isin(["urgent", "emergent"])
+    c["preferred_rooms"] = _preferred_rooms(h, c)
+
+    st = h.staffing.set_index("date") if len(h.staffing) else pd.DataFrame(columns=["staffed_rooms", "anesthesia_teams", "pacu_beds"])
+    staffing = pd.DataFrame(index=pd.Index(dates, name="date"))
+    for col in ("staffed_rooms", "anesthesia_teams", "pacu_beds"):
+        staffing[col] = st[col].reindex(dates).fillna(0).astype(int) if col in st.columns else 0
+    staffing["room_cap"] = staffing[["staffed_rooms", "anesthesia_teams"]].min(axis=1)
+
+    slots = _slots(h, [d for d in dates if staffing.loc[d, "room_cap"] > 0], cap)
+    if published is None:
+        published = pd.DataFrame({"case_id": c.index, "date": c["booked_date"].to_numpy(), "room_id": c["booked_room"].to_numpy()})
+    ps, pe = prime_window(h.settings)
+    inst = PlanInstance(
+        dates=dates, cases=c, slots=slots, eligible=pd.DataFrame(columns=["case_id", "slot_id"]), staffing=staffing,
+        turnover_minutes=float(h.settings["turnover_minutes"]), pacu_minutes=float(h.settings["pacu_minutes"]),
+        overtime_cap_minutes=cap, prime_start=ps, prime_end=pe, published=published, locks=locks,
+    )
+    inst.eligible = eligible_pairs(inst, params)
+    return inst
+
+
+def _preferred_rooms(h: Hospital, c: pd.DataFrame) -> pd.Series:
+    """Surgeon's preferred rooms: surgeons.csv ``preferred_rooms`` when given, else their most used room."""
+    sg = h.surgeons.set_index("surgeon_id")
+    if "preferred_rooms" in sg.columns:
+        pref = sg["preferred_rooms"].map(_equipment_upper)
+    else:
+        done = h.cases[(h.cases["status"] == "completed") & h.cases["room_id"].notna()]
+        mode = done.groupby("surgeon_id")["room_id"].agg(lambda s: s.value_counts().index[0]) if len(done) else pd.Series(dtype=str)
+        pref = mode.map(lambda r: frozenset([r]))
+    return c["surgeon_id"].map(lambda s: pref.get(s, frozenset()) if s in pref.index else frozenset())
+
+
+def _equipment_upper(v: object) -> frozenset[str]:
+    if not isinstance(v, str):
+        return frozenset()
+    return frozenset(p.strip() for p in v.split(";") if p.strip())
+
+
+def eligible_pairs(inst: PlanInstance, params: PlanParams) -> pd.DataFrame:
+    """Sparse case x slot pairs where a case may go, with the per-pair objective terms."""
+    c, s = inst.cases, inst.slots
+    if not len(c) or not len(s):
+        return pd.DataFrame(columns=["case_id", "slot_id", "date", "room_id", "pref_miss", "date_move", "room_move"])
+    pub = inst.published.set_index("case_id") if inst.published is not None and len(inst.published) else None
+    rows = []
+    slots_by_line: dict = {}
+    for sid, sl in s.iterrows():
+        key = sl["service_line"] if sl["kind"] != "open" else "__open__"
+        slots_by_line.setdefault(key, []).append((sid, sl))
+    locks = inst.locks.set_index("case_id") if inst.locks is not None and len(inst.locks) else None
+    for cid, case in c.iterrows():
+        cands = slots_by_line.get(case["service_line"], []) + (slots_by_line.get("__open__", []) if params.allow_open_time else [])
+        for sid, sl in cands:
+            if sl["kind"] == "surgeon" and sl["surgeon_id"] != case["surgeon_id"]:
+                continue
+            if not case["equipment"] <= sl["capabilities"]:
+                continue
+            if not params.allow_date_change and sl["date"] != case["booked_date"]:
+                continue
+            if locks is not None and cid in locks.index:
+                lk = locks.loc[cid]
+                if sl["date"] != pd.Timestamp(lk["date"]) or sl["room_id"] != lk["room_id"]:
+                    continue
+            if case["p50_i"] > sl["p50_limit"] - sl["start_min"] or case["p80_i"] > sl["p80_limit"] - sl["start_min"]:
+                continue
+            pub_date = pub_room = None
+            if pub is not None and cid in pub.index:
+                pub_date, pub_room = pd.Timestamp(pub.loc[cid, "date"]), pub.loc[cid, "room_id"]
+            rows.append({
+                "case_id": cid, "slot_id": sid, "date": sl["date"], "room_id": sl["room_id"],
+                "pref_miss": float(bool(case["preferred_rooms"]) and sl["room_id"] not in case["preferred_rooms"]),
+                "date_move": float(pub_date is not None and sl["date"] != pub_date),
+                "room_move": float(isinstance(pub_room, str) and sl["room_id"] != pub_room),
+            })
+    return pd.DataFrame(rows, columns=["case_id", "slot_id", "date", "room_id", "pref_miss", "date_move", "room_move"])
+
+
+def minutes_to_time(date: pd.Timestamp, minutes: float) -> pd.Timestamp:
+    return pd.Timestamp(date) + pd.Timedelta(minutes=int(round(minutes)))
+
+
+def ceil_int(x: float) -> int:
+    return int(math.ceil(x - 1e-9))

@@ -1,0 +1,72 @@
+"""One typed parameter object for the allocator."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+SOLVERS = ("highs", "glpk", "rules")
+
+
+@dataclass(frozen=True)
+class PlanParams:
+    """Settings of a plan (units in names). Validated on construction.
+
+    Weights are per minute unless named per case. ``overtime_spread`` is the share of each
+    case's (P80 - P50) counted towards a room's P80 finish: the P80 of a sum of independent
+    durations is below the sum of their P80s (about sum P50 + sqrt(n) x mean(P80 - P50)), so 0.6
+    approximates a room of three cases.
+    """
+
+    days: int = 1
+    solver: str = "highs"
+    time_limit_s: float = 30.0
+    mip_gap: float = 0.01
+    gap_tolerance: float = 0.05
+    overtime_cap_minutes: float | None = None  # None: settings.toml, else 120
+    allow_open_time: bool = True
+    allow_date_change: bool = True
+    overtime_spread: float = 0.6
+    w_overtime: float = 3.0
+    w_idle_prime: float = 0.5
+    w_defer_case: float = 1000.0
+    w_defer_urgent_case: float = 5000.0
+    w_preference_case: float = 10.0
+    w_stability_date_case: float = 40.0
+    w_stability_room_case: float = 15.0
+    w_fairness: float = 0.0
+    fairness_max_gap_points: float | None = None
+    label: str = "balanced"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.days <= 7:
+            raise ValueError(f"days must be within 1..7, got {self.days!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.time_limit_s <= 0:
+            raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s!r}")
+        if not 0 <= self.mip_gap < 1:
+            raise ValueError(f"mip_gap must be within 0..1, got {self.mip_gap!r}")
+        if not 0 <= self.gap_tolerance < 1:
+            raise ValueError(f"gap_tolerance must be within 0..1, got {self.gap_tolerance!r}")
+        if self.overtime_cap_minutes is not None and self.overtime_cap_minutes < 0:
+            raise ValueError(f"overtime_cap_minutes must be >= 0, got {self.overtime_cap_minutes!r}")
+        if not 0 <= self.overtime_spread <= 1:
+            raise ValueError(f"overtime_spread must be within 0..1, got {self.overtime_spread!r}")
+        for f in fields(self):
+            if f.name.startswith("w_") and getattr(self, f.name) < 0:
+                raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)!r}")
+        if self.fairness_max_gap_points is not None and not 0 <= self.fairness_max_gap_points <= 100:
+            raise ValueError(f"fairness_max_gap_points must be within 0..100, got {self.fairness_max_gap_points!r}")
+
+    def with_(self, **changes) -> "PlanParams":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Ranked alternatives offered next to the chosen plan: same rules, other weightings.
+ALTERNATIVES: dict[str, dict] = {
+    "utilization-first": {"w_overtime": 0.5, "w_idle_prime": 3.0, "overtime_spread": 0.3},
+    "balanced": {},
+    "overtime-averse": {"w_overtime": 10.0, "w_idle_prime": 0.2, "overtime_spread": 1.0},
+}

@@ -1,0 +1,266 @@
+"""Plan a horizon: instance -> (MIP or rules) assignment -> sequencing -> schedule, KPIs, reasons.
+
+A missing solver, a crash, an infeasible model or a gap above ``gap_tolerance`` falls back to
+the rules-based schedule, and the result carries a banner saying why. Never a silent empty
+schedule: every booked case of the horizon is either scheduled or deferred with a reason.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.hospital import Hospital
+from engine.plan.instance import PlanInstance, build_instance
+from engine.plan.model import build_model, extract_assignment
+from engine.plan.params import ALTERNATIVES, PlanParams
+from engine.plan.rules import rules_assignment
+from engine.plan.sequence import sequence, to_schedule
+from engine.plan.solve import SolveResult, solve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlanResult:
+    schedule: pd.DataFrame
+    kpis: dict[str, Any]
+    solve: SolveResult | None
+    instance: PlanInstance
+    params: PlanParams
+    banner: str | None = None
+    diagnosis: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.solve
+        return {
+            "status": s.status if s else "rules",
+            "solver": self.kpis["solver"],
+            "objective": s.objective if s else None,
+            "mip_gap": s.mip_gap if s else None,
+            "bound": s.bound if s else None,
+            "solve_seconds": round(s.solve_seconds, 3) if s else self.kpis.get("solve_seconds"),
+            "n_scheduled": self.kpis["n_scheduled"],
+            "n_deferred": self.kpis["n_deferred"],
+            "expected_overtime_minutes": self.kpis["expected_overtime_minutes"],
+            "utilization": self.kpis["utilization"],
+            "fallback_used": self.banner is not None,
+            "fallback_reason": self.banner,
+            "diagnosis": self.diagnosis,
+            "p80_overtime_minutes": self.kpis["p80_overtime_minutes"],
+            "pacu_peak": self.kpis["pacu_peak"],
+            "label": self.params.label,
+        }
+
+
+# ----------------------------------------------------------------- diagnosis
+
+
+def diagnose(inst: PlanInstance, hospital: Hospital) -> dict[str, str]:
+    """Plain-language reason for every case that has no eligible slot at all."""
+    out: dict[str, str] = {}
+    have = set(inst.eligible["case_id"]) if len(inst.eligible) else set()
+    rooms = hospital.rooms.set_index("room_id")
+    caps = rooms["capabilities"].map(lambda v: frozenset(p for p in str(v).split(";") if p))
+    s = inst.slots
+    for cid, case in inst.cases.iterrows():
+        if cid in have:
+            continue
+        d = case["booked_date"]
+        day = f"{d:%Y-%m-%d}"
+        if int(inst.staffing.loc[d, "room_cap"]) <= 0 if d in inst.staffing.index else True:
+            out[cid] = f"case {cid}: no operating room is staffed on {day} (staffing.csv gives no rooms or no anesthesia teams)"
+            continue
+        eq = case["equipment"]
+        if eq:
+            capable = [r for r, cp in caps.items() if eq <= cp]
+            need = " and ".join(sorted(eq))
+            if not capable:
+                out[cid] = f"case {cid} needs {need}; no room has it"
+                continue
+            own = s[(s["room_id"].isin(capable)) & ((s["service_line"] == case["service_line"]) | (s["kind"] == "open"))]
+            if not len(own):
+                rooms_txt = ", ".join(capable)
+                out[cid] = (f"case {cid} needs a {need} room; the only such room{'s' if len(capable) > 1 else ''} ({rooms_txt}) "
+                            f"{'have' if len(capable) > 1 else 'has'} no {case['service_line']} block or open time on {day}"
+                            f"{' or is unstaffed' if len(capable) == 1 else ''}")
+                continue
+        own = s[(s["service_line"] == case["service_line"]) | (s["kind"] == "open")]
+        if not len(own):
+            out[cid] = f"case {cid}: {case['service_line']} has no block and there is no open time in the horizon"
+            continue
+        longest = int((own["p50_limit"] - own["start_min"]).max())
+        if case["p50_i"] > longest:
+            out[cid] = (f"case {cid}: its P50 of {case['p50_i']} min is longer than any {case['service_line']} block "
+                        f"or open time in the horizon (longest usable {longest} min)")
+            continue
+        if inst.locks is not None and cid in set(inst.locks["case_id"]):
+            out[cid] = f"case {cid} is locked to a room and date where the hard rules cannot hold (equipment, block or staffing)"
+            continue
+        out[cid] = f"case {cid}: no room time of its service or surgeon fits it within the hard rules"
+    return out
+
+
+# ----------------------------------------------------------------- reasons & KPIs
+
+
+def placement_reasons(inst: PlanInstance, seq: pd.DataFrame) -> pd.Series:
+    """Why this room and time, in plain words, for every scheduled case."""
+    c, s = inst.cases, inst.slots
+    pacu_min = inst.pacu_minutes
+    sched = seq[seq["status"] == "scheduled"]
+    out = {}
+    for r in sched.itertuples():
+        case, sl = c.loc[r.case_id], s.loc[r.slot_id]
+        parts = []
+        owner = {"surgeon": f"the surgeon's own block", "service": f"the {sl['service_line']} block",
+                 "open": "open (unblocked) room time"}[sl["kind"]]
+        parts.append(f"{owner} in {sl['room_id']}")
+        if case["equipment"]:
+            parts.append(f"room has {', '.join(sorted(case['equipment']))}")
+        parts.append(f"P50 {case['p50_i']} min, P80 {case['p80_i']} min")
+        e80 = r.end80_min
+        slack = sl["close_min"] - e80
+        parts.append(f"finishes by close at P80 with {slack:.0f} min to spare" if slack >= 0
+                     else f"accepted trade-off: may run {-slack:.0f} min past close at P80 (cap {inst.overtime_cap_minutes:.0f})")
+        # PACU slack at this case's arrival.
+        d = sched[sched["date"] == r.date]
+        arr = r.end50_min
+        occ = int(((d["end50_min"] <= arr) & (d["end50_min"] + pacu_min > arr)).sum())
+        beds = int(inst.staffing.loc[r.date, "pacu_beds"])
+        parts.append(f"PACU {occ} of {beds} beds in use on arrival")
+        if case["booked_date"] != r.date:
+            parts.append(f"moved from its booked date {case['booked_date']:%Y-%m-%d}")
+        elif isinstance(case["booked_room"], str) and case["booked_room"] != r.room_id:
+            parts.append(f"moved from booked room {case['booked_room']}")
+        out[r.case_id] = "; ".join(parts)
+    return pd.Series(out, dtype=object)
+
+
+def expected_overtime(inst: PlanInstance, seq: pd.DataFrame, draws: int = 300, seed: int = 0) -> float:
+    """Mean minutes past close summed over room-days, durations log-normal from P50/P80."""
+    c, s = inst.cases, inst.slots
+    sched = seq[seq["status"] == "scheduled"].sort_values(["date", "room_id", "start_min"])
+    if not len(sched):
+        return 0.0
+    rng = np.random.default_rng(seed)
+    z80 = 0.8416
+    total = 0.0
+    for (_, room), g in sched.groupby(["date", "room_id"]):
+        close = float(s.loc[g["slot_id"].iloc[0], "close_min"])
+        finish = np.zeros(draws)
+        for r in g.itertuples():
+            p50, p80 = float(c.loc[r.case_id, "p50"]), float(c.loc[r.case_id, "p80"])
+            sigma = max(np.log(max(p80, p50 + 1e-6) / p50) / z80, 1e-3)
+            dur = p50 * np.exp(sigma * rng.standard_normal(draws))
+            start = np.maximum(r.start_min, finish + (inst.turnover_minutes if finish.any() else 0))
+            finish = start + dur
+        total += float(np.maximum(finish - close, 0).mean())
+    return total
+
+
+def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
+    sched = seq[seq["status"] == "scheduled"]
+    s = inst.slots
+    ps, pe = inst.prime_start, inst.prime_end
+    prime_used = (np.minimum(sched["end50_min"].astype(float), pe) - np.maximum(sched["start_min"].astype(float), ps)).clip(lower=0).sum()
+    rooms_per_day = s.groupby("date")["room_id"].nunique() if len(s) else pd.Series(dtype=float)
+    avail = sum(min(int(inst.staffing.loc[d, "room_cap"]), int(rooms_per_day.get(d, 0))) for d in inst.dates) * (pe - ps)
+    p80_ot = 0.0
+    if len(sched):
+        last = sched.groupby(["date", "room_id"])["end80_min"].max()
+        close = s.groupby(["date", "room_id"])["close_min"].first()
+        p80_ot = float((last - close.reindex(last.index)).clip(lower=0).sum())
+    peak = 0
+    for d, g in sched.groupby("date"):
+        ev = sorted([(t, 1) for t in g["end50_min"]] + [(t + inst.pacu_minutes, -1) for t in g["end50_min"]], key=lambda x: (x[0], x[1]))
+        cur = 0
+        for _, k in ev:
+            cur += k
+            peak = max(peak, cur)
+    return {
+        "solver": solver,
+        "n_cases": int(len(seq)),
+        "n_scheduled": int(len(sched)),
+        "n_deferred": int((seq["status"] == "deferred").sum()),
+        "expected_overtime_minutes": round(expected_overtime(inst, seq), 1),
+        "p80_overtime_minutes": round(p80_ot, 1),
+        "utilization": round(float(prime_used / avail), 4) if avail else 0.0,
+        "rooms_used": int(sched.groupby("date")["room_id"].nunique().sum()) if len(sched) else 0,
+        "pacu_peak": peak,
+    }
+
+
+# ----------------------------------------------------------------- plan
+
+
+def plan(
+    hospital: Hospital,
+    forecasts: pd.DataFrame,
+    start_date: pd.Timestamp | str,
+    params: PlanParams | None = None,
+    published: pd.DataFrame | None = None,
+    locks: pd.DataFrame | None = None,
+    cases: pd.DataFrame | None = None,
+) -> PlanResult:
+    """Plan ``params.days`` days from ``start_date``. See module docstring for fallbacks."""
+    params = params or PlanParams()
+    t0 = time.perf_counter()
+    inst = build_instance(hospital, forecasts, start_date, params, published=published, locks=locks, cases=cases)
+    diag = diagnose(inst, hospital)
+    banner = None
+    res: SolveResult | None = None
+    if params.solver == "rules":
+        assignment, order, used = rules_assignment(inst), "booked_first", "rules"
+    else:
+        model = build_model(inst, params)
+        res = solve(model, params.solver, params.time_limit_s, params.mip_gap)
+        used = params.solver
+        if not res.has_solution:
+            banner = {
+                "not_available": f"The {params.solver} solver is not available ({res.message}).",
+                "infeasible": "The optimizer found the rules cannot all hold (see the diagnosis).",
+                "error": f"The {params.solver} solver failed ({res.message}).",
+                "time_limit": f"The {params.solver} solver found no schedule within {params.time_limit_s:.0f} s.",
+            }.get(res.status, f"The {params.solver} solver returned no schedule ({res.status}).")
+        elif res.mip_gap is not None and res.mip_gap > params.gap_tolerance:
+            banner = (f"The {params.solver} solver stopped at a gap of {res.mip_gap:.1%}, above the tolerance of "
+                      f"{params.gap_tolerance:.0%}.")
+        if banner:
+            banner += " Showing the rules-based block schedule instead."
+            assignment, order, used = rules_assignment(inst), "booked_first", "rules"
+        else:
+            assignment, order = extract_assignment(model), "longest_first"
+    if len(assignment):
+        why = assignment["case_id"].map(diag)
+        assignment["reason"] = why.where(why.notna(), assignment["reason"])
+    seq = sequence(inst, assignment, order=order)
+    reasons = placement_reasons(inst, seq)
+    schedule = to_schedule(inst, seq, reasons)
+    k = kpis(inst, seq, used)
+    k["solve_seconds"] = round(time.perf_counter() - t0, 3)
+    result = PlanResult(schedule, k, res, inst, params, banner, sorted(diag.values()))
+    result.sequence = seq  # type: ignore[attr-defined]
+    return result
+
+
+def alternatives(hospital: Hospital, forecasts: pd.DataFrame, start_date, params: PlanParams | None = None,
+                 published: pd.DataFrame | None = None, locks: pd.DataFrame | None = None) -> dict[str, PlanResult]:
+    """The ranked alternatives (utilization-first, balanced, overtime-averse) on the same rules."""
+    params = params or PlanParams()
+    return {name: plan(hospital, forecasts, start_date, params.with_(label=name, **changes), published, locks)
+            for name, changes in ALTERNATIVES.items()}
+
+
+def compare(results: dict[str, PlanResult]) -> pd.DataFrame:
+    """KPIs side by side, one row per alternative."""
+    rows = []
+    for name, r in results.items():
+        rows.append({"alternative": name, **{k: r.kpis[k] for k in ("n_scheduled", "n_deferred", "utilization",
+                     "expected_overtime_minutes", "p80_overtime_minutes", "pacu_peak")},
+                     "solver": r.kpis["solver"], "fallback": r.banner is not None})
+    return pd.DataFrame(rows)

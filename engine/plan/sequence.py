@@ -1,0 +1,204 @@
+"""Sequencing: turn case-to-slot assignments into explicit times that satisfy every hard rule.
+
+Assignment (MIP or rules) decides which slot each case goes to; this step decides *when*.
+Per date, rooms advance together in an event loop: the room whose next case could start
+earliest goes next. A case starts at the earliest minute at or after its room's cursor where
+(a) its PACU stay [end_p50, end_p50 + pacu) keeps occupancy below the date's beds at every
+moment, and (b) its surgeon is not busy in another room. If no such minute lets it finish
+inside its slot (P50) and before close + cap (P80), the next case of the slot is tried; cases
+that fit nowhere are deferred with the reason. This keeps H3, H4, H5, H7, H8 and H9 true in
+the exported times, whatever the assignment did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine.plan.instance import PlanInstance, minutes_to_time
+
+
+@dataclass
+class _Placed:
+    case_id: str
+    slot_id: str
+    start: int
+    end50: int
+    end80: int
+
+
+def _pacu_ok(placed: list[tuple[int, int]], a: int, b: int, beds: int) -> bool:
+    """Would adding [a, b) keep occupancy <= beds at every moment?"""
+    if beds <= 0:
+        return False
+    events = [(s, e) for s, e in placed if s < b and e > a]
+    if len(events) < beds:
+        return True
+    points = sorted({a, *[s for s, _ in events if s > a]})
+    return all(sum(1 for s, e in events if s <= t < e) < beds for t in points)
+
+
+def _surgeon_free(busy: list[tuple[int, int, str]], a: int, b: int, room: str) -> bool:
+    return all(e <= a or s >= b or r == room for s, e, r in busy)
+
+
+def _earliest_start(t0: int, case: pd.Series, pacu: list[tuple[int, int]], pacu_min: int, beds: int,
+                    busy: list[tuple[int, int, str]], room: str, limit50: int, limit80: int) -> int | None:
+    p50, p80 = int(case["p50_i"]), int(case["p80_i"])
+    cands = {t0}
+    cands |= {e - p50 for _, e in pacu if e - p50 > t0}
+    cands |= {e for _, e, _ in busy if e > t0}
+    for t in sorted(cands):
+        if t + p50 > limit50 or t + p80 > limit80:
+            return None
+        if _pacu_ok(pacu, t + p50, t + p50 + pacu_min, beds) and _surgeon_free(busy, t, t + p80, room):
+            return t
+    return None
+
+
+def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest_first") -> pd.DataFrame:
+    """Times for assigned cases. ``assignment``: case_id, slot_id (NaN = deferred by the
+    assigner, with ``reason``). ``order``: ``longest_first`` (optimizer) or ``booked_first``
+    (rules: first come, first served by booking time).
+
+    Returns one row per case: case_id, slot_id, date, room_id, status, start_min, end50_min,
+    end80_min, defer_reason.
+    """
+    c = inst.cases
+    turn = int(round(inst.turnover_minutes))
+    pacu_min = int(round(inst.pacu_minutes))
+    locks = inst.locks.set_index("case_id") if inst.locks is not None and len(inst.locks) else None
+    placed: list[_Placed] = []
+    deferred: dict[str, str] = {}
+    a = assignment.set_index("case_id")
+    for cid in c.index.difference(a.index):
+        deferred[cid] = "no eligible room time (see diagnosis)"
+    for cid, row in a.iterrows():
+        if not isinstance(row.get("slot_id"), str):
+            deferred[cid] = str(row.get("reason") or "deferred by the optimizer")
+    todo = a[a["slot_id"].map(lambda v: isinstance(v, str))]
+    for d in inst.dates:
+        slots = inst.slots[inst.slots["date"] == d]
+        if not len(slots):
+            continue
+        beds = int(inst.staffing.loc[d, "pacu_beds"])
+        room_cap = int(inst.staffing.loc[d, "room_cap"])
+        day = todo[todo["slot_id"].isin(slots.index)]
+        # Rooms beyond the staffing limit (a rules assignment may ask for too many): keep the busiest.
+        rooms_load = day.join(c[["p50_i"]]).groupby(slots.loc[day["slot_id"], "room_id"].to_numpy())["p50_i"].sum()
+        allowed_rooms = set(rooms_load.sort_values(ascending=False).index[:room_cap])
+        queues: dict[str, list[str]] = {}
+        for sid in slots.sort_values(["room_id", "start_min"]).index:
+            ids = list(day.index[day["slot_id"] == sid])
+            if slots.loc[sid, "room_id"] not in allowed_rooms:
+                for cid in ids:
+                    deferred[cid] = f"room {slots.loc[sid, 'room_id']} is not staffed on {d:%Y-%m-%d} (only {room_cap} rooms)"
+                continue
+            if order == "booked_first":
+                ids.sort(key=lambda i: (pd.Timestamp(c.loc[i, "booked_at"]) if pd.notna(c.loc[i, "booked_at"]) else pd.Timestamp.max, i))
+            else:
+                ids.sort(key=lambda i: (-c.loc[i, "p50_i"], i))
+            if locks is not None:
+                ids.sort(key=lambda i: (0, int(_lock_minute(locks, i))) if i in locks.index else (1, 0))
+            queues[sid] = ids
+        pacu: list[tuple[int, int]] = []
+        busy: dict[str, list[tuple[int, int, str]]] = {}
+        room_cursor = {r: int(slots[slots["room_id"] == r]["open_min"].iloc[0]) for r in slots["room_id"].unique()}
+        room_slots = {r: list(slots[slots["room_id"] == r].sort_values("start_min").index) for r in room_cursor}
+        active = {r: 0 for r in room_cursor}  # index of the current slot per room
+
+        def next_start(r: str) -> int | None:
+            while active[r] < len(room_slots[r]) and not queues.get(room_slots[r][active[r]]):
+                active[r] += 1
+            if active[r] >= len(room_slots[r]):
+                return None
+            sid = room_slots[r][active[r]]
+            return max(room_cursor[r], int(slots.loc[sid, "start_min"]))
+
+        while True:
+            cands = [(t, r) for r in room_cursor if (t := next_start(r)) is not None]
+            if not cands:
+                break
+            t0, r = min(cands)
+            sid = room_slots[r][active[r]]
+            sl = slots.loc[sid]
+            q = queues[sid]
+            chosen = None
+            for cid in q:
+                case = c.loc[cid]
+                if locks is not None and cid in locks.index:
+                    t_lock = int(_lock_minute(locks, cid))
+                    t = t_lock if t_lock >= t0 else None
+                    if t is not None and not (_pacu_ok(pacu, t + int(case["p50_i"]), t + int(case["p50_i"]) + pacu_min, beds)
+                                              and _surgeon_free(busy.get(case["surgeon_id"], []), t, t + int(case["p80_i"]), r)
+                                              and t + case["p50_i"] <= sl["p50_limit"] and t + case["p80_i"] <= sl["p80_limit"]):
+                        t = None
+                    if t is None:
+                        deferred[cid] = "its lock cannot be honoured without breaking a hard rule (turnover, PACU, surgeon or hours)"
+                        q.remove(cid)
+                        break
+                else:
+                    t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(case["surgeon_id"], []), r,
+                                        int(sl["p50_limit"]), int(sl["p80_limit"]))
+                if t is not None:
+                    chosen = (cid, t)
+                    break
+            if chosen is None:
+                for cid in list(q):
+                    deferred[cid] = _why_not(c.loc[cid], sl, t0, beds)
+                q.clear()
+                continue
+            cid, t = chosen
+            case = c.loc[cid]
+            e50, e80 = t + int(case["p50_i"]), t + int(case["p80_i"])
+            placed.append(_Placed(cid, sid, t, e50, e80))
+            pacu.append((e50, e50 + pacu_min))
+            busy.setdefault(case["surgeon_id"], []).append((t, e80, r))
+            room_cursor[r] = e50 + turn
+            q.remove(cid)
+    rows = []
+    for p in placed:
+        sl = inst.slots.loc[p.slot_id]
+        rows.append({"case_id": p.case_id, "slot_id": p.slot_id, "date": sl["date"], "room_id": sl["room_id"],
+                     "status": "scheduled", "start_min": p.start, "end50_min": p.end50, "end80_min": p.end80, "defer_reason": ""})
+    for cid, why in deferred.items():
+        rows.append({"case_id": cid, "slot_id": None, "date": c.loc[cid, "booked_date"], "room_id": None, "status": "deferred",
+                     "start_min": None, "end50_min": None, "end80_min": None, "defer_reason": why})
+    return pd.DataFrame(rows)
+
+
+def _lock_minute(locks: pd.DataFrame, cid: str) -> float:
+    t = pd.Timestamp(locks.loc[cid, "start"])
+    return t.hour * 60 + t.minute
+
+
+def _why_not(case: pd.Series, sl: pd.Series, t0: int, beds: int) -> str:
+    p50, p80 = int(case["p50_i"]), int(case["p80_i"])
+    if t0 + p50 > sl["p50_limit"]:
+        return (f"does not fit the remaining block time in {sl['room_id']} on {sl['date']:%Y-%m-%d}: "
+                f"P50 {p50} min from {t0 // 60:02d}:{t0 % 60:02d} would end after the block")
+    if t0 + p80 > sl["p80_limit"]:
+        return f"its P80 ({p80} min) would run past close plus the overtime cap in {sl['room_id']}"
+    return f"no PACU bed free when it would finish (only {beds} beds) and no later start fits the block in {sl['room_id']}"
+
+
+def to_schedule(inst: PlanInstance, seq: pd.DataFrame, reasons: pd.Series | None = None) -> pd.DataFrame:
+    """The contract schedule.csv frame from sequenced rows (times as datetimes)."""
+    c = inst.cases
+    rows = []
+    for r in seq.itertuples():
+        case = c.loc[r.case_id]
+        base = {"case_id": r.case_id, "surgeon_id": case["surgeon_id"], "service_line": case["service_line"]}
+        if r.status == "scheduled":
+            d = pd.Timestamp(r.date)
+            e50 = minutes_to_time(d, r.end50_min)
+            rows.append({**base, "date": d, "room_id": r.room_id, "status": "scheduled",
+                         "start": minutes_to_time(d, r.start_min), "end_p50": e50, "end_p80": minutes_to_time(d, r.end80_min),
+                         "pacu_in": e50, "pacu_out": e50 + pd.Timedelta(minutes=round(inst.pacu_minutes))})
+        else:
+            rows.append({**base, "date": pd.Timestamp(r.date), "room_id": None, "status": "deferred", "start": pd.NaT,
+                         "end_p50": pd.NaT, "end_p80": pd.NaT, "pacu_in": pd.NaT, "pacu_out": pd.NaT})
+        rows[-1]["reason"] = (reasons.get(r.case_id) if reasons is not None and r.case_id in reasons.index else None) or r.defer_reason
+    out = pd.DataFrame(rows, columns=["case_id", "surgeon_id", "service_line", "date", "room_id", "status", "start",
+                                      "end_p50", "end_p80", "pacu_in", "pacu_out", "reason"])
+    return out.sort_values(["date", "room_id", "start", "case_id"], na_position="last").reset_index(drop=True)
