@@ -123,6 +123,49 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return {"version": mv.version, **{k: m[k] for k in ("train_from", "train_until", "data_hash", "fit_seconds", "drift_state")}, "metrics": m["metrics"]}
 
 
+def _current_forecaster(hospital, hid: str, models: Path | None):
+    """The registered model of this hospital; trains and registers one when there is none."""
+    from engine.forecast import Registry, train_and_register
+
+    reg = Registry(models)
+    mv = reg.load(hid)
+    if mv is None:
+        print(f"no forecasting model registered for {hid!r}: training one now (python -m engine train)", file=sys.stderr)
+        mv = train_and_register(hospital, hid, registry=reg)
+    return mv
+
+
+def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.hospital import load_hospital
+    from engine.io import atomic_write_file, write_csv
+    from engine.plan import PlanParams, plan
+    from engine.plan.schedule_io import SCHEDULE_KINDS
+
+    try:
+        params = PlanParams(days=args.days, solver=args.solver, time_limit_s=args.time_limit, mip_gap=args.mip_gap)
+    except ValueError as exc:
+        raise InputError(f"bad option: {exc}", file="command line") from exc
+    start = _date_arg(args.date, "--date")
+    loaded = load_hospital(args.data)
+    h = loaded.hospital
+    hid = args.name or args.data.resolve().name
+    mv = _current_forecaster(h, hid, args.models)
+    booked = h.cases[h.cases["status"] == "booked"]
+    forecasts = mv.forecaster.predict(booked, h.cases, as_of=min(h.as_of(), start))
+    result = plan(h, forecasts, start, params)
+    atomic_write_file(args.out, lambda p: write_csv(result.schedule, p, SCHEDULE_KINDS))
+    out = result.to_json()
+    out["model_version"] = mv.version
+    if result.banner:
+        print(f"FALLBACK: {result.banner}", file=sys.stderr)
+    for d in result.diagnosis:
+        print(f"diagnosis: {d}", file=sys.stderr)
+    print(f"{out['solver']}: {out['n_scheduled']} scheduled, {out['n_deferred']} deferred; utilization "
+          f"{out['utilization']:.1%}, expected overtime {out['expected_overtime_minutes']:.0f} min; status {out['status']}"
+          + (f", gap {out['mip_gap']:.2%}" if out["mip_gap"] is not None else "") + f" in {out['solve_seconds']:.1f}s -> {args.out}")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="Predictive OR allocation engine.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -164,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="hospital id (default: the folder name)")
     t.add_argument("--models", type=Path, default=None, metavar="DIR", help="registry folder (default: var/models)")
     t.add_argument("--iterations", type=int, default=None, help="CatBoost iterations (default: ForecastParams)")
+
+    pl = add("plan", "Plan booked cases into rooms and times (optimizer or rules) and write schedule.csv.", _cmd_plan)
+    pl.add_argument("--data", type=Path, required=True, metavar="DIR")
+    pl.add_argument("--date", required=True, metavar="DATE", help="first date of the horizon")
+    pl.add_argument("--days", type=int, default=1, help="horizon length in days (1..7)")
+    pl.add_argument("--solver", choices=["highs", "glpk", "rules"], default="highs")
+    pl.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit in seconds")
+    pl.add_argument("--mip-gap", type=float, default=0.01, help="relative MIP gap to stop at")
+    pl.add_argument("--out", type=Path, required=True, metavar="schedule.csv")
+    pl.add_argument("--name", default=None, help="hospital id for the model registry (default: the folder name)")
+    pl.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
     return p
 
 

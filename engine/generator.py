@@ -87,7 +87,7 @@ class GeneratorParams:
     hospital_name: str = "Demo General Hospital"
     # demand and behaviour
     block_fill_mean: float = 0.90
-    horizon_fill_mean: float = 0.92
+    horizon_fill_mean: float = 0.94
     addon_rate_per_room: float = 0.32
     cancel_rate: float = 0.062
     late_start_prob: float = 0.35
@@ -461,7 +461,7 @@ def _build_procedures(params: GeneratorParams, sls: list[_ServiceLine],
                 code, name, base, equip, kind = catalog[j]
             else:
                 # more procedures than the catalog lists: local variants of catalog entries
-                code0, name0, base0, equip, kind = catalog[j % len(catalog)]
+                _, name0, base0, equip, kind = catalog[j % len(catalog)]
                 variant = j // len(catalog)
                 code = f"L{s:02d}{j:03d}"
                 name = f"{name0}, variant {variant}"
@@ -639,29 +639,32 @@ def _build_template(params: GeneratorParams, world: _World, rng: np.random.Gener
         if a <= 0:
             return -np.inf
         v = a + 0.35 * (per_room_sl[r, s] > 0) - 0.3 * per_day_sl[wd, s] + jitter[s, wd, r]
-        if not is_main[r]:
-            if per_sl_amb[s] + 1 > max(1.0, amb_max[s] * target[s]):
-                v -= 3.0   # this line's big cases belong at the main hospital
-            elif amb_max[s] >= 0.7:
-                v += 0.3
         if rare_room[r] and per_room_sl[r, s] >= 3:
             v -= 0.6   # share a rare-equipment room between the lines that need it
         if rare_room[r] and rare_need[s] < 0.05:
             v -= 0.8   # do not waste a robot or hybrid room on a line that cannot use it
         return v
 
-    for s in order:
-        for _ in range(int(target[s])):
-            free = [(wd, r) for (wd, r) in slots if (wd, r) not in owner]
+    def take(s: int, count: int, main: bool) -> None:
+        for _ in range(count):
+            free = [(wd, r) for (wd, r) in slots if (wd, r) not in owner and is_main[r] == main]
             if not free:
-                break
+                return
             best = max(free, key=lambda x: score(s, *x))
             if score(s, *best) == -np.inf:
-                break
+                return
             owner[best] = s
             per_room_sl[best[1], s] += 1
             per_day_sl[best[0], s] += 1
-            per_sl_amb[s] += not is_main[best[1]]
+            per_sl_amb[s] += not main
+
+    # ambulatory rooms first, each line up to its quota, the outpatient lines first; then the
+    # main rooms for the rest of every line's target
+    amb_order = sorted(range(n_sl), key=lambda s: (-amb_max[s], -share[s]))
+    for s in amb_order:
+        take(s, int(round(amb_max[s] * target[s])), main=False)
+    for s in order:
+        take(s, int(target[s] - per_sl_amb[s]), main=True)
     for wd, r in slots:  # leftovers: the line with the biggest deficit that can use the room
         if (wd, r) in owner:
             continue
@@ -842,7 +845,7 @@ def generate_hospital(params: GeneratorParams) -> dict[str, pd.DataFrame | dict[
     electives = _electives(params, world, blocks, today_day, rngs)
     cases = _simulate_days(params, world, electives, blocks, staffing, days, workday, today_day, rngs)
 
-    frames = _assemble(params, world, cases, blocks, staffing, rooms, surgeons, today_day)
+    frames = _assemble(params, world, cases, blocks, staffing, rooms, surgeons)
     logger.info("generated hospital seed=%s: %d cases, %d rooms, %d surgeons, %d blocks", params.seed,
                 len(frames["cases.csv"]), len(rooms), len(surgeons), len(frames["blocks.csv"]))
     return frames
@@ -1094,14 +1097,14 @@ def _simulate_days(params: GeneratorParams, world: _World, el: pd.DataFrame, blo
     booked_arr = cases["booked"].to_numpy()
     ready_arr = cases["ready"].to_numpy() if "ready" in cases else np.zeros(n)
     early_ok = rng.random(n) < 0.7
-    otime_go = rng.random(n) < 0.3
+    otime_go = rng.random(n) < 0.45
     staff = staffing.set_index("day")
     blocks_by_day = {d: g for d, g in blocks.groupby("day")}
     case_order = np.lexsort((sched_arr, room_arr, day))
     sorted_day = day[case_order]
     busy_until: dict[int, int] = {}
     ordered_days = np.sort(np.unique(day[day < today_day]))
-    d_to_rng = rng.random((len(days), n_rooms, 4))
+    d_to_rng = rng.random((len(days), n_rooms, 5))
     day_index = {int(d): i for i, d in enumerate(days)}
     for d in ordered_days:
         d = int(d)
@@ -1149,7 +1152,7 @@ def _simulate_days(params: GeneratorParams, world: _World, el: pd.DataFrame, blo
                 if rr[r, 2] < 0.12:
                     delay += int(20 + 55 * rr[r, 3])
             if short_teams > 0 and r in blocked_rooms[-short_teams:]:
-                delay += 25 + int(35 * rr[r, 3])    # waiting for an anesthesia team
+                delay += 25 + int(35 * rr[r, 4])    # waiting for an anesthesia team
             t = None
             first = True
             for j in idx:
@@ -1295,7 +1298,7 @@ _CASE_FIELDS: dict[str, Any] = {
 
 
 def _assemble(params: GeneratorParams, world: _World, cases: pd.DataFrame, blocks: pd.DataFrame,
-              staffing: pd.DataFrame, rooms: pd.DataFrame, surgeons: pd.DataFrame, today_day: int
+              staffing: pd.DataFrame, rooms: pd.DataFrame, surgeons: pd.DataFrame
               ) -> dict[str, pd.DataFrame | dict[str, Any]]:
     procs = world.procs
     if cases.empty:

@@ -99,12 +99,14 @@ def build_instance(
     published: pd.DataFrame | None = None,
     locks: pd.DataFrame | None = None,
     cases: pd.DataFrame | None = None,
+    downtime: list[tuple[pd.Timestamp, str, int]] | None = None,
 ) -> PlanInstance:
     """Collect the horizon's booked cases, forecasts (case_id, p50, p80[, p95, cancel_prob]) and slots.
 
     ``cases`` defaults to the hospital's booked cases; ``published`` (case_id, date, room_id)
     is the schedule to stay close to (default: the booking's own date and room); ``locks``
-    (case_id, date, room_id, start) are overrides the plan must keep.
+    (case_id, date, room_id, start) are overrides the plan must keep; ``downtime`` lists
+    (date, room_id, from_minute): the room is unavailable from that minute of that date on.
     """
     start = pd.Timestamp(start_date).normalize()
     dates = [start + pd.Timedelta(days=i) for i in range(params.days)]
@@ -142,6 +144,13 @@ def build_instance(
     staffing["room_cap"] = staffing[["staffed_rooms", "anesthesia_teams"]].min(axis=1)
 
     slots = _slots(h, [d for d in dates if staffing.loc[d, "room_cap"] > 0], cap)
+    for d, room, from_min in downtime or []:
+        hit = (slots["date"] == pd.Timestamp(d)) & (slots["room_id"] == room)
+        # A room going down loses its time from that minute: no case may run into it.
+        slots.loc[hit, "end_min"] = slots.loc[hit, "end_min"].clip(upper=from_min)
+        slots.loc[hit, "p50_limit"] = slots.loc[hit, "p50_limit"].clip(upper=from_min)
+        slots.loc[hit, "p80_limit"] = slots.loc[hit, "p80_limit"].clip(upper=from_min)
+        slots = slots[~hit | (slots["end_min"] > slots["start_min"])]
     if published is None:
         published = pd.DataFrame({"case_id": c.index, "date": c["booked_date"].to_numpy(), "room_id": c["booked_room"].to_numpy()})
     ps, pe = prime_window(h.settings)

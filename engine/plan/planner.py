@@ -206,11 +206,19 @@ def plan(
     published: pd.DataFrame | None = None,
     locks: pd.DataFrame | None = None,
     cases: pd.DataFrame | None = None,
+    downtime: list | None = None,
+    not_before_min: int | None = None,
+    order: str | None = None,
 ) -> PlanResult:
-    """Plan ``params.days`` days from ``start_date``. See module docstring for fallbacks."""
+    """Plan ``params.days`` days from ``start_date``. See module docstring for fallbacks.
+
+    Re-planning passes ``published`` (with start times), ``locks``, ``downtime``, the current
+    minute ``not_before_min`` and ``order='published'`` to keep the day's order where possible.
+    """
     params = params or PlanParams()
     t0 = time.perf_counter()
-    inst = build_instance(hospital, forecasts, start_date, params, published=published, locks=locks, cases=cases)
+    inst = build_instance(hospital, forecasts, start_date, params, published=published, locks=locks, cases=cases,
+                          downtime=downtime)
     diag = diagnose(inst, hospital)
     banner = None
     res: SolveResult | None = None
@@ -234,11 +242,12 @@ def plan(
             banner += " Showing the rules-based block schedule instead."
             assignment, order, used = rules_assignment(inst), "booked_first", "rules"
         else:
-            assignment, order = extract_assignment(model), "longest_first"
+            assignment = extract_assignment(model)
+            order = order or "longest_first"
     if len(assignment):
         why = assignment["case_id"].map(diag)
         assignment["reason"] = why.where(why.notna(), assignment["reason"])
-    seq = sequence(inst, assignment, order=order)
+    seq = sequence(inst, assignment, order=order, not_before_min=not_before_min)
     reasons = placement_reasons(inst, seq)
     schedule = to_schedule(inst, seq, reasons)
     k = kpis(inst, seq, used)

@@ -16,14 +16,17 @@ from engine.plan.instance import PlanInstance
 def rules_assignment(inst: PlanInstance) -> pd.DataFrame:
     c, s = inst.cases, inst.slots
     turn = inst.turnover_minutes
-    order = c.assign(_b=c["booked_at"].fillna(pd.Timestamp.max)).sort_values(["_b", "case_id"]).index
+    locked = set(inst.locks["case_id"]) if inst.locks is not None and len(inst.locks) else set()
+    # Locked cases (overrides) first, then first come, first served.
+    order = (c.assign(_l=~c.index.isin(list(locked)), _b=c["booked_at"].fillna(pd.Timestamp.max))
+             .sort_values(["_l", "_b", "case_id"]).index)
     used = {sid: 0.0 for sid in s.index}
     rooms_used: dict[pd.Timestamp, set[str]] = {d: set() for d in inst.dates}
     el = inst.eligible
     rows = []
     for cid in order:
         case = c.loc[cid]
-        cand = el[(el["case_id"] == cid) & (el["date"] == case["booked_date"])]
+        cand = el[(el["case_id"] == cid) & ((el["date"] == case["booked_date"]) | (cid in locked))]
         if not len(cand):
             rows.append({"case_id": cid, "slot_id": None, "reason": "no block of its service or surgeon on its booked date"})
             continue

@@ -56,10 +56,13 @@ def _earliest_start(t0: int, case: pd.Series, pacu: list[tuple[int, int]], pacu_
     return None
 
 
-def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest_first") -> pd.DataFrame:
+def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest_first",
+             not_before_min: int | None = None) -> pd.DataFrame:
     """Times for assigned cases. ``assignment``: case_id, slot_id (NaN = deferred by the
-    assigner, with ``reason``). ``order``: ``longest_first`` (optimizer) or ``booked_first``
-    (rules: first come, first served by booking time).
+    assigner, with ``reason``). ``order``: ``longest_first`` (optimizer), ``booked_first``
+    (rules: first come, first served by booking time) or ``published`` (re-planning: keep the
+    published order, by ``published.start``). Urgent cases go first in any order. Unlocked
+    cases start no earlier than ``not_before_min`` (re-planning during the day).
 
     Returns one row per case: case_id, slot_id, date, room_id, status, start_min, end50_min,
     end80_min, defer_reason.
@@ -71,6 +74,10 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
     placed: list[_Placed] = []
     deferred: dict[str, str] = {}
     a = assignment.set_index("case_id")
+    published_start: dict = {}
+    if order == "published" and inst.published is not None and "start" in inst.published.columns:
+        pub = inst.published.dropna(subset=["start"])
+        published_start = dict(zip(pub["case_id"], pd.to_datetime(pub["start"])))
     for cid in c.index.difference(a.index):
         deferred[cid] = "no eligible room time (see diagnosis)"
     for cid, row in a.iterrows():
@@ -96,8 +103,11 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                 continue
             if order == "booked_first":
                 ids.sort(key=lambda i: (pd.Timestamp(c.loc[i, "booked_at"]) if pd.notna(c.loc[i, "booked_at"]) else pd.Timestamp.max, i))
+            elif order == "published":
+                ids.sort(key=lambda i: (published_start.get(i, pd.Timestamp.max), i))
             else:
                 ids.sort(key=lambda i: (-c.loc[i, "p50_i"], i))
+            ids.sort(key=lambda i: not bool(c.loc[i, "is_urgent"]))
             if locks is not None:
                 ids.sort(key=lambda i: (0, int(_lock_minute(locks, i))) if i in locks.index else (1, 0))
             queues[sid] = ids
@@ -119,14 +129,16 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             cands = [(t, r) for r in room_cursor if (t := next_start(r)) is not None]
             if not cands:
                 break
-            t0, r = min(cands)
+            t_room, r = min(cands)
             sid = room_slots[r][active[r]]
             sl = slots.loc[sid]
             q = queues[sid]
             chosen = None
             for cid in q:
                 case = c.loc[cid]
-                if locks is not None and cid in locks.index:
+                is_locked = locks is not None and cid in locks.index
+                t0 = t_room if is_locked or not_before_min is None else max(t_room, not_before_min)
+                if is_locked:
                     t_lock = int(_lock_minute(locks, cid))
                     t = t_lock if t_lock >= t0 else None
                     if t is not None and not (_pacu_ok(pacu, t + int(case["p50_i"]), t + int(case["p50_i"]) + pacu_min, beds)
@@ -144,6 +156,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                     chosen = (cid, t)
                     break
             if chosen is None:
+                t0 = t_room if not_before_min is None else max(t_room, not_before_min)
                 for cid in list(q):
                     deferred[cid] = _why_not(c.loc[cid], sl, t0, beds)
                 q.clear()
