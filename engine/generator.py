@@ -552,7 +552,7 @@ def _build_surgeons(params: GeneratorParams, sls: list[_ServiceLine], procs: pd.
     slow = rng.random(n) < 0.10
     effect = effect + slow * 0.22
     drifting = rng.random(n) < 0.25
-    drift = drifting * rng.normal(0.0, 0.09, n)            # log-duration change per year
+    drift = drifting * rng.normal(0.0, 0.12, n)            # log-duration change per year
     volume = np.exp(rng.normal(0.0, 0.5, n))
     optimism = rng.normal(-0.09, 0.06, n)                     # log bias of the surgeon's own estimate
     habitual = rng.random(n) < 0.10                           # books the same time whatever the case
@@ -746,10 +746,10 @@ def _patient_terms(world: _World | None, proc: np.ndarray, pat: dict[str, np.nda
                    emergent: np.ndarray) -> np.ndarray:
     """Patient effects on log duration, centred on the service line's typical elective patient."""
     bmi, asa, an, adm = pat["bmi"], pat["asa"], pat["anesthesia"], pat["admission"]
-    raw = (0.05 * (asa - 2) + 0.003 * (pat["age"] - 55)
-           + 0.08 * (bmi >= 35) + 0.06 * (bmi >= 45)
-           + 0.06 * (an == 0) - 0.05 * (an >= 2)
-           + 0.05 * (adm == 2) + 0.06 * emergent)
+    raw = (0.10 * (asa - 2) + 0.005 * (pat["age"] - 55)
+           + 0.12 * (bmi >= 35) + 0.10 * (bmi >= 45)
+           + 0.12 * (an == 0) - 0.10 * (an >= 2)
+           + 0.10 * (adm == 2) + 0.10 * emergent)
     if world is None or not len(world.patient_center):
         return raw
     return raw - world.patient_center[world.procs["sl_idx"].to_numpy()[proc]]

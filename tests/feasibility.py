@@ -78,7 +78,7 @@ H9  For a case that passes H6 on a blocked room-date: ``[start, end_p50)`` must 
     again under H9.
 H7  Per date, the number of distinct rooms with a scheduled case must be at most
     staffed_rooms and at most anesthesia_teams. This per-day count bounds any count of rooms
-    running at the same moment, so it is the stricter reading and no sweep is needed. A date
+    running at the same moment, so it is the stricter reading and no sweep is needed; one violation per date names the limits exceeded. A date
     without a staffing row has capacity 0 (any case on it is a violation); duplicate rows for a
     date use the smallest values.
 H8  Sweep-line over ``[pacu_in, pacu_out)`` (ends processed before starts at equal times, ends
@@ -94,7 +94,8 @@ H10 Every row that has a ``date`` (deferred rows too) must have it in the horizo
     its own surgery_date but inside the horizon is not a violation. With ``locked`` (columns
     case_id, date, room_id, start), each locked case must be in the schedule as
     ``scheduled`` with the same date, room_id and start (within tol); a missing value in a
-    lock row leaves that field free.
+    lock row leaves that field free; a lock cell that does not parse raises ValueError (the
+    caller's input is broken, not the schedule).
 
 Not checked (not in the hard rules): the site of a room vs the case's site, prime time,
 P50/P80 values themselves (only their exported order), soft goals.

@@ -53,6 +53,7 @@ NUMERIC = [
     "first_case",
     "n_equipment",
     "lead_days",
+    "month",
 ]
 MISSING = "__missing__"
 
@@ -198,6 +199,8 @@ def build_features(
     eq = cases["required_equipment"].fillna("") if "required_equipment" in cases.columns else pd.Series("", index=cases.index)
     f["required_equipment"] = _text(eq)
     f["weekday"] = cases["surgery_date"].dt.day_name().fillna(MISSING).astype(str)
+    # Month of year: teaching hospitals run slower when new residents start (the "July effect").
+    f["month"] = cases["surgery_date"].dt.month.astype(float)
     for col in ("booked_minutes", "patient_age", "asa_class", "bmi"):
         f[col] = pd.to_numeric(cases[col], errors="coerce").astype(float) if col in cases.columns else np.nan
     f["sp_count"] = sp_n
