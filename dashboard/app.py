@@ -40,5 +40,6 @@ with st.sidebar:
 pages = [
     st.Page("../pages/data.py", title="Data", icon=":material/database:", default=True, url_path="data"),
     st.Page("../pages/forecasts.py", title="Forecasts", icon=":material/query_stats:", url_path="forecasts"),
+    st.Page("../pages/schedule.py", title="Schedule", icon=":material/calendar_month:", url_path="schedule"),
 ]
 st.navigation(pages).run()

@@ -66,3 +66,66 @@ def psi_bars(drift: pd.DataFrame, warn: float, stop: float) -> go.Figure:
     fig.add_hline(y=stop, line_dash="dash", annotation_text="stop")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="")
     return fig
+
+
+SERVICE_COLORS = px.colors.qualitative.Safe + px.colors.qualitative.Pastel
+
+
+def gantt(schedule: pd.DataFrame, date: pd.Timestamp, close_by_room: dict[str, str] | None = None,
+          highlight: set[str] | None = None) -> go.Figure:
+    """Rooms x time: a bar from start to the P50 end per case, a whisker to the P80 end,
+    coloured by service line. Each bar carries its case_id for selection."""
+    d = schedule[(schedule["status"] == "scheduled") & (pd.to_datetime(schedule["date"]) == pd.Timestamp(date))].copy()
+    fig = go.Figure()
+    if not len(d):
+        fig.update_layout(height=200, annotations=[dict(text="No cases scheduled on this date", showarrow=False)])
+        return fig
+    for col in ("start", "end_p50", "end_p80"):
+        d[col] = pd.to_datetime(d[col])
+    lines = sorted(d["service_line"].unique())
+    colors = {sl: SERVICE_COLORS[i % len(SERVICE_COLORS)] for i, sl in enumerate(lines)}
+    rooms = sorted(d["room_id"].unique(), reverse=True)
+    for sl in lines:
+        g = d[d["service_line"] == sl]
+        ms = (g["end_p50"] - g["start"]).dt.total_seconds() * 1000
+        widths = [3 if highlight and cid in highlight else 0.5 for cid in g["case_id"]]
+        fig.add_trace(go.Bar(
+            y=g["room_id"], x=ms, base=g["start"], orientation="h", name=sl, marker_color=colors[sl],
+            marker_line_width=widths, marker_line_color="black", customdata=g[["case_id", "surgeon_id"]].to_numpy(),
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>%{base|%H:%M} to P50 end<extra>" + sl + "</extra>",
+        ))
+    # P80 whiskers: a line from each case's P50 end to its P80 end (error bars misplace on date bases).
+    xs, ys = [], []
+    for r in d.itertuples():
+        xs += [r.end_p50, r.end_p80, None]
+        ys += [r.room_id, r.room_id, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="to P80 end", line=dict(color="#222", width=1.5),
+                             marker=dict(symbol="line-ns-open", size=10, color="#222"), hoverinfo="skip"))
+    if close_by_room:
+        for room in rooms:
+            t = close_by_room.get(room)
+            if t:
+                x = pd.Timestamp(date) + pd.Timedelta(hours=int(t[:2]), minutes=int(t[3:5]))
+                fig.add_shape(type="line", x0=x, x1=x, y0=rooms.index(room) - 0.45, y1=rooms.index(room) + 0.45,
+                              line=dict(color="red", width=2, dash="dot"))
+    fig.update_layout(barmode="overlay", height=max(300, 34 * len(rooms) + 120), xaxis_type="date",
+                      yaxis=dict(categoryorder="array", categoryarray=rooms), margin=dict(l=10, r=10, t=30, b=10),
+                      legend_title_text="", xaxis_title="bar: start to P50 end; whisker: to P80 end; red: room close")
+    return fig
+
+
+def pacu_load(curve: pd.DataFrame, beds: int) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=curve["time"], y=curve["occupancy"], mode="lines", line_shape="hv", name="patients in PACU"))
+    fig.add_hline(y=beds, line_color="red", line_dash="dash", annotation_text=f"{beds} beds")
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="patients", xaxis_title="")
+    return fig
+
+
+def alternatives_bars(table: pd.DataFrame) -> go.Figure:
+    long = table.melt(id_vars=["alternative"], value_vars=["utilization", "expected_overtime_minutes", "n_deferred"],
+                      var_name="kpi", value_name="value")
+    fig = px.bar(long, x="alternative", y="value", facet_col="kpi", color="alternative")
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

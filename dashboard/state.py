@@ -158,3 +158,29 @@ def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.Dat
 def loaded_at(hospital_id: str) -> str:
     listed = hospitals()
     return str(listed.loc[listed["hospital_id"] == hospital_id, "loaded_at"].iloc[0])
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_key(hospital_id: str) -> str:
+    return f"plan::{hospital_id}"
+
+
+@st.cache_resource(max_entries=16, show_spinner="Planning...")
+def cached_plan(hospital_id: str, version: str, loaded_at_: str, start: str, params):
+    """A PlanResult for these inputs (PlanParams is frozen, so hashable)."""
+    from engine.plan import plan
+
+    _, loaded = current_hospital()
+    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
+    return plan(loaded.hospital, fc, start, params)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Computing the alternatives...")
+def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: str, params):
+    from engine.plan import alternatives
+
+    _, loaded = current_hospital()
+    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
+    return alternatives(loaded.hospital, fc, start, params)

@@ -1,0 +1,171 @@
+"""Schedule page: plan, see the day per room (P50 bars, P80 whiskers), PACU load, deferrals,
+case details, alternatives, exports and day-of re-planning."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from engine.errors import InputError
+from engine.io import format_for_contract
+from engine.plan import PlanParams, compare
+from engine.plan.replan import EVENT_KINDS, Event, replan
+from engine.plan.schedule_io import SCHEDULE_KINDS
+from engine.plan.views import day_list, day_list_html, pacu_occupancy
+
+st.title("Schedule")
+DEFAULTS = PlanParams()
+
+current = state.current_hospital()
+if current is None:
+    st.info("No hospital loaded: choose or import one on the Data page.")
+    st.stop()
+hid, loaded = current
+h = loaded.hospital
+mv = state.current_model(hid)
+if mv is None:
+    st.warning("Plans use the duration forecasts, and no forecasting model is registered for this hospital yet. "
+               "Train one on the Forecasts page first.")
+    st.stop()
+
+booked = h.cases[h.cases["status"] == "booked"]
+first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+with st.form("plan_form"):
+    c = st.columns(4)
+    start = c[0].date_input("First date", value=first_day.date(), key="plan_date")
+    days = c[1].number_input("Days", min_value=1, max_value=7, value=DEFAULTS.days, key="plan_days")
+    solver = c[2].selectbox("Solver", ["highs", "glpk", "rules"], index=["highs", "glpk", "rules"].index(DEFAULTS.solver),
+                            key="plan_solver", help="HiGHS (default) or GLPK optimize; rules = today's first-come-first-served block scheduling")
+    limit = c[3].number_input("Time limit (s)", min_value=1.0, max_value=600.0, value=DEFAULTS.time_limit_s, key="plan_time_limit")
+    st.form_submit_button("Plan", type="primary")
+
+params = PlanParams(days=int(days), solver=solver, time_limit_s=float(limit))
+version, lat = mv.version, state.loaded_at(hid)
+try:
+    result = state.cached_plan(hid, version, lat, str(start), params)
+except InputError as exc:
+    st.error(f"Cannot plan: {exc.describe()}")
+    st.stop()
+
+if result.banner:
+    st.error(f"**Fallback in use.** {result.banner}")
+for d in result.diagnosis:
+    st.warning(f"Diagnosis: {d}")
+k = result.kpis
+js = result.to_json()
+m = st.columns(6)
+m[0].metric("Scheduled", k["n_scheduled"])
+m[1].metric("Deferred", k["n_deferred"])
+m[2].metric("Prime-time utilization", f"{k['utilization']:.1%}")
+m[3].metric("Expected overtime", f"{k['expected_overtime_minutes']:.0f} min")
+m[4].metric("PACU peak (patients)", k["pacu_peak"])
+m[5].metric("Solver", k["solver"], delta=js["status"] + ("" if js["mip_gap"] is None else f", gap {js['mip_gap']:.2%}")
+            + f", {js['solve_seconds']:.1f}s", delta_color="off")
+
+schedule = result.schedule
+dates = sorted(pd.to_datetime(schedule["date"]).dropna().unique())
+if not dates:
+    st.info("No booked cases in this horizon.")
+    st.stop()
+day = st.selectbox("Day", dates, format_func=lambda d: f"{pd.Timestamp(d):%a %d %b %Y}", key="plan_day")
+
+gantt_tab, pacu_tab, deferred_tab, alt_tab, export_tab, replan_tab = st.tabs(
+    ["Rooms", "PACU", "Deferred", "Alternatives", "Export", "Re-plan"])
+closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
+fc = state.upcoming_forecasts(hid, version, lat).set_index("case_id")
+
+with gantt_tab:
+    event = st.plotly_chart(charts.gantt(schedule, day, closes), width="stretch", key="gantt",
+                            on_select="rerun", selection_mode="points")
+    picked = None
+    pts = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) or hasattr(event, "get") else []
+    if pts and pts[0].get("customdata"):
+        picked = pts[0]["customdata"][0]
+    sched_day = schedule[(schedule["status"] == "scheduled") & (pd.to_datetime(schedule["date"]) == pd.Timestamp(day))]
+    ids = sched_day["case_id"].tolist()
+    if ids:
+        idx = ids.index(picked) if picked in ids else 0
+        cid = st.selectbox("Case details (or click a bar)", ids, index=idx, key="plan_case")
+        row = schedule.set_index("case_id").loc[cid]
+        f = fc.loc[cid] if cid in fc.index else None
+        st.markdown(f"**{cid}**: {row['service_line']}, surgeon {row['surgeon_id']}, {row['room_id']} "
+                    f"{pd.Timestamp(row['start']):%H:%M} to {pd.Timestamp(row['end_p50']):%H:%M} (P50), "
+                    f"{pd.Timestamp(row['end_p80']):%H:%M} (P80)")
+        st.markdown(f"**Why this room and time**: {row['reason']}")
+        if f is not None:
+            st.markdown(f"**Forecast**: P50 {f['p50']:.0f}, P80 {f['p80']:.0f}, P95 {f['p95']:.0f} min; "
+                        f"cancellation risk {f['cancel_prob']:.0%}")
+            for i in (1, 2, 3):
+                if isinstance(f.get(f"reason_{i}"), str):
+                    st.markdown(f"- {f[f'reason_{i}']}")
+            if f.get("fallback_note"):
+                st.warning(f["fallback_note"])
+
+with pacu_tab:
+    beds = int(result.instance.staffing.loc[pd.Timestamp(day), "pacu_beds"])
+    st.plotly_chart(charts.pacu_load(pacu_occupancy(schedule, day), beds), width="stretch", key="pacu_chart")
+    st.caption("Patients in recovery over the day if every case runs to its P50, each staying the typical PACU time.")
+
+with deferred_tab:
+    deferred = schedule[schedule["status"] == "deferred"]
+    st.markdown(f"**{len(deferred)} deferred cases** in the horizon.")
+    st.dataframe(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]], hide_index=True, width="stretch")
+
+with alt_tab:
+    if st.button("Compute the alternatives", key="alternatives_button") or st.session_state.get("alternatives_shown"):
+        st.session_state["alternatives_shown"] = True
+        alts = state.cached_alternatives(hid, version, lat, str(start), params.with_(solver="highs" if solver == "rules" else solver))
+        table = compare(alts)
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.plotly_chart(charts.alternatives_bars(table), width="stretch", key="alternatives_chart")
+        st.caption("Same hard rules, different weights: utilization-first fills prime time harder, "
+                   "overtime-averse protects the close at P80. Ranked by the order shown.")
+    else:
+        st.caption("Three ranked alternatives (utilization-first, balanced, overtime-averse) with their KPIs side by side.")
+
+with export_tab:
+    csv = format_for_contract(schedule, SCHEDULE_KINDS).to_csv(index=False).encode()
+    st.download_button("Download schedule.csv", csv, file_name=f"schedule-{start}.csv", key="download_schedule")
+    for by, label in (("room_id", "room"), ("surgeon_id", "surgeon")):
+        st.download_button(f"Printable day list per {label} (HTML)", day_list_html(schedule, h.cases, h.name, by).encode(),
+                           file_name=f"day-list-by-{label}-{start}.html", mime="text/html", key=f"download_daylist_{label}")
+    st.dataframe(day_list(schedule, h.cases, "room_id"), hide_index=True, width="stretch")
+
+with replan_tab:
+    st.caption("Something happened during the day: re-plan the rest of it with minimal disruption.")
+    with st.form("replan_form"):
+        kind = st.selectbox("Event", EVENT_KINDS, key="replan_kind",
+                            format_func=lambda k: {"running_long": "a case is running long", "add_on": "an emergency add-on",
+                                                   "room_down": "a room goes down", "cancellation": "a cancellation"}[k])
+        r1 = st.columns(3)
+        at = r1[0].time_input("Now", value=pd.Timestamp("10:00").time(), key="replan_time")
+        case_pick = r1[1].selectbox("Case", ids or ["-"], key="replan_case")
+        extra = r1[2].number_input("Extra minutes (running long) / P50 (add-on)", min_value=0, value=60, key="replan_minutes")
+        r2 = st.columns(3)
+        room = r2[0].selectbox("Room (room down)", sorted(h.rooms["room_id"]), key="replan_room")
+        line = r2[1].selectbox("Service line (add-on)", sorted(h.surgeons["service_line"].unique()), key="replan_line")
+        go_ = st.form_submit_button("Re-plan the rest of the day")
+    if go_:
+        now = pd.Timestamp(day) + pd.Timedelta(hours=at.hour, minutes=at.minute)
+        try:
+            ev = {
+                "running_long": lambda: Event("running_long", case_id=case_pick, extra_minutes=float(extra)),
+                "cancellation": lambda: Event("cancellation", case_id=case_pick),
+                "room_down": lambda: Event("room_down", room_id=room),
+                "add_on": lambda: Event("add_on", add_on={"case_id": f"ADDON-{now:%H%M}", "service_line": line,
+                                                          "p50": float(extra), "p80": float(extra) * 1.3}),
+            }[kind]()
+            rr = replan(h, fc.reset_index(), schedule, ev, now, params)
+        except (InputError, ValueError) as exc:
+            st.error(f"Cannot re-plan: {exc}")
+        else:
+            st.session_state["replan_result"] = rr
+    rr = st.session_state.get("replan_result")
+    if rr is not None:
+        if rr.result.banner:
+            st.error(rr.result.banner)
+        st.markdown(f"**After {rr.event.describe()}**: {len(rr.changes)} changes; "
+                    f"{rr.result.kpis['n_scheduled']} scheduled, {rr.result.kpis['n_deferred']} deferred.")
+        st.dataframe(rr.changes, hide_index=True, width="stretch", key="replan_changes")
+        st.plotly_chart(charts.gantt(rr.result.schedule, day, closes, highlight=set(rr.changes["case_id"])),
+                        width="stretch", key="replan_gantt")
