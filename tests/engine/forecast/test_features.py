@@ -73,11 +73,16 @@ def test_shrinkage_pulls_small_pairs_towards_procedure(small_hospital):
     assert (shrunk_gap <= raw_gap + 1e-9).all()
 
 
-def test_guardrail_forbidden_features_never_used():
+def test_guardrail_forbidden_features_never_used(small_hospital):
+    _, h = small_hospital
     params = ForecastParams(forbidden_features=("patient_sex", "asa_class"))
     cols = model_columns(params)
     assert "asa_class" not in cols and "patient_sex" not in cols
     assert "patient_sex" not in model_columns()
+    # The builder itself drops forbidden attributes, even when the case table carries them.
+    f = build_features(h.cases.tail(30), h.cases, params)
+    assert "asa_class" not in f.columns and "patient_sex" not in f.columns
+    assert "patient_sex" in h.cases.columns
 
 
 def test_missing_optional_columns_do_not_crash(small_hospital):
