@@ -18,7 +18,11 @@ venv: $(BIN)/.installed
 $(DEMO)/cases.csv: | venv
 	$(BIN)/python -m engine generate --out $(DEMO)
 
-demo: $(DEMO)/cases.csv
+# The demo's forecasting model is trained once (about a minute); the dashboard never trains on load.
+var/models/demo/current.json: $(DEMO)/cases.csv
+	$(BIN)/python -m engine train --data $(DEMO)
+
+demo: $(DEMO)/cases.csv var/models/demo/current.json
 
 run: venv demo
 	HOSPITAL_DIR=$(DEMO) $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)

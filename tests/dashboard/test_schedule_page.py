@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.forecast import Registry, train_and_register
+from engine.hospital import load_hospital
+from tests.dashboard.conftest import app
+from tests.engine.forecast.conftest import FAST
+
+
+@pytest.fixture
+def trained(small_env, small_folder):
+    h = load_hospital(small_folder).hospital
+    train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
+    return small_env
+
+
+def _open_schedule():
+    at = app()
+    at.run()
+    at.switch_page("../pages/schedule.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_schedule_page_without_model_says_what_to_do(small_env):
+    at = _open_schedule()
+    assert any("Train one on the Forecasts page" in w.value for w in at.warning)
+
+
+def test_schedule_page_plans_and_shows_gantt_pacu_deferred_exports(trained):
+    at = _open_schedule()
+    assert _metric(at, "Solver") == "highs"
+    n_sched = int(_metric(at, "Scheduled"))
+    assert n_sched > 0
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 2  # Gantt and PACU curve
+    assert any("Why this room and time" in m.value for m in at.markdown)
+    downloads = at.get("download_button")
+    assert len(downloads) == 3  # schedule.csv and two printable day lists
+    assert any("deferred cases" in m.value for m in at.markdown)
+
+
+def test_switching_to_rules_solver_replans(trained):
+    at = _open_schedule()
+    at.selectbox(key="plan_solver").set_value("rules")
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert _metric(at, "Solver") == "rules"
+
+
+def test_case_details_follow_the_selection(trained):
+    at = _open_schedule()
+    sel = at.selectbox(key="plan_case")
+    first = [m.value for m in at.markdown if m.value.startswith("**C")]
+    at.selectbox(key="plan_case").set_value(sel.options[-1]).run()
+    second = [m.value for m in at.markdown if m.value.startswith("**C")]
+    assert first and second and first != second
+
+
+def test_alternatives_side_by_side(trained):
+    at = _open_schedule()
+    at.button(key="alternatives_button").click().run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "alternative" in df.value.columns)
+    assert list(table["alternative"]) == ["utilization-first", "balanced", "overtime-averse"]
+
+
+def test_replan_a_cancellation_lists_the_change(trained):
+    at = _open_schedule()
+    at.selectbox(key="replan_kind").set_value("cancellation")
+    forms = at.get("form_submit_button")
+    forms[-1].click().run()
+    assert not at.exception
+    changes = next(df.value for df in at.dataframe if "change" in df.value.columns)
+    assert "removed" in set(changes["change"])
