@@ -133,13 +133,29 @@ class DurationModel:
     def shap_log(self, features: pd.DataFrame) -> tuple[np.ndarray, float]:
         """SHAP values of the P50 output (log minutes) and its expected value.
 
-        CatBoost's own TreeSHAP is used: it is exact for this model, handles the quantile axis
-        of MultiQuantile, and is fast enough for interactive use (see docs/architecture.md).
+        Uses shap's TreeExplainer (built from a DataFrame, imported lazily because importing
+        shap takes seconds, and cached on the model); it reads CatBoost's MultiQuantile model and
+        returns a quantile axis, from which the P50 slice is taken.
         """
         X = features[self.feature_names_]
-        cats = [c for c in self.feature_names_ if c in CATEGORICAL]
-        sv = np.asarray(self.model_.get_feature_importance(Pool(X, cat_features=cats), type="ShapValues"))
+        if len(X) == 0:
+            return np.zeros((0, len(self.feature_names_))), 0.0
+        explainer = self.__dict__.get("_explainer")
+        if explainer is None:
+            import shap
+
+            explainer = shap.TreeExplainer(self.model_)
+            self.__dict__["_explainer"] = explainer
+        exp = explainer(X)
+        values = np.asarray(exp.values)
+        base = np.asarray(exp.base_values)
         j = self.params.quantiles.index(0.5)
-        if sv.ndim == 3:  # (n, n_quantiles, n_features + 1)
-            sv = sv[:, j, :]
-        return sv[:, :-1], float(sv[0, -1]) if len(sv) else 0.0
+        if values.ndim == 3:  # (n, n_features, n_quantiles)
+            values, base = values[:, :, j], base[:, j] if base.ndim == 2 else base
+        return values, float(np.ravel(base)[0])
+
+    def __getstate__(self) -> dict:
+        # The explainer is a cache: rebuilt after loading, never pickled.
+        state = dict(self.__dict__)
+        state.pop("_explainer", None)
+        return state
