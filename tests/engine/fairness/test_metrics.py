@@ -1,0 +1,72 @@
+"""Fairness metrics against hand-computed values on a small fixed schedule."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine.fairness import fairness_report, schedule_fairness
+from engine.hospital import load_hospital
+from tests.minihospital import write_mini_hospital
+
+
+@pytest.fixture
+def mini(tmp_path):
+    h = load_hospital(write_mini_hospital(tmp_path / "mini")).hospital
+    first = h.cases[h.cases["status"] == "booked"].groupby("service_line")["case_id"].first()
+    ids = {"uro": first["Urology"], "ortho": first["Orthopedics"], "gen": first["General Surgery"]}
+    return h, ids
+
+
+def _schedule(ids):
+    d = "2027-01-04"
+    t = lambda hm: pd.Timestamp(f"{d} {hm}")  # noqa: E731
+    return pd.DataFrame([
+        # Urology 07:30-09:30 at P50 (120 prime minutes), P80 10:00.
+        {"case_id": ids["uro"], "surgeon_id": "S4", "service_line": "Urology", "date": d, "room_id": "OR1", "status": "scheduled",
+         "start": t("07:30"), "end_p50": t("09:30"), "end_p80": t("10:00"), "pacu_in": t("09:30"), "pacu_out": t("10:45"), "reason": "x"},
+        # Orthopedics 14:30-16:30 at P50: 60 prime minutes, a late slot; P80 17:30 is 30 min past the 17:00 close.
+        {"case_id": ids["ortho"], "surgeon_id": "S1", "service_line": "Orthopedics", "date": d, "room_id": "OR2", "status": "scheduled",
+         "start": t("14:30"), "end_p50": t("16:30"), "end_p80": t("17:30"), "pacu_in": t("16:30"), "pacu_out": t("17:45"), "reason": "x"},
+        # General Surgery deferred, P50 100 min demanded.
+        {"case_id": ids["gen"], "surgeon_id": "S3", "service_line": "General Surgery", "date": d, "room_id": None, "status": "deferred",
+         "start": pd.NaT, "end_p50": pd.NaT, "end_p80": pd.NaT, "pacu_in": pd.NaT, "pacu_out": pd.NaT, "reason": "no room"},
+    ])
+
+
+def test_metrics_match_hand_computed_values(mini):
+    h, ids = mini
+    forecasts = pd.DataFrame({"case_id": [ids["uro"], ids["ortho"], ids["gen"]], "p50": [120.0, 120.0, 100.0]})
+    table, summary = schedule_fairness(h, _schedule(ids), "service_line", forecasts)
+    t = table.set_index("service_line")
+    assert t.loc["Urology", "demand_share"] == pytest.approx(120 / 340)
+    assert t.loc["General Surgery", "demand_share"] == pytest.approx(100 / 340)
+    assert t.loc["Urology", "prime_time_share"] == pytest.approx(120 / 180)
+    assert t.loc["Orthopedics", "prime_time_share"] == pytest.approx(60 / 180)
+    assert t.loc["General Surgery", "prime_time_share"] == 0.0
+    assert t.loc["Orthopedics", "late_slot_share"] == 1.0 and t.loc["Urology", "late_slot_share"] == 0.0
+    assert t.loc["Orthopedics", "overtime_burden_minutes"] == pytest.approx(30.0)
+    assert t.loc["Urology", "overtime_burden_minutes"] == 0.0
+    assert t.loc["General Surgery", "deferral_rate"] == 1.0 and t.loc["Urology", "deferral_rate"] == 0.0
+    assert summary["max_prime_time_gap"] == pytest.approx(100 / 340)
+    assert summary["worst_group"] == "General Surgery"
+    assert summary["deferral_rate_difference"] == pytest.approx(1.0)
+
+
+def test_report_has_contract_keys(mini):
+    h, ids = mini
+    rep = fairness_report(h, _schedule(ids))
+    assert set(rep) >= {"by_service_line", "max_prime_time_gap"}
+    for v in rep["by_service_line"].values():
+        assert {"demand_share", "prime_time_share", "late_slot_share", "overtime_burden_minutes", "deferral_rate"} <= set(v)
+    shares = [v["demand_share"] for v in rep["by_service_line"].values()]
+    assert sum(shares) == pytest.approx(1.0)
+
+
+def test_by_site_and_surgeon_and_bad_grouping(mini):
+    h, ids = mini
+    by_site, _ = schedule_fairness(h, _schedule(ids), "site")
+    assert set(by_site["site"]) <= {"Main", "North"}
+    by_surgeon, _ = schedule_fairness(h, _schedule(ids), "surgeon_id")
+    assert set(by_surgeon["surgeon_id"]) == {"S1", "S3", "S4"}
+    with pytest.raises(ValueError, match="by must be one of"):
+        schedule_fairness(h, _schedule(ids), "patient_sex")
