@@ -129,3 +129,11 @@ def alternatives_bars(table: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def addon_bars(f: pd.DataFrame) -> go.Figure:
+    """Expected add-on minutes per date, stacked by service line, with the total's reserve level."""
+    fig = px.bar(f, x="date", y="expected_minutes", color="service_line",
+                 labels={"expected_minutes": "expected add-on minutes", "date": ""})
+    fig.update_layout(barmode="stack", height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
+    return fig

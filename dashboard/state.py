@@ -184,3 +184,13 @@ def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: 
     _, loaded = current_hospital()
     fc = upcoming_forecasts(hospital_id, version, loaded_at_)
     return alternatives(loaded.hospital, fc, start, params)
+
+
+@st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
+def addon_forecast(hospital_id: str, loaded_at_: str, days: int = 14) -> pd.DataFrame:
+    from engine.forecast import forecast_addons
+
+    _, loaded = current_hospital()
+    h = loaded.hospital
+    dates = pd.date_range(h.as_of().normalize(), periods=days)
+    return forecast_addons(h.cases, dates, as_of=h.as_of())

@@ -48,7 +48,7 @@ st.caption(
     f"(the last weeks of history), against the scheduler's booked minutes and the historical surgeon x procedure median."
 )
 
-acc, by_sl, drift_tab, cases_tab = st.tabs(["Accuracy", "By service line", "Drift", "Per case"])
+acc, by_sl, drift_tab, cases_tab, addon_tab = st.tabs(["Accuracy", "By service line", "Drift", "Per case", "Add-ons"])
 with acc:
     c = st.columns(5)
     c[0].metric("P50 MAE (min)", f"{metrics['mae_p50']:.1f}")
@@ -113,3 +113,14 @@ with cases_tab:
                 "p95", "cancel_prob", "novelty", "reasons"]].round({"p50": 0, "p80": 0, "p95": 0, "cancel_prob": 2}),
             hide_index=True, width="stretch",
         )
+with addon_tab:
+    addons = state.addon_forecast(hid, state.loaded_at(hid))
+    if not len(addons):
+        st.info("No add-on (urgent or emergent) history to forecast from.")
+    else:
+        st.markdown("Expected urgent and emergent add-on volume per day and service line, with 80% intervals. "
+                    "`reserve_minutes` (the P80 of add-on minutes) is what a plan can hold back for them.")
+        st.plotly_chart(charts.addon_bars(addons), width="stretch", key="addon_chart")
+        daily = addons.groupby("date", as_index=False)[["expected_cases", "expected_minutes", "reserve_minutes"]].sum()
+        st.dataframe(daily.round(1), hide_index=True, width="stretch")
+        st.dataframe(addons.round(1), hide_index=True, width="stretch", key="addon_table")

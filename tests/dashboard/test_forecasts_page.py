@@ -44,3 +44,6 @@ def test_forecasts_page_shows_accuracy_calibration_drift_and_case_reasons(small_
         values.add(_metrics(at)["P50"])
     assert len(values) > 1
     assert any(md.value.startswith("- +") or md.value.startswith("- -") for md in at.markdown)
+    # The add-on tab's daily table covers the next two weeks with expected cases and reserve minutes.
+    daily = next(df.value for df in at.dataframe if "reserve_minutes" in df.value.columns and "service_line" not in df.value.columns)
+    assert len(daily) == 14 and (daily["reserve_minutes"] >= daily["expected_minutes"] * 0.5).all()
