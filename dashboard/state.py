@@ -187,10 +187,11 @@ def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: 
 
 
 @st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
-def addon_forecast(hospital_id: str, loaded_at_: str, days: int = 14) -> pd.DataFrame:
-    from engine.forecast import forecast_addons
+def addon_forecast(hospital_id: str, loaded_at_: str, days: int = 14) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per date x service line, per date in total) add-on forecasts for the next ``days``."""
+    from engine.forecast import forecast_addon_totals, forecast_addons
 
     _, loaded = current_hospital()
     h = loaded.hospital
     dates = pd.date_range(h.as_of().normalize(), periods=days)
-    return forecast_addons(h.cases, dates, as_of=h.as_of())
+    return forecast_addons(h.cases, dates, as_of=h.as_of()), forecast_addon_totals(h.cases, dates, as_of=h.as_of())

@@ -114,13 +114,12 @@ with cases_tab:
             hide_index=True, width="stretch",
         )
 with addon_tab:
-    addons = state.addon_forecast(hid, state.loaded_at(hid))
+    addons, daily = state.addon_forecast(hid, state.loaded_at(hid))
     if not len(addons):
         st.info("No add-on (urgent or emergent) history to forecast from.")
     else:
         st.markdown("Expected urgent and emergent add-on volume per day and service line, with 80% intervals. "
                     "`reserve_minutes` (the P80 of add-on minutes) is what a plan can hold back for them.")
         st.plotly_chart(charts.addon_bars(addons), width="stretch", key="addon_chart")
-        daily = addons.groupby("date", as_index=False)[["expected_cases", "expected_minutes", "reserve_minutes"]].sum()
         st.dataframe(daily.round(1), hide_index=True, width="stretch")
         st.dataframe(addons.round(1), hide_index=True, width="stretch", key="addon_table")

@@ -1,5 +1,5 @@
 """Forecasting: as-of features, duration quantiles, cancellation, add-ons, reasons, registry."""
-from engine.forecast.addons import AddonParams, forecast_addons
+from engine.forecast.addons import AddonParams, forecast_addon_totals, forecast_addons
 from engine.forecast.drift import DriftParams, drift_report, overall_state, psi
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.features import build_features, model_columns
@@ -18,6 +18,7 @@ __all__ = [
     "build_features",
     "drift_report",
     "evaluate",
+    "forecast_addon_totals",
     "forecast_addons",
     "model_columns",
     "overall_state",

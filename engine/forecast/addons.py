@@ -42,6 +42,43 @@ def addon_history(cases: pd.DataFrame) -> pd.DataFrame:
     return cases[m].assign(duration=room_minutes(cases[m]))
 
 
+def _addon_model(cases: pd.DataFrame, as_of: pd.Timestamp, params: AddonParams) -> tuple[list[str], dict]:
+    """(service lines, {(weekday, line): (mean count, variance, draws of total minutes)})."""
+    hist = addon_history(cases[cases["surgery_date"] < as_of])
+    if len(hist) == 0:
+        return [], {}
+    lines = sorted(cases["service_line"].dropna().unique())
+    first = cases["surgery_date"].min()
+    all_days = pd.date_range(first, as_of - pd.Timedelta(days=1), freq="D")
+    counts = (
+        hist.groupby([hist["surgery_date"], "service_line"]).size().unstack(fill_value=0)
+        .reindex(index=all_days, columns=lines, fill_value=0)
+    )
+    recent_start = as_of - pd.Timedelta(weeks=params.window_weeks)
+    dur = hist.groupby("service_line")["duration"]
+    rng = np.random.default_rng(params.random_state)
+    table = {}
+    for wd in range(7):
+        day_counts = counts[counts.index.day_of_week == wd]
+        recent = day_counts[day_counts.index >= recent_start]
+        for sl in lines:
+            all_c = day_counts[sl].to_numpy(dtype=float)
+            rec_c = recent[sl].to_numpy(dtype=float)
+            long_mean = all_c.mean() if len(all_c) else 0.0
+            k = params.shrink_weeks
+            mean = (rec_c.sum() + k * long_mean) / (len(rec_c) + k) if (len(rec_c) + k) else 0.0
+            var = all_c.var(ddof=1) if len(all_c) > 1 else mean
+            durs = dur.get_group(sl).to_numpy() if sl in dur.groups else hist["duration"].to_numpy()
+            table[(wd, sl)] = (mean, var, _simulate(rng, mean, var, durs, params.n_draws))
+    return lines, table
+
+
+def _dates_and_as_of(dates, as_of) -> tuple[pd.DatetimeIndex, pd.Timestamp]:
+    dates = pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize()
+    as_of = pd.Timestamp(as_of) if as_of is not None else (dates.min() if len(dates) else pd.Timestamp.now())
+    return dates, as_of
+
+
 def forecast_addons(
     cases: pd.DataFrame, dates: list[pd.Timestamp] | pd.DatetimeIndex, params: AddonParams | None = None,
     as_of: pd.Timestamp | None = None,
@@ -53,39 +90,12 @@ def forecast_addons(
     minutes_lo, minutes_hi, reserve_minutes.
     """
     params = params or AddonParams()
-    dates = pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize()
-    as_of = pd.Timestamp(as_of) if as_of is not None else (dates.min() if len(dates) else pd.Timestamp.now())
-    hist = addon_history(cases[cases["surgery_date"] < as_of])
+    dates, as_of = _dates_and_as_of(dates, as_of)
     cols = ["date", "service_line", "expected_cases", "cases_lo", "cases_hi", "expected_minutes",
             "minutes_lo", "minutes_hi", "reserve_minutes"]
-    if len(hist) == 0 or len(dates) == 0:
+    lines, table = _addon_model(cases, as_of, params)
+    if not table or len(dates) == 0:
         return pd.DataFrame(columns=cols)
-    lines = sorted(cases["service_line"].dropna().unique())
-    first = cases["surgery_date"].min()
-    all_days = pd.date_range(first, as_of - pd.Timedelta(days=1), freq="D")
-    counts = (
-        hist.groupby([hist["surgery_date"], "service_line"]).size().unstack(fill_value=0)
-        .reindex(index=all_days, columns=lines, fill_value=0)
-    )
-    recent_start = as_of - pd.Timedelta(weeks=params.window_weeks)
-    dur = hist.groupby("service_line")["duration"]
-    rng = np.random.default_rng(params.random_state)
-    rows = []
-    for wd in range(7):
-        day_counts = counts[counts.index.day_of_week == wd]
-        recent = day_counts[day_counts.index >= recent_start]
-        for sl in lines:
-            all_c = day_counts[sl].to_numpy(dtype=float)
-            rec_c = recent[sl].to_numpy(dtype=float)
-            long_mean = all_c.mean() if len(all_c) else 0.0
-            n_rec = len(rec_c)
-            k = params.shrink_weeks
-            mean = (rec_c.sum() + k * long_mean) / (n_rec + k) if (n_rec + k) else 0.0
-            var = all_c.var(ddof=1) if len(all_c) > 1 else mean
-            durs = dur.get_group(sl).to_numpy() if sl in dur.groups else hist["duration"].to_numpy()
-            sims = _simulate(rng, mean, var, durs, params.n_draws)
-            rows.append((wd, sl, mean, var, sims))
-    table = {(wd, sl): (mean, var, sims) for wd, sl, mean, var, sims in rows}
     lo, hi = params.interval
     out = []
     for d in dates:
@@ -103,6 +113,33 @@ def forecast_addons(
                 "minutes_hi": float(np.quantile(sims, hi)),
                 "reserve_minutes": float(np.quantile(sims, params.reserve_quantile)),
             })
+    return pd.DataFrame(out, columns=cols)
+
+
+def forecast_addon_totals(
+    cases: pd.DataFrame, dates: list[pd.Timestamp] | pd.DatetimeIndex, params: AddonParams | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per date, all service lines together: expected cases and minutes, interval, reserve.
+
+    The total's quantiles come from summing the service lines' draws (a sum of per-line
+    quantiles would understate the reserve). Columns: date, expected_cases, expected_minutes,
+    minutes_lo, minutes_hi, reserve_minutes.
+    """
+    params = params or AddonParams()
+    dates, as_of = _dates_and_as_of(dates, as_of)
+    cols = ["date", "expected_cases", "expected_minutes", "minutes_lo", "minutes_hi", "reserve_minutes"]
+    lines, table = _addon_model(cases, as_of, params)
+    if not table or len(dates) == 0:
+        return pd.DataFrame(columns=cols)
+    lo, hi = params.interval
+    out = []
+    for d in dates:
+        total = sum(table[(d.weekday(), sl)][2] for sl in lines)
+        out.append({"date": d, "expected_cases": sum(table[(d.weekday(), sl)][0] for sl in lines),
+                    "expected_minutes": float(total.mean()), "minutes_lo": float(np.quantile(total, lo)),
+                    "minutes_hi": float(np.quantile(total, hi)),
+                    "reserve_minutes": float(np.quantile(total, params.reserve_quantile))})
     return pd.DataFrame(out, columns=cols)
 
 

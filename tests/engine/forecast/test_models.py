@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import InputError
-from engine.forecast import AddonParams, ForecastParams, Forecaster, forecast_addons
+from engine.forecast import AddonParams, ForecastParams, Forecaster, forecast_addon_totals, forecast_addons
 from engine.forecast.drift import DriftParams, drift_report, overall_state, psi
 from tests.engine.forecast.conftest import FAST
 
@@ -97,6 +97,12 @@ def test_addon_forecast_matches_weekday_rates_with_ordered_intervals(small_hospi
     assert monday == pytest.approx(rate, rel=0.6)
     with pytest.raises(ValueError, match="interval"):
         AddonParams(interval=(0.9, 0.1))
+    # Daily totals: expected values add up over lines; the total's P80 reserve is at least the mean
+    # and above the sum of the lines' own P80s on a typical day (quantiles do not add up).
+    tot = forecast_addon_totals(h.cases, dates, AddonParams(n_draws=500))
+    per_day = f.groupby("date")["expected_cases"].sum()
+    assert np.allclose(tot.set_index("date")["expected_cases"], per_day.reindex(tot["date"]))
+    assert (tot["reserve_minutes"] >= tot["expected_minutes"] * 0.9).all()
 
 
 def test_psi_and_drift_states():
