@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.minihospital import write_mini_hospital
+from engine.forecast import Registry, train_and_register
+from engine.generator import GeneratorParams, write_hospital
+from engine.hospital import load_hospital
+from tests.engine.forecast.conftest import FAST
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -27,9 +30,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("browser")
-    folder = write_mini_hospital(tmp / "mini")
+    folder = tmp / "browserhosp"
+    write_hospital(folder, GeneratorParams(seed=11, rooms=5, history_days=300, horizon_days=5))
+    train_and_register(load_hospital(folder).hospital, folder.name, FAST, Registry(tmp / "models"), test_days=60)
     port = _free_port()
-    env = {**os.environ, "HOSPITAL_DIR": str(folder), "DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite'}"}
+    env = {**os.environ, "HOSPITAL_DIR": str(folder), "DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite'}",
+           "MODELS_DIR": str(tmp / "models"), "IMPORT_DIR": str(tmp / "imports")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],

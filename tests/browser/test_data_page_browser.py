@@ -9,9 +9,9 @@ def test_data_page_shows_chart_in_real_browser(app_url, page, tmp_path):
     chart = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first
     chart.wait_for(timeout=60_000)
     assert chart.is_visible()
-    # The weekly-cases chart draws one bar trace per service line of the mini hospital.
+    # The weekly-cases chart draws one bar trace per service line.
     traces = page.locator("[data-testid='stPlotlyChart']").first.locator("g.trace.bars")
     traces.first.wait_for(timeout=30_000)
     assert traces.count() >= 3
-    assert page.get_by_text("Mini Test Hospital").first.is_visible()
+    assert page.get_by_text("Demo General Hospital").first.is_visible()
     page.screenshot(path=str(tmp_path / "data_page.png"), full_page=True)
