@@ -252,8 +252,8 @@ def build_features(
     f["decision_time"] = pd.to_datetime(t)
     known_surgeon = sg_n > 0
     known_proc = pr_n > 0
-    # Guardrail: attributes the policy forbids never leave the feature builder.
-    f = f.drop(columns=[c for c in params.forbidden_features if c in f.columns])
+    # Guardrail: attributes the policy file or the parameters forbid never leave the feature builder.
+    f = f.drop(columns=[c for c in forbidden(params) if c in f.columns])
     f["novelty"] = np.select(
         [~known_proc, ~known_surgeon | (cases["surgeon_id"].astype(str) == "unknown").to_numpy(), sp_n < params.min_pair_cases],
         ["new_procedure", "new_surgeon", "new_pair"],
@@ -262,7 +262,15 @@ def build_features(
     return f
 
 
+def forbidden(params: ForecastParams) -> set[str]:
+    """Attributes never used: the guardrail policy file's plus the parameters' own."""
+    from engine.fairness.guardrails import load_guardrails
+
+    return set(params.forbidden_features) | set(load_guardrails().forbidden)
+
+
 def model_columns(params: ForecastParams | None = None) -> list[str]:
     """Feature columns the models use, after the guardrail policy."""
     params = params or ForecastParams()
-    return [c for c in CATEGORICAL + NUMERIC if c not in params.forbidden_features]
+    banned = forbidden(params)
+    return [c for c in CATEGORICAL + NUMERIC if c not in banned]

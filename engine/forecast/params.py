@@ -1,7 +1,7 @@
 """One typed parameter object for the forecasting engine."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class ForecastParams:
       calibration (and for calibrating the cancellation probability).
     - ``min_train_cases``: fewer completed cases than this is too little data to train.
     - ``iterations`` / ``depth`` / ``learning_rate``: CatBoost settings (tests use few).
-    - ``forbidden_features``: attributes the models may never use (guardrail).
+    - ``forbidden_features``: attributes to forbid on top of the guardrail policy file
+      (data/policy/guardrails.toml), which the feature builder always enforces.
     """
 
     quantiles: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -37,9 +38,7 @@ class ForecastParams:
     cancel_iterations: int = 300
     random_state: int = 0
     thread_count: int = 2
-    forbidden_features: tuple[str, ...] = field(
-        default=("patient_sex", "ethnicity", "race", "insurance", "payer", "postcode", "zip_code")
-    )
+    forbidden_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         qs = self.quantiles

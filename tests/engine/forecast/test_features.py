@@ -91,3 +91,28 @@ def test_missing_optional_columns_do_not_crash(small_hospital):
     f = build_features(slim.tail(50), slim)
     assert f["booked_minutes"].isna().all() and f["lead_days"].isna().all()
     assert (f["anesthesia_type"] == "__missing__").all()
+
+
+def test_guardrail_policy_file_is_enforced_by_the_feature_builder(small_hospital, tmp_path, monkeypatch):
+    _, h = small_hospital
+    policy = tmp_path / "guardrails.toml"
+    policy.write_text('forbidden_attributes = ["patient_sex", "bmi", "site"]\nuses = "x"\nrefuses = "y"\n')
+    monkeypatch.setenv("GUARDRAILS_FILE", str(policy))
+    f = build_features(h.cases.tail(30), h.cases)
+    assert "bmi" not in f.columns and "site" not in f.columns
+    assert "bmi" not in model_columns() and "site" not in model_columns()
+    # A model trained under this policy never sees the forbidden columns.
+    from engine.forecast import Forecaster
+    from tests.engine.forecast.conftest import FAST
+
+    fc = Forecaster(FAST).fit(h.cases, train_until=h.as_of() - pd.Timedelta(days=60))
+    assert not {"bmi", "site", "patient_sex"} & set(fc.duration_.feature_names_)
+    assert not {"bmi", "site", "patient_sex"} & set(fc.cancellation_.feature_names_)
+
+
+def test_shipped_policy_forbids_protected_attributes():
+    from engine.fairness.guardrails import load_guardrails
+
+    g = load_guardrails()
+    assert {"patient_sex", "ethnicity", "insurance", "postcode"} <= g.forbidden
+    assert g.uses and g.refuses
