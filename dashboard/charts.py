@@ -137,3 +137,27 @@ def addon_bars(f: pd.DataFrame) -> go.Figure:
                  labels={"expected_minutes": "expected add-on minutes", "date": ""})
     fig.update_layout(barmode="stack", height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
     return fig
+
+
+def fairness_heatmap(table: pd.DataFrame, by: str) -> go.Figure:
+    """Groups x metrics, each metric scaled to its own range (darker = worse for the group)."""
+    metrics = ["prime_time_gap", "late_slot_share", "overtime_burden_minutes", "deferral_rate"]
+    t = table.set_index(by)[metrics].astype(float)
+    scaled = (t - t.min()) / (t.max() - t.min()).replace(0, 1)
+    fig = go.Figure(go.Heatmap(z=scaled.to_numpy(), x=metrics, y=[str(i) for i in t.index], colorscale="Reds",
+                               text=t.round(3).to_numpy(), texttemplate="%{text}", showscale=False))
+    fig.update_layout(height=max(300, 26 * len(t) + 100), margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def demand_vs_prime(table: pd.DataFrame, by: str) -> go.Figure:
+    long = table.melt(id_vars=[by], value_vars=["demand_share", "prime_time_share"], var_name="share", value_name="fraction")
+    fig = px.bar(long, x=by, y="fraction", color="share", barmode="group")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), yaxis_tickformat=".0%", xaxis_title="", legend_title_text="")
+    return fig
+
+
+def trend_lines(tr: pd.DataFrame, by: str, metric: str) -> go.Figure:
+    fig = px.line(tr, x="period_start", y=metric, color=by, markers=True, labels={"period_start": ""})
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
+    return fig

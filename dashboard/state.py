@@ -195,3 +195,11 @@ def addon_forecast(hospital_id: str, loaded_at_: str, days: int = 14) -> tuple[p
     h = loaded.hospital
     dates = pd.date_range(h.as_of().normalize(), periods=days)
     return forecast_addons(h.cases, dates, as_of=h.as_of()), forecast_addon_totals(h.cases, dates, as_of=h.as_of())
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing fairness trends over history...")
+def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> pd.DataFrame:
+    from engine.fairness import trends
+
+    _, loaded = current_hospital()
+    return trends(loaded.hospital, weeks=weeks, by=by)

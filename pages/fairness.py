@@ -1,0 +1,125 @@
+"""Fairness review (governance board): breakdowns by group, flags with drill-down, trends,
+patient-group audit, guardrails, and an exportable review pack."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from engine.fairness import (
+    FairnessParams,
+    flags,
+    history_as_schedule,
+    history_demand,
+    load_guardrails,
+    patient_group_audit,
+    review_pack_html,
+    schedule_fairness,
+)
+from engine.plan import PlanParams
+
+st.title("Fairness review")
+DEFAULTS = FairnessParams()
+
+current = state.current_hospital()
+if current is None:
+    st.info("No hospital loaded: choose or import one on the Data page.")
+    st.stop()
+hid, loaded = current
+h = loaded.hospital
+mv = state.current_model(hid)
+
+c = st.columns(4)
+source = c[0].selectbox("Schedule", ["proposed (optimizer)", "rules-based baseline", "history (last 4 weeks)"],
+                        key="fair_source", disabled=False)
+by = c[1].selectbox("Group by", ["service_line", "surgeon_id", "site"], key="fair_by",
+                    format_func={"service_line": "service line", "surgeon_id": "surgeon", "site": "site"}.get)
+days = c[2].number_input("Days planned", min_value=1, max_value=7, value=5, key="fair_days")
+threshold = c[3].number_input("Flag prime-time gap above (points)", min_value=0.0, max_value=50.0,
+                              value=DEFAULTS.max_prime_gap_points * 100, step=0.5, key="fair_threshold")
+params = FairnessParams(max_prime_gap_points=threshold / 100)
+
+forecasts = None
+if source.startswith("history"):
+    end = h.as_of().normalize()
+    schedule = history_as_schedule(h, end - pd.Timedelta(weeks=4), end)
+    forecasts = history_demand(h, schedule)
+    st.caption(f"History: cases from {end - pd.Timedelta(weeks=4):%Y-%m-%d} to {end - pd.Timedelta(days=1):%Y-%m-%d}, "
+               "actual times; cancellations count as deferrals.")
+else:
+    if mv is None:
+        st.warning("Proposed and rules-based schedules need the duration forecasts: train a model on the Forecasts page, "
+                   "or review history.")
+        st.stop()
+    solver = "rules" if source.startswith("rules") else "highs"
+    start = max(h.as_of().normalize(), h.cases.loc[h.cases["status"] == "booked", "surgery_date"].min())
+    result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(start.date()), PlanParams(days=int(days), solver=solver))
+    schedule = result.schedule
+    forecasts = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
+    if result.banner:
+        st.error(result.banner)
+    st.caption(f"{'Proposed' if solver == 'highs' else 'Rules-based'} plan of {int(days)} days from {start:%Y-%m-%d}.")
+
+table, summary = schedule_fairness(h, schedule, by, forecasts)
+flagged = flags(table, by, params)
+m = st.columns(4)
+m[0].metric("Largest prime-time shortfall", f"{summary['max_prime_time_gap'] * 100:.1f} points", delta=summary.get("worst_group"), delta_color="off")
+m[1].metric("Late-slot share spread", f"{summary['late_slot_share_difference']:.0%}")
+m[2].metric("Deferral-rate spread", f"{summary['deferral_rate_difference']:.0%}")
+m[3].metric("Flags", len(flagged))
+
+heat, bars, flags_tab, trend_tab, audit_tab, policy_tab = st.tabs(
+    ["Heatmap", "Prime time vs demand", "Flags", "Trends", "Patient groups (audit)", "Guardrails"])
+with heat:
+    st.plotly_chart(charts.fairness_heatmap(table, by), width="stretch", key="fair_heatmap")
+    st.dataframe(table.round(3), hide_index=True, width="stretch", key="fair_table")
+with bars:
+    st.plotly_chart(charts.demand_vs_prime(table, by), width="stretch", key="fair_bars")
+with flags_tab:
+    if not len(flagged):
+        st.success("No group is beyond the thresholds.")
+    else:
+        for msg in flagged["message"]:
+            st.warning(msg)
+        pick = st.selectbox("Drill down into", flagged.index, key="fair_flag",
+                            format_func=lambda i: f"{flagged.loc[i, by]}: {flagged.loc[i, 'metric']}")
+        f = flagged.loc[pick]
+        rows = schedule[schedule[by if by != "site" else "service_line"].astype(str) == str(f[by])] if by != "site" else schedule
+        if by == "site":
+            sites = schedule["room_id"].map(h.rooms.set_index("room_id")["site"])
+            rows = schedule[sites == f[by]]
+        if f["metric"] == "deferral_rate":
+            rows = rows[rows["status"] == "deferred"]
+        elif f["metric"] == "late_slot_share":
+            rows = rows[(rows["status"] == "scheduled")].sort_values("end_p50", ascending=False)
+        st.markdown(f"**Cases behind the flag** ({len(rows)}):")
+        st.dataframe(rows, hide_index=True, width="stretch", key="fair_drill")
+with trend_tab:
+    tr = state.fairness_trends(hid, state.loaded_at(hid), by if by != "surgeon_id" else "service_line", DEFAULTS.trend_weeks)
+    if len(tr):
+        metric = st.selectbox("Metric", ["prime_time_gap", "late_slot_share", "deferral_rate", "overtime_burden_minutes"], key="fair_trend_metric")
+        st.plotly_chart(charts.trend_lines(tr, by if by != "surgeon_id" else "service_line", metric), width="stretch", key="fair_trend")
+        st.caption(f"History in {DEFAULTS.trend_weeks}-week periods (cancellations count as deferrals).")
+    else:
+        st.info("Not enough history for trends.")
+with audit_tab:
+    audit = patient_group_audit(h, schedule, forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
+    st.markdown("Audit only: these attributes are **never** model inputs. The table checks whether any patient group "
+                "ends up in late slots or deferred more often, and whether cancellation risk differs by group.")
+    if len(audit):
+        st.dataframe(audit.pivot_table(index=["attribute", "group"], columns="metric", values="value").round(3).reset_index(),
+                     hide_index=True, width="stretch", key="fair_audit")
+with policy_tab:
+    g = load_guardrails()
+    st.markdown(f"**What the system uses.** {g.uses}")
+    st.markdown(f"**What it refuses to use or infer.** {g.refuses}")
+    st.caption(f"Policy file: {g.source}. Forbidden attributes: {', '.join(sorted(g.forbidden))}.")
+
+pack = review_pack_html(
+    h.name, f"Fairness review: {source}",
+    {f"By {by}": table, "Patient-group audit": patient_group_audit(h, schedule)},
+    flagged, {"Largest prime-time shortfall": f"{summary['max_prime_time_gap'] * 100:.1f} points ({summary.get('worst_group')})",
+              "Flag threshold": f"{params.max_prime_gap_points * 100:.1f} points"},
+)
+st.download_button("Download the review pack (HTML, prints to PDF)", pack.encode(), file_name="fairness-review.html",
+                   mime="text/html", key="download_review_pack")
