@@ -166,6 +166,42 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.hospital import load_hospital
+    from engine.sim import CONTRACT_METRICS, SimParams, load_scenario, read_schedule_file, simulate, validate_schedule
+
+    if args.reps <= 0:
+        raise InputError(f"--reps must be > 0, got {args.reps}", file="command line")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {args.seed}", file="command line")
+    try:
+        chosen = {"engine": args.engine, "addon_policy": args.addon_policy}
+        params = SimParams(**{k: v for k, v in chosen.items() if v is not None})
+    except ValueError as exc:
+        raise InputError(f"bad option: {exc}", file="command line") from exc
+    scenario = load_scenario(args.scenario)
+    h = load_hospital(args.data).hospital
+    schedule = validate_schedule(h, read_schedule_file(args.schedule), file=str(args.schedule))
+    hid = args.name or args.data.resolve().name
+    mv = _current_forecaster(h, hid, args.models)
+    cases = h.cases[h.cases["case_id"].isin(set(schedule["case_id"]))]
+    first = schedule["date"].min() if schedule["date"].notna().any() else h.as_of()
+    forecasts = mv.forecaster.predict(cases, h.cases, as_of=min(h.as_of(), first))
+    result = simulate(h, schedule, forecasts, scenario, args.reps, args.seed, params=params,
+                      scheduler_address=args.scheduler)
+    out = result.to_json()
+    out["model_version"] = mv.version
+    s = result.summary
+    print(f"{args.reps} replications of {', '.join(out['dates'])} under {scenario.name} (seed {args.seed}, "
+          f"{params.engine} engine{', dask' if args.scheduler else ''}) in {out['seconds']:.1f}s")
+    for m in CONTRACT_METRICS:
+        v = s[m]
+        print(f"  {m:22s} mean {v['mean']:9.2f}  p5 {v['p5']:9.2f}  p50 {v['p50']:9.2f}  p95 {v['p95']:9.2f}  worst5 {v['worst5_mean']:9.2f}")
+    for note in out["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="Predictive OR allocation engine.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -218,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", type=Path, required=True, metavar="schedule.csv")
     pl.add_argument("--name", default=None, help="hospital id for the model registry (default: the folder name)")
     pl.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
+
+    sm = add("simulate", "Simulate a schedule's days under a scenario (Monte Carlo, common random numbers).", _cmd_simulate)
+    sm.add_argument("--data", type=Path, required=True, metavar="DIR")
+    sm.add_argument("--schedule", type=Path, required=True, metavar="schedule.csv")
+    sm.add_argument("--scenario", required=True, metavar="NAME|FILE.toml",
+                    help="normal, high_addon, staff_shortage, bed_constraint (data/scenarios/) or a scenario file")
+    sm.add_argument("--reps", type=int, required=True, help="replications (> 0)")
+    sm.add_argument("--seed", type=int, default=0, help="the same seed gives any schedule the same random days")
+    sm.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://host:8786)")
+    sm.add_argument("--engine", choices=["vector", "simpy"], default=None,
+                    help="vectorised numpy or the SimPy reference (default: SimParams.engine)")
+    sm.add_argument("--addon-policy", choices=["reserve", "next_free", "bump"], default=None,
+                    help="where add-ons go (default: SimParams.addon_policy)")
+    sm.add_argument("--name", default=None, help="hospital id for the model registry (default: the folder name)")
+    sm.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
     return p
 
 

@@ -1,0 +1,165 @@
+"""Scenarios: stress settings of a simulated day, kept as TOML data files (data/scenarios/).
+
+A scenario file has a ``name``, a ``description`` and a ``[knobs]`` table. Every knob has a
+default (the ``normal`` day), so a file lists only what it changes. Float knobs take a number or
+a two-number range ``[lo, hi]``: a range is *parameter uncertainty*, drawn uniformly once per
+replication (the same draw for every schedule under one seed, so comparisons stay paired).
+
+Loading validates everything and raises :class:`engine.errors.InputError` naming the file and
+the key (``knobs.duration_inflation``) for unknown keys, wrong types and out-of-range values.
+"""
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from engine.errors import InputError, Problem
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "data" / "scenarios"
+Knob = Union[float, int, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class KnobSpec:
+    kind: str  # "float" (number or [lo, hi] range) or "int"
+    lo: float
+    hi: float
+    default: Knob
+    doc: str
+
+
+KNOBS: dict[str, KnobSpec] = {
+    "duration_inflation": KnobSpec("float", -0.5, 3.0, 0.0,
+                                   "fraction added to every drawn case duration (0.10 = 10% longer)"),
+    "cancel_multiplier": KnobSpec("float", 0.0, 50.0, 1.0,
+                                  "multiplies each case's forecast cancel_prob (capped at 1): a cancellation spike"),
+    "late_start_prob": KnobSpec("float", 0.0, 1.0, 0.35, "probability that a room's first case starts late"),
+    "late_start_mean_minutes": KnobSpec("float", 0.0, 240.0, 12.0,
+                                        "mean of the exponential delay of a late first case (plus 1 minute)"),
+    "room_downtime_prob": KnobSpec("float", 0.0, 1.0, 0.0,
+                                   "probability that a room goes down once during its day (no case may start then)"),
+    "room_downtime_minutes": KnobSpec("float", 0.0, 1440.0, 60.0, "length of a room downtime"),
+    "addon_multiplier": KnobSpec("float", 0.0, 20.0, 1.0, "multiplies the forecast add-on volume"),
+    "staffed_rooms_delta": KnobSpec("int", -1000, 1000, 0,
+                                    "rooms added to (negative: removed from) staffing.csv's staffed rooms"),
+    "pacu_beds_delta": KnobSpec("int", -1000, 100000, 0, "PACU beds added to (negative: removed from) staffing.csv"),
+}
+TOP_KEYS = {"name": str, "description": str, "knobs": dict}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: its name, description, source file and knob values."""
+
+    name: str
+    description: str = ""
+    knobs: dict[str, Knob] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        problems = _knob_problems(self.knobs, self.source or "scenario")
+        if problems:
+            raise InputError(problems)
+        full = {k: spec.default for k, spec in KNOBS.items()}
+        full.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in self.knobs.items()})
+        object.__setattr__(self, "knobs", full)
+
+    def value(self, name: str) -> Knob:
+        return self.knobs[name]
+
+    def is_range(self, name: str) -> bool:
+        return isinstance(self.knobs[name], tuple)
+
+    def bounds(self, name: str) -> tuple[float, float]:
+        """(lo, hi) of a float knob; lo == hi when it is a fixed number."""
+        v = self.knobs[name]
+        return (float(v[0]), float(v[1])) if isinstance(v, tuple) else (float(v), float(v))
+
+    def with_(self, name: str | None = None, **knobs: Knob) -> "Scenario":
+        """A copy with some knobs changed (for sweeps); validated like a file."""
+        return Scenario(name or self.name, self.description, {**self.knobs, **knobs}, self.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description,
+                "knobs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.knobs.items()}}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _knob_problems(knobs: Any, fname: str) -> list[Problem]:
+    if not isinstance(knobs, dict):
+        return [Problem(fname, None, "knobs", f"must be a table of knobs, got {type(knobs).__name__}")]
+    out: list[Problem] = []
+    for key, v in knobs.items():
+        col = f"knobs.{key}"
+        spec = KNOBS.get(key)
+        if spec is None:
+            out.append(Problem(fname, None, col, f"unknown knob (known: {', '.join(KNOBS)})"))
+            continue
+        rng = f"{spec.lo:g}..{spec.hi:g}"
+        if spec.kind == "int":
+            if isinstance(v, bool) or not isinstance(v, int):
+                out.append(Problem(fname, None, col, f"must be an integer, got {v!r}"))
+            elif not spec.lo <= v <= spec.hi:
+                out.append(Problem(fname, None, col, f"{v!r} is out of range ({rng})"))
+            continue
+        if isinstance(v, (list, tuple)):
+            if len(v) != 2 or not all(_is_number(x) for x in v):
+                out.append(Problem(fname, None, col, f"a range must be two numbers [lo, hi], got {list(v)!r}"))
+            elif v[0] > v[1]:
+                out.append(Problem(fname, None, col, f"range {list(v)!r} has lo above hi"))
+            elif not all(spec.lo <= x <= spec.hi for x in v):
+                out.append(Problem(fname, None, col, f"{list(v)!r} is out of range ({rng})"))
+        elif not _is_number(v):
+            out.append(Problem(fname, None, col, f"must be a number or a range [lo, hi], got {v!r}"))
+        elif not spec.lo <= v <= spec.hi:
+            out.append(Problem(fname, None, col, f"{v!r} is out of range ({rng})"))
+    return out
+
+
+def available_scenarios(folder: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (folder or SCENARIO_DIR).glob("*.toml"))
+
+
+def load_scenario(name_or_path: str | Path, folder: Path | None = None) -> Scenario:
+    """A scenario by name (``data/scenarios/<name>.toml``) or by path to a TOML file."""
+    folder = folder or SCENARIO_DIR
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
+        path = Path(name_or_path)
+    else:
+        if not _NAME_RE.match(text) or not (folder / f"{text}.toml").exists():
+            raise InputError(f"unknown scenario {text!r} (available: {', '.join(available_scenarios(folder))})",
+                             file=str(folder))
+        path = folder / f"{text}.toml"
+    fname = str(path)
+    if not path.is_file():
+        raise InputError("scenario file not found", file=fname)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text: {exc}", file=fname) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", file=fname) from exc
+    problems = []
+    for key, v in raw.items():
+        want = TOP_KEYS.get(key)
+        if want is None:
+            problems.append(Problem(fname, None, key, f"unknown key (allowed: {', '.join(TOP_KEYS)})"))
+        elif not isinstance(v, want):
+            problems.append(Problem(fname, None, key, f"must be a {'table' if want is dict else 'string'}, got {v!r}"))
+    if "name" in raw and isinstance(raw["name"], str) and not _NAME_RE.match(raw["name"]):
+        problems.append(Problem(fname, None, "name", f"{raw['name']!r} must be letters, digits, '_' or '-'"))
+    if isinstance(raw.get("knobs", {}), dict):
+        problems += _knob_problems(raw.get("knobs", {}), fname)
+    if problems:
+        raise InputError(problems)
+    return Scenario(name=raw.get("name", path.stem), description=raw.get("description", ""),
+                    knobs=dict(raw.get("knobs", {})), source=fname)
