@@ -41,6 +41,7 @@ pages = [
     st.Page("../pages/data.py", title="Data", icon=":material/database:", default=True, url_path="data"),
     st.Page("../pages/forecasts.py", title="Forecasts", icon=":material/query_stats:", url_path="forecasts"),
     st.Page("../pages/schedule.py", title="Schedule", icon=":material/calendar_month:", url_path="schedule"),
+    st.Page("../pages/simulation.py", title="Simulation", icon=":material/casino:", url_path="simulation"),
     st.Page("../pages/fairness.py", title="Fairness review", icon=":material/balance:", url_path="fairness"),
 ]
 st.navigation(pages).run()

@@ -161,3 +161,45 @@ def trend_lines(tr: pd.DataFrame, by: str, metric: str) -> go.Figure:
     fig = px.line(tr, x="period_start", y=metric, color=by, markers=True, labels={"period_start": ""})
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
     return fig
+
+
+METRIC_LABELS = {
+    "utilization": "prime-time utilization",
+    "overtime_minutes": "staff overtime (min)",
+    "cancellations": "cancellations by overrun or beds",
+    "spillover_cases": "spillover cases",
+    "pacu_hold_minutes": "PACU hold (min)",
+    "surgeon_idle_minutes": "surgeon idle (min)",
+}
+
+
+def policy_violins(per_rep: dict[str, pd.DataFrame], metric: str) -> go.Figure:
+    """Distribution of one metric per policy over replications (same random days)."""
+    fig = go.Figure()
+    for name, df in per_rep.items():
+        fig.add_trace(go.Violin(y=df[metric], name=name, box_visible=True, meanline_visible=True, points=False))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=METRIC_LABELS.get(metric, metric),
+                      showlegend=False)
+    return fig
+
+
+def policy_ecdf(per_rep: dict[str, pd.DataFrame], metric: str) -> go.Figure:
+    long = pd.concat([pd.DataFrame({"policy": n, metric: df[metric]}) for n, df in per_rep.items()], ignore_index=True)
+    fig = px.ecdf(long, x=metric, color="policy", labels={metric: METRIC_LABELS.get(metric, metric)})
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
+    return fig
+
+
+def paired_ci(paired: pd.DataFrame) -> go.Figure:
+    """Policy minus baseline with 95% intervals, one row per metric and statistic."""
+    d = paired.copy()
+    d["label"] = d["metric"].map(lambda m: METRIC_LABELS.get(m, m)) + " (" + d["statistic"] + ")"
+    fig = go.Figure()
+    for pol, g in d.groupby("policy"):
+        fig.add_trace(go.Scatter(x=g["diff"], y=g["label"], mode="markers", name=f"{pol} - {g['baseline'].iloc[0]}",
+                                 error_x=dict(type="data", symmetric=False, array=g["ci_hi"] - g["diff"],
+                                              arrayminus=g["diff"] - g["ci_lo"])))
+    fig.add_vline(x=0, line_dash="dash", line_color="grey")
+    fig.update_layout(height=max(300, 24 * d["label"].nunique() + 100), margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="difference (policy - baseline), 95% interval")
+    return fig

@@ -203,3 +203,15 @@ def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> p
 
     _, loaded = current_hospital()
     return trends(loaded.hospital, weeks=weeks, by=by)
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+@st.cache_resource(max_entries=8, show_spinner="Building the policies' schedules...")
+def cached_policy_schedules(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, policies: tuple[str, ...]):
+    from engine.sim import policy_schedules
+
+    _, loaded = current_hospital()
+    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
+    return policy_schedules(loaded.hospital, fc, start, days, policies=policies)
