@@ -1,0 +1,172 @@
+"""Roles and permissions (data/roles.toml), enforced in the engine, and masking of patient data."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.errors import InputError, Problem
+
+DEFAULT_ROLES = Path(__file__).resolve().parents[2] / "data" / "roles.toml"
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in person. Any identity provider (local file, OIDC) produces this."""
+
+    name: str
+    role: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: str
+    clinical: bool
+    description: str
+    can: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Roles:
+    roles: dict[str, Role]
+    actions: dict[str, str]
+    mask: str
+    masked_columns: frozenset[str]
+    masked_prefixes: tuple[str, ...]
+    free_text_columns: frozenset[str]
+    source: str
+
+    def names(self) -> list[str]:
+        return list(self.roles)
+
+    def can(self, role: str, action: str) -> bool:
+        r = self.roles.get(role)
+        return bool(r and action in r.can)
+
+    def who_can(self, action: str) -> list[str]:
+        return [n for n, r in self.roles.items() if action in r.can]
+
+    def matrix(self) -> pd.DataFrame:
+        """Actions x roles, True where allowed: the permissions table for documentation and pages."""
+        return pd.DataFrame({n: [a in r.can for a in self.actions] for n, r in self.roles.items()},
+                            index=pd.Index(list(self.actions), name="action"))
+
+    def is_masked(self, column: str) -> bool:
+        c = column.lower()
+        return c in self.masked_columns or any(c.startswith(p) for p in self.masked_prefixes)
+
+
+def roles_path() -> Path:
+    return Path(os.environ.get("OR_ROLES_FILE") or DEFAULT_ROLES)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> Roles:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"cannot read the roles file: {exc}", file=path) from exc
+    problems: list[Problem] = []
+    actions = data.get("actions")
+    if not isinstance(actions, dict) or not actions:
+        problems.append(Problem(path, None, "actions", "must be a table of action = description"))
+        actions = {}
+    roles: dict[str, Role] = {}
+    for name, r in (data.get("roles") or {}).items():
+        if not isinstance(r, dict):
+            problems.append(Problem(path, None, f"roles.{name}", "must be a table"))
+            continue
+        can = r.get("can")
+        if not isinstance(can, list) or not all(isinstance(a, str) for a in can):
+            problems.append(Problem(path, None, f"roles.{name}.can", "must be a list of action names"))
+            continue
+        unknown = sorted(set(can) - set(actions))
+        if unknown:
+            problems.append(Problem(path, None, f"roles.{name}.can", f"unknown action(s) {unknown}; known: {sorted(actions)}"))
+        if not isinstance(r.get("clinical", False), bool):
+            problems.append(Problem(path, None, f"roles.{name}.clinical", "must be true or false"))
+        roles[name] = Role(name, str(r.get("label", name)), bool(r.get("clinical", False)), str(r.get("description", "")),
+                           frozenset(can))
+    for required in ("coordinator", "leadership", "governance", "viewer"):
+        if required not in roles:
+            problems.append(Problem(path, None, f"roles.{required}", "this role is required"))
+    if problems:
+        raise InputError(problems)
+    m = data.get("masking") or {}
+    cols = {c.lower() for k in ("identifier_columns", "attribute_columns", "free_text_columns") for c in m.get(k, [])}
+    return Roles(roles, {k: str(v) for k, v in actions.items()}, str(m.get("mask", "•••")), frozenset(cols),
+                 tuple(p.lower() for p in m.get("prefixes", [])), frozenset(c.lower() for c in m.get("free_text_columns", [])),
+                 path)
+
+
+def load_roles(path: str | Path | None = None) -> Roles:
+    """The roles in force (``OR_ROLES_FILE`` or data/roles.toml), re-read when the file changes."""
+    p = Path(path) if path else roles_path()
+    return _load(str(p), p.stat().st_mtime if p.exists() else 0.0)
+
+
+def _role_of(who: User | str) -> str:
+    return who.role if isinstance(who, User) else str(who)
+
+
+def require(who: User | str, action: str, roles: Roles | None = None) -> None:
+    """Raise PermissionError, in plain words, unless the role (or user's role) may do ``action``."""
+    roles = roles or load_roles()
+    if action not in roles.actions:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(roles.actions)}")
+    role = _role_of(who)
+    if role not in roles.roles:
+        raise PermissionError(f"Unknown role {role!r}: nobody without a known role may {roles.actions[action]}.")
+    if not roles.can(role, action):
+        allowed = roles.who_can(action)
+        who_txt = f"{who.name} ({role})" if isinstance(who, User) else f"The {role} role"
+        need = " or ".join(roles.roles[a].label for a in allowed) if allowed else "no role"
+        raise PermissionError(f"{who_txt} may not {roles.actions[action]}: this needs {need}.")
+
+
+def can(who: User | str, action: str, roles: Roles | None = None) -> bool:
+    roles = roles or load_roles()
+    return roles.can(_role_of(who), action)
+
+
+def is_clinical(who: User | str, roles: Roles | None = None) -> bool:
+    roles = roles or load_roles()
+    return roles.can(_role_of(who), "view_patient_details")
+
+
+def mask_for_role(df: pd.DataFrame, who: User | str, roles: Roles | None = None) -> pd.DataFrame:
+    """A copy with patient identifiers, attributes and free text replaced by the mask for non-clinical roles.
+
+    Clinical roles get the frame unchanged (a copy); an unknown role raises PermissionError.
+    """
+    roles = roles or load_roles()
+    role = _role_of(who)
+    if role not in roles.roles:
+        raise PermissionError(f"Unknown role {role!r}: no data is shown.")
+    out = df.copy()
+    if is_clinical(role, roles):
+        return out
+    for col in out.columns:
+        if roles.is_masked(str(col)):
+            out[col] = pd.Series([roles.mask] * len(out), index=out.index, dtype=object)
+    return out
+
+
+def mask_payload(obj: Any, who: User | str, roles: Roles | None = None) -> Any:
+    """Mask free-text and patient keys inside nested audit payloads for non-clinical roles."""
+    roles = roles or load_roles()
+    if is_clinical(who, roles):
+        return obj
+    if isinstance(obj, dict):
+        return {k: (roles.mask if roles.is_masked(str(k)) and v not in (None, "") else mask_payload(v, who, roles))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [mask_payload(v, who, roles) for v in obj]
+    return obj
