@@ -18,7 +18,15 @@ from engine.io import atomic_write_json
 
 log = logging.getLogger("engine")
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_TAMPERED = 0, 1, 2, 3
+
+
+class ChainBroken(Exception):
+    """The audit chain is not intact: exit 3 (CONTRACTS.md, ``audit verify``)."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,6 +210,36 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _audit_target(args: argparse.Namespace) -> tuple[str, str]:
+    from engine.store import default_url
+
+    if not args.data.is_dir():
+        raise InputError(f"hospital folder {str(args.data)!r} does not exist", file=str(args.data))
+    return args.db or default_url(), args.name or args.data.resolve().name
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.governance.audit import verify_chain
+
+    url, hid = _audit_target(args)
+    res = verify_chain(url, hid)
+    out = {"ok": res.ok, "n_entries": res.n_entries, "first_bad": res.first_bad, "first_bad_seq": res.first_bad_seq,
+           "message": res.message, "hospital_id": hid}
+    if not res.ok:
+        raise ChainBroken(res.message, out)
+    print(f"audit chain of {hid!r} intact: {res.n_entries} entries")
+    return out
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.governance.audit import export_jsonl
+
+    url, hid = _audit_target(args)
+    n = export_jsonl(url, args.out, hid)
+    print(f"exported {n} audit entries of {hid!r} to {args.out}")
+    return {"hospital_id": hid, "n_entries": n, "out": str(args.out)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="Predictive OR allocation engine.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -269,6 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where add-ons go (default: SimParams.addon_policy)")
     sm.add_argument("--name", default=None, help="hospital id for the model registry (default: the folder name)")
     sm.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
+
+    au = sub.add_parser("audit", help="Verify or export the hash-chained audit log.",
+                        description="Verify or export the hash-chained audit log.")
+    au_sub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    for action, fn, help_ in (("verify", _cmd_audit_verify, "exit 0 when the chain is intact, 3 naming the first bad entry"),
+                              ("export", _cmd_audit_export, "write the log as JSON lines")):
+        a = au_sub.add_parser(action, help=help_, description=help_)
+        a.set_defaults(func=fn)
+        a.add_argument("--json", type=Path, metavar="PATH", help="write the machine-readable result here")
+        a.add_argument("--data", type=Path, required=True, metavar="DIR")
+        a.add_argument("--db", default=None, metavar="URL", help="store URL (default: DATABASE_URL or the embedded SQLite file)")
+        a.add_argument("--name", default=None, help="hospital id (default: the folder name)")
+        if action == "export":
+            a.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
     return p
 
 
@@ -284,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: bad input\n{exc.describe()}", file=sys.stderr)
         return EXIT_INPUT
+    except ChainBroken as exc:
+        if args.json:
+            atomic_write_json(args.json, exc.result)
+        print(f"AUDIT CHAIN BROKEN: {exc}", file=sys.stderr)
+        return EXIT_TAMPERED
     except Exception as exc:  # noqa: BLE001 - the contract maps any other failure to exit 1
         log.exception("internal failure")
         print(f"error: internal failure: {exc}", file=sys.stderr)
