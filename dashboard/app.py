@@ -36,6 +36,35 @@ with st.sidebar:
         )
     else:
         st.info("No hospital in the store yet. Import one on the Data page, or run `make run` for the demo hospital.")
+    st.divider()
+    from engine.governance import User, authenticate, load_roles
+
+    roles = load_roles()
+    user = state.current_user()
+    if user is None and state.demo_sign_in():
+        role = st.selectbox("Role (demo sign-in)", list(roles.roles), key="demo_role",
+                            format_func=lambda r: roles.roles[r].label)
+        st.caption("No users are configured (OR_USERS_FILE), so this demo signs you in by role. "
+                   "Configure hashed users for real use: see engine/governance/GOVERNANCE.md.")
+        user = User(f"demo-{role}", role)
+    elif user is None:
+        with st.form("sign_in"):
+            name = st.text_input("User", key="sign_in_user")
+            password = st.text_input("Password", type="password", key="sign_in_password")
+            if st.form_submit_button("Sign in"):
+                found = authenticate(name, password)
+                if found is None:
+                    st.error("Unknown user or wrong password.")
+                else:
+                    st.session_state[state.USER_KEY] = found
+                    state.governance().record_sign_in(found)
+                    st.rerun()
+    else:
+        st.markdown(f"Signed in as **{user.name}** ({roles.roles[user.role].label})")
+        if st.button("Sign out", key="sign_out"):
+            del st.session_state[state.USER_KEY]
+            st.rerun()
+    st.session_state["active_user"] = user
 
 pages = [
     st.Page("../pages/data.py", title="Data", icon=":material/database:", default=True, url_path="data"),
@@ -43,5 +72,6 @@ pages = [
     st.Page("../pages/schedule.py", title="Schedule", icon=":material/calendar_month:", url_path="schedule"),
     st.Page("../pages/simulation.py", title="Simulation", icon=":material/casino:", url_path="simulation"),
     st.Page("../pages/fairness.py", title="Fairness review", icon=":material/balance:", url_path="fairness"),
+    st.Page("../pages/governance.py", title="Governance", icon=":material/verified_user:", url_path="governance"),
 ]
 st.navigation(pages).run()

@@ -215,3 +215,31 @@ def cached_policy_schedules(hospital_id: str, version: str, loaded_at_: str, sta
     _, loaded = current_hospital()
     fc = upcoming_forecasts(hospital_id, version, loaded_at_)
     return policy_schedules(loaded.hospital, fc, start, days, policies=policies)
+
+
+# --------------------------------------------------------------------------- users and governance
+
+USER_KEY = "user"
+
+
+def demo_sign_in() -> bool:
+    """True when no users are configured (OR_USERS / OR_USERS_FILE / secrets): pick a role, no password."""
+    from engine.governance.auth import users_source
+
+    return users_source() is None
+
+
+def current_user():
+    """The signed-in User, or None."""
+    return st.session_state.get(USER_KEY)
+
+
+@st.cache_resource(show_spinner=False)
+def _governance(url: str):
+    from engine.governance import Governance
+
+    return Governance(get_store(url))
+
+
+def governance():
+    return _governance(default_url())

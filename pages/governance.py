@@ -1,0 +1,194 @@
+"""Governance: propose, approve, gate and publish schedules; overrides with justifications;
+rollback; override rates; the hash-chained audit log; the rules catalog. Roles are enforced in
+the engine: a button the role may not use says so instead of acting."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from engine.errors import InputError
+from engine.governance import (
+    ConflictError,
+    Override,
+    PublicationWithheld,
+    WorkflowError,
+    can,
+    load_catalog,
+    mask_for_role,
+    rules_schedule,
+)
+from engine.plan import PlanParams
+
+st.title("Governance")
+
+current = state.current_hospital()
+user = st.session_state.get("active_user")
+if current is None or user is None:
+    st.info("Choose a hospital (Data page) and sign in (sidebar).")
+    st.stop()
+hid, loaded = current
+h = loaded.hospital
+gov = state.governance()
+catalog = load_catalog()
+mv = state.current_model(hid)
+
+
+FLASH = "gov_flash"
+
+
+def act(label: str, fn, *args, **kwargs):
+    """Run a governance action; engine refusals become plain messages kept across the rerun."""
+    msgs = st.session_state.setdefault(FLASH, [])
+    try:
+        out = fn(*args, **kwargs)
+    except PermissionError as exc:
+        msgs.append(("error", f"Not allowed for your role ({user.role}): {exc}"))
+    except PublicationWithheld as exc:
+        msgs.append(("error", f"Publication withheld: {exc}"))
+        msgs.extend(("warning", f"**{g.gate}**: {g.message} Next: {g.inspect_next}") for g in exc.gates if g.withholds)
+    except ConflictError as exc:
+        msgs.append(("error", f"The schedule changed while you were working: {exc}"))
+    except (WorkflowError, InputError, ValueError) as exc:
+        msgs.append(("error", f"{label} refused: {exc}"))
+    else:
+        msgs.append(("success", f"{label}: done."))
+        return out
+    return None
+
+
+for kind, text in st.session_state.pop(FLASH, []):
+    {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
+
+versions_tab, override_tab, rates_tab, audit_tab, rules_tab = st.tabs(
+    ["Versions and publication", "Overrides", "Override rates", "Audit log", "Rules catalog"])
+
+with versions_tab:
+    hist = gov.history(hid)
+    booked = h.cases[h.cases["status"] == "booked"]
+    first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+    c = st.columns(3)
+    if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose", disabled=mv is None):
+        result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(first_day.date()), PlanParams())
+        act("Proposal", gov.propose, hid, result, user, hospital=h, model=mv, rules_version=catalog.rules_version)
+        st.rerun()
+    if mv is None:
+        c[0].caption("Train a forecasting model first (Forecasts page).")
+    hist = gov.history(hid)
+    if not len(hist):
+        st.info("No schedule version yet: propose one.")
+    else:
+        st.dataframe(hist[["version_id", "status", "horizon_start", "horizon_end", "source", "created_by", "approved_by",
+                           "published_by", "status_note", "model_version", "n_cases"]],
+                     hide_index=True, width="stretch", key="gov_history")
+        vid = st.selectbox("Version", hist["version_id"].tolist()[::-1], key="gov_version")
+        ver = gov.version(int(vid))
+        st.markdown(f"Version **{vid}**: {ver.status}, {ver.n_cases} cases, created by {ver.created_by} ({ver.created_role}); "
+                    f"solver {ver.plan.get('solver', 'n/a')}, status {ver.plan.get('status', 'n/a')}"
+                    + (f", fallback: {ver.plan.get('fallback_reason')}" if ver.plan.get("fallback_used") else ""))
+        b = st.columns(4)
+        note = st.text_input("Note (required to reject)", key="gov_note")
+        if b[0].button("Approve", key="gov_approve"):
+            act("Approval", gov.approve, int(vid), user, note)
+            st.rerun()
+        if b[1].button("Reject", key="gov_reject"):
+            act("Rejection", gov.reject, int(vid), user, note)
+            st.rerun()
+        if b[2].button("Run the safety gates", key="gov_gates"):
+            gates = act("Gates", gov.check_gates, int(vid), user, h, model=mv, quality=loaded.report)
+            if gates:
+                st.session_state["gov_gate_results"] = (int(vid), gates)
+            st.rerun()
+        if b[3].button("Publish", key="gov_publish", type="primary"):
+            act("Publication", gov.publish, int(vid), user)
+            st.rerun()
+        shown = st.session_state.get("gov_gate_results")
+        if shown and shown[0] == int(vid):
+            for g in shown[1]:
+                (st.success if g.passed else st.error if g.blocking else st.warning)(
+                    f"**{g.gate}**: {g.message}" + (f" Next: {g.inspect_next}" if not g.passed and g.inspect_next else ""))
+        st.dataframe(mask_for_role(ver.schedule, user), hide_index=True, width="stretch", key="gov_version_schedule")
+        st.divider()
+        st.markdown("**Rollback**: return the schedule in force to the last approved version or to the rules-based "
+                    "block schedule. The version rolled back is kept and marked.")
+        r = st.columns(3)
+        day = r[0].date_input("Date", value=pd.Timestamp(ver.horizon_start).date(), key="gov_rollback_date")
+        target = r[1].selectbox("Return to", ["last_approved", "rules"], key="gov_rollback_to",
+                                format_func={"last_approved": "last approved schedule", "rules": "rules-based block schedule"}.get)
+        reason = r[2].text_input("Reason", key="gov_rollback_reason")
+        if st.button("Roll back", key="gov_rollback"):
+            rules = rules_schedule(h, pd.Timestamp(day), 1) if target == "rules" else None
+            act("Rollback", gov.rollback, hid, pd.Timestamp(day), user, to=target, reason=reason, rules=rules)
+            st.rerun()
+
+with override_tab:
+    hist = gov.history(hid)
+    open_versions = hist[hist["status"].isin(["proposed", "approved", "published"])]
+    if not len(open_versions):
+        st.info("Propose a schedule first.")
+    else:
+        vid = st.selectbox("Override on version", open_versions["version_id"].tolist()[::-1], key="gov_override_version")
+        ver = gov.version(int(vid))
+        cases = ver.schedule["case_id"].tolist()
+        with st.form("override_form"):
+            o = st.columns(3)
+            cid = o[0].selectbox("Case", cases, key="ov_case")
+            action = o[1].selectbox("Action", ["move", "defer", "lock"], key="ov_action")
+            code = o[2].selectbox("Justification", list(catalog.justifications), key="ov_code",
+                                  format_func=lambda k: catalog.justifications[k].label)
+            p = st.columns(3)
+            room = p[0].selectbox("Room (move)", [""] + sorted(h.rooms["room_id"]), key="ov_room")
+            start = p[1].text_input("Start HH:MM (move)", key="ov_start")
+            text = p[2].text_input("Text (required for 'other')", key="ov_text")
+            submitted = st.form_submit_button("Record the override")
+        if submitted:
+            ov = None
+            try:
+                ov = Override(cid, action, code, text=text, room_id=room or None, start=start or None)
+            except (ValueError, InputError) as exc:
+                st.session_state.setdefault(FLASH, []).append(("error", f"Override refused: {exc}"))
+            if ov is not None:
+                new = act("Override", gov.override, int(vid), ov, user)
+                if new is not None:
+                    st.session_state[FLASH].append(("success", f"New proposed version {new.version_id}; "
+                                                               "it needs approval before publication."))
+            st.rerun()
+        ovs = gov.overrides(hid, user) if can(user, "view_schedule") else pd.DataFrame()
+        if len(ovs):
+            st.dataframe(mask_for_role(ovs, user), hide_index=True, width="stretch", key="gov_overrides")
+
+with rates_tab:
+    if can(user, "view_override_rates"):
+        for by in ("service_line", "code"):
+            rates = gov.override_rates(hid, by=by, actor=user)
+            st.markdown(f"**By {by.replace('_', ' ')}**")
+            st.dataframe(rates, hide_index=True, width="stretch", key=f"gov_rates_{by}")
+    else:
+        st.info("Override rates are not available to your role.")
+
+with audit_tab:
+    if can(user, "view_audit"):
+        log_df = gov.audit_log(hid, user)
+        st.dataframe(log_df, hide_index=True, width="stretch", key="gov_audit")
+    else:
+        st.info("The audit log is read by leadership and governance.")
+    if st.button("Verify the audit chain", key="gov_verify"):
+        res = act("Verification", gov.verify, user, hid)
+        if res is not None:
+            st.session_state[FLASH].append(("success" if res.ok else "error", res.message))
+        st.rerun()
+    if can(user, "export_audit"):
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "audit.jsonl"
+            gov.export_audit(path, user, hid)
+            data = path.read_bytes()
+        st.download_button("Export the audit log (JSON lines)", data, file_name=f"audit-{hid}.jsonl", key="gov_export")
+
+with rules_tab:
+    rows = [{"id": r.id, "name": r.name, "mode": r.mode, "severity": r.severity, "owner": r.owner,
+             "override_role": r.override_role, "description": r.description} for r in catalog.rules.values()]
+    st.markdown(f"Rules version `{catalog.rules_version}`. The optimizer reads the enforced rules.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gov_rules")
