@@ -8,6 +8,7 @@ from dashboard import charts, state
 from engine.errors import InputError
 from engine.forecast.drift import DriftParams
 from engine.forecast.evaluate import calibration_points
+from engine.governance import mask_reasons_for_role
 
 st.title("Forecasts")
 
@@ -88,6 +89,9 @@ with drift_tab:
         st.dataframe(drift.round(3), hide_index=True, width="stretch")
 with cases_tab:
     fc = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
+    user = st.session_state.get("active_user")
+    # Patient attributes inside reasons are masked for non-clinical roles (engine-side masking).
+    fc = mask_reasons_for_role(fc, user) if user is not None else fc
     if not len(fc):
         st.info("No booked cases to forecast.")
     else:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, state
 from engine.errors import InputError
+from engine.governance import mask_reasons_for_role
 from engine.io import format_for_contract
 from engine.plan import PlanParams, compare
 from engine.plan.replan import EVENT_KINDS, Event, replan
@@ -72,7 +73,9 @@ day = st.selectbox("Day", dates, format_func=lambda d: f"{pd.Timestamp(d):%a %d 
 gantt_tab, pacu_tab, deferred_tab, alt_tab, export_tab, replan_tab = st.tabs(
     ["Rooms", "PACU", "Deferred", "Alternatives", "Export", "Re-plan"])
 closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
-fc = state.upcoming_forecasts(hid, version, lat).set_index("case_id")
+fc = state.upcoming_forecasts(hid, version, lat)
+user = st.session_state.get("active_user")
+fc = (mask_reasons_for_role(fc, user) if user is not None else fc).set_index("case_id")
 
 with gantt_tab:
     event = st.plotly_chart(charts.gantt(schedule, day, closes), width="stretch", key="gantt",

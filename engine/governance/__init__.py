@@ -29,7 +29,17 @@ from engine.governance.errors import ConflictError, OverrideError, PublicationWi
 from engine.governance.fallback import booked_forecasts, rules_schedule
 from engine.governance.gates import GateParams, GateResult, evaluate_gates, withheld
 from engine.governance.overrides import Override, apply_overrides, override_rates
-from engine.governance.roles import Roles, User, can, load_roles, mask_for_role, require
+from engine.governance.roles import (
+    Roles,
+    User,
+    can,
+    is_clinical,
+    load_roles,
+    mask_for_role,
+    mask_reasons_for_role,
+    mask_text_for_role,
+    require,
+)
 from engine.governance.workflow import Governance, ScheduleVersion
 
 __all__ = [
@@ -37,7 +47,7 @@ __all__ = [
     "LocalAuthenticator", "Override", "OverrideError", "PublicationWithheld", "Roles", "Rule", "ScheduleVersion", "User",
     "VerifyResult", "WorkflowError", "append", "apply_overrides", "authenticate", "booked_forecasts", "can", "chain_heads",
     "ensure_dev_users", "evaluate_gates", "export_jsonl", "get_authenticator", "hash_password", "input_data_hash",
-    "load_catalog", "load_roles", "mask_for_role", "override_rates", "plan_params_from_catalog", "read_log", "require",
+    "load_catalog", "load_roles", "is_clinical", "mask_for_role", "mask_reasons_for_role", "mask_text_for_role", "override_rates", "plan_params_from_catalog", "read_log", "require",
     "rules_schedule", "set_authenticator", "user_from_claims", "verify_chain", "verify_jsonl", "verify_password",
     "withheld",
 ]

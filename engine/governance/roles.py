@@ -1,6 +1,7 @@
 """Roles and permissions (data/roles.toml), enforced in the engine, and masking of patient data."""
 from __future__ import annotations
 
+import re
 import os
 import tomllib
 from dataclasses import dataclass
@@ -170,3 +171,29 @@ def mask_payload(obj: Any, who: User | str, roles: Roles | None = None) -> Any:
     if isinstance(obj, list):
         return [mask_payload(v, who, roles) for v in obj]
     return obj
+
+
+# Patient attributes as they appear inside generated sentences (forecast reasons).
+_PATIENT_PHRASES = re.compile(
+    r"(ASA (?:class )?(?:\d|unknown)|patient age \d+|age unknown|BMI (?:\d+|unknown)|admission type: [\w -]+|"
+    r"anesthesia type: [\w -]+)", re.IGNORECASE)
+
+
+def mask_text_for_role(text: Any, who: User | str, roles: Roles | None = None) -> Any:
+    """Replace patient attributes named inside a sentence (e.g. a forecast reason) for non-clinical roles."""
+    roles = roles or load_roles()
+    if not isinstance(text, str) or is_clinical(who, roles):
+        return text
+    return _PATIENT_PHRASES.sub("a patient factor", text)
+
+
+def mask_reasons_for_role(df: pd.DataFrame, who: User | str, roles: Roles | None = None) -> pd.DataFrame:
+    """mask_for_role, plus patient attributes inside reason columns (reason, reasons, reason_1..n)."""
+    roles = roles or load_roles()
+    out = mask_for_role(df, who, roles)
+    if is_clinical(who, roles):
+        return out
+    for col in out.columns:
+        if str(col).startswith("reason"):
+            out[col] = out[col].map(lambda t: mask_text_for_role(t, who, roles))
+    return out
