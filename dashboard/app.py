@@ -71,6 +71,8 @@ pages = [
     st.Page("../pages/forecasts.py", title="Forecasts", icon=":material/query_stats:", url_path="forecasts"),
     st.Page("../pages/schedule.py", title="Schedule", icon=":material/calendar_month:", url_path="schedule"),
     st.Page("../pages/simulation.py", title="Simulation", icon=":material/casino:", url_path="simulation"),
+    st.Page("../pages/whatif.py", title="What-if", icon=":material/tune:", url_path="whatif"),
+    st.Page("../pages/overview.py", title="Leadership overview", icon=":material/insights:", url_path="overview"),
     st.Page("../pages/fairness.py", title="Fairness review", icon=":material/balance:", url_path="fairness"),
     st.Page("../pages/governance.py", title="Governance", icon=":material/verified_user:", url_path="governance"),
 ]

@@ -203,3 +203,20 @@ def paired_ci(paired: pd.DataFrame) -> go.Figure:
     fig.update_layout(height=max(300, 24 * d["label"].nunique() + 100), margin=dict(l=10, r=10, t=30, b=10),
                       xaxis_title="difference (policy - baseline), 95% interval")
     return fig
+
+
+def kpi_trend(k: pd.DataFrame, metric: str, color: str | None = None) -> go.Figure:
+    fig = px.line(k, x="period", y=metric, color=color, markers=False, labels={"period": ""})
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", title=metric.replace("_", " "))
+    return fig
+
+
+def frontier_chart(f: pd.DataFrame) -> go.Figure:
+    fig = px.scatter(f, x="p95_overtime_minutes", y="prime_time_utilization", size=f["deferred_cases"] + 1,
+                     color=f["current_policy"].map({True: "current policy", False: "other weighting"}),
+                     hover_data=["w_overtime", "deferred_cases"],
+                     labels={"p95_overtime_minutes": "P95 staff overtime (min, simulated)", "prime_time_utilization": "prime-time utilization"})
+    fig.add_trace(go.Scatter(x=f.sort_values("w_overtime")["p95_overtime_minutes"], y=f.sort_values("w_overtime")["prime_time_utilization"],
+                             mode="lines", line=dict(color="grey", dash="dot"), showlegend=False, hoverinfo="skip"))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", yaxis_tickformat=".0%")
+    return fig

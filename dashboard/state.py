@@ -243,3 +243,40 @@ def _governance(url: str):
 
 def governance():
     return _governance(default_url())
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int):
+    """A WhatIfRun for these inputs (WhatIf and PlanParams are frozen, hence hashable)."""
+    from engine.whatif import run_whatif
+
+    _, loaded = current_hospital()
+    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
+    return run_whatif(loaded.hospital, fc, start, whatif, params, reps=reps, seed=seed)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing KPIs from history...")
+def history_kpis(hospital_id: str, loaded_at_: str, by: str | None = None) -> pd.DataFrame:
+    from engine.overview import history_kpis as _kpis
+
+    _, loaded = current_hospital()
+    return _kpis(loaded.hospital, by=by)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Planning and simulating across objective weightings...")
+def frontier(hospital_id: str, version: str, loaded_at_: str, start: str) -> pd.DataFrame:
+    from engine.overview import frontier as _frontier
+
+    _, loaded = current_hospital()
+    return _frontier(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Looking for the coming week's risks...")
+def week_risks(hospital_id: str, version: str, loaded_at_: str, start: str) -> list:
+    from engine.overview import week_risks as _risks
+
+    _, loaded = current_hospital()
+    return _risks(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start)

@@ -1,0 +1,136 @@
+"""Leadership overview: headline KPIs with trends from history, the trade-off frontier across
+objective weightings, and a plain-language list of the coming week's biggest risks."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.feeds import room_minutes
+from engine.hospital import Hospital
+from engine.plan import PlanParams, plan
+from engine.plan.instance import hhmm_to_minutes, prime_window
+from engine.plan.views import pacu_occupancy
+from engine.sim import SimParams, load_scenario, simulate
+
+
+def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.DataFrame:
+    """Per period (and group: ``site`` or ``service_line``): prime-time utilization, overtime minutes,
+    cancellation rate, add-on cases, on-time first-case starts, cases."""
+    c = h.cases[h.cases["surgery_date"] < h.as_of().normalize()].copy()
+    # Periods are labelled by their first day (weeks start on Monday with the default W-SUN).
+    c["period"] = c["surgery_date"].dt.to_period(freq).dt.start_time
+    rooms = h.rooms.set_index("room_id")
+    c["site"] = c["room_id"].map(rooms["site"]).fillna(c.get("site"))
+    done = c[(c["status"] == "completed") & c["wheels_in"].notna()].copy()
+    ps, pe = prime_window(h.settings)
+    day = done["surgery_date"]
+    a = np.maximum(done["wheels_in"], day + pd.to_timedelta(ps, unit="min"))
+    b = np.minimum(done["wheels_out"], day + pd.to_timedelta(pe, unit="min"))
+    done["prime_minutes"] = ((b - a).dt.total_seconds() / 60).clip(lower=0)
+    done["room_minutes"] = room_minutes(done)
+    close = done["room_id"].map(rooms["close_time"]).fillna("17:00").map(hhmm_to_minutes)
+    # Overtime per room-day: the last wheels-out past the room's close.
+    done["close_t"] = day + pd.to_timedelta(close, unit="min")
+    rd = done.groupby(["surgery_date", "room_id"]).agg(last_out=("wheels_out", "max"), close_t=("close_t", "first"),
+                                                        first_in=("wheels_in", "min"), first_sched=("scheduled_start", "min"),
+                                                        site=("site", "first"), period=("period", "first"))
+    rd["overtime"] = ((rd["last_out"] - rd["close_t"]).dt.total_seconds() / 60).clip(lower=0)
+    rd["on_time"] = ((rd["first_in"] - rd["first_sched"]).dt.total_seconds() / 60 <= 5).where(rd["first_sched"].notna())
+    keys = ["period"] + ([by] if by else [])
+    g_done = done.groupby(keys)
+    out = pd.DataFrame({
+        "prime_minutes": g_done["prime_minutes"].sum(),
+        "cases": g_done.size(),
+        "addon_cases": done[done["urgency"].isin(["urgent", "emergent"])].groupby(keys).size(),
+    })
+    elective = c[c["urgency"] == "elective"]
+    ge = elective.groupby(keys)
+    out["cancellation_rate"] = ge.apply(lambda d: float((d["status"] == "cancelled").mean()), include_groups=False)
+    rdr = rd.reset_index()
+    if by == "service_line":
+        # Room-days belong to sites, not service lines: overtime per service line is each case's part past close.
+        done["ot_case"] = ((done["wheels_out"] - np.maximum(done["wheels_in"], done["close_t"])).dt.total_seconds() / 60).clip(lower=0)
+        out["overtime_minutes"] = done.groupby(keys)["ot_case"].sum()
+        out["on_time_first_case"] = np.nan
+    else:
+        grd = rdr.groupby(keys)
+        out["overtime_minutes"] = grd["overtime"].sum()
+        out["on_time_first_case"] = grd["on_time"].mean()
+    staff = h.staffing.set_index("date")["staffed_rooms"]
+    avail = staff.groupby(staff.index.to_period(freq).start_time).sum() * (pe - ps)
+    if by is None:
+        out["prime_time_utilization"] = out["prime_minutes"] / avail.reindex(out.index).replace(0, np.nan)
+    else:
+        out["prime_time_utilization"] = np.nan
+        out["prime_time_share"] = out["prime_minutes"] / out.groupby(level=0)["prime_minutes"].transform("sum")
+    out["addon_cases"] = out["addon_cases"].fillna(0)
+    return out.reset_index()
+
+
+def frontier(h: Hospital, forecasts: pd.DataFrame, start, weights: list[float] | None = None, reps: int = 200,
+             seed: int = 0, base: PlanParams | None = None) -> pd.DataFrame:
+    """Plans across overtime weightings, each simulated: utilization vs P95 overtime and deferrals.
+    The current policy (``base``) is one of the points and is marked."""
+    base = base or PlanParams()
+    weights = sorted(set((weights or [0.25, 1.0, 3.0, 10.0, 30.0]) + [base.w_overtime]))
+    sc = load_scenario("normal")
+    rows = []
+    for w in weights:
+        res = plan(h, forecasts, start, base.with_(w_overtime=w, label=f"w_overtime={w:g}"))
+        sim = simulate(h, res.schedule, forecasts, sc, reps, seed, params=SimParams())
+        pr = sim.per_rep
+        rows.append({"w_overtime": w, "prime_time_utilization": float(pr["utilization"].mean()),
+                     "p95_overtime_minutes": float(np.percentile(pr["overtime_minutes"], 95)),
+                     "deferred_cases": res.kpis["n_deferred"], "solver": res.kpis["solver"],
+                     "current_policy": w == base.w_overtime})
+    return pd.DataFrame(rows)
+
+
+def week_risks(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, params: PlanParams | None = None) -> list[dict[str, Any]]:
+    """Plain-language risks of the coming days from each day's plan: PACU binding, rooms likely to
+    run past close, staffing below the block schedule, deferrals, high cancellation risk."""
+    params = params or PlanParams(solver="rules")
+    start = pd.Timestamp(start).normalize()
+    out = []
+    st = h.staffing.set_index("date")
+    for i in range(days):
+        d = start + pd.Timedelta(days=i)
+        if d.weekday() >= 5:
+            continue
+        res = plan(h, forecasts, d, params.with_(days=1))
+        s = res.schedule
+        label = f"{d:%A %d %b}"
+        sched = s[s["status"] == "scheduled"]
+        if not len(s):
+            continue
+        beds = int(st["pacu_beds"].get(d, 0))
+        curve = pacu_occupancy(s, d)
+        if len(curve) and beds:
+            bind = curve[curve["occupancy"] >= beds]
+            # Full for at least 15 minutes: the cases whose recovery overlaps that window are at risk of a hold.
+            if len(bind) >= 3:
+                t0, t1 = bind["time"].min(), bind["time"].max() + pd.Timedelta(minutes=5)
+                at_risk = int(((pd.to_datetime(sched["pacu_in"]) < t1) & (pd.to_datetime(sched["pacu_out"]) > t0)).sum())
+                out.append({"date": d, "severity": 3, "risk": f"{label}: PACU beds bind {t0:%H:%M}-{t1:%H:%M}, "
+                                                              f"{at_risk} cases at risk of a hold ({beds} beds)"})
+        if len(sched):
+            close = sched["room_id"].map(h.rooms.set_index("room_id")["close_time"]).map(hhmm_to_minutes)
+            last = sched.assign(close=close).groupby("room_id").agg(end80=("end_p80", "max"), close=("close", "first"))
+            past = ((pd.to_datetime(last["end80"]) - d).dt.total_seconds() / 60 - last["close"])
+            for room, mins in past[past > 15].sort_values(ascending=False).head(3).items():
+                out.append({"date": d, "severity": 2, "risk": f"{label}: {room} likely to run {mins:.0f} min past close (P80)"})
+        blocked_rooms = h.blocks[h.blocks["date"] == d]["room_id"].nunique()
+        staffed = int(min(st["staffed_rooms"].get(d, 0), st["anesthesia_teams"].get(d, 0)))
+        if staffed < blocked_rooms:
+            out.append({"date": d, "severity": 3, "risk": f"{label}: {staffed} staffed rooms for {blocked_rooms} blocked rooms: "
+                                                          f"{blocked_rooms - staffed} lists cannot run as blocked"})
+        n_def = int((s["status"] == "deferred").sum())
+        if n_def:
+            out.append({"date": d, "severity": 2, "risk": f"{label}: {n_def} booked cases do not fit and would be deferred"})
+        f = forecasts.set_index("case_id")
+        risky = [cid for cid in sched["case_id"] if cid in f.index and f.loc[cid, "cancel_prob"] >= 0.3]
+        if risky:
+            out.append({"date": d, "severity": 1, "risk": f"{label}: {len(risky)} cases with a day-of cancellation risk of 30% or more"})
+    return sorted(out, key=lambda r: (-r["severity"], r["date"]))

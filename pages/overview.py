@@ -1,0 +1,87 @@
+"""Leadership overview: KPIs with trends, the trade-off frontier, distributions and tails,
+breakdowns by site and service line, and the coming week's biggest risks in plain words."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from engine.plan import PlanParams
+from engine.whatif import WhatIf
+
+st.title("Leadership overview")
+
+current = state.current_hospital()
+if current is None:
+    st.info("No hospital loaded: choose or import one on the Data page.")
+    st.stop()
+hid, loaded = current
+h = loaded.hospital
+lat = state.loaded_at(hid)
+
+k = state.history_kpis(hid, lat)
+last, prev = (k.iloc[-1], k.iloc[-2]) if len(k) >= 2 else (None, None)
+if last is not None:
+    recent = k.tail(4)
+    before = k.iloc[-8:-4] if len(k) >= 8 else k.head(0)
+    cols = st.columns(5)
+    for col, (metric, label, fmt) in zip(cols, [
+        ("prime_time_utilization", "Prime-time utilization", "{:.1%}"),
+        ("overtime_minutes", "Overtime per week (min)", "{:.0f}"),
+        ("cancellation_rate", "Elective cancellations", "{:.1%}"),
+        ("addon_cases", "Add-ons per week", "{:.0f}"),
+        ("on_time_first_case", "On-time first cases", "{:.0%}"),
+    ]):
+        v = recent[metric].mean()
+        d = v - before[metric].mean() if len(before) else None
+        col.metric(label, fmt.format(v), delta=None if d is None or pd.isna(d) else fmt.format(d),
+                   delta_color="inverse" if metric in ("overtime_minutes", "cancellation_rate") else "normal",
+                   help="Mean of the last 4 weeks; change against the 4 weeks before.")
+
+risks_tab, trends_tab, frontier_tab, tails_tab, breakdown_tab = st.tabs(
+    ["Risks this week", "Trends", "Trade-off frontier", "Distributions and tails", "By site and service line"])
+mv = state.current_model(hid)
+booked = h.cases[h.cases["status"] == "booked"]
+first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+
+with risks_tab:
+    if mv is None:
+        st.info("Train a forecasting model (Forecasts page) to see the coming week's risks.")
+    else:
+        risks = state.week_risks(hid, mv.version, lat, str(first_day.date()))
+        if not risks:
+            st.success("No risk found in the coming week's plans.")
+        for r in risks:
+            {3: st.error, 2: st.warning, 1: st.info}[r["severity"]](r["risk"])
+with trends_tab:
+    for metric in ("prime_time_utilization", "overtime_minutes", "cancellation_rate", "addon_cases", "on_time_first_case"):
+        st.plotly_chart(charts.kpi_trend(k, metric), width="stretch", key=f"ov_trend_{metric}")
+with frontier_tab:
+    if mv is None:
+        st.info("Train a forecasting model first.")
+    else:
+        st.caption(f"Plans of {first_day:%a %d %b} under different overtime weightings, each simulated 200 times: "
+                   "higher utilization costs overtime; bubble size is deferred cases.")
+        f = state.frontier(hid, mv.version, lat, str(first_day.date()))
+        st.plotly_chart(charts.frontier_chart(f), width="stretch", key="ov_frontier")
+        st.dataframe(f.round(3), hide_index=True, width="stretch", key="ov_frontier_table")
+with tails_tab:
+    if mv is None:
+        st.info("Train a forecasting model first.")
+    else:
+        run = state.cached_whatif(hid, mv.version, lat, str(first_day.date()), WhatIf(), PlanParams(time_limit_s=5.0), 200, 0)
+        per_rep = {"current plan": run.per_rep}
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.policy_violins(per_rep, "overtime_minutes"), width="stretch", key="ov_violin_ot")
+        c2.plotly_chart(charts.policy_violins(per_rep, "utilization"), width="stretch", key="ov_violin_util")
+        desc = run.per_rep[["utilization", "overtime_minutes", "pacu_hold_minutes", "spillover_cases"]].describe(
+            percentiles=[0.05, 0.5, 0.95]).T
+        st.dataframe(desc.round(3), width="stretch", key="ov_tails")
+with breakdown_tab:
+    by_site = state.history_kpis(hid, lat, "site")
+    by_sl = state.history_kpis(hid, lat, "service_line")
+    st.plotly_chart(charts.kpi_trend(by_site, "overtime_minutes", "site"), width="stretch", key="ov_site_ot")
+    st.plotly_chart(charts.kpi_trend(by_sl, "prime_time_share", "service_line"), width="stretch", key="ov_sl_share")
+    last12 = by_sl[by_sl["period"] >= by_sl["period"].max() - pd.Timedelta(weeks=12)]
+    st.dataframe(last12.groupby("service_line")[["cases", "addon_cases", "cancellation_rate", "overtime_minutes", "prime_time_share"]]
+                 .mean().round(3).reset_index(), hide_index=True, width="stretch", key="ov_sl_table")

@@ -1,0 +1,107 @@
+"""What-if planning: sliders re-plan with the optimizer and re-simulate; the result sits beside
+the baseline; named scenarios can be saved, compared (up to 4) and exported."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from engine.plan import PlanParams
+from engine.whatif import WhatIf, compare_runs, moved_cases
+
+st.title("What-if")
+DEFAULT = WhatIf()
+REPS, SEED = 200, 0
+KPI_LABELS = {
+    "prime_time_utilization": ("Prime-time utilization", "{:.1%}"),
+    "p95_overtime_minutes": ("P95 overtime (min)", "{:.0f}"),
+    "deferred_cases": ("Deferred cases", "{:.0f}"),
+    "pacu_hold_minutes": ("PACU hold (min)", "{:.1f}"),
+    "cancellations": ("Cancellations", "{:.1f}"),
+}
+LOWER_IS_BETTER = {"p95_overtime_minutes", "deferred_cases", "pacu_hold_minutes", "cancellations"}
+
+current = state.current_hospital()
+if current is None:
+    st.info("No hospital loaded: choose or import one on the Data page.")
+    st.stop()
+hid, loaded = current
+h = loaded.hospital
+mv = state.current_model(hid)
+if mv is None:
+    st.warning("What-ifs re-plan with the forecasts: train a model on the Forecasts page first.")
+    st.stop()
+booked = h.cases[h.cases["status"] == "booked"]
+first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+version, lat = mv.version, state.loaded_at(hid)
+
+top = st.columns(3)
+day = top[0].date_input("Day to plan", value=first_day.date(), key="wi_day")
+solver = top[1].selectbox("Solver", ["highs", "rules"], key="wi_solver",
+                          help="HiGHS optimizes; rules is today's block scheduling (faster, for a first answer).")
+top[2].caption(f"Each change re-plans the day and simulates it {REPS} times on the same random days (seed {SEED}).")
+params = PlanParams(solver=solver, time_limit_s=5.0)
+baseline = state.cached_whatif(hid, version, lat, str(day), DEFAULT, params, REPS, SEED)
+
+
+@st.fragment
+def sliders_and_result() -> None:
+    c = st.columns(3)
+    rooms = c[0].slider("Staffed rooms (change, all days)", -6, 4, DEFAULT.staffed_rooms_delta, key="wi_rooms")
+    teams = c[1].slider("Anesthesia teams (change)", -6, 4, DEFAULT.anesthesia_teams_delta, key="wi_teams")
+    beds = c[2].slider("PACU beds (change)", -8, 6, DEFAULT.pacu_beds_delta, key="wi_beds")
+    d = st.columns(3)
+    addons = d[0].slider("Add-on volume (x)", 0.5, 2.0, DEFAULT.addon_multiplier, 0.1, key="wi_addons")
+    inflation = d[1].slider("Duration inflation", -0.2, 0.5, DEFAULT.duration_inflation, 0.05, key="wi_inflation")
+    cancel = d[2].slider("Cancellation rate (x)", 0.0, 3.0, DEFAULT.cancel_multiplier, 0.25, key="wi_cancel")
+    staffed = int(h.staffing.set_index("date")["staffed_rooms"].get(pd.Timestamp(day), 0))
+    per_day = st.number_input(f"Staffed rooms on {day} only (blank keeps {staffed} + change)", min_value=0, max_value=60,
+                              value=None, key="wi_day_rooms")
+    w = WhatIf("current", rooms, ((str(day), int(per_day)),) if per_day is not None else (), teams, beds, addons, inflation, cancel)
+    with st.spinner("Re-planning and re-simulating..."):
+        run = state.cached_whatif(hid, version, lat, str(day), w, params, REPS, SEED)
+    k = st.columns(len(KPI_LABELS))
+    for col, (key, (label, fmt)) in zip(k, KPI_LABELS.items()):
+        v, b = run.kpis[key], baseline.kpis[key]
+        col.metric(label, fmt.format(v), delta=(fmt.format(v - b) if v != b else None),
+                   delta_color="inverse" if key in LOWER_IS_BETTER else "normal")
+    st.caption(f"Plan {run.seconds['plan_s']:.2f} s, simulation {run.seconds['simulate_s']:.2f} s (cached after the first time); "
+               f"solver {run.plan.kpis['solver']}" + (f" (fallback: {run.plan.banner})" if run.plan.banner else ""))
+    moved = moved_cases(baseline.plan.schedule, run.plan.schedule)
+    st.markdown(f"**{len(moved)} cases changed against the baseline**")
+    if len(moved):
+        st.dataframe(moved, hide_index=True, width="stretch", key="wi_moved")
+    closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
+    st.plotly_chart(charts.gantt(run.plan.schedule, pd.Timestamp(day), closes, highlight=set(moved["case_id"])),
+                    width="stretch", key="wi_gantt")
+    s = st.columns([2, 1])
+    name = s[0].text_input("Save this what-if as", key="wi_name")
+    if s[1].button("Save scenario", key="wi_save"):
+        saved = st.session_state.setdefault("wi_saved", {})
+        if not name.strip():
+            st.error("Give the scenario a name.")
+        else:
+            saved[name.strip()] = run
+            chosen = [n for n in st.session_state.get("wi_compare", []) if n in saved and n != name.strip()]
+            st.session_state["wi_compare"] = (chosen + [name.strip()])[-4:]
+            # The comparison below lives outside this fragment: rerun the whole page to show it.
+            st.rerun(scope="app")
+
+
+sliders_and_result()
+
+st.divider()
+st.subheader("Saved scenarios")
+saved = st.session_state.get("wi_saved", {})
+if not saved:
+    st.caption("Save what-ifs to compare up to four of them side by side.")
+else:
+    chosen = st.multiselect("Compare (up to 4)", list(saved), default=list(saved)[:4], max_selections=4, key="wi_compare")
+    runs = {"baseline": baseline, **{n: saved[n] for n in chosen}}
+    table = compare_runs(runs, "baseline")
+    wide = table.pivot(index="kpi", columns="scenario", values="value").reindex(columns=list(runs)).reset_index()
+    st.dataframe(wide.round(3), hide_index=True, width="stretch", key="wi_compare_table")
+    settings = pd.DataFrame([{"scenario": n, **r.whatif.to_dict()} for n, r in runs.items()])
+    st.dataframe(settings, hide_index=True, width="stretch", key="wi_settings")
+    st.download_button("Export the comparison (CSV)", wide.to_csv(index=False).encode() + b"\n" + settings.to_csv(index=False).encode(),
+                       file_name="whatif-comparison.csv", key="wi_export")

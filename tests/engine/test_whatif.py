@@ -1,0 +1,76 @@
+"""What-if: the plan and the simulated KPIs move the way a planner expects."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine.generator import GeneratorParams, write_hospital
+from engine.hospital import load_hospital
+from engine.overview import history_kpis, week_risks
+from engine.plan import PlanParams
+from engine.whatif import WhatIf, apply_whatif, compare_runs, moved_cases, run_whatif
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wi") / "h"
+    write_hospital(folder, GeneratorParams(seed=4, rooms=8, history_days=200, horizon_days=7))
+    h = load_hospital(folder).hospital
+    booked = h.cases[h.cases["status"] == "booked"]
+    bm = pd.to_numeric(booked["booked_minutes"])
+    f = pd.DataFrame({"case_id": booked["case_id"], "p50": bm * 1.15, "p80": bm * 1.4, "p95": bm * 1.8, "cancel_prob": 0.05})
+    day = booked["surgery_date"].min()
+    return h, f, day
+
+
+def test_whatif_validation_names_the_field():
+    with pytest.raises(ValueError, match="addon_multiplier"):
+        WhatIf(addon_multiplier=3.0)
+    with pytest.raises(ValueError, match="duration_inflation"):
+        WhatIf(duration_inflation=2.0)
+    with pytest.raises(ValueError, match="staffed_rooms_by_day"):
+        WhatIf(staffed_rooms_by_day=(("2027-01-04", -1),))
+
+
+def test_apply_changes_staffing_and_forecasts(setting):
+    h, f, day = setting
+    h2, f2 = apply_whatif(h, f, WhatIf(staffed_rooms_delta=-2, pacu_beds_delta=3, duration_inflation=0.1, cancel_multiplier=2,
+                                       staffed_rooms_by_day=((str(day.date()), 1),)))
+    s0, s1 = h.staffing.set_index("date"), h2.staffing.set_index("date")
+    other = s0.index[s0.index != day][0]
+    assert s1.loc[other, "staffed_rooms"] == max(s0.loc[other, "staffed_rooms"] - 2, 0)
+    assert s1.loc[day, "staffed_rooms"] == 1
+    assert (s1["pacu_beds"] == s0["pacu_beds"] + 3).all()
+    assert f2["p50"].iloc[0] == pytest.approx(f["p50"].iloc[0] * 1.1)
+    assert f2["cancel_prob"].iloc[0] == pytest.approx(0.1)
+    assert h.staffing is not h2.staffing  # the baseline is untouched
+
+
+def test_fewer_rooms_means_more_deferrals_or_overtime_and_more_addons_more_overtime(setting):
+    h, f, day = setting
+    p = PlanParams(solver="rules")
+    base = run_whatif(h, f, day, WhatIf(), p, reps=100)
+    fewer = run_whatif(h, f, day, WhatIf("fewer", staffed_rooms_delta=-3), p, reps=100)
+    assert (fewer.kpis["deferred_cases"] > base.kpis["deferred_cases"]
+            or fewer.kpis["p95_overtime_minutes"] > base.kpis["p95_overtime_minutes"])
+    more = run_whatif(h, f, day, WhatIf("addons", addon_multiplier=2.0), p, reps=100)
+    assert (more.kpis["mean_overtime_minutes"] > base.kpis["mean_overtime_minutes"]
+            or more.kpis["bumped_cases"] > base.kpis["bumped_cases"])
+    table = compare_runs({"baseline": base, "fewer": fewer}, "baseline")
+    assert (table[table["scenario"] == "baseline"]["change"] == 0).all()
+    moved = moved_cases(base.plan.schedule, fewer.plan.schedule)
+    assert len(moved) > 0 and moved["why"].str.len().gt(0).all()
+
+
+def test_history_kpis_and_week_risks(setting):
+    h, f, day = setting
+    k = history_kpis(h)
+    assert {"prime_time_utilization", "overtime_minutes", "cancellation_rate", "addon_cases", "on_time_first_case"} <= set(k.columns)
+    assert k["prime_time_utilization"].dropna().between(0, 1.5).all()
+    by_site = history_kpis(h, by="site")
+    share = by_site.groupby("period")["prime_time_share"].sum()
+    assert ((share - 1).abs() < 1e-9).all()
+    h2, _ = apply_whatif(h, f, WhatIf(staffed_rooms_delta=-4))
+    risks = week_risks(h2, f, day, days=3)
+    assert any("staffed rooms for" in r["risk"] for r in risks)
+    assert all(isinstance(r["risk"], str) and r["severity"] in (1, 2, 3) for r in risks)
