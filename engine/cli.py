@@ -210,6 +210,23 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _cmd_fairness(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.fairness import fairness_report
+    from engine.hospital import load_hospital
+    from engine.sim import read_schedule_file, validate_schedule
+
+    h = load_hospital(args.data).hospital
+    schedule = validate_schedule(h, read_schedule_file(args.schedule), file=str(args.schedule))
+    rep = fairness_report(h, schedule)
+    worst = rep["disparities"].get("worst_group")
+    print(f"max prime-time gap {rep['max_prime_time_gap'] * 100:.1f} points ({worst}); "
+          f"{len(rep['by_service_line'])} service lines")
+    for sl, v in sorted(rep["by_service_line"].items(), key=lambda kv: -(kv[1]["prime_time_gap"] or 0)):
+        print(f"  {sl:22s} demand {v['demand_share']:.3f}  prime {v['prime_time_share']:.3f}  late {v['late_slot_share'] or 0:.2f}"
+              f"  overtime {v['overtime_burden_minutes']:.0f} min  deferred {v['deferral_rate']:.2f}")
+    return rep
+
+
 def _audit_target(args: argparse.Namespace) -> tuple[str, str]:
     from engine.store import default_url
 
@@ -307,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where add-ons go (default: SimParams.addon_policy)")
     sm.add_argument("--name", default=None, help="hospital id for the model registry (default: the folder name)")
     sm.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
+
+    fa = add("fairness", "Fairness of a schedule by service line (prime-time access, late slots, overtime, deferrals).", _cmd_fairness)
+    fa.add_argument("--data", type=Path, required=True, metavar="DIR")
+    fa.add_argument("--schedule", type=Path, required=True, metavar="schedule.csv")
 
     au = sub.add_parser("audit", help="Verify or export the hash-chained audit log.",
                         description="Verify or export the hash-chained audit log.")

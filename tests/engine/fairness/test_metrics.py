@@ -70,3 +70,33 @@ def test_by_site_and_surgeon_and_bad_grouping(mini):
     assert set(by_surgeon["surgeon_id"]) == {"S1", "S3", "S4"}
     with pytest.raises(ValueError, match="by must be one of"):
         schedule_fairness(h, _schedule(ids), "patient_sex")
+
+
+def test_fairness_cli_writes_contract_json_and_rejects_bad_input(mini, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    h, ids = mini
+    repo = Path(__file__).resolve().parents[3]
+    folder = Path(h.source)
+    sched = _schedule(ids)
+    for col in ("start", "end_p50", "end_p80", "pacu_in", "pacu_out"):
+        sched[col] = pd.to_datetime(sched[col]).dt.strftime("%Y-%m-%dT%H:%M")
+    # The schedule must name every booked case of its horizon for the CLI's validation; defer the rest.
+    booked = h.cases[(h.cases["status"] == "booked") & (h.cases["surgery_date"] == pd.Timestamp("2027-01-04"))]
+    rest = booked[~booked["case_id"].isin(sched["case_id"])]
+    extra = pd.DataFrame({"case_id": rest["case_id"], "surgeon_id": rest["surgeon_id"], "service_line": rest["service_line"],
+                          "date": "2027-01-04", "room_id": None, "status": "deferred", "reason": "no room"})
+    path = tmp_path / "schedule.csv"
+    pd.concat([sched, extra], ignore_index=True).to_csv(path, index=False)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "engine", "fairness", *a], cwd=repo,  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    res = run("--data", str(folder), "--schedule", str(path), "--json", str(tmp_path / "f.json"))
+    assert res.returncode == 0, res.stderr
+    out = json.loads((tmp_path / "f.json").read_text())
+    assert set(out["by_service_line"]) >= {"Urology", "Orthopedics", "General Surgery"}
+    assert 0 < out["max_prime_time_gap"] <= 1
+    bad = run("--data", str(folder), "--schedule", str(tmp_path / "missing.csv"))
+    assert bad.returncode == 2 and "missing.csv" in bad.stderr
