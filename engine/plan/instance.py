@@ -206,6 +206,12 @@ def eligible_pairs(inst: PlanInstance, params: PlanParams) -> pd.DataFrame:
                 lk = locks.loc[cid]
                 if sl["date"] != pd.Timestamp(lk["date"]) or sl["room_id"] != lk["room_id"]:
                     continue
+                # The slot (block) the locked start lies in, so the sequencer can keep the start.
+                if "start" in lk.index and pd.notna(lk["start"]):
+                    t = pd.Timestamp(lk["start"])
+                    minute = t.hour * 60 + t.minute
+                    if not sl["start_min"] <= minute < sl["p50_limit"]:
+                        continue
             if case["p50_i"] > sl["p50_limit"] - sl["start_min"] or case["p80_i"] > sl["p80_limit"] - sl["start_min"]:
                 continue
             pub_date = pub_room = None
@@ -226,3 +232,50 @@ def minutes_to_time(date: pd.Timestamp, minutes: float) -> pd.Timestamp:
 
 def ceil_int(x: float) -> int:
     return int(math.ceil(x - 1e-9))
+
+
+def split_instance(inst: PlanInstance) -> list[PlanInstance]:
+    """Independent parts of an instance: groups of dates no case can move between.
+
+    Two dates are joined when some case is eligible on both (a date change) or booked on one
+    and eligible on the other. Each part keeps its own cases, slots, pairs and staffing, so its
+    model is solved alone and the parts' objectives add up to the whole's. One part when the
+    horizon is one day or cases may move between all of its days.
+    """
+    if len(inst.dates) <= 1:
+        return [inst]
+    parent = {d: d for d in inst.dates}
+
+    def find(d):
+        while parent[d] != d:
+            parent[d] = parent[parent[d]]
+            d = parent[d]
+        return d
+
+    el = inst.eligible
+    if len(el):
+        for _, g in el.groupby("case_id")["date"]:
+            ds = [pd.Timestamp(x) for x in g.unique()]
+            for other in ds[1:]:
+                parent[find(other)] = find(ds[0])
+    # A case with no pair stays with its booked date (it is deferred there).
+    groups: dict = {}
+    for d in inst.dates:
+        groups.setdefault(find(d), []).append(d)
+    if len(groups) == 1:
+        return [inst]
+    day_of_case = el.groupby("case_id")["date"].first() if len(el) else pd.Series(dtype="datetime64[ns]")
+    home = inst.cases["booked_date"].copy()
+    home.loc[home.index.intersection(day_of_case.index)] = day_of_case
+    parts = []
+    for ds in groups.values():
+        root = set(ds)
+        cids = home.index[home.map(lambda d: pd.Timestamp(d) in root).astype(bool)]
+        parts.append(PlanInstance(
+            dates=sorted(ds), cases=inst.cases.loc[cids], slots=inst.slots[inst.slots["date"].isin(ds)],
+            eligible=el[el["date"].isin(ds)].reset_index(drop=True), staffing=inst.staffing.loc[sorted(ds)],
+            turnover_minutes=inst.turnover_minutes, pacu_minutes=inst.pacu_minutes,
+            overtime_cap_minutes=inst.overtime_cap_minutes, prime_start=inst.prime_start, prime_end=inst.prime_end,
+            published=inst.published, locks=inst.locks, notes=inst.notes,
+        ))
+    return parts

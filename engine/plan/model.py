@@ -2,9 +2,14 @@
 
 ``build_model(instance, params)`` is pure (no solving). Times are decided afterwards by the
 sequencer (engine/plan/sequence.py), which also enforces the hard rules that need explicit
-times (PACU at every moment, surgeons never in two rooms at once, turnover).
+times (PACU at every moment, surgeons never in two rooms at once, turnover). The model keeps
+the sequencer's job possible: each slot's cases fit at P50 (with turnovers), the case run last
+in a slot that reaches the room's close finishes by close + cap at its P80 (H3), a surgeon uses
+one room per day (so never two rooms at once, H5) and a day opens no more rooms than it has
+staff for (H7).
 
-Index sets are sparse: X holds only eligible (case, slot) pairs.
+Index sets are sparse: X holds only eligible (case, slot) pairs; Z only the (surgeon, date,
+room) triples those pairs reach; XC only the pairs of slots whose P80 limit can bind.
 """
 from __future__ import annotations
 
@@ -33,11 +38,36 @@ def locked_cases_placed(m, c):
 
 def slot_capacity(m, s):
     """sum_c (P50_c + turnover) x[c,s] <= slot minutes usable at P50 + turnover
-    (the last case needs no turnover; a block reaching the room's close may use the overtime cap)."""
+    (the last case needs no turnover; a block reaching the room's close may use the overtime cap).
+    Skipped where closing_case_fits is at least as strict (P80 limit = P50 limit)."""
     cases = m.cases_of_slot[s]
-    if not cases:
+    if not cases or (s in m.SC and m.usable80[s] <= m.usable[s]):
         return pyo.Constraint.Skip
     return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases) <= m.usable[s] + m.turnover
+
+
+def closing_case_fits(m, s):
+    """sum_c (P50_c + turnover) x[c,s] - turnover + SPmax_s - sum_c (SPmax_s - (P80_c - P50_c)) y[c,s]
+    <= P80 limit_s - start_s, where SPmax_s = max_c (P80_c - P50_c) over the slot's eligible cases.
+
+    With y[c,s] <= x[c,s] and sum_c y[c,s] <= 1 (y continuous), the best y puts its weight on the
+    chosen case with the smallest P80 - P50, so this reads: the slot's cases back to back at P50,
+    with that case run last (the sequencer does), end by close + cap even if the last one runs to
+    its P80 (H3). Without it a full room's last case would be dropped by the sequencer."""
+    cases = m.cases_of_slot[s]
+    load = sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
+    relief = sum((m.spmax[s] - (m.p80[c] - m.p50[c])) * m.y[c, s] for c in cases)
+    return load - m.turnover + m.spmax[s] - relief <= m.usable80[s]
+
+
+def closing_case_chosen(m, c, s):
+    """y[c,s] <= x[c,s]: only a case in the slot can close it."""
+    return m.y[c, s] <= m.x[c, s]
+
+
+def one_closing_case(m, s):
+    """sum_c y[c,s] <= 1."""
+    return sum(m.y[c, s] for c in m.cases_of_slot[s]) <= 1
 
 
 def overtime_definition(m, s):
@@ -51,42 +81,57 @@ def overtime_definition(m, s):
 
 
 def idle_prime_definition(m, s):
-    """idle[s] >= prime minutes of the slot x used[room, date] - sum_c (P50_c + turnover) x[c,s]."""
+    """idle[s] >= prime minutes of the slot - sum_c (P50_c + turnover) x[c,s].
+
+    Every room counts, opened or not: a staffed room left empty idles through prime time too, so
+    crowding cases into fewer rooms saves nothing. On a day with fewer staffed teams than rooms
+    the rooms no team can staff are taken off again as a constant (see objective_rule)."""
     cases = m.cases_of_slot[s]
-    return m.idle[s] >= m.prime[s] * m.used[m.room_day[s]] - sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
-
-
-def room_used_link(m, c, s):
-    """x[c,s] <= used[room, date]: a case opens its room for the day."""
-    return m.x[c, s] <= m.used[m.room_day[s]]
-
-
-def staffed_rooms(m, d):
-    """sum_r used[d,r] <= min(staffed_rooms_d, anesthesia_teams_d)."""
-    rds = [rd for rd in m.RD if rd[0] == d]
-    if not rds:
-        return pyo.Constraint.Skip
-    return sum(m.used[rd] for rd in rds) <= m.room_cap[d]
+    return m.idle[s] >= m.prime[s] - sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
 
 
 def surgeon_room_link(m, c, s):
-    """x[c,s] <= z[surgeon(c), date(s), room(s)]."""
+    """x[c,s] <= z[surgeon(c), date(s), room(s)]: a case puts its surgeon in its room for the day."""
     d, r = m.room_day[s]
     return m.x[c, s] <= m.z[m.surgeon_of[c], d, r]
 
 
+def surgeon_room_capacity(m, g, d, r):
+    """sum_(c of g, s in room r on d) (P50_c + turnover) x[c,s] <= room minutes usable by g x z[g,d,r],
+    only where g's eligible cases exceed those minutes (elsewhere x <= z implies it).
+
+    Valid since a surgeon's cases in a room fit its slots; it tightens the relaxation, where a
+    fractional z would otherwise let a surgeon's cases fill their own block and overflow into
+    other rooms at the same time."""
+    pairs = m.pairs_of_surgeon_room[g, d, r]
+    return sum((m.p50[c] + m.turnover) * m.x[c, s] for c, s in pairs) <= m.surgeon_room_minutes[g, d, r] * m.z[g, d, r]
+
+
+def surgeon_opens_room(m, g, d, r):
+    """z[g,d,r] <= used[d,r]: a surgeon working in a room opens it (so x[c,s] <= used as well)."""
+    return m.z[g, d, r] <= m.used[d, r]
+
+
+def staffed_rooms(m, d):
+    """sum_r used[d,r] <= min(staffed_rooms_d, anesthesia_teams_d), on days with more rooms than that (DS)."""
+    return sum(m.used[rd] for rd in m.rooms_of_day[d]) <= m.room_cap[d]
+
+
 def surgeon_one_room(m, g, d):
     """sum_r z[g,d,r] <= 1: a surgeon works in one room per day, so never in two at once."""
-    rooms = [k for k in m.Z if k[0] == g and k[1] == d]
+    rooms = m.rooms_of_surgeon_day[g, d]
     if len(rooms) <= 1:
         return pyo.Constraint.Skip
-    return sum(m.z[k] for k in rooms) <= 1
+    return sum(m.z[g, d, r] for r in rooms) <= 1
 
 
 def objective_rule(m):
-    """min  w_ot sum over + w_idle sum idle + sum_c defer_c (1 - sum_s x[c,s]) + sum_(c,s) move_cost[c,s] x[c,s]."""
+    """min  w_ot sum over + w_idle (sum idle - sum_d unstaffed_prime_d) + sum_c defer_c (1 - sum_s x[c,s])
+    + sum_(c,s) move_cost[c,s] x[c,s], where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
+    prime minutes of a room: the constant that makes the idle term count staffed rooms only."""
     defer = sum(m.defer_cost[c] * (1 - sum(m.x[c, s] for s in m.pairs_of_case[c])) for c in m.C)
-    return (m.w_ot * sum(m.over[s] for s in m.S) + m.w_idle * sum(m.idle[s] for s in m.S)
+    idle = sum(m.idle[s] for s in m.S) - sum(m.unstaffed_prime[d] for d in m.DS)
+    return (m.w_ot * sum(m.over[s] for s in m.S) + m.w_idle * idle
             + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost)
 
 
@@ -101,10 +146,13 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.S = pyo.Set(initialize=list(s.index), ordered=True)
     pairs = list(zip(el["case_id"], el["slot_id"]))
     m.X = pyo.Set(initialize=pairs, dimen=2, ordered=True)
-    rd = sorted({(s.loc[sid, "date"], s.loc[sid, "room_id"]) for sid in s.index})
+    slot_date, slot_room = s["date"].to_dict(), s["room_id"].to_dict()
+    rd = sorted({(slot_date[sid], slot_room[sid]) for sid in s.index})
     m.RD = pyo.Set(initialize=rd, dimen=2, ordered=True)
     m.D = pyo.Set(initialize=[d for d in inst.dates], ordered=True)
-    zk = sorted({(c.loc[ci, "surgeon_id"], s.loc[si, "date"], s.loc[si, "room_id"]) for ci, si in pairs})
+    # Surgeon "unknown" (allowed in cases.csv) is not one person: each such case is its own.
+    surgeon = {ci: (g if g != "unknown" else f"unknown:{ci}") for ci, g in c["surgeon_id"].items()}
+    zk = sorted({(surgeon[ci], slot_date[si], slot_room[si]) for ci, si in pairs})
     m.Z = pyo.Set(initialize=zk, dimen=3, ordered=True)
     m.GD = pyo.Set(initialize=sorted({(g, d) for g, d, _ in zk}), dimen=2, ordered=True)
 
@@ -113,18 +161,35 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     for ci, si in pairs:
         m.pairs_of_case[ci].append(si)
         m.cases_of_slot[si].append(ci)
-    m.room_day = {si: (s.loc[si, "date"], s.loc[si, "room_id"]) for si in s.index}
-    m.surgeon_of = c["surgeon_id"].to_dict()
+    m.room_day = {si: (slot_date[si], slot_room[si]) for si in s.index}
+    m.surgeon_of = surgeon
+    m.rooms_of_day = {d: [k for k in rd if k[0] == d] for d in inst.dates}
+    m.rooms_of_surgeon_day = {gd: [] for gd in m.GD}
+    for g, d, r in zk:
+        m.rooms_of_surgeon_day[g, d].append(r)
 
-    m.p50 = pyo.Param(m.C, initialize=c["p50_i"].astype(float).to_dict())
-    m.p80 = pyo.Param(m.C, initialize=c["p80_i"].astype(float).to_dict())
+    p50 = c["p50_i"].astype(float).to_dict()
+    p80 = c["p80_i"].astype(float).to_dict()
+    m.p50 = pyo.Param(m.C, initialize=p50)
+    m.p80 = pyo.Param(m.C, initialize=p80)
     m.turnover = pyo.Param(initialize=inst.turnover_minutes)
     m.spread = pyo.Param(initialize=params.overtime_spread)
-    m.usable = pyo.Param(m.S, initialize=(s["p50_limit"] - s["start_min"]).astype(float).to_dict())
+    usable = (s["p50_limit"] - s["start_min"]).astype(float).to_dict()
+    usable80 = (s["p80_limit"] - s["start_min"]).astype(float).to_dict()
+    m.usable = pyo.Param(m.S, initialize=usable)
+    m.usable80 = pyo.Param(m.S, initialize=usable80)
     m.length = pyo.Param(m.S, initialize=(s["end_min"] - s["start_min"]).astype(float).to_dict())
     prime = (s["end_min"].clip(upper=inst.prime_end) - s["start_min"].clip(lower=inst.prime_start)).clip(lower=0)
     m.prime = pyo.Param(m.S, initialize=prime.astype(float).to_dict())
     m.room_cap = pyo.Param(m.D, initialize=inst.staffing["room_cap"].astype(int).to_dict())
+    # Days with fewer staffed teams than rooms with time: only there is "which rooms open" a choice.
+    m.DS = pyo.Set(initialize=[d for d in inst.dates if len(m.rooms_of_day[d]) > m.room_cap[d]], ordered=True)
+    prime_rd = {k: 0.0 for k in rd}
+    for si, p in prime.astype(float).items():
+        prime_rd[m.room_day[si]] += p
+    m.unstaffed_prime = pyo.Param(m.DS, initialize={
+        d: (len(m.rooms_of_day[d]) - m.room_cap[d]) * sum(prime_rd[k] for k in m.rooms_of_day[d]) / len(m.rooms_of_day[d])
+        for d in m.DS})
     defer = c["is_urgent"].map({True: params.w_defer_urgent_case, False: params.w_defer_case})
     m.defer_cost = pyo.Param(m.C, initialize=defer.astype(float).to_dict())
     move = (params.w_preference_case * el["pref_miss"] + params.w_stability_date_case * el["date_move"]
@@ -133,9 +198,37 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.w_ot = pyo.Param(initialize=params.w_overtime)
     m.w_idle = pyo.Param(initialize=params.w_idle_prime)
 
+    # Slots whose P80 limit can bind: the whole P50 capacity plus the widest P80 - P50 overruns it.
+    spmax, closing = {}, []
+    for si, cases in m.cases_of_slot.items():
+        if not cases:
+            continue
+        spmax[si] = max(p80[ci] - p50[ci] for ci in cases)
+        load = sum(p50[ci] + inst.turnover_minutes for ci in cases) - inst.turnover_minutes
+        if min(load, usable[si]) + spmax[si] > usable80[si]:
+            closing.append(si)
+    m.SC = pyo.Set(initialize=closing, ordered=True)
+    m.XC = pyo.Set(initialize=[(ci, si) for si in closing for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
+    m.spmax = pyo.Param(m.SC, initialize={si: spmax[si] for si in closing})
+
     m.x = pyo.Var(m.X, domain=pyo.Binary)
-    m.used = pyo.Var(m.RD, domain=pyo.Binary)
+    m.RDS = pyo.Set(initialize=[k for k in rd if k[0] in m.DS], dimen=2, ordered=True)
+    m.used = pyo.Var(m.RDS, domain=pyo.Binary)
     m.z = pyo.Var(m.Z, domain=pyo.Binary)
+    m.ZS = pyo.Set(initialize=[k for k in zk if k[1] in m.DS], dimen=3, ordered=True)
+    # Surgeon-rooms whose eligible cases exceed the room time they could use (ZB).
+    m.pairs_of_surgeon_room = {k: [] for k in zk}
+    for ci, si in pairs:
+        d, r = m.room_day[si]
+        m.pairs_of_surgeon_room[surgeon[ci], d, r].append((ci, si))
+    room_minutes, demand = {}, {}
+    for k, prs in m.pairs_of_surgeon_room.items():
+        room_minutes[k] = sum(usable[si] + inst.turnover_minutes for si in {si for _, si in prs})
+        demand[k] = sum(p50[ci] + inst.turnover_minutes for ci, _ in prs)
+    zb = [k for k in zk if demand[k] > room_minutes[k]]
+    m.ZB = pyo.Set(initialize=zb, dimen=3, ordered=True)
+    m.surgeon_room_minutes = pyo.Param(m.ZB, initialize={k: room_minutes[k] for k in zb})
+    m.y = pyo.Var(m.XC, bounds=(0, 1))
     m.over = pyo.Var(m.S, domain=pyo.NonNegativeReals)
     m.idle = pyo.Var(m.S, domain=pyo.NonNegativeReals)
 
@@ -144,15 +237,50 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.L = pyo.Set(initialize=locked, ordered=True)
     m.locked = pyo.Constraint(m.L, rule=locked_cases_placed)
     m.capacity = pyo.Constraint(m.S, rule=slot_capacity)
+    m.closing_fits = pyo.Constraint(m.SC, rule=closing_case_fits)
+    m.closing_chosen = pyo.Constraint(m.XC, rule=closing_case_chosen)
+    m.one_closing = pyo.Constraint(m.SC, rule=one_closing_case)
     m.overtime = pyo.Constraint(m.S, rule=overtime_definition)
     m.idle_prime = pyo.Constraint(m.S, rule=idle_prime_definition)
-    m.room_link = pyo.Constraint(m.X, rule=room_used_link)
-    m.staffing = pyo.Constraint(m.D, rule=staffed_rooms)
     m.surgeon_link = pyo.Constraint(m.X, rule=surgeon_room_link)
+    m.surgeon_capacity = pyo.Constraint(m.ZB, rule=surgeon_room_capacity)
+    m.room_open = pyo.Constraint(m.ZS, rule=surgeon_opens_room)
+    m.staffing = pyo.Constraint(m.DS, rule=staffed_rooms)
     m.surgeon_room = pyo.Constraint(m.GD, rule=surgeon_one_room)
     m.fair_cost = pyo.Expression(expr=0.0)
     m.obj = pyo.Objective(rule=objective_rule, sense=pyo.minimize)
     return m
+
+
+def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
+    """Load ``assignment`` (case_id, slot_id; None = deferred) as the model's starting point (a MIP
+    start): x from it, and z, used, y, over, idle at the least values the constraints allow."""
+    chosen = {ci: si for ci, si in zip(assignment["case_id"], assignment["slot_id"]) if isinstance(si, str)}
+    for ci, si in m.X:
+        m.x[ci, si].value = 1.0 if chosen.get(ci) == si else 0.0
+    for k in m.Z:
+        m.z[k].value = 0.0
+    for k in m.RDS:
+        m.used[k].value = 0.0
+    for ci, si in chosen.items():
+        if (ci, si) not in m.X:
+            continue
+        d, r = m.room_day[si]
+        m.z[m.surgeon_of[ci], d, r].value = 1.0
+        if (d, r) in m.RDS:
+            m.used[d, r].value = 1.0
+    for k in m.XC:
+        m.y[k].value = 0.0
+    for si in m.S:
+        cases = [ci for ci in m.cases_of_slot[si] if m.x[ci, si].value > 0.5]
+        load = sum(pyo.value(m.p50[ci]) + pyo.value(m.turnover) for ci in cases)
+        load80 = sum(pyo.value(m.p50[ci]) + pyo.value(m.spread) * (pyo.value(m.p80[ci]) - pyo.value(m.p50[ci]))
+                     + pyo.value(m.turnover) for ci in cases)
+        m.over[si].value = max(0.0, load80 - pyo.value(m.turnover) - pyo.value(m.length[si])) if cases else 0.0
+        m.idle[si].value = max(0.0, pyo.value(m.prime[si]) - load)
+        if si in m.SC and cases:
+            last = min(cases, key=lambda ci: (pyo.value(m.p80[ci]) - pyo.value(m.p50[ci]), ci))
+            m.y[last, si].value = 1.0
 
 
 def extract_assignment(m: pyo.ConcreteModel) -> pd.DataFrame:
@@ -162,7 +290,15 @@ def extract_assignment(m: pyo.ConcreteModel) -> pd.DataFrame:
         v = m.x[ci, si].value
         if v is not None and v > 0.5:
             chosen[ci] = si
-    rows = [{"case_id": ci, "slot_id": chosen.get(ci),
-             "reason": None if ci in chosen else ("no eligible room time" if not m.pairs_of_case[ci] else "deferred by the optimizer: the penalty of deferring was lower than the overtime or moves needed to fit it")}
+    rows = [{"case_id": ci, "slot_id": chosen.get(ci), "reason": None if ci in chosen else _deferral_reason(m, ci)}
             for ci in m.C]
     return pd.DataFrame(rows, columns=["case_id", "slot_id", "reason"])
+
+
+def _deferral_reason(m: pyo.ConcreteModel, ci: str) -> str:
+    if not m.pairs_of_case[ci]:
+        return "no eligible room time"
+    rooms = sorted({m.room_day[si][1] for si in m.pairs_of_case[ci]})
+    shown = ", ".join(rooms[:4]) + (f" and {len(rooms) - 4} more" if len(rooms) > 4 else "")
+    return (f"deferred by the optimizer: the room time it may use ({shown}) is taken by other cases or would need "
+            f"more overtime than deferring costs (P50 {pyo.value(m.p50[ci]):.0f} min)")

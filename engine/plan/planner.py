@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from engine.hospital import Hospital
-from engine.plan.instance import PlanInstance, build_instance
-from engine.plan.model import build_model, extract_assignment
+from engine.plan.instance import PlanInstance, build_instance, split_instance
+from engine.plan.model import build_model, extract_assignment, set_start
 from engine.plan.params import ALTERNATIVES, PlanParams
 from engine.plan.rules import rules_assignment
 from engine.plan.sequence import sequence, to_schedule
@@ -102,6 +102,50 @@ def diagnose(inst: PlanInstance, hospital: Hospital) -> dict[str, str]:
             out[cid] = f"case {cid} is locked to a room and date where the hard rules cannot hold (equipment, block or staffing)"
             continue
         out[cid] = f"case {cid}: no room time of its service or surgeon fits it within the hard rules"
+    return out
+
+
+def check_locks(inst: PlanInstance) -> list[str]:
+    """Locks (overrides) that cannot all hold, in plain words; [] when they can.
+
+    A lock must sit in room time its case may use (equipment, block, staffing, hours at P50 and
+    P80), and locks in one room must not overlap (with turnover) nor put a surgeon in two rooms.
+    PACU is left to the sequencer."""
+    if inst.locks is None or not len(inst.locks):
+        return []
+    c, s = inst.cases, inst.slots
+    have = set(inst.eligible["case_id"]) if len(inst.eligible) else set()
+    out, rows = [], []
+    for lk in inst.locks.itertuples(index=False):
+        if lk.case_id not in c.index:
+            continue
+        case = c.loc[lk.case_id]
+        start = pd.Timestamp(lk.start) if pd.notna(getattr(lk, "start", pd.NaT)) else None
+        where = f"{lk.room_id} on {pd.Timestamp(lk.date):%Y-%m-%d}" + (f" at {start:%H:%M}" if start is not None else "")
+        if lk.case_id not in have:
+            out.append(f"case {lk.case_id} is locked to {where}, where it may not run (equipment, block, staffing or hours)")
+            continue
+        if start is None:
+            continue
+        minute = start.hour * 60 + start.minute
+        sid = inst.eligible.loc[inst.eligible["case_id"] == lk.case_id, "slot_id"].iloc[0]
+        sl = s.loc[sid]
+        if minute + case["p50_i"] > sl["p50_limit"] or minute + case["p80_i"] > sl["p80_limit"]:
+            out.append(f"case {lk.case_id} is locked to {where}; from there it runs past its block or past close plus "
+                       f"the overtime cap (P50 {case['p50_i']} min, P80 {case['p80_i']} min)")
+        rows.append((pd.Timestamp(lk.date), lk.room_id, minute, minute + int(case["p50_i"]), minute + int(case["p80_i"]),
+                     case["surgeon_id"], lk.case_id))
+    rows.sort()
+    turn = inst.turnover_minutes
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if b[0] != a[0]:
+                break
+            if b[1] == a[1] and b[2] < a[3] + turn:
+                out.append(f"locked cases {a[6]} and {b[6]} overlap in {a[1]} on {a[0]:%Y-%m-%d} "
+                           f"(the second starts before the first ends plus turnover)")
+            elif b[1] != a[1] and b[5] == a[5] and b[5] != "unknown" and b[2] < a[4] and a[2] < b[4]:
+                out.append(f"locked cases {a[6]} and {b[6]} put surgeon {a[5]} in {a[1]} and {b[1]} at the same time")
     return out
 
 
@@ -198,6 +242,81 @@ def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
 # ----------------------------------------------------------------- plan
 
 
+def optimize(inst: PlanInstance, params: PlanParams) -> tuple[SolveResult, pd.DataFrame | None, dict[str, float]]:
+    """Build and solve the assignment MIP, one independent part at a time.
+
+    Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS,
+    time the easy parts leave over goes to the parts that stopped above ``mip_gap``: they are
+    solved again from their schedule (a warm start), keeping the better schedule and the higher
+    of the two bounds (both valid). Returns the combined result (objectives and bounds add up),
+    the assignment (None when a part has no solution) and the build and solve seconds.
+    """
+    t_model = t_solve = 0.0
+    parts = split_instance(inst)
+    weights = [max(len(p.eligible), 1) for p in parts]
+    results: list[SolveResult] = []
+    models = []
+    assignments: list[pd.DataFrame] = []
+    budget = float(params.time_limit_s)
+    for i, part in enumerate(parts):
+        t0 = time.perf_counter()
+        model = build_model(part, params)
+        t_model += time.perf_counter() - t0
+        remaining = budget - t_solve
+        share = max(1.0, remaining * weights[i] / sum(weights[i:]))
+        res = solve(model, params.solver, share, params.mip_gap)
+        t_solve += res.solve_seconds
+        results.append(res)
+        models.append(model)
+        if not res.has_solution:
+            break
+        assignments.append(extract_assignment(model))
+    if len(parts) > 1 and params.solver == "highs" and len(results) == len(parts) and all(r.has_solution for r in results):
+        for i in sorted(range(len(parts)), key=lambda k: -_abs_gap(results[k])):
+            # Keep a little for loading the model into HiGHS again, so the total stays in budget.
+            remaining = budget - t_solve - 0.5
+            if remaining < 1.0 or results[i].status == "optimal" or not _abs_gap(results[i]):
+                continue
+            model = models[i]
+            set_start(model, assignments[i])
+            again = solve(model, "highs", remaining, params.mip_gap, warm_start=True)
+            t_solve += again.solve_seconds
+            best = results[i]
+            if again.has_solution and again.objective < best.objective - 1e-9:
+                assignments[i] = extract_assignment(model)
+                best = again
+            bounds = [b for b in (results[i].bound, again.bound) if b is not None]
+            bound = max(bounds) if bounds else None
+            gap = abs(best.objective - bound) / max(abs(best.objective), 1e-9) if bound is not None else None
+            status = "optimal" if gap is not None and gap <= params.mip_gap + 1e-9 else "time_limit"
+            results[i] = SolveResult("highs", status, best.objective, bound, gap,
+                                     results[i].solve_seconds + again.solve_seconds, True, best.message)
+    if len(results) == 1:
+        combined = results[0]
+    else:
+        combined = _combine(params.solver, results, len(parts))
+    assignment = pd.concat(assignments, ignore_index=True) if combined.has_solution else None
+    return combined, assignment, {"model_s": t_model, "solve_s": t_solve}
+
+
+def _abs_gap(r: SolveResult) -> float:
+    return abs(r.objective - r.bound) if r.objective is not None and r.bound is not None else 0.0
+
+
+def _combine(solver: str, results: list[SolveResult], n_parts: int) -> SolveResult:
+    bad = [r for r in results if not r.has_solution]
+    secs = sum(r.solve_seconds for r in results)
+    if bad or len(results) < n_parts:
+        r = bad[0] if bad else results[-1]
+        return SolveResult(solver, r.status, None, None, None, secs, False, r.message)
+    obj = sum(r.objective for r in results)
+    bound = sum(r.bound for r in results) if all(r.bound is not None for r in results) else None
+    status = "optimal" if all(r.status == "optimal" for r in results) else "time_limit"
+    gap = abs(obj - bound) / max(abs(obj), 1e-9) if bound is not None else None
+    return SolveResult(solver, status, obj, bound, gap, secs, True,
+                       f"{n_parts} independent parts: " + ", ".join(r.status for r in results))
+
+
 def plan(
     hospital: Hospital,
     forecasts: pd.DataFrame,
@@ -214,21 +333,31 @@ def plan(
 
     Re-planning passes ``published`` (with start times), ``locks``, ``downtime``, the current
     minute ``not_before_min`` and ``order='published'`` to keep the day's order where possible.
+    ``kpis['timings']`` holds the seconds spent building, solving and sequencing.
     """
     params = params or PlanParams()
     t0 = time.perf_counter()
     inst = build_instance(hospital, forecasts, start_date, params, published=published, locks=locks, cases=cases,
                           downtime=downtime)
     diag = diagnose(inst, hospital)
+    timings = {"instance_s": time.perf_counter() - t0, "model_s": 0.0, "solve_s": 0.0}
     banner = None
     res: SolveResult | None = None
+    lock_problems: list[str] = []
     if params.solver == "rules":
         assignment, order, used = rules_assignment(inst), "booked_first", "rules"
     else:
-        model = build_model(inst, params)
-        res = solve(model, params.solver, params.time_limit_s, params.mip_gap)
+        lock_problems = check_locks(inst)
+        if lock_problems:
+            res, assignment, t = None, None, {}
+        else:
+            res, assignment, t = optimize(inst, params)
+        timings.update(t)
         used = params.solver
-        if not res.has_solution:
+        if lock_problems:
+            shown = "; ".join(lock_problems[:3]) + (f"; and {len(lock_problems) - 3} more" if len(lock_problems) > 3 else "")
+            banner = f"The locked cases cannot all hold: {shown}."
+        elif not res.has_solution:
             banner = {
                 "not_available": f"The {params.solver} solver is not available ({res.message}).",
                 "infeasible": "The optimizer found the rules cannot all hold (see the diagnosis).",
@@ -242,17 +371,21 @@ def plan(
             banner += " Showing the rules-based block schedule instead."
             assignment, order, used = rules_assignment(inst), "booked_first", "rules"
         else:
-            assignment = extract_assignment(model)
             order = order or "longest_first"
     if len(assignment):
         why = assignment["case_id"].map(diag)
         assignment["reason"] = why.where(why.notna(), assignment["reason"])
+    t1 = time.perf_counter()
     seq = sequence(inst, assignment, order=order, not_before_min=not_before_min)
     reasons = placement_reasons(inst, seq)
     schedule = to_schedule(inst, seq, reasons)
+    timings["sequence_s"] = time.perf_counter() - t1
     k = kpis(inst, seq, used)
     k["solve_seconds"] = round(time.perf_counter() - t0, 3)
-    result = PlanResult(schedule, k, res, inst, params, banner, sorted(diag.values()))
+    timings["total_s"] = time.perf_counter() - t0
+    k["timings"] = {key: round(v, 3) for key, v in timings.items()}
+    notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
+    result = PlanResult(schedule, k, res, inst, params, banner, notes)
     result.sequence = seq  # type: ignore[attr-defined]
     return result
 

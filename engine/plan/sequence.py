@@ -8,6 +8,12 @@ moment, and (b) its surgeon is not busy in another room. If no such minute lets 
 inside its slot (P50) and before close + cap (P80), the next case of the slot is tried; cases
 that fit nowhere are deferred with the reason. This keeps H3, H4, H5, H7, H8 and H9 true in
 the exported times, whatever the assignment did.
+
+For the optimizer's assignments (``longest_first``): the case with the smallest P80 - P50 of
+a slot runs last, as the model assumed when it sized the slot (model.closing_case_fits); when
+PACU would hold the next case back, a later case of the queue that can start sooner goes
+first; and a case still dropped (PACU waits pushed it past its block) is offered the end of
+another room it may use before it is deferred.
 """
 from __future__ import annotations
 
@@ -16,6 +22,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from engine.plan.instance import PlanInstance, minutes_to_time
+
+
+SEQUENCE_COLUMNS = ["case_id", "slot_id", "date", "room_id", "status", "start_min", "end50_min", "end80_min",
+                    "defer_reason"]
 
 
 @dataclass
@@ -68,6 +78,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
     end80_min, defer_reason.
     """
     c = inst.cases
+    flexible_repair = order == "longest_first"
     turn = int(round(inst.turnover_minutes))
     pacu_min = int(round(inst.pacu_minutes))
     locks = inst.locks.set_index("case_id") if inst.locks is not None and len(inst.locks) else None
@@ -83,7 +94,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
     for cid, row in a.iterrows():
         if not isinstance(row.get("slot_id"), str):
             deferred[cid] = str(row.get("reason") or "deferred by the optimizer")
-    todo = a[a["slot_id"].map(lambda v: isinstance(v, str))]
+    todo = a[a["slot_id"].map(lambda v: isinstance(v, str)).astype(bool)]
     for d in inst.dates:
         slots = inst.slots[inst.slots["date"] == d]
         if not len(slots):
@@ -107,6 +118,12 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                 ids.sort(key=lambda i: (published_start.get(i, pd.Timestamp.max), i))
             else:
                 ids.sort(key=lambda i: (-c.loc[i, "p50_i"], i))
+                # The case with the smallest P80 - P50 closes the slot: the model sized the slot
+                # so that this case, run last, ends by close + cap at P80 (closing_case_fits).
+                if len(ids) > 1:
+                    last = min(ids, key=lambda i: (int(c.loc[i, "p80_i"]) - int(c.loc[i, "p50_i"]), -int(c.loc[i, "p50_i"]), i))
+                    ids.remove(last)
+                    ids.append(last)
             ids.sort(key=lambda i: not bool(c.loc[i, "is_urgent"]))
             if locks is not None:
                 ids.sort(key=lambda i: (0, int(_lock_minute(locks, i))) if i in locks.index else (1, 0))
@@ -134,6 +151,11 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             sl = slots.loc[sid]
             q = queues[sid]
             chosen = None
+            failed_lock = False
+            # The optimizer's order (longest first) is a preference, not a rule: when PACU or the
+            # surgeon would delay the next case, a later case of the queue that can start sooner
+            # goes first. The closing case (last in the queue) stays last while others remain.
+            flexible = order == "longest_first"
             for cid in q:
                 case = c.loc[cid]
                 is_locked = locks is not None and cid in locks.index
@@ -142,19 +164,26 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                     t_lock = int(_lock_minute(locks, cid))
                     t = t_lock if t_lock >= t0 else None
                     if t is not None and not (_pacu_ok(pacu, t + int(case["p50_i"]), t + int(case["p50_i"]) + pacu_min, beds)
-                                              and _surgeon_free(busy.get(case["surgeon_id"], []), t, t + int(case["p80_i"]), r)
+                                              and _surgeon_free(busy.get(_who(case), []), t, t + int(case["p80_i"]), r)
                                               and t + case["p50_i"] <= sl["p50_limit"] and t + case["p80_i"] <= sl["p80_limit"]):
                         t = None
                     if t is None:
                         deferred[cid] = "its lock cannot be honoured without breaking a hard rule (turnover, PACU, surgeon or hours)"
                         q.remove(cid)
+                        failed_lock = True
                         break
-                else:
-                    t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(case["surgeon_id"], []), r,
-                                        int(sl["p50_limit"]), int(sl["p80_limit"]))
-                if t is not None:
                     chosen = (cid, t)
                     break
+                if chosen is not None and (cid == q[-1] or bool(case["is_urgent"]) != bool(c.loc[chosen[0], "is_urgent"])):
+                    break
+                t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(_who(case), []), r,
+                                    int(sl["p50_limit"]), int(sl["p80_limit"]))
+                if t is not None and (chosen is None or t < chosen[1]):
+                    chosen = (cid, t)
+                if chosen is not None and (not flexible or chosen[1] <= t0):
+                    break
+            if failed_lock:
+                continue
             if chosen is None:
                 t0 = t_room if not_before_min is None else max(t_room, not_before_min)
                 for cid in list(q):
@@ -166,9 +195,12 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             e50, e80 = t + int(case["p50_i"]), t + int(case["p80_i"])
             placed.append(_Placed(cid, sid, t, e50, e80))
             pacu.append((e50, e50 + pacu_min))
-            busy.setdefault(case["surgeon_id"], []).append((t, e80, r))
+            busy.setdefault(_who(case), []).append((t, e80, r))
             room_cursor[r] = e50 + turn
             q.remove(cid)
+        if flexible_repair:
+            _append_lost(inst, d, day.index, deferred, locks, slots, room_cursor, room_cap, pacu, pacu_min, beds, busy,
+                         placed, turn, not_before_min)
     rows = []
     for p in placed:
         sl = inst.slots.loc[p.slot_id]
@@ -177,7 +209,48 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
     for cid, why in deferred.items():
         rows.append({"case_id": cid, "slot_id": None, "date": c.loc[cid, "booked_date"], "room_id": None, "status": "deferred",
                      "start_min": None, "end50_min": None, "end80_min": None, "defer_reason": why})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SEQUENCE_COLUMNS)
+
+
+def _append_lost(inst: PlanInstance, d, day_ids, deferred: dict[str, str], locks, slots: pd.DataFrame,
+                 room_cursor: dict[str, int], room_cap: int, pacu: list, pacu_min: int, beds: int, busy: dict,
+                 placed: list[_Placed], turn: int, not_before_min: int | None) -> None:
+    """Cases of day ``d`` that had a slot but were dropped while sequencing (PACU waits pushed
+    them past their block) get one more try: appended after the last case of another room they
+    are eligible for, at the earliest start every hard rule allows. Rooms stay within staffing."""
+    c = inst.cases
+    lost = [cid for cid in day_ids if cid in deferred and (locks is None or cid not in locks.index)]
+    if not lost:
+        return
+    el = inst.eligible
+    el = el[el["case_id"].isin(lost) & el["slot_id"].isin(slots.index)]
+    rooms_used = {slots.loc[p.slot_id, "room_id"] for p in placed if p.slot_id in slots.index}
+    for cid in sorted(lost, key=lambda i: (-int(c.loc[i, "p50_i"]), i)):
+        case = c.loc[cid]
+        for sid in el.loc[el["case_id"] == cid, "slot_id"]:
+            sl = slots.loc[sid]
+            r = sl["room_id"]
+            if r not in rooms_used and len(rooms_used) >= room_cap:
+                continue
+            t0 = max(room_cursor[r], int(sl["start_min"]), not_before_min or 0)
+            t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(_who(case), []), r,
+                                int(sl["p50_limit"]), int(sl["p80_limit"]))
+            if t is None:
+                continue
+            e50, e80 = t + int(case["p50_i"]), t + int(case["p80_i"])
+            placed.append(_Placed(cid, sid, t, e50, e80))
+            pacu.append((e50, e50 + pacu_min))
+            busy.setdefault(_who(case), []).append((t, e80, r))
+            room_cursor[r] = e50 + turn
+            rooms_used.add(r)
+            del deferred[cid]
+            break
+
+
+def _who(case: pd.Series) -> str:
+    """The surgeon whose time the case takes; "unknown" is not one person (H5 skips it)."""
+    g = case["surgeon_id"]
+    return g if g != "unknown" else f"unknown:{case.name}"
 
 
 def _lock_minute(locks: pd.DataFrame, cid: str) -> float:

@@ -1,0 +1,103 @@
+"""Behaviour: the optimizer against the rules scheduler, locks, reasons, re-plan change lists."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine.plan import PlanParams, alternatives, plan
+from engine.plan.replan import Event, replan
+from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, make_forecasts, with_
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.6])
+def test_optimizer_defers_no_more_than_the_rules(h, scale: float) -> None:
+    # At 1.6 x the forecasts the day is oversubscribed and both must defer. The optimizer may use
+    # overtime up to the cap where the rules scheduler stops at the block's end, and it sizes
+    # rooms by the forecasts rather than by booked minutes, so it never defers more.
+    fc = make_forecasts(h.cases, scale)
+    opt = plan(h, fc, MONDAY, PlanParams(time_limit_s=20))
+    rules = plan(h, fc, MONDAY, PlanParams(solver="rules"))
+    assert opt.banner is None
+    assert opt.kpis["n_deferred"] <= rules.kpis["n_deferred"]
+    if scale > 1:
+        assert rules.kpis["n_deferred"] > 0
+    for r in (opt, rules):
+        assert_no_violations(h, r.schedule, horizon(1))
+
+
+def test_every_row_has_a_plain_reason(day_plans) -> None:
+    for solver, r in day_plans.items():
+        s = r.schedule
+        assert s["reason"].map(lambda v: isinstance(v, str) and len(v.strip()) > 10).all(), solver
+        sched = s[s["status"] == "scheduled"]
+        assert sched.apply(lambda row: row["room_id"] in row["reason"], axis=1).all(), solver
+        assert sched["reason"].str.contains("P50").all()
+
+
+def test_locks_keep_date_room_and_start(h, fc, day_plans) -> None:
+    base = day_plans["highs"].schedule
+    sched = base[base["status"] == "scheduled"]
+    locks = sched.groupby("room_id").head(1).head(3)[["case_id", "date", "room_id", "start"]].copy()
+    # Ask for a different trade-off, so the unlocked plan would move things around.
+    params = PlanParams(time_limit_s=20, label="overtime-averse", w_overtime=10.0, w_idle_prime=0.2, overtime_spread=1.0)
+    r = plan(h, fc, MONDAY, params, locks=locks)
+    assert r.banner is None
+    got = r.schedule.set_index("case_id").loc[locks["case_id"]]
+    assert (got["status"] == "scheduled").all()
+    assert list(got["room_id"]) == list(locks["room_id"])
+    assert list(pd.to_datetime(got["start"])) == list(pd.to_datetime(locks["start"]))
+    assert_no_violations(h, r.schedule, horizon(1), locked=locks)
+
+
+def test_locks_hold_in_every_alternative(h, fc, day_plans) -> None:
+    base = day_plans["highs"].schedule
+    locks = base[base["status"] == "scheduled"].head(2)[["case_id", "date", "room_id", "start"]]
+    for name, r in alternatives(h, fc, MONDAY, PlanParams(time_limit_s=20), locks=locks).items():
+        assert_no_violations(h, r.schedule, horizon(1), locked=locks)
+
+
+def test_replan_changes_name_the_moved_cases(h, fc, day_plans) -> None:
+    current = day_plans["highs"].schedule
+    now = MONDAY + pd.Timedelta(hours=9)
+    s = current[current["status"] == "scheduled"].copy()
+    s["start"] = pd.to_datetime(s["start"])
+    # A case that started before 9:00 and has cases after it in its room.
+    rooms = s[s["start"] < now].groupby("room_id")["case_id"].count().index
+    followers = s[s["room_id"].isin(rooms) & (s["start"] >= now)]
+    room = followers["room_id"].iloc[0]
+    long_case = s[(s["room_id"] == room) & (s["start"] < now)].sort_values("start")["case_id"].iloc[-1]
+    rr = replan(h, fc, current, Event("running_long", case_id=long_case, extra_minutes=120), now,
+                PlanParams(time_limit_s=20))
+    after = rr.result.schedule.set_index("case_id")
+    before = current.set_index("case_id")
+    moved = {cid for cid in before.index.intersection(after.index)
+             if (before.loc[cid, "status"], before.loc[cid, "room_id"], before.loc[cid, "start"])
+             != (after.loc[cid, "status"], after.loc[cid, "room_id"], after.loc[cid, "start"])
+             and not (pd.isna(before.loc[cid, "start"]) and pd.isna(after.loc[cid, "start"]))}
+    assert moved, "running 120 min long must push the cases behind it"
+    assert set(rr.changes["case_id"]) == moved
+    behind = set(s[(s["room_id"] == room) & (s["start"] > s.set_index("case_id").loc[long_case, "start"])]["case_id"])
+    assert behind <= set(rr.changes["case_id"])
+    assert rr.changes["why"].str.len().gt(0).all() and rr.changes["change"].isin(
+        ["later", "earlier", "moved room", "deferred", "reinstated"]).all()
+    assert_no_violations(h, rr.result.schedule, horizon(1), locked=rr.result.instance.locks)
+
+
+def test_independent_days_are_solved_apart(h, fc) -> None:
+    r = plan(h, fc, MONDAY, PlanParams(days=3, allow_date_change=False, time_limit_s=20))
+    assert r.solve is not None and "3 independent parts" in r.solve.message
+    assert r.solve.status == "optimal" and r.solve.mip_gap <= 0.01 + 1e-9
+    assert set(r.kpis["timings"]) >= {"instance_s", "model_s", "solve_s", "sequence_s", "total_s"}
+
+
+def test_unknown_surgeon_is_not_one_person(h, fc) -> None:
+    # cases.csv allows surgeon "unknown": such cases must not be forced into one room nor serialized
+    # (they lose the surgeon blocks, which "unknown" does not own, but keep service blocks and open time).
+    cases = h.cases.copy()
+    monday = (cases["status"] == "booked") & (cases["surgery_date"] == MONDAY)
+    cases.loc[monday, "surgeon_id"] = "unknown"
+    world = with_(h, cases=cases)
+    r = plan(world, fc, MONDAY, PlanParams(time_limit_s=20))
+    assert r.banner is None and r.kpis["n_scheduled"] > 0
+    assert r.schedule.loc[r.schedule["status"] == "scheduled", "room_id"].nunique() > 1
+    assert_no_violations(world, r.schedule, horizon(1))
