@@ -280,3 +280,11 @@ def week_risks(hospital_id: str, version: str, loaded_at_: str, start: str) -> l
 
     _, loaded = current_hospital()
     return _risks(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")
+def fairness_cost(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, gap: float) -> pd.DataFrame:
+    from engine.fairness import fairness_term_cost
+
+    _, loaded = current_hospital()
+    return fairness_term_cost(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start, days, gap)

@@ -68,8 +68,8 @@ m[1].metric("Late-slot share spread", f"{summary['late_slot_share_difference']:.
 m[2].metric("Deferral-rate spread", f"{summary['deferral_rate_difference']:.0%}")
 m[3].metric("Flags", len(flagged))
 
-heat, bars, flags_tab, trend_tab, audit_tab, policy_tab = st.tabs(
-    ["Heatmap", "Prime time vs demand", "Flags", "Trends", "Patient groups (audit)", "Guardrails"])
+heat, bars, flags_tab, trend_tab, audit_tab, term_tab, policy_tab = st.tabs(
+    ["Heatmap", "Prime time vs demand", "Flags", "Trends", "Patient groups (audit)", "Fairness term", "Guardrails"])
 with heat:
     st.plotly_chart(charts.fairness_heatmap(table, by), width="stretch", key="fair_heatmap")
     st.dataframe(table.round(3), hide_index=True, width="stretch", key="fair_table")
@@ -109,6 +109,22 @@ with audit_tab:
     if len(audit):
         st.dataframe(audit.pivot_table(index=["attribute", "group"], columns="metric", values="value").round(3).reset_index(),
                      hide_index=True, width="stretch", key="fair_audit")
+with term_tab:
+    st.markdown("The allocator can hold every service line's prime-time share within a set number of points of its "
+                "demand share. Here is what that costs, planning each day with and without the term.")
+    if mv is None:
+        st.info("Train a forecasting model first (Forecasts page).")
+    elif st.button(f"Compare plans with a {threshold:g}-point fairness term", key="fair_term_button") or \
+            st.session_state.get("fair_term_shown") == threshold:
+        st.session_state["fair_term_shown"] = threshold
+        start_t = max(h.as_of().normalize(), h.cases.loc[h.cases["status"] == "booked", "surgery_date"].min())
+        cost = state.fairness_cost(hid, mv.version, state.loaded_at(hid), str(start_t.date()), int(days), float(threshold))
+        st.dataframe(cost.round(3), hide_index=True, width="stretch", key="fair_term_table")
+        a, b = cost.iloc[0], cost.iloc[1]
+        st.markdown(f"Cost of the term: utilization {100 * (b['utilization'] - a['utilization']):+.1f} points, expected overtime "
+                    f"{b['expected_overtime_minutes'] - a['expected_overtime_minutes']:+.0f} min, deferrals "
+                    f"{b['deferred'] - a['deferred']:+.0f}; largest prime-time gap {a['max_prime_time_gap_points']:.1f} -> "
+                    f"{b['max_prime_time_gap_points']:.1f} points.")
 with policy_tab:
     g = load_guardrails()
     st.markdown(f"**What the system uses.** {g.uses}")

@@ -148,3 +148,26 @@ def review_pack_html(hospital_name: str, title: str, tables: dict[str, pd.DataFr
     parts.append("<h2>What the system uses and refuses</h2>")
     parts.append(f"<p>{html.escape(g.uses)}</p><p>{html.escape(g.refuses)}</p></body></html>")
     return "\n".join(parts)
+
+
+def fairness_term_cost(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, max_gap_points: float = 5.0,
+                       params: Any = None) -> pd.DataFrame:
+    """Plans without and with the allocator's fairness term, day by day: the term's cost in
+    utilization, expected overtime and deferrals, and the prime-time gap it buys."""
+    from engine.plan import PlanParams, plan
+
+    base = params or PlanParams(time_limit_s=20.0)
+    rows = []
+    for label, gap in (("without fairness term", None), (f"with term (max gap {max_gap_points:g} points)", max_gap_points)):
+        scheds, k = [], []
+        for d in pd.date_range(pd.Timestamp(start).normalize(), periods=days):
+            r = plan(h, forecasts, d, base.with_(days=1, fairness_max_gap_points=gap))
+            scheds.append(r.schedule)
+            k.append(r.kpis)
+        s = pd.concat(scheds, ignore_index=True)
+        _, summary = schedule_fairness(h, s, "service_line", forecasts) if len(s) else (None, {"max_prime_time_gap": 0.0})
+        rows.append({"plan": label, "scheduled": sum(x["n_scheduled"] for x in k), "deferred": sum(x["n_deferred"] for x in k),
+                     "utilization": float(np.mean([x["utilization"] for x in k])),
+                     "expected_overtime_minutes": float(sum(x["expected_overtime_minutes"] for x in k)),
+                     "max_prime_time_gap_points": 100 * summary["max_prime_time_gap"]})
+    return pd.DataFrame(rows)

@@ -125,6 +125,16 @@ def surgeon_one_room(m, g, d):
     return sum(m.z[g, d, r] for r in rooms) <= 1
 
 
+def fair_prime_share(m, g):
+    """prime[g] + slack[g] >= (demand_share[g] - max_gap) x sum_g' prime[g']:
+    a service line's share of planned prime-time minutes may fall at most max_gap below its share
+    of demanded minutes (soft: slack[g] is penalised). A case's prime minutes in a slot are
+    approximated by P50 x (prime minutes of the slot / slot minutes), since times come later."""
+    prime_g = sum(m.p50[c] * m.prime_frac[s] * m.x[c, s] for c, s in m.X if m.line_of[c] == g)
+    total = sum(m.p50[c] * m.prime_frac[s] * m.x[c, s] for c, s in m.X)
+    return prime_g + m.fair_slack[g] >= (m.demand_share[g] - m.max_gap) * total
+
+
 def objective_rule(m):
     """min  w_ot sum over + w_idle (sum idle - sum_d unstaffed_prime_d) + sum_c defer_c (1 - sum_s x[c,s])
     + sum_(c,s) move_cost[c,s] x[c,s], where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
@@ -247,9 +257,31 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.room_open = pyo.Constraint(m.ZS, rule=surgeon_opens_room)
     m.staffing = pyo.Constraint(m.DS, rule=staffed_rooms)
     m.surgeon_room = pyo.Constraint(m.GD, rule=surgeon_one_room)
-    m.fair_cost = pyo.Expression(expr=0.0)
+    _add_fairness(m, inst, params)
     m.obj = pyo.Objective(rule=objective_rule, sense=pyo.minimize)
     return m
+
+
+def _add_fairness(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams) -> None:
+    """The fairness term (issue 7): active when ``fairness_max_gap_points`` is set. Its weight is
+    ``w_fairness`` per slack minute, or a high default (10) when only the gap is given."""
+    if params.fairness_max_gap_points is None or not len(inst.cases):
+        m.fair_cost = pyo.Expression(expr=0.0)
+        return
+    c, s = inst.cases, inst.slots
+    demand = c.groupby("service_line")["p50_i"].sum().astype(float)
+    lines = list(demand.index)
+    m.G = pyo.Set(initialize=lines, ordered=True)
+    m.line_of = c["service_line"].to_dict()
+    length = (s["end_min"] - s["start_min"]).clip(lower=1)
+    prime = (s["end_min"].clip(upper=inst.prime_end) - s["start_min"].clip(lower=inst.prime_start)).clip(lower=0)
+    m.prime_frac = (prime / length).astype(float).to_dict()
+    m.demand_share = pyo.Param(m.G, initialize=(demand / demand.sum()).to_dict())
+    m.max_gap = pyo.Param(initialize=params.fairness_max_gap_points / 100.0)
+    m.fair_slack = pyo.Var(m.G, domain=pyo.NonNegativeReals)
+    m.fair_share = pyo.Constraint(m.G, rule=fair_prime_share)
+    weight = params.w_fairness if params.w_fairness > 0 else 10.0
+    m.fair_cost = pyo.Expression(expr=weight * sum(m.fair_slack[g] for g in m.G))
 
 
 def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:

@@ -100,3 +100,24 @@ def test_fairness_cli_writes_contract_json_and_rejects_bad_input(mini, tmp_path)
     assert 0 < out["max_prime_time_gap"] <= 1
     bad = run("--data", str(folder), "--schedule", str(tmp_path / "missing.csv"))
     assert bad.returncode == 2 and "missing.csv" in bad.stderr
+
+
+def test_fairness_term_narrows_the_prime_time_gap(tmp_path):
+    from engine.fairness import fairness_term_cost
+    from engine.generator import GeneratorParams, write_hospital
+    from engine.plan import PlanParams, build_instance, build_model
+
+    folder = tmp_path / "fairhosp"
+    write_hospital(folder, GeneratorParams(seed=21, rooms=8, history_days=120, horizon_days=7))
+    h = load_hospital(folder).hospital
+    booked = h.cases[h.cases["status"] == "booked"]
+    bm = pd.to_numeric(booked["booked_minutes"])
+    f = pd.DataFrame({"case_id": booked["case_id"], "p50": bm * 1.15, "p80": bm * 1.4, "p95": bm * 1.8, "cancel_prob": 0.05})
+    day = booked["surgery_date"].min()
+    cost = fairness_term_cost(h, f, day, days=2, max_gap_points=0.5, params=PlanParams(time_limit_s=10))
+    without, with_term = cost.iloc[0], cost.iloc[1]
+    assert with_term["max_prime_time_gap_points"] <= without["max_prime_time_gap_points"] + 1e-9
+    # The term is a real part of the model only when asked for.
+    inst = build_instance(h, f, day, PlanParams())
+    assert not hasattr(build_model(inst, PlanParams()), "fair_share")
+    assert len(build_model(inst, PlanParams(fairness_max_gap_points=5.0)).fair_share) > 0
