@@ -163,10 +163,6 @@ def loaded_at(hospital_id: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
-def plan_key(hospital_id: str) -> str:
-    return f"plan::{hospital_id}"
-
-
 @st.cache_resource(max_entries=16, show_spinner="Planning...")
 def cached_plan(hospital_id: str, version: str, loaded_at_: str, start: str, params):
     """A PlanResult for these inputs (PlanParams is frozen, so hashable)."""

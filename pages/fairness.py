@@ -34,7 +34,7 @@ source = c[0].selectbox("Schedule", ["proposed (optimizer)", "rules-based baseli
                         key="fair_source", disabled=False)
 by = c[1].selectbox("Group by", ["service_line", "surgeon_id", "site"], key="fair_by",
                     format_func={"service_line": "service line", "surgeon_id": "surgeon", "site": "site"}.get)
-days = c[2].number_input("Days planned", min_value=1, max_value=7, value=5, key="fair_days")
+days = c[2].number_input("Days planned", min_value=1, max_value=7, value=1, key="fair_days")
 threshold = c[3].number_input("Flag prime-time gap above (points)", min_value=0.0, max_value=50.0,
                               value=DEFAULTS.max_prime_gap_points * 100, step=0.5, key="fair_threshold")
 params = FairnessParams(max_prime_gap_points=threshold / 100)

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.forecast import Registry, train_and_register
 from engine.generator import GeneratorParams, write_hospital
+from engine.hospital import load_hospital
 from tests.minihospital import write_mini_hospital
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -43,3 +45,13 @@ def small_env(small_folder, tmp_path, monkeypatch):
 
 def app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=180)
+
+
+@pytest.fixture
+def trained(small_env, small_folder):
+    """small_env with a quickly trained forecasting model registered for the small hospital."""
+    from tests.engine.forecast.conftest import FAST
+
+    h = load_hospital(small_folder).hospital
+    train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
+    return small_env

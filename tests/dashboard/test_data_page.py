@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 
 from tests.dashboard.conftest import REPO, app
 

@@ -1,18 +1,7 @@
 from __future__ import annotations
 
-import pytest
 
-from engine.forecast import Registry, train_and_register
-from engine.hospital import load_hospital
 from tests.dashboard.conftest import app
-from tests.engine.forecast.conftest import FAST
-
-
-@pytest.fixture
-def trained(small_env, small_folder):
-    h = load_hospital(small_folder).hospital
-    train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
-    return small_env
 
 
 def _open():
