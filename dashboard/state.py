@@ -284,3 +284,31 @@ def fairness_cost(hospital_id: str, version: str, loaded_at_: str, start: str, d
 
     _, loaded = current_hospital()
     return fairness_term_cost(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start, days, gap)
+
+
+# --------------------------------------------------------------------------- page preambles
+
+
+def require_hospital() -> tuple[str, LoadedHospital]:
+    """The chosen hospital, or a note and a stop when none is loaded."""
+    cur = current_hospital()
+    if cur is None:
+        st.info("No hospital loaded: choose or import one on the Data page.")
+        st.stop()
+    return cur
+
+
+def require_model(hospital_id: str, why: str):
+    """The registered model, or a warning saying why the page needs one and a stop."""
+    mv = current_model(hospital_id)
+    if mv is None:
+        st.warning(f"{why} Train one on the Forecasts page first.")
+        st.stop()
+    return mv
+
+
+def first_booked_day(h) -> pd.Timestamp:
+    """The first day to plan: the hospital's clock, or its first booked date if later."""
+    booked = h.cases[h.cases["status"] == "booked"]
+    today = h.as_of().normalize()
+    return max(today, booked["surgery_date"].min()) if len(booked) else today

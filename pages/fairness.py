@@ -52,7 +52,7 @@ else:
                    "or review history.")
         st.stop()
     solver = "rules" if source.startswith("rules") else "highs"
-    start = max(h.as_of().normalize(), h.cases.loc[h.cases["status"] == "booked", "surgery_date"].min())
+    start = state.first_booked_day(h)
     result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(start.date()), PlanParams(days=int(days), solver=solver))
     schedule = result.schedule
     forecasts = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
@@ -117,7 +117,7 @@ with term_tab:
     elif st.button(f"Compare plans with a {threshold:g}-point fairness term", key="fair_term_button") or \
             st.session_state.get("fair_term_shown") == threshold:
         st.session_state["fair_term_shown"] = threshold
-        start_t = max(h.as_of().normalize(), h.cases.loc[h.cases["status"] == "booked", "surgery_date"].min())
+        start_t = state.first_booked_day(h)
         cost = state.fairness_cost(hid, mv.version, state.loaded_at(hid), str(start_t.date()), int(days), float(threshold))
         st.dataframe(cost.round(3), hide_index=True, width="stretch", key="fair_term_table")
         a, b = cost.iloc[0], cost.iloc[1]

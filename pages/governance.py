@@ -65,8 +65,7 @@ versions_tab, override_tab, rates_tab, audit_tab, rules_tab = st.tabs(
 
 with versions_tab:
     hist = gov.history(hid)
-    booked = h.cases[h.cases["status"] == "booked"]
-    first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+    first_day = state.first_booked_day(h)
     c = st.columns(3)
     if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose", disabled=mv is None):
         result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(first_day.date()), PlanParams())

@@ -41,8 +41,7 @@ if last is not None:
 risks_tab, trends_tab, frontier_tab, tails_tab, breakdown_tab = st.tabs(
     ["Risks this week", "Trends", "Trade-off frontier", "Distributions and tails", "By site and service line"])
 mv = state.current_model(hid)
-booked = h.cases[h.cases["status"] == "booked"]
-first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+first_day = state.first_booked_day(h)
 
 with risks_tab:
     if mv is None:

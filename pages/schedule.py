@@ -17,20 +17,11 @@ from engine.plan.views import day_list, day_list_html, pacu_occupancy
 st.title("Schedule")
 DEFAULTS = PlanParams()
 
-current = state.current_hospital()
-if current is None:
-    st.info("No hospital loaded: choose or import one on the Data page.")
-    st.stop()
-hid, loaded = current
+hid, loaded = state.require_hospital()
 h = loaded.hospital
-mv = state.current_model(hid)
-if mv is None:
-    st.warning("Plans use the duration forecasts, and no forecasting model is registered for this hospital yet. "
-               "Train one on the Forecasts page first.")
-    st.stop()
+mv = state.require_model(hid, "Plans use the duration forecasts, and no forecasting model is registered for this hospital yet.")
 
-booked = h.cases[h.cases["status"] == "booked"]
-first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+first_day = state.first_booked_day(h)
 with st.form("plan_form"):
     c = st.columns(4)
     start = c[0].date_input("First date", value=first_day.date(), key="plan_date")

@@ -10,20 +10,12 @@ from engine.sim import CONTRACT_METRICS, KNOBS, POLICIES, SimParams, available_s
 
 st.title("Simulation")
 
-current = state.current_hospital()
-if current is None:
-    st.info("No hospital loaded: choose or import one on the Data page.")
-    st.stop()
-hid, loaded = current
+hid, loaded = state.require_hospital()
 h = loaded.hospital
-mv = state.current_model(hid)
-if mv is None:
-    st.warning("The simulation draws durations from the forecasts: train a model on the Forecasts page first.")
-    st.stop()
+mv = state.require_model(hid, "The simulation draws durations from the forecasts.")
 
 scenarios = available_scenarios()
-booked = h.cases[h.cases["status"] == "booked"]
-first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+first_day = state.first_booked_day(h)
 with st.form("sim_form"):
     c = st.columns(4)
     name = c[0].selectbox("Scenario", scenarios, index=scenarios.index("normal") if "normal" in scenarios else 0, key="sim_scenario")

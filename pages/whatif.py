@@ -21,18 +21,10 @@ KPI_LABELS = {
 }
 LOWER_IS_BETTER = {"p95_overtime_minutes", "deferred_cases", "pacu_hold_minutes", "cancellations"}
 
-current = state.current_hospital()
-if current is None:
-    st.info("No hospital loaded: choose or import one on the Data page.")
-    st.stop()
-hid, loaded = current
+hid, loaded = state.require_hospital()
 h = loaded.hospital
-mv = state.current_model(hid)
-if mv is None:
-    st.warning("What-ifs re-plan with the forecasts: train a model on the Forecasts page first.")
-    st.stop()
-booked = h.cases[h.cases["status"] == "booked"]
-first_day = max(h.as_of().normalize(), booked["surgery_date"].min()) if len(booked) else h.as_of().normalize()
+mv = state.require_model(hid, "What-ifs re-plan with the forecasts.")
+first_day = state.first_booked_day(h)
 version, lat = mv.version, state.loaded_at(hid)
 
 top = st.columns(3)
