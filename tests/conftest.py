@@ -1,10 +1,13 @@
 """Shared fixtures: the repository root, a mini hospital folder, the test PostgreSQL server."""
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.minihospital import write_mini_hospital
 
@@ -53,3 +56,20 @@ def pg_url() -> str:
     if reason:
         pytest.skip(reason)
     return PG_URL
+
+
+@contextlib.contextmanager
+def pg_private_schema(prefix: str):
+    """A fresh PostgreSQL schema, yielded as a URL whose search_path points at it; dropped after.
+
+    Tests share the server's `test` database, so each session works in its own schema."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import engine.store as store_mod
 from engine.hospital import LoadedHospital, load_hospital
 from engine.store import Store, default_url
-from tests.conftest import PG_URL
+from tests.conftest import pg_private_schema
 from tests.minihospital import CASES_HEADER, SETTINGS, case_rows, write_mini_hospital
 
 # --------------------------------------------------------------------------- fixtures
@@ -26,16 +26,8 @@ from tests.minihospital import CASES_HEADER, SETTINGS, case_rows, write_mini_hos
 @pytest.fixture(scope="session")
 def pg_schema_url(pg_url: str):
     """A fresh PostgreSQL schema for this test session, as a URL whose search_path points at it."""
-    schema = f"store_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_private_schema("store_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -208,16 +200,8 @@ def empty_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path):
     if db_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'fresh.sqlite'}"
         return
-    schema = f"store_fresh_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_private_schema("store_fresh") as url:
+        yield url
 
 
 def test_store_made_by_an_older_version_is_upgraded(empty_db_url: str, rich: LoadedHospital) -> None:

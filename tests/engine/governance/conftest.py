@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from engine.generator import GeneratorParams, write_hospital
 from engine.governance import Governance, User
 from engine.hospital import load_hospital
 from engine.plan import PlanParams, plan
-from tests.conftest import PG_URL
+from tests.conftest import pg_private_schema
 
 COORD = User("carol", "coordinator")
 COORD2 = User("dave", "coordinator")
@@ -82,16 +81,8 @@ def folder_copy(gov_folder, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def gov_pg_url(pg_url: str):
     """A fresh PostgreSQL schema for this session, as a URL whose search_path points at it."""
-    schema = f"gov_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_private_schema("gov_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
