@@ -254,6 +254,28 @@ def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, w
     return run_whatif(loaded.hospital, fc, start, whatif, params, reps=reps, seed=seed)
 
 
+def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, baseline):
+    """This user's WhatIfSession for one day (kept in the session state, one day at a time), seeded
+    with the baseline's schedule as the optimizer's first warm start."""
+    from engine.whatif import WhatIfSession
+
+    key = (hospital_id, version, loaded_at_, start, baseline.plan.params)
+    held = st.session_state.get("_whatif_session")
+    if held is None or held[0] != key:
+        held = (key, WhatIfSession.after(baseline))
+        st.session_state["_whatif_session"] = held
+    return held[1]
+
+
+def whatif_answers(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int, session):
+    """First and refined WhatIfRuns for a slider setting (engine.whatif.whatif_answers)."""
+    from engine.whatif import whatif_answers as _answers
+
+    _, loaded = current_hospital()
+    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
+    return _answers(loaded.hospital, fc, start, whatif, params, session, reps=reps, seed=seed)
+
+
 @st.cache_data(max_entries=8, show_spinner="Computing KPIs from history...")
 def history_kpis(hospital_id: str, loaded_at_: str, by: str | None = None) -> pd.DataFrame:
     from engine.overview import history_kpis as _kpis

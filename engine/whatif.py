@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
 from engine.hospital import Hospital
 from engine.plan import PlanParams, PlanResult, plan
+from engine.plan.planner import remember
 from engine.sim import SimParams, load_scenario, simulate
 
 
@@ -78,23 +79,72 @@ def apply_whatif(h: Hospital, forecasts: pd.DataFrame, w: WhatIf) -> tuple[Hospi
 
 @dataclass
 class WhatIfRun:
+    """A what-if's plan, simulated days and KPIs. ``final`` is False for a first answer that a
+    refined one follows (see whatif_answers)."""
+
     whatif: WhatIf
     plan: PlanResult
     per_rep: pd.DataFrame
     kpis: dict[str, float]
     seconds: dict[str, float] = field(default_factory=dict)
+    final: bool = True
+
+
+@dataclass
+class WhatIfSession:
+    """What a day's what-ifs share, so that a slider move only redoes what it changes.
+
+    - ``memo``: the optimizer's answers by everything the model reads (``engine.plan.model_key``):
+      moving a slider the model does not see (PACU beds, add-on volume, cancellation rate) or back
+      to a value seen before re-sequences and re-simulates without solving again;
+    - ``warm_start``: the latest optimizer answer (at first the baseline), handed to HiGHS as a
+      MIP start for the next what-if, which usually differs from it in a few cases only;
+    - ``addon_forecast``: the day's add-on forecast from history, which no what-if changes (the
+      add-on slider scales it inside the simulation);
+    - ``runs``: final runs by what-if and settings, so moving back to a setting shows it at once.
+    Not thread-safe; one per user session and day.
+    """
+
+    memo: dict = field(default_factory=dict)
+    warm_start: pd.DataFrame | None = None
+    addon_forecast: pd.DataFrame | None = None
+    runs: dict = field(default_factory=dict)
+
+    @classmethod
+    def after(cls, baseline: "WhatIfRun") -> "WhatIfSession":
+        """A session warm-starting from ``baseline``'s schedule when the optimizer made it."""
+        session = cls()
+        if baseline.plan.solve is not None and baseline.plan.banner is None:
+            session.warm_start = baseline.plan.assignment()
+            remember(session.memo, baseline.plan)
+        return session
 
 
 def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: PlanParams | None = None,
-               reps: int = 200, seed: int = 0, scenario: str = "normal", published: pd.DataFrame | None = None) -> WhatIfRun:
-    """Re-plan under the what-if and simulate it; KPIs from the plan and the simulation."""
+               reps: int = 200, seed: int = 0, scenario: str = "normal", published: pd.DataFrame | None = None,
+               session: WhatIfSession | None = None) -> WhatIfRun:
+    """Re-plan under the what-if and simulate it; KPIs from the plan and the simulation.
+    With a ``session``, work that the what-if does not change is reused (see WhatIfSession)."""
     params = params or PlanParams()
     t0 = time.perf_counter()
     h2, f2 = apply_whatif(h, forecasts, w)
-    result = plan(h2, f2, start, params, published=published)
+    memo = session.memo if session is not None else None
+    warm = session.warm_start if session is not None else None
+    result = plan(h2, f2, start, params, published=published, warm_start=warm, memo=memo)
+    if session is not None and result.solve is not None and result.banner is None:
+        session.warm_start = result.assignment()
     t1 = time.perf_counter()
     sc = load_scenario(scenario).with_(addon_multiplier=w.addon_multiplier)
-    sim = simulate(h2, result.schedule, f2, sc, reps, seed, params=SimParams())
+    addon_fc = None
+    if session is not None:
+        if session.addon_forecast is None:
+            from engine.forecast import forecast_addons
+
+            days = sorted(pd.to_datetime(result.schedule["date"].dropna()).dt.normalize().unique())
+            first = min(days) if days else h.as_of()
+            session.addon_forecast = forecast_addons(h.cases, days, as_of=min(pd.Timestamp(first), h.as_of()))
+        addon_fc = session.addon_forecast
+    sim = simulate(h2, result.schedule, f2, sc, reps, seed, addon_forecast=addon_fc, params=SimParams())
     t2 = time.perf_counter()
     pr = sim.per_rep
     kpis = {
@@ -109,6 +159,42 @@ def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: P
         "spillover_cases": float(pr["spillover_cases"].mean()),
     }
     return WhatIfRun(w, result, pr, kpis, {"plan_s": t1 - t0, "simulate_s": t2 - t1})
+
+
+# Seconds HiGHS gets for a what-if's first answer (the refined answer gets the plan's own limit).
+FIRST_ANSWER_S = 0.6
+
+
+def whatif_answers(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: PlanParams, session: WhatIfSession,
+                   reps: int = 200, seed: int = 0, first_answer_s: float = FIRST_ANSWER_S) -> Iterator[WhatIfRun]:
+    """A fast first answer, then the refined one: what an interactive page shows while a slider moves.
+
+    With HiGHS, the first answer is the optimizer's best schedule after ``first_answer_s``
+    seconds (warm-started from the session's last answer), kept whatever its gap (the gap is in
+    ``plan.solve``; it is a preview, never published); when that gap is above ``params.mip_gap``
+    the plan is solved again with the full time limit, warm-started from the first answer, and
+    yielded as the final run. A setting seen before, or a change the model does not see, yields
+    its final run at once. The rules solver has one answer.
+    """
+    key = (w, params, reps, seed)
+    if key in session.runs:
+        yield session.runs[key]
+        return
+    final = None
+    if params.solver == "highs" and params.time_limit_s > first_answer_s:
+        quick = params.with_(time_limit_s=first_answer_s, gap_tolerance=max(params.gap_tolerance, 0.99))
+        first = run_whatif(h, forecasts, start, w, quick, reps, seed, session=session)
+        s = first.plan.solve
+        proven = s is not None and s.status == "optimal" and first.plan.banner is None
+        if proven or first.plan.kpis["solution_time_limit_s"] >= params.time_limit_s:
+            final = first
+        else:
+            first.final = False
+            yield first
+    if final is None:
+        final = run_whatif(h, forecasts, start, w, params, reps, seed, session=session)
+    session.runs[key] = final
+    yield final
 
 
 def compare_runs(runs: dict[str, WhatIfRun], baseline: str) -> pd.DataFrame:

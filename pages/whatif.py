@@ -36,6 +36,31 @@ params = PlanParams(solver=solver, time_limit_s=5.0)
 baseline = state.cached_whatif(hid, version, lat, str(day), DEFAULT, params, REPS, SEED)
 
 
+def show_run(run) -> None:
+    """The KPIs against the baseline, the cases that moved and the day's Gantt chart."""
+    k = st.columns(len(KPI_LABELS))
+    for col, (key, (label, fmt)) in zip(k, KPI_LABELS.items()):
+        v, b = run.kpis[key], baseline.kpis[key]
+        col.metric(label, fmt.format(v), delta=(fmt.format(v - b) if v != b else None),
+                   delta_color="inverse" if key in LOWER_IS_BETTER else "normal")
+    s = run.plan.solve
+    if run.final:
+        answer = "final answer"
+    else:
+        answer = f"first answer (optimizer gap {s.mip_gap:.1%}); refining..." if s and s.mip_gap is not None else "first answer; refining..."
+    st.caption(f"**{answer[0].upper() + answer[1:]}** Plan {run.seconds['plan_s']:.2f} s, simulation "
+               f"{run.seconds['simulate_s']:.2f} s; solver {run.plan.kpis['solver']}"
+               + (f", gap {s.mip_gap:.1%}" if run.final and s is not None and s.mip_gap is not None else "")
+               + (f" (fallback: {run.plan.banner})" if run.plan.banner else ""))
+    moved = moved_cases(baseline.plan.schedule, run.plan.schedule)
+    st.markdown(f"**{len(moved)} cases changed against the baseline**")
+    if len(moved):
+        st.dataframe(moved, hide_index=True, width="stretch")
+    closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
+    st.plotly_chart(charts.gantt(run.plan.schedule, pd.Timestamp(day), closes, highlight=set(moved["case_id"])),
+                    width="stretch")
+
+
 @st.fragment
 def sliders_and_result() -> None:
     c = st.columns(3)
@@ -50,22 +75,13 @@ def sliders_and_result() -> None:
     per_day = st.number_input(f"Staffed rooms on {day} only (blank keeps {staffed} + change)", min_value=0, max_value=60,
                               value=None, key="wi_day_rooms")
     w = WhatIf("current", rooms, ((str(day), int(per_day)),) if per_day is not None else (), teams, beds, addons, inflation, cancel)
+    session = state.whatif_session(hid, version, lat, str(day), baseline)
+    shown = st.empty()
     with st.spinner("Re-planning and re-simulating..."):
-        run = state.cached_whatif(hid, version, lat, str(day), w, params, REPS, SEED)
-    k = st.columns(len(KPI_LABELS))
-    for col, (key, (label, fmt)) in zip(k, KPI_LABELS.items()):
-        v, b = run.kpis[key], baseline.kpis[key]
-        col.metric(label, fmt.format(v), delta=(fmt.format(v - b) if v != b else None),
-                   delta_color="inverse" if key in LOWER_IS_BETTER else "normal")
-    st.caption(f"Plan {run.seconds['plan_s']:.2f} s, simulation {run.seconds['simulate_s']:.2f} s (cached after the first time); "
-               f"solver {run.plan.kpis['solver']}" + (f" (fallback: {run.plan.banner})" if run.plan.banner else ""))
-    moved = moved_cases(baseline.plan.schedule, run.plan.schedule)
-    st.markdown(f"**{len(moved)} cases changed against the baseline**")
-    if len(moved):
-        st.dataframe(moved, hide_index=True, width="stretch", key="wi_moved")
-    closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
-    st.plotly_chart(charts.gantt(run.plan.schedule, pd.Timestamp(day), closes, highlight=set(moved["case_id"])),
-                    width="stretch", key="wi_gantt")
+        for run in state.whatif_answers(hid, version, lat, str(day), w, params, REPS, SEED, session):
+            # A first answer is drawn at once and replaced when the refined one is ready.
+            with shown.container():
+                show_run(run)
     s = st.columns([2, 1])
     name = s[0].text_input("Save this what-if as", key="wi_name")
     if s[1].button("Save scenario", key="wi_save"):

@@ -36,19 +36,28 @@ def locked_cases_placed(m, c):
     return sum(m.x[c, s] for s in m.pairs_of_case[c]) == 1
 
 
+def _opened(m, s):
+    """used[d,r] for a slot of a room-day whose opening is a choice (a day with fewer staffed teams
+    than rooms), else 1. Scaling a slot's capacity by it is valid (an unopened room runs nothing)
+    and keeps the relaxation from using every room's time with each room only partly opened."""
+    rd = m.room_day[s]
+    return m.used[rd] if rd in m.RDS else 1
+
+
 def slot_capacity(m, s):
-    """sum_c (P50_c + turnover) x[c,s] <= slot minutes usable at P50 + turnover
+    """sum_c (P50_c + turnover) x[c,s] <= (slot minutes usable at P50 + turnover) x opened(s)
     (the last case needs no turnover; a block reaching the room's close may use the overtime cap).
     Skipped where closing_case_fits is at least as strict (P80 limit = P50 limit)."""
     cases = m.cases_of_slot[s]
     if not cases or (s in m.SC and m.usable80[s] <= m.usable[s]):
         return pyo.Constraint.Skip
-    return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases) <= m.usable[s] + m.turnover
+    return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases) <= (m.usable[s] + m.turnover) * _opened(m, s)
 
 
 def closing_case_fits(m, s):
-    """sum_c (P50_c + turnover) x[c,s] - turnover + SPmax_s - sum_c (SPmax_s - (P80_c - P50_c)) y[c,s]
-    <= P80 limit_s - start_s, where SPmax_s = max_c (P80_c - P50_c) over the slot's eligible cases.
+    """sum_c (P50_c + turnover) x[c,s] + (SPmax_s - turnover - (P80 limit_s - start_s)) x opened(s)
+    - sum_c (SPmax_s - (P80_c - P50_c)) y[c,s] <= 0, where SPmax_s = max_c (P80_c - P50_c) over the
+    slot's eligible cases (opened(s) is 1 unless the room's opening is a choice, see _opened).
 
     With y[c,s] <= x[c,s] and sum_c y[c,s] <= 1 (y continuous), the best y puts its weight on the
     chosen case with the smallest P80 - P50, so this reads: the slot's cases back to back at P50,
@@ -57,7 +66,7 @@ def closing_case_fits(m, s):
     cases = m.cases_of_slot[s]
     load = sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
     relief = sum((m.spmax[s] - (m.p80[c] - m.p50[c])) * m.y[c, s] for c in cases)
-    return load - m.turnover + m.spmax[s] - relief <= m.usable80[s]
+    return load + (m.spmax[s] - m.turnover - m.usable80[s]) * _opened(m, s) - relief <= 0
 
 
 def closing_case_chosen(m, c, s):

@@ -6,9 +6,10 @@ schedule: every booked case of the horizon is either scheduled or deferred with 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,13 @@ class PlanResult:
     params: PlanParams
     banner: str | None = None
     diagnosis: list[str] = field(default_factory=list)
+
+    def assignment(self) -> pd.DataFrame:
+        """case_id, slot_id (None when deferred) of this plan: a MIP start for a similar plan."""
+        seq = self.sequence  # type: ignore[attr-defined]
+        done = seq["status"] == "scheduled"
+        return pd.DataFrame({"case_id": seq["case_id"], "slot_id": seq["slot_id"].where(done),
+                             "reason": seq["defer_reason"].where(~done)})
 
     def to_json(self) -> dict[str, Any]:
         s = self.solve
@@ -242,14 +250,17 @@ def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
 # ----------------------------------------------------------------- plan
 
 
-def optimize(inst: PlanInstance, params: PlanParams) -> tuple[SolveResult, pd.DataFrame | None, dict[str, float]]:
+def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | None = None
+             ) -> tuple[SolveResult, pd.DataFrame | None, dict[str, float]]:
     """Build and solve the assignment MIP, one independent part at a time.
 
     Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS,
     time the easy parts leave over goes to the parts that stopped above ``mip_gap``: they are
     solved again from their schedule (a warm start), keeping the better schedule and the higher
-    of the two bounds (both valid). Returns the combined result (objectives and bounds add up),
-    the assignment (None when a part has no solution) and the build and solve seconds.
+    of the two bounds (both valid). ``warm_start`` (case_id, slot_id) is handed to HiGHS as a
+    MIP start, e.g. the schedule of a similar plan (HiGHS drops it when it breaks a rule of this
+    instance). Returns the combined result (objectives and bounds add up), the assignment (None
+    when a part has no solution) and the build and solve seconds.
     """
     t_model = t_solve = 0.0
     parts = split_instance(inst)
@@ -264,7 +275,15 @@ def optimize(inst: PlanInstance, params: PlanParams) -> tuple[SolveResult, pd.Da
         t_model += time.perf_counter() - t0
         remaining = budget - t_solve
         share = max(1.0, remaining * weights[i] / sum(weights[i:]))
-        res = solve(model, params.solver, share, params.mip_gap)
+        start = warm_start
+        if start is None and params.solver == "highs" and len(part.dates) > 1:
+            start, secs = booked_date_start(part, params, START_SHARE * share)
+            t_solve += secs
+            share = max(1.0, share - secs)
+        warm = start is not None and params.solver == "highs"
+        if warm:
+            set_start(model, start)
+        res = solve(model, params.solver, share, params.mip_gap, warm_start=warm)
         t_solve += res.solve_seconds
         results.append(res)
         models.append(model)
@@ -299,6 +318,84 @@ def optimize(inst: PlanInstance, params: PlanParams) -> tuple[SolveResult, pd.Da
     return combined, assignment, {"model_s": t_model, "solve_s": t_solve}
 
 
+# Share of a multi-day part's time spent on the booked-date start (see booked_date_start).
+START_SHARE = 0.4
+
+
+def booked_date_start(inst: PlanInstance, params: PlanParams, budget_s: float) -> tuple[pd.DataFrame | None, float]:
+    """A good first schedule of a multi-day horizon, and the seconds spent: every case on its
+    booked date, solved one day at a time (single days solve fast), then the cases this defers
+    placed on other days where room time is left. It is a valid schedule of the horizon and the
+    MIP start for it: on a multi-day horizon HiGHS alone spends most of its time before it finds
+    a good schedule (bench/bench_plan.py). None when the horizon does not split into days."""
+    el = inst.eligible
+    if not len(el):
+        return None, 0.0
+    booked = inst.cases.loc[el["case_id"], "booked_date"].to_numpy()
+    fixed = replace(inst, eligible=el[pd.to_datetime(el["date"]).to_numpy() == pd.to_datetime(booked)].reset_index(drop=True))
+    days = split_instance(fixed)
+    if len(days) <= 1:
+        return None, 0.0
+    weights = [max(len(d.eligible), 1) for d in days]
+    spent, out = 0.0, []
+    for i, day in enumerate(days):
+        share = max(1.0, (budget_s - spent) * weights[i] / sum(weights[i:]))
+        model = build_model(day, params)
+        res = solve(model, "highs", share, params.mip_gap)
+        spent += res.solve_seconds
+        if not res.has_solution:
+            return None, spent
+        out.append(extract_assignment(model))
+    start = pd.concat(out, ignore_index=True)[["case_id", "slot_id"]]
+    # Then the cases deferred on their booked day may take room time left on another day: the
+    # horizon's model with every scheduled case held in its slot (small once presolved).
+    model = build_model(inst, params)
+    placed = dict(zip(start["case_id"], start["slot_id"]))
+    for ci, si in model.X:
+        if isinstance(placed.get(ci), str):
+            model.x[ci, si].fix(1.0 if placed[ci] == si else 0.0)
+    set_start(model, start)
+    res = solve(model, "highs", max(1.0, budget_s - spent), params.mip_gap, warm_start=True)
+    spent += res.solve_seconds
+    if res.has_solution:
+        start = extract_assignment(model)[["case_id", "slot_id"]]
+    return start, spent
+
+
+# Settings that change neither the model nor which answer is better (the time limit is checked
+# apart: see _memo_serves).
+_NOT_IN_KEY = ("label", "gap_tolerance", "time_limit_s")
+
+
+def _memo_serves(entry, params: PlanParams) -> bool:
+    """A remembered answer serves a request when it was proven within the gap or had at least
+    as much time as the request gives."""
+    if entry is None:
+        return False
+    res, _, limit = entry
+    return res.status == "optimal" or limit >= params.time_limit_s
+
+
+def remember(memo: dict, result: PlanResult) -> None:
+    """Put an optimizer's plan into a ``memo`` for plan(); rules and fallback plans are not kept."""
+    if result.solve is not None and result.solve.has_solution and result.banner is None:
+        memo[model_key(result.instance, result.params)] = (result.solve, result.assignment(), result.params.time_limit_s)
+
+
+def model_key(inst: PlanInstance, params: PlanParams) -> str:
+    """A fingerprint of everything the assignment model reads: the cases' planning minutes and
+    flags, the slots, the eligible pairs with their costs, the staffed-room limits, the locks
+    and the solver, gap and weights. Equal keys give equal models."""
+    h = hashlib.sha256()
+    c = inst.cases[["p50_i", "p80_i", "is_urgent", "surgeon_id", "service_line"]]
+    for frame in (c, inst.slots.drop(columns=["capabilities"]), inst.eligible, inst.staffing[["room_cap"]],
+                  inst.locks if inst.locks is not None else pd.DataFrame()):
+        h.update(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())
+    h.update(repr(sorted((k, v) for k, v in params.to_dict().items() if k not in _NOT_IN_KEY)).encode())
+    h.update(repr((inst.turnover_minutes, inst.overtime_cap_minutes, inst.prime_start, inst.prime_end)).encode())
+    return h.hexdigest()
+
+
 def _abs_gap(r: SolveResult) -> float:
     return abs(r.objective - r.bound) if r.objective is not None and r.bound is not None else 0.0
 
@@ -328,12 +425,18 @@ def plan(
     downtime: list | None = None,
     not_before_min: int | None = None,
     order: str | None = None,
+    warm_start: pd.DataFrame | None = None,
+    memo: dict | None = None,
 ) -> PlanResult:
     """Plan ``params.days`` days from ``start_date``. See module docstring for fallbacks.
 
     Re-planning passes ``published`` (with start times), ``locks``, ``downtime``, the current
     minute ``not_before_min`` and ``order='published'`` to keep the day's order where possible.
-    ``kpis['timings']`` holds the seconds spent building, solving and sequencing.
+    ``warm_start`` (case_id, slot_id) is a MIP start for HiGHS. ``memo`` (a dict kept by the
+    caller) remembers the optimizer's answer by everything the model reads (``model_key``): a
+    what-if that changes nothing the model sees (PACU beds, add-on volume) is sequenced again
+    without solving again. ``kpis['timings']`` holds the seconds spent building, solving and
+    sequencing.
     """
     params = params or PlanParams()
     t0 = time.perf_counter()
@@ -344,14 +447,21 @@ def plan(
     banner = None
     res: SolveResult | None = None
     lock_problems: list[str] = []
+    reused, limit = False, params.time_limit_s
     if params.solver == "rules":
         assignment, order, used = rules_assignment(inst), "booked_first", "rules"
     else:
         lock_problems = check_locks(inst)
+        key = model_key(inst, params) if memo is not None else None
         if lock_problems:
             res, assignment, t = None, None, {}
+        elif key is not None and _memo_serves(memo.get(key), params):
+            res, assignment, limit = memo[key]
+            assignment, t, reused = assignment.copy(), {}, True
         else:
-            res, assignment, t = optimize(inst, params)
+            res, assignment, t = optimize(inst, params, warm_start)
+            if key is not None and res.has_solution:
+                memo[key] = (res, assignment.copy(), params.time_limit_s)
         timings.update(t)
         used = params.solver
         if lock_problems:
@@ -382,6 +492,8 @@ def plan(
     timings["sequence_s"] = time.perf_counter() - t1
     k = kpis(inst, seq, used)
     k["solve_seconds"] = round(time.perf_counter() - t0, 3)
+    k["reused_solution"] = reused
+    k["solution_time_limit_s"] = limit
     timings["total_s"] = time.perf_counter() - t0
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]

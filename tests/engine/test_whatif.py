@@ -8,7 +8,7 @@ from engine.generator import GeneratorParams, write_hospital
 from engine.hospital import load_hospital
 from engine.overview import history_kpis, week_risks
 from engine.plan import PlanParams
-from engine.whatif import WhatIf, apply_whatif, compare_runs, moved_cases, run_whatif
+from engine.whatif import WhatIf, WhatIfSession, apply_whatif, compare_runs, moved_cases, run_whatif, whatif_answers
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,35 @@ def test_history_kpis_and_week_risks(setting):
     risks = week_risks(h2, f, day, days=3)
     assert any("staffed rooms for" in r["risk"] for r in risks)
     assert all(isinstance(r["risk"], str) and r["severity"] in (1, 2, 3) for r in risks)
+
+
+def test_whatif_answers_first_then_final_and_reuse(setting):
+    """A HiGHS what-if yields a first answer and then the refined one (or one final answer when
+    the first is already proven); the session then serves the setting again at once, and a
+    slider the model does not see (PACU beds) reuses the plan without solving again."""
+    h, f, day = setting
+    params = PlanParams(time_limit_s=20)
+    base = run_whatif(h, f, day, WhatIf(), params, reps=50)
+    session = WhatIfSession.after(base)
+    assert session.warm_start is not None and len(session.memo) == 1
+    w = WhatIf("fewer", staffed_rooms_delta=-2)
+    runs = list(whatif_answers(h, f, day, w, params, session, reps=50, first_answer_s=0.05))
+    assert runs[-1].final and all(not r.final for r in runs[:-1]) and 1 <= len(runs) <= 2
+    s = runs[-1].plan.solve
+    assert s is not None and (s.status == "optimal" or s.mip_gap <= params.gap_tolerance)
+    if len(runs) == 2:
+        assert runs[0].plan.solve.mip_gap > params.mip_gap  # refined only when the first was not proven
+    again = list(whatif_answers(h, f, day, w, params, session, reps=50))
+    assert len(again) == 1 and again[0] is runs[-1]
+    beds = list(whatif_answers(h, f, day, WhatIf("beds", pacu_beds_delta=-3), params, session, reps=50))
+    assert len(beds) == 1 and beds[0].final and beds[0].plan.kpis["reused_solution"]
+    # The optimizer's answer is the baseline's; the sequencer then fits it to fewer PACU beds.
+    assert beds[0].plan.solve.objective == base.plan.solve.objective
+    assert beds[0].plan.kpis["pacu_peak"] <= base.plan.kpis["pacu_peak"]
+
+
+def test_rules_whatif_has_one_answer(setting):
+    h, f, day = setting
+    session = WhatIfSession()
+    runs = list(whatif_answers(h, f, day, WhatIf(staffed_rooms_delta=-1), PlanParams(solver="rules"), session, reps=50))
+    assert len(runs) == 1 and runs[0].final and runs[0].plan.solve is None
