@@ -17,6 +17,16 @@ class ForecastParams:
     - ``calibration_days``: the most recent window of training data held out for conformal
       calibration (and for calibrating the cancellation probability).
     - ``min_train_cases``: fewer completed cases than this is too little data to train.
+    - ``min_calibration_cases``: fewer completed cases than this in the calibration window is too
+      little data to calibrate.
+    - ``min_group_calibration_cases``: fewest calibration cases for a novelty group to get its own
+      conformal offsets (else it borrows the pooled unfamiliar or the global ones); a group is
+      calibrated on the latest window alone once this many of its residuals lie beyond the
+      highest quantile (600 cases for 30 and P95), else earlier windows are added.
+    - ``calibration_windows``: how many consecutive ``calibration_days`` windows (the latest and
+      the ones before it) may calibrate groups too small for the latest window alone; each
+      earlier window is scored by an extra model trained only on cases before it (one more
+      CatBoost fit per window). 1 = the latest window only.
     - ``iterations`` / ``depth`` / ``learning_rate``: CatBoost settings (tests use few).
     - ``forbidden_features``: attributes to forbid on top of the guardrail policy file
       (data/policy/guardrails.toml), which the feature builder always enforces.
@@ -31,6 +41,7 @@ class ForecastParams:
     min_train_cases: int = 200
     min_calibration_cases: int = 50
     min_group_calibration_cases: int = 30
+    calibration_windows: int = 2
     iterations: int = 400
     depth: int = 6
     learning_rate: float = 0.1
@@ -48,10 +59,12 @@ class ForecastParams:
             raise ValueError("quantiles must include 0.5 (the P50 the optimizer and reasons use)")
         positive = ("shrinkage_cases", "min_pair_cases", "recent_cases", "calibration_days",
                     "min_train_cases", "iterations", "depth", "learning_rate", "cancel_iterations",
-                    "thread_count", "min_calibration_cases", "min_group_calibration_cases")
+                    "thread_count", "min_calibration_cases", "min_group_calibration_cases", "calibration_windows")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.calibration_windows != int(self.calibration_windows):
+            raise ValueError(f"calibration_windows must be a whole number, got {self.calibration_windows!r}")
         if self.planning_lead_days < 0:
             raise ValueError(f"planning_lead_days must be >= 0, got {self.planning_lead_days!r}")
 
