@@ -293,6 +293,57 @@ def _add_fairness(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams) 
     m.fair_cost = pyo.Expression(expr=weight * sum(m.fair_slack[g] for g in m.G))
 
 
+def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame:
+    """``assignment`` (case_id, slot_id) cut down to a schedule this instance's model accepts, as
+    a MIP start: a schedule made for a slightly different instance (a what-if with a room less
+    or longer durations) would otherwise be dropped whole by the solver. Pairs the instance does
+    not allow are dropped; each slot keeps its cases, longest first, while they fit at P50
+    (slot_capacity) and with the closing case at P80 (closing_case_fits); a surgeon keeps one
+    room per day; a day keeps its busiest rooms up to its staffed-room limit. The rest is deferred."""
+    c, s, t = inst.cases, inst.slots, inst.turnover_minutes
+    allowed = set(zip(inst.eligible["case_id"], inst.eligible["slot_id"]))
+    pairs = [(ci, si) for ci, si in zip(assignment["case_id"], assignment["slot_id"])
+             if isinstance(si, str) and (ci, si) in allowed]
+    by_slot: dict[str, list[str]] = {}
+    for ci, si in pairs:
+        by_slot.setdefault(si, []).append(ci)
+    kept: dict[str, list[str]] = {}
+    for si, cases in by_slot.items():
+        usable = s.at[si, "p50_limit"] - s.at[si, "start_min"]
+        usable80 = s.at[si, "p80_limit"] - s.at[si, "start_min"]
+        load, spread, keep = -t, None, []
+        for ci in sorted(cases, key=lambda k: (-c.at[k, "p50_i"], k)):
+            p50, sp = c.at[ci, "p50_i"], c.at[ci, "p80_i"] - c.at[ci, "p50_i"]
+            new_spread = sp if spread is None else min(spread, sp)
+            if load + p50 + t <= usable and load + p50 + t + new_spread <= usable80:
+                load, spread = load + p50 + t, new_spread
+                keep.append(ci)
+        kept[si] = keep
+    # A surgeon in one room per day (the first room met, by slot id), then the busiest rooms of a day.
+    room_of: dict[tuple, str] = {}
+    for si in sorted(kept):
+        d, r = s.at[si, "date"], s.at[si, "room_id"]
+        stay = []
+        for ci in kept[si]:
+            g = c.at[ci, "surgeon_id"]
+            key = (g if g != "unknown" else f"unknown:{ci}", d)
+            if room_of.setdefault(key, r) == r:
+                stay.append(ci)
+        kept[si] = stay
+    load_rd: dict[tuple, float] = {}
+    for si, cases in kept.items():
+        if cases:
+            rd = (s.at[si, "date"], s.at[si, "room_id"])
+            load_rd[rd] = load_rd.get(rd, 0.0) + sum(c.at[ci, "p50_i"] for ci in cases)
+    open_rd: set = set()
+    for d in inst.dates:
+        cap = int(inst.staffing.at[d, "room_cap"]) if d in inst.staffing.index else 0
+        busiest = sorted((rd for rd in load_rd if rd[0] == d), key=lambda rd: (-load_rd[rd], rd[1]))
+        open_rd.update(busiest[:cap])
+    chosen = {ci: si for si, cases in kept.items() for ci in cases if (s.at[si, "date"], s.at[si, "room_id"]) in open_rd}
+    return pd.DataFrame({"case_id": list(c.index), "slot_id": [chosen.get(ci) for ci in c.index]})
+
+
 def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
     """Load ``assignment`` (case_id, slot_id; None = deferred) as the model's starting point (a MIP
     start): x from it, and z, used, y, over, idle at the least values the constraints allow."""

@@ -17,7 +17,7 @@ import pandas as pd
 
 from engine.hospital import Hospital
 from engine.plan.instance import PlanInstance, build_instance, split_instance
-from engine.plan.model import build_model, extract_assignment, set_start
+from engine.plan.model import build_model, extract_assignment, feasible_start, set_start
 from engine.plan.params import ALTERNATIVES, PlanParams
 from engine.plan.rules import rules_assignment
 from engine.plan.sequence import sequence, to_schedule
@@ -275,7 +275,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
         t_model += time.perf_counter() - t0
         remaining = budget - t_solve
         share = max(1.0, remaining * weights[i] / sum(weights[i:]))
-        start = warm_start
+        start = feasible_start(part, warm_start) if warm_start is not None else None
         if start is None and params.solver == "highs" and len(part.dates) > 1:
             start, secs = booked_date_start(part, params, START_SHARE * share)
             t_solve += secs

@@ -9,7 +9,7 @@ import pyomo.environ as pyo
 import pytest
 
 from engine.plan import PlanParams, build_instance, build_model, plan
-from engine.plan.model import set_start
+from engine.plan.model import feasible_start, set_start
 from engine.plan.planner import booked_date_start, model_key, remember
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, with_
 
@@ -135,3 +135,21 @@ def test_model_key_changes_with_each_case_duration(h, fc, field):
 def _slots(result) -> dict:
     a = result.assignment()
     return dict(zip(a["case_id"], a["slot_id"].where(a["slot_id"].notna(), None)))
+
+
+@pytest.mark.parametrize("change", ["fewer_rooms", "longer_cases"])
+def test_feasible_start_repairs_a_plan_made_for_another_instance(h, fc, change):
+    """A plan for the baseline, cut down by feasible_start, satisfies every constraint of the
+    changed instance's model, and keeps most of the baseline's placements."""
+    params = PlanParams(time_limit_s=20)
+    base = plan(h, fc, MONDAY, params)
+    hs, f2 = (_short_staffed(h, 3), fc) if change == "fewer_rooms" else (h, fc.assign(p50=fc["p50"] * 1.3, p80=fc["p80"] * 1.3))
+    inst = build_instance(hs, f2, MONDAY, params)
+    start = feasible_start(inst, base.assignment())
+    m = build_model(inst, params)
+    set_start(m, base.assignment())
+    assert _violated(m) != []  # the baseline itself breaks the changed rules
+    set_start(m, start)
+    assert _violated(m) == []
+    kept = start["slot_id"].notna().sum()
+    assert 0 < kept < base.assignment()["slot_id"].notna().sum()
