@@ -269,17 +269,18 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     models = []
     assignments: list[pd.DataFrame] = []
     budget = float(params.time_limit_s)
+    floor = min(1.0, budget)  # least time a part gets (the whole budget when it is below a second)
     for i, part in enumerate(parts):
         t0 = time.perf_counter()
         model = build_model(part, params)
         t_model += time.perf_counter() - t0
         remaining = budget - t_solve
-        share = max(1.0, remaining * weights[i] / sum(weights[i:]))
+        share = max(floor, remaining * weights[i] / sum(weights[i:]))
         start = feasible_start(part, warm_start) if warm_start is not None else None
         if start is None and params.solver == "highs" and len(part.dates) > 1:
             start, secs = booked_date_start(part, params, START_SHARE * share)
             t_solve += secs
-            share = max(1.0, share - secs)
+            share = max(floor, share - secs)
         warm = start is not None and params.solver == "highs"
         if warm:
             set_start(model, start)

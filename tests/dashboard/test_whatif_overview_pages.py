@@ -70,3 +70,15 @@ def test_overview_shows_kpis_risks_frontier(trained):
     assert frontier["current_policy"].sum() == 1 and len(frontier) >= 4
     risks = [*at.error, *at.warning, *at.info, *at.success]
     assert risks  # a risk sentence or the explicit all-clear
+
+
+def test_optimizer_whatif_ends_on_the_final_answer(trained):
+    """With HiGHS a slider move shows a first answer and then the refined one; the run ends on the
+    final answer, whose caption says so, with the KPI changes against the baseline."""
+    at = _open("../pages/whatif.py")
+    assert at.selectbox(key="wi_solver").value == "highs"
+    at.slider(key="wi_rooms").set_value(-3).run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "Final answer" in captions and "refining" not in captions
+    assert any(d is not None for _, d in _metrics(at).values())
