@@ -10,7 +10,8 @@ Generates the demo hospital and trains its model, then:
   setting's first or final answer; (b) the final answer: the caption says "Final answer".
   With HiGHS the first answer is the optimizer's schedule after engine.whatif.FIRST_ANSWER_S
   seconds, then refined (engine.whatif.whatif_answers); sliders the model does not see (PACU
-  beds, add-on volume, cancellation rate) reuse the plan and only re-simulate.
+  beds, cancellation rate) reuse the plan and only re-simulate; the add-on slider also scales the
+  add-on reserve the plan holds open rooms for, so it re-plans.
 - ``apptest``: the same moves through Streamlit's AppTest; a rerun returns once the fragment
   has finished, so this times the final answer without the browser.
 Prints median and P95 (nearest rank) of each.

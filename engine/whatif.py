@@ -14,7 +14,7 @@ import pandas as pd
 
 from engine.hospital import Hospital
 from engine.plan import PlanParams, PlanResult, plan
-from engine.plan.planner import remember
+from engine.plan.planner import addon_reserve_minutes, remember
 from engine.sim import SimParams, load_scenario, simulate
 
 
@@ -95,12 +95,13 @@ class WhatIfSession:
     """What a day's what-ifs share, so that a slider move only redoes what it changes.
 
     - ``memo``: the optimizer's answers by everything the model reads (``engine.plan.model_key``):
-      moving a slider the model does not see (PACU beds, add-on volume, cancellation rate) or back
-      to a value seen before re-sequences and re-simulates without solving again;
+      moving a slider the model does not see (PACU beds, cancellation rate) or back to a value
+      seen before re-sequences and re-simulates without solving again;
     - ``warm_start``: the latest optimizer answer (at first the baseline), handed to HiGHS as a
       MIP start for the next what-if, which usually differs from it in a few cases only;
-    - ``addon_forecast``: the day's add-on forecast from history, which no what-if changes (the
-      add-on slider scales it inside the simulation);
+    - ``addon_forecast`` / ``addon_totals``: the day's add-on forecast from history, per service
+      line for the simulation and in total for the rooms the plan holds; no what-if changes them
+      (the add-on slider scales them);
     - ``runs``: final runs by what-if and settings, so moving back to a setting shows it at once.
     Not thread-safe; one per user session and day.
     """
@@ -108,6 +109,7 @@ class WhatIfSession:
     memo: dict = field(default_factory=dict)
     warm_start: pd.DataFrame | None = None
     addon_forecast: pd.DataFrame | None = None
+    addon_totals: pd.DataFrame | None = None
     runs: dict = field(default_factory=dict)
 
     @classmethod
@@ -130,7 +132,16 @@ def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: P
     h2, f2 = apply_whatif(h, forecasts, w)
     memo = session.memo if session is not None else None
     warm = session.warm_start if session is not None else None
-    result = plan(h2, f2, start, params, published=published, warm_start=warm, memo=memo)
+    reserve = None
+    if params.hold_addon_rooms and params.solver != "rules":
+        # The rooms held for add-ons follow the add-on volume (the P80 reserve scaled with it).
+        totals = session.addon_totals if session is not None else None
+        if totals is None:
+            totals = addon_reserve_minutes(h, start, params.days)
+            if session is not None:
+                session.addon_totals = totals
+        reserve = totals.assign(reserve_minutes=totals["reserve_minutes"] * w.addon_multiplier)
+    result = plan(h2, f2, start, params, published=published, warm_start=warm, memo=memo, addon_reserve=reserve)
     if session is not None and result.solve is not None and result.banner is None:
         session.warm_start = result.assignment()
     t1 = time.perf_counter()

@@ -44,6 +44,8 @@ if result.banner:
 for d in result.diagnosis:
     st.warning(f"Diagnosis: {d}")
 k = result.kpis
+if k.get("addon_rooms_held"):
+    st.info("Held free for add-ons (the add-on forecast's P80 reserve): " + ", ".join(k["addon_rooms_held"]) + ".")
 js = result.to_json()
 m = st.columns(6)
 m[0].metric("Scheduled", k["n_scheduled"])

@@ -47,6 +47,7 @@ class PlanInstance:
     published: pd.DataFrame | None = None
     locks: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    addon_reserve: pd.Series | None = None  # date -> add-on minutes to hold open rooms for
 
     def slots_of(self, case_id: str) -> pd.Series:
         return self.eligible.loc[self.eligible["case_id"] == case_id, "slot_id"]
@@ -100,13 +101,16 @@ def build_instance(
     locks: pd.DataFrame | None = None,
     cases: pd.DataFrame | None = None,
     downtime: list[tuple[pd.Timestamp, str, int]] | None = None,
+    addon_reserve: pd.DataFrame | None = None,
 ) -> PlanInstance:
     """Collect the horizon's booked cases, forecasts (case_id, p50, p80[, p95, cancel_prob]) and slots.
 
     ``cases`` defaults to the hospital's booked cases; ``published`` (case_id, date, room_id)
     is the schedule to stay close to (default: the booking's own date and room); ``locks``
     (case_id, date, room_id, start) are overrides the plan must keep; ``downtime`` lists
-    (date, room_id, from_minute): the room is unavailable from that minute of that date on.
+    (date, room_id, from_minute): the room is unavailable from that minute of that date on;
+    ``addon_reserve`` (date, reserve_minutes) is the add-on time to hold open rooms for (used
+    when ``params.hold_addon_rooms``).
     """
     start = pd.Timestamp(start_date).normalize()
     dates = [start + pd.Timedelta(days=i) for i in range(params.days)]
@@ -159,6 +163,9 @@ def build_instance(
         turnover_minutes=float(h.settings["turnover_minutes"]), pacu_minutes=float(h.settings["pacu_minutes"]),
         overtime_cap_minutes=cap, prime_start=ps, prime_end=pe, published=published, locks=locks,
     )
+    if params.hold_addon_rooms and addon_reserve is not None and len(addon_reserve):
+        r = addon_reserve.assign(date=pd.to_datetime(addon_reserve["date"]).dt.normalize()).set_index("date")["reserve_minutes"]
+        inst.addon_reserve = r.reindex(dates).fillna(0.0).astype(float)
     inst.eligible = eligible_pairs(inst, params)
     return inst
 
@@ -277,5 +284,6 @@ def split_instance(inst: PlanInstance) -> list[PlanInstance]:
             turnover_minutes=inst.turnover_minutes, pacu_minutes=inst.pacu_minutes,
             overtime_cap_minutes=inst.overtime_cap_minutes, prime_start=inst.prime_start, prime_end=inst.prime_end,
             published=inst.published, locks=inst.locks, notes=inst.notes,
+            addon_reserve=inst.addon_reserve.loc[sorted(ds)] if inst.addon_reserve is not None else None,
         ))
     return parts

@@ -90,13 +90,26 @@ def overtime_definition(m, s):
 
 
 def idle_prime_definition(m, s):
-    """idle[s] >= prime minutes of the slot - sum_c (P50_c + turnover) x[c,s].
+    """idle[s] >= prime minutes of the slot x (1 - held[s]) - sum_c (P50_c + turnover) x[c,s].
 
     Every room counts, opened or not: a staffed room left empty idles through prime time too, so
     crowding cases into fewer rooms saves nothing. On a day with fewer staffed teams than rooms
-    the rooms no team can staff are taken off again as a constant (see objective_rule)."""
+    the rooms no team can staff are taken off again as a constant (see objective_rule). A room
+    held for add-ons (held[s] = 1) is not idle: it waits for them."""
     cases = m.cases_of_slot[s]
-    return m.idle[s] >= m.prime[s] - sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
+    prime = m.prime[s] * (1 - m.held[s]) if s in m.HO else m.prime[s]
+    return m.idle[s] >= prime - sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
+
+
+def held_room_stays_free(m, c, s):
+    """x[c,s] <= 1 - held[s]: no elective case in an open room held for add-ons."""
+    return m.x[c, s] <= 1 - m.held[s]
+
+
+def addon_reserve_short(m, d):
+    """short[d] >= reserve_d - sum_(s held on d) slot minutes_s x held[s]: add-on minutes the
+    plan holds no free open room for (penalised per minute)."""
+    return m.short[d] >= m.reserve[d] - sum(m.length[s] * m.held[s] for s in m.held_of_day[d])
 
 
 def surgeon_room_link(m, c, s):
@@ -122,8 +135,10 @@ def surgeon_opens_room(m, g, d, r):
 
 
 def staffed_rooms(m, d):
-    """sum_r used[d,r] <= min(staffed_rooms_d, anesthesia_teams_d), on days with more rooms than that (DS)."""
-    return sum(m.used[rd] for rd in m.rooms_of_day[d]) <= m.room_cap[d]
+    """sum_r used[d,r] + sum_(s held on d) held[s] <= min(staffed_rooms_d, anesthesia_teams_d), on days
+    with more rooms than that (DS): a room held for add-ons needs a team too."""
+    held = sum(m.held[s] for s in m.held_of_day.get(d, []))
+    return sum(m.used[rd] for rd in m.rooms_of_day[d]) + held <= m.room_cap[d]
 
 
 def surgeon_one_room(m, g, d):
@@ -146,12 +161,13 @@ def fair_prime_share(m, g):
 
 def objective_rule(m):
     """min  w_ot sum over + w_idle (sum idle - sum_d unstaffed_prime_d) + sum_c defer_c (1 - sum_s x[c,s])
-    + sum_(c,s) move_cost[c,s] x[c,s], where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
+    + sum_(c,s) move_cost[c,s] x[c,s] + w_reserve sum_d short[d] (+ the fairness term), where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
     prime minutes of a room: the constant that makes the idle term count staffed rooms only."""
     defer = sum(m.defer_cost[c] * (1 - sum(m.x[c, s] for s in m.pairs_of_case[c])) for c in m.C)
     idle = sum(m.idle[s] for s in m.S) - sum(m.unstaffed_prime[d] for d in m.DS)
     return (m.w_ot * sum(m.over[s] for s in m.S) + m.w_idle * idle
-            + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost)
+            + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost
+            + m.w_reserve * sum(m.short[d] for d in m.DR))
 
 
 # ----------------------------------------------------------------- build
@@ -250,6 +266,17 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.y = pyo.Var(m.XC, bounds=(0, 1))
     m.over = pyo.Var(m.S, domain=pyo.NonNegativeReals)
     m.idle = pyo.Var(m.S, domain=pyo.NonNegativeReals)
+    # Open rooms that may be held for add-ons (HO), on days with an add-on reserve (DR).
+    reserve = inst.addon_reserve if inst.addon_reserve is not None else pd.Series(dtype=float)
+    ho = [si for si in s.index if s.at[si, "kind"] == "open" and reserve.get(slot_date[si], 0.0) > 0]
+    m.HO = pyo.Set(initialize=ho, ordered=True)
+    m.DR = pyo.Set(initialize=sorted({slot_date[si] for si in ho}), ordered=True)
+    m.held_of_day = {d: [si for si in ho if slot_date[si] == d] for d in m.DR}
+    m.reserve = pyo.Param(m.DR, initialize={d: float(reserve[d]) for d in m.DR})
+    m.w_reserve = pyo.Param(initialize=params.w_addon_reserve)
+    m.held = pyo.Var(m.HO, domain=pyo.Binary)
+    m.short = pyo.Var(m.DR, domain=pyo.NonNegativeReals)
+    m.XH = pyo.Set(initialize=[(ci, si) for si in ho for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
 
     m.assign_once = pyo.Constraint(m.C, rule=assign_at_most_once)
     locked = [ci for ci in (inst.locks["case_id"] if inst.locks is not None and len(inst.locks) else []) if m.pairs_of_case.get(ci)]
@@ -266,6 +293,8 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.room_open = pyo.Constraint(m.ZS, rule=surgeon_opens_room)
     m.staffing = pyo.Constraint(m.DS, rule=staffed_rooms)
     m.surgeon_room = pyo.Constraint(m.GD, rule=surgeon_one_room)
+    m.held_free = pyo.Constraint(m.XH, rule=held_room_stays_free)
+    m.reserve_short = pyo.Constraint(m.DR, rule=addon_reserve_short)
     _add_fairness(m, inst, params)
     m.obj = pyo.Objective(rule=objective_rule, sense=pyo.minimize)
     return m
@@ -373,6 +402,23 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
         if si in m.SC and cases:
             last = min(cases, key=lambda ci: (pyo.value(m.p80[ci]) - pyo.value(m.p50[ci]), ci))
             m.y[last, si].value = 1.0
+    for d in m.DR:
+        free_teams = (pyo.value(m.room_cap[d]) - sum(m.used[rd].value for rd in m.rooms_of_day[d])) if d in m.DS else len(m.held_of_day[d])
+        need = pyo.value(m.reserve[d])
+        for si in m.held_of_day[d]:
+            empty = all(m.x[ci, si].value < 0.5 for ci in m.cases_of_slot[si])
+            hold = empty and free_teams >= 1 and need > 0
+            m.held[si].value = 1.0 if hold else 0.0
+            if hold:
+                free_teams -= 1
+                need -= pyo.value(m.length[si])
+                m.idle[si].value = 0.0
+        m.short[d].value = max(0.0, need)
+
+
+def extract_held(m: pyo.ConcreteModel) -> list[str]:
+    """Open-room slots a solved model holds free for add-ons."""
+    return [si for si in m.HO if m.held[si].value is not None and m.held[si].value > 0.5]
 
 
 def extract_assignment(m: pyo.ConcreteModel) -> pd.DataFrame:

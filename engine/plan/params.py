@@ -14,6 +14,11 @@ class PlanParams:
     case's (P80 - P50) counted towards a room's P80 finish: the P80 of a sum of independent
     durations is below the sum of their P80s (about sum P50 + sqrt(n) x mean(P80 - P50)), so 0.6
     approximates a room of three cases.
+
+    ``hold_addon_rooms``: keep open (unblocked) rooms free for the day's add-ons, up to the add-on
+    forecast's reserve minutes (P80 of the day's add-on minutes); each reserve minute not held
+    costs ``w_addon_reserve``, by default as much as a minute of overtime (``w_overtime``): an
+    add-on with no free room runs in an elective room, which a full day pushes past close.
     """
 
     days: int = 1
@@ -34,6 +39,8 @@ class PlanParams:
     w_stability_room_case: float = 15.0
     w_fairness: float = 0.0
     fairness_max_gap_points: float | None = None
+    hold_addon_rooms: bool = True
+    w_addon_reserve: float = 3.0
     label: str = "balanced"
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from engine.hospital import Hospital
 from engine.plan.instance import PlanInstance, build_instance, split_instance
-from engine.plan.model import build_model, extract_assignment, feasible_start, set_start
+from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
 from engine.plan.params import ALTERNATIVES, PlanParams
 from engine.plan.rules import rules_assignment
 from engine.plan.sequence import sequence, to_schedule
@@ -62,6 +62,7 @@ class PlanResult:
             "p80_overtime_minutes": self.kpis["p80_overtime_minutes"],
             "pacu_peak": self.kpis["pacu_peak"],
             "label": self.params.label,
+            "addon_rooms_held": self.kpis.get("addon_rooms_held", []),
         }
 
 
@@ -251,7 +252,7 @@ def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
 
 
 def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | None = None
-             ) -> tuple[SolveResult, pd.DataFrame | None, dict[str, float]]:
+             ) -> tuple[SolveResult, pd.DataFrame | None, list[str], dict[str, float]]:
     """Build and solve the assignment MIP, one independent part at a time.
 
     Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS,
@@ -260,7 +261,8 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     of the two bounds (both valid). ``warm_start`` (case_id, slot_id) is handed to HiGHS as a
     MIP start, e.g. the schedule of a similar plan (HiGHS drops it when it breaks a rule of this
     instance). Returns the combined result (objectives and bounds add up), the assignment (None
-    when a part has no solution) and the build and solve seconds.
+    when a part has no solution), the open-room slots held for add-ons and the build and solve
+    seconds.
     """
     t_model = t_solve = 0.0
     parts = split_instance(inst)
@@ -268,6 +270,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     results: list[SolveResult] = []
     models = []
     assignments: list[pd.DataFrame] = []
+    held: list[list[str]] = []
     budget = float(params.time_limit_s)
     floor = min(1.0, budget)  # least time a part gets (the whole budget when it is below a second)
     for i, part in enumerate(parts):
@@ -291,6 +294,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
         if not res.has_solution:
             break
         assignments.append(extract_assignment(model))
+        held.append(extract_held(model))
     if len(parts) > 1 and params.solver == "highs" and len(results) == len(parts) and all(r.has_solution for r in results):
         for i in sorted(range(len(parts)), key=lambda k: -_abs_gap(results[k])):
             # Keep a little for loading the model into HiGHS again, so the total stays in budget.
@@ -303,7 +307,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
             t_solve += again.solve_seconds
             best = results[i]
             if again.has_solution and again.objective < best.objective - 1e-9:
-                assignments[i] = extract_assignment(model)
+                assignments[i], held[i] = extract_assignment(model), extract_held(model)
                 best = again
             bounds = [b for b in (results[i].bound, again.bound) if b is not None]
             bound = max(bounds) if bounds else None
@@ -316,7 +320,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     else:
         combined = _combine(params.solver, results, len(parts))
     assignment = pd.concat(assignments, ignore_index=True) if combined.has_solution else None
-    return combined, assignment, {"model_s": t_model, "solve_s": t_solve}
+    return combined, assignment, [si for h in held for si in h], {"model_s": t_model, "solve_s": t_solve}
 
 
 # Share of a multi-day part's time spent on the booked-date start (see booked_date_start).
@@ -373,14 +377,15 @@ def _memo_serves(entry, params: PlanParams) -> bool:
     as much time as the request gives."""
     if entry is None:
         return False
-    res, _, limit = entry
+    res, _, _, limit = entry
     return res.status == "optimal" or limit >= params.time_limit_s
 
 
 def remember(memo: dict, result: PlanResult) -> None:
     """Put an optimizer's plan into a ``memo`` for plan(); rules and fallback plans are not kept."""
     if result.solve is not None and result.solve.has_solution and result.banner is None:
-        memo[model_key(result.instance, result.params)] = (result.solve, result.assignment(), result.params.time_limit_s)
+        memo[model_key(result.instance, result.params)] = (result.solve, result.assignment(), result.held,
+                                                           result.params.time_limit_s)
 
 
 def model_key(inst: PlanInstance, params: PlanParams) -> str:
@@ -390,7 +395,8 @@ def model_key(inst: PlanInstance, params: PlanParams) -> str:
     h = hashlib.sha256()
     c = inst.cases[["p50_i", "p80_i", "is_urgent", "surgeon_id", "service_line"]]
     for frame in (c, inst.slots.drop(columns=["capabilities"]), inst.eligible, inst.staffing[["room_cap"]],
-                  inst.locks if inst.locks is not None else pd.DataFrame()):
+                  inst.locks if inst.locks is not None else pd.DataFrame(),
+                  inst.addon_reserve.to_frame() if inst.addon_reserve is not None else pd.DataFrame()):
         h.update(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())
     h.update(repr(sorted((k, v) for k, v in params.to_dict().items() if k not in _NOT_IN_KEY)).encode())
     h.update(repr((inst.turnover_minutes, inst.overtime_cap_minutes, inst.prime_start, inst.prime_end)).encode())
@@ -428,6 +434,7 @@ def plan(
     order: str | None = None,
     warm_start: pd.DataFrame | None = None,
     memo: dict | None = None,
+    addon_reserve: pd.DataFrame | None = None,
 ) -> PlanResult:
     """Plan ``params.days`` days from ``start_date``. See module docstring for fallbacks.
 
@@ -435,20 +442,24 @@ def plan(
     minute ``not_before_min`` and ``order='published'`` to keep the day's order where possible.
     ``warm_start`` (case_id, slot_id) is a MIP start for HiGHS. ``memo`` (a dict kept by the
     caller) remembers the optimizer's answer by everything the model reads (``model_key``): a
-    what-if that changes nothing the model sees (PACU beds, add-on volume) is sequenced again
-    without solving again. ``kpis['timings']`` holds the seconds spent building, solving and
-    sequencing.
+    what-if that changes nothing the model sees (PACU beds, cancellation rates) is sequenced again
+    without solving again. ``addon_reserve`` (date, reserve_minutes) is the add-on time to hold
+    open rooms for; with ``params.hold_addon_rooms`` it defaults to the hospital's add-on forecast.
+    ``kpis['addon_rooms_held']`` lists the rooms held. ``kpis['timings']`` holds the seconds spent
+    building, solving and sequencing.
     """
     params = params or PlanParams()
     t0 = time.perf_counter()
+    if addon_reserve is None and params.hold_addon_rooms and params.solver != "rules":
+        addon_reserve = addon_reserve_minutes(hospital, start_date, params.days)
     inst = build_instance(hospital, forecasts, start_date, params, published=published, locks=locks, cases=cases,
-                          downtime=downtime)
+                          downtime=downtime, addon_reserve=addon_reserve)
     diag = diagnose(inst, hospital)
     timings = {"instance_s": time.perf_counter() - t0, "model_s": 0.0, "solve_s": 0.0}
     banner = None
     res: SolveResult | None = None
     lock_problems: list[str] = []
-    reused, limit = False, params.time_limit_s
+    reused, limit, held = False, params.time_limit_s, []
     if params.solver == "rules":
         assignment, order, used = rules_assignment(inst), "booked_first", "rules"
     else:
@@ -457,12 +468,12 @@ def plan(
         if lock_problems:
             res, assignment, t = None, None, {}
         elif key is not None and _memo_serves(memo.get(key), params):
-            res, assignment, limit = memo[key]
+            res, assignment, held, limit = memo[key]
             assignment, t, reused = assignment.copy(), {}, True
         else:
-            res, assignment, t = optimize(inst, params, warm_start)
+            res, assignment, held, t = optimize(inst, params, warm_start)
             if key is not None and res.has_solution:
-                memo[key] = (res, assignment.copy(), params.time_limit_s)
+                memo[key] = (res, assignment.copy(), held, params.time_limit_s)
         timings.update(t)
         used = params.solver
         if lock_problems:
@@ -480,7 +491,7 @@ def plan(
                       f"{params.gap_tolerance:.0%}.")
         if banner:
             banner += " Showing the rules-based block schedule instead."
-            assignment, order, used = rules_assignment(inst), "booked_first", "rules"
+            assignment, order, used, held = rules_assignment(inst), "booked_first", "rules", []
         else:
             order = order or "longest_first"
     if len(assignment):
@@ -495,12 +506,23 @@ def plan(
     k["solve_seconds"] = round(time.perf_counter() - t0, 3)
     k["reused_solution"] = reused
     k["solution_time_limit_s"] = limit
+    k["addon_rooms_held"] = [f"{inst.slots.at[si, 'room_id']} on {inst.slots.at[si, 'date']:%a %d %b}" for si in held]
     timings["total_s"] = time.perf_counter() - t0
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
     result = PlanResult(schedule, k, res, inst, params, banner, notes)
     result.sequence = seq  # type: ignore[attr-defined]
+    result.held = held  # type: ignore[attr-defined]
     return result
+
+
+def addon_reserve_minutes(hospital: Hospital, start_date, days: int) -> pd.DataFrame:
+    """The add-on forecast's reserve minutes (P80 of a day's add-on minutes) for the horizon."""
+    from engine.forecast import forecast_addon_totals
+
+    start = pd.Timestamp(start_date).normalize()
+    dates = [start + pd.Timedelta(days=i) for i in range(days)]
+    return forecast_addon_totals(hospital.cases, dates, as_of=min(start, hospital.as_of()))[["date", "reserve_minutes"]]
 
 
 def alternatives(hospital: Hospital, forecasts: pd.DataFrame, start_date, params: PlanParams | None = None,

@@ -106,3 +106,15 @@ def test_rules_whatif_has_one_answer(setting):
     session = WhatIfSession()
     runs = list(whatif_answers(h, f, day, WhatIf(staffed_rooms_delta=-1), PlanParams(solver="rules"), session, reps=50))
     assert len(runs) == 1 and runs[0].final and runs[0].plan.solve is None
+
+
+def test_more_addons_hold_at_least_as_many_rooms(setting):
+    """The optimizer holds open rooms for the add-on forecast's reserve, scaled by the add-on slider."""
+    h, f, day = setting
+    params = PlanParams(time_limit_s=20, w_addon_reserve=20.0)
+    base = run_whatif(h, f, day, WhatIf(), params, reps=50)
+    more = run_whatif(h, f, day, WhatIf("addons", addon_multiplier=2.0), params, reps=50)
+    r0, r1 = base.plan.instance.addon_reserve, more.plan.instance.addon_reserve
+    assert r0 is not None and (r1 == 2 * r0).all() and r0.iloc[0] > 0
+    assert len(more.plan.held) >= len(base.plan.held)
+    assert more.kpis["scheduled_cases"] <= base.kpis["scheduled_cases"]
