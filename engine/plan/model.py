@@ -106,6 +106,13 @@ def held_room_stays_free(m, c, s):
     return m.x[c, s] <= 1 - m.held[s]
 
 
+def held_room_capacity(m, s):
+    """sum_c (P50_c + turnover) x[c,s] <= (slot minutes usable at P50 + turnover) x (1 - held[s]):
+    valid, and it keeps the relaxation from counting a half-held room both as add-on reserve and
+    as elective time."""
+    return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in m.cases_of_slot[s]) <= (m.usable[s] + m.turnover) * (1 - m.held[s])
+
+
 def addon_reserve_short(m, d):
     """short[d] >= reserve_d - sum_(s held on d) slot minutes_s x held[s]: add-on minutes the
     plan holds no free open room for (penalised per minute)."""
@@ -294,6 +301,7 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.staffing = pyo.Constraint(m.DS, rule=staffed_rooms)
     m.surgeon_room = pyo.Constraint(m.GD, rule=surgeon_one_room)
     m.held_free = pyo.Constraint(m.XH, rule=held_room_stays_free)
+    m.held_capacity = pyo.Constraint(m.HO, rule=held_room_capacity)
     m.reserve_short = pyo.Constraint(m.DR, rule=addon_reserve_short)
     _add_fairness(m, inst, params)
     m.obj = pyo.Objective(rule=objective_rule, sense=pyo.minimize)
