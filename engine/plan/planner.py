@@ -35,10 +35,13 @@ class PlanResult:
     params: PlanParams
     banner: str | None = None
     diagnosis: list[str] = field(default_factory=list)
+    sequence: pd.DataFrame | None = None  # the sequencer's rows (slot ids and minutes)
+    held: list[str] = field(default_factory=list)  # open-room slots held free for add-ons
+    optimizer_assignment: pd.DataFrame | None = None  # the optimizer's answer before sequencing
 
     def assignment(self) -> pd.DataFrame:
         """case_id, slot_id (None when deferred) of this plan: a MIP start for a similar plan."""
-        seq = self.sequence  # type: ignore[attr-defined]
+        seq = self.sequence
         done = seq["status"] == "scheduled"
         return pd.DataFrame({"case_id": seq["case_id"], "slot_id": seq["slot_id"].where(done),
                              "reason": seq["defer_reason"].where(~done)})
@@ -382,9 +385,11 @@ def _memo_serves(entry, params: PlanParams) -> bool:
 
 
 def remember(memo: dict, result: PlanResult) -> None:
-    """Put an optimizer's plan into a ``memo`` for plan(); rules and fallback plans are not kept."""
-    if result.solve is not None and result.solve.has_solution and result.banner is None:
-        memo[model_key(result.instance, result.params)] = (result.solve, result.assignment(), result.held,
+    """Put an optimizer's answer (before sequencing) into a ``memo`` for plan(); rules and fallback
+    plans are not kept."""
+    answer = result.optimizer_assignment
+    if result.solve is not None and result.solve.has_solution and result.banner is None and answer is not None:
+        memo[model_key(result.instance, result.params)] = (result.solve, answer.copy(), result.held,
                                                            result.params.time_limit_s)
 
 
@@ -494,6 +499,7 @@ def plan(
             assignment, order, used, held = rules_assignment(inst), "booked_first", "rules", []
         else:
             order = order or "longest_first"
+    optimizer_assignment = assignment.copy() if used != "rules" else None
     if len(assignment):
         why = assignment["case_id"].map(diag)
         assignment["reason"] = why.where(why.notna(), assignment["reason"])
@@ -510,10 +516,7 @@ def plan(
     timings["total_s"] = time.perf_counter() - t0
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
-    result = PlanResult(schedule, k, res, inst, params, banner, notes)
-    result.sequence = seq  # type: ignore[attr-defined]
-    result.held = held  # type: ignore[attr-defined]
-    return result
+    return PlanResult(schedule, k, res, inst, params, banner, notes, seq, held, optimizer_assignment)
 
 
 def addon_reserve_minutes(hospital: Hospital, start_date, days: int) -> pd.DataFrame:

@@ -21,7 +21,7 @@ def test_a_costly_reserve_holds_open_rooms_free_and_the_schedule_stays_feasible(
     res = plan(h, fc, MONDAY, params, addon_reserve=_reserve(2000))
     open_rooms = _open_rooms(res.instance)
     assert open_rooms, "the test hospital needs unblocked room time on the first day"
-    held = res.held  # type: ignore[attr-defined]
+    held = res.held
     assert held and len(res.kpis["addon_rooms_held"]) == len(held)
     held_rooms = {res.instance.slots.at[si, "room_id"] for si in held}
     assert held_rooms <= open_rooms
@@ -34,7 +34,7 @@ def test_no_reserve_or_hold_off_holds_nothing(h, fc):
     for params, reserve in ((PlanParams(time_limit_s=20), _reserve(0)),
                             (PlanParams(time_limit_s=20, hold_addon_rooms=False, w_addon_reserve=50.0), _reserve(2000))):
         res = plan(h, fc, MONDAY, params, addon_reserve=reserve)
-        assert res.held == [] and res.kpis["addon_rooms_held"] == []  # type: ignore[attr-defined]
+        assert res.held == [] and res.kpis["addon_rooms_held"] == []
     inst = build_instance(h, fc, MONDAY, PlanParams(hold_addon_rooms=False), addon_reserve=_reserve(2000))
     assert inst.addon_reserve is None
 
@@ -48,7 +48,7 @@ def test_held_rooms_need_staff_too(h, fc):
     hs = with_(h, staffing=st)
     res = plan(hs, fc, MONDAY, PlanParams(time_limit_s=20, w_addon_reserve=50.0), addon_reserve=_reserve(2000))
     used = res.schedule.loc[res.schedule["status"] == "scheduled", "room_id"].nunique()
-    assert used + len(res.held) <= staffed  # type: ignore[attr-defined]
+    assert used + len(res.held) <= staffed
     assert_no_violations(hs, res.schedule, horizon(1))
 
 
