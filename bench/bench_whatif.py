@@ -37,6 +37,9 @@ SLIDERS = [(0, "wi_rooms", "ArrowLeft"), (3, "wi_addons", "ArrowRight"), (2, "wi
            (4, "wi_inflation", "ArrowRight"), (5, "wi_cancel", "ArrowRight"), (1, "wi_teams", "ArrowLeft")]
 CAPTION_JS = """() => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
     .map(e => e.innerText).filter(t => t.includes('answer')).join(' | ')"""
+DEFERRED_JS = """() => Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+    .filter(e => e.innerText.includes('Deferred cases'))
+    .map(e => e.querySelector('[data-testid="stMetricValue"]').innerText).join('')"""
 
 
 def p95(xs: list[float]) -> float:
@@ -89,7 +92,7 @@ def run_browser(env: dict[str, str], moves: int, solver: str) -> None:
                 page.get_by_text("highs", exact=True).first.click()
                 page.get_by_role("option", name=solver).click()
             page.wait_for_function(f"({CAPTION_JS})().includes('Final answer')", timeout=600_000)
-            first, final = [], []
+            first, final, same = [], [], 0
             for i in range(moves):
                 idx, _, key = SLIDERS[i % len(SLIDERS)]
                 before = page.evaluate(CAPTION_JS)
@@ -102,7 +105,7 @@ def run_browser(env: dict[str, str], moves: int, solver: str) -> None:
                     text = page.evaluate(CAPTION_JS)
                     now = time.perf_counter() - t0
                     if text != before and t_first is None and "answer" in text:
-                        t_first = now
+                        t_first, deferred_first = now, page.evaluate(DEFERRED_JS)
                     if t_first is not None and "Final answer" in text and text != before:
                         break
                     if now > 120:
@@ -110,7 +113,10 @@ def run_browser(env: dict[str, str], moves: int, solver: str) -> None:
                     time.sleep(0.01)
                 first.append(t_first)
                 final.append(now)
-                print(f"  move {i + 1:2d} {SLIDERS[i % len(SLIDERS)][1]:13s} first {t_first:.2f} s, final {now:.2f} s", flush=True)
+                deferred_final = page.evaluate(DEFERRED_JS)
+                same += deferred_first == deferred_final
+                print(f"  move {i + 1:2d} {SLIDERS[i % len(SLIDERS)][1]:13s} first {t_first:.2f} s, final {now:.2f} s; "
+                      f"deferred cases first {deferred_first}, final {deferred_final}", flush=True)
             browser.close()
     finally:
         proc.terminate()
@@ -118,6 +124,7 @@ def run_browser(env: dict[str, str], moves: int, solver: str) -> None:
     print(f"solver {solver}, real browser (chromium), {moves} slider moves on the demo hospital (16 rooms, one day):")
     print("  " + summary("first answer", first))
     print("  " + summary("final answer", final))
+    print(f"  the first answer showed the final answer's deferred-case count in {same} of {moves} moves")
     print("  (each move re-plans the day -- or reuses the plan when the model does not see the slider -- and "
           "simulates it 200 times; timed from the key press to the KPI caption's change)")
 

@@ -173,7 +173,7 @@ def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: P
 
 
 # Seconds HiGHS gets for a what-if's first answer (the refined answer gets the plan's own limit).
-FIRST_ANSWER_S = 0.3
+FIRST_ANSWER_S = 0.2
 
 
 def whatif_answers(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: PlanParams, session: WhatIfSession,

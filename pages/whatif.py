@@ -37,7 +37,8 @@ baseline = state.cached_whatif(hid, version, lat, str(day), DEFAULT, params, REP
 
 
 def show_run(run) -> None:
-    """The KPIs against the baseline, the cases that moved and the day's Gantt chart."""
+    """The KPIs against the baseline, the cases that moved and the day's Gantt chart (the table and
+    the chart once the answer is final: a first answer is drawn as fast as it can be)."""
     k = st.columns(len(KPI_LABELS))
     for col, (key, (label, fmt)) in zip(k, KPI_LABELS.items()):
         v, b = run.kpis[key], baseline.kpis[key]
@@ -54,6 +55,8 @@ def show_run(run) -> None:
                + (f" (fallback: {run.plan.banner})" if run.plan.banner else ""))
     moved = moved_cases(baseline.plan.schedule, run.plan.schedule)
     st.markdown(f"**{len(moved)} cases changed against the baseline**")
+    if not run.final:
+        return
     if len(moved):
         st.dataframe(moved, hide_index=True, width="stretch")
     closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))

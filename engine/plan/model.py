@@ -336,7 +336,8 @@ def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame
     or longer durations) would otherwise be dropped whole by the solver. Pairs the instance does
     not allow are dropped; each slot keeps its cases, longest first, while they fit at P50
     (slot_capacity) and with the closing case at P80 (closing_case_fits); a surgeon keeps one
-    room per day; a day keeps its busiest rooms up to its staffed-room limit. The rest is deferred."""
+    room per day; a day keeps its busiest rooms up to its staffed-room limit. The cases this
+    leaves out are then placed where they still fit (_fill); the rest is deferred."""
     c, s, t = inst.cases, inst.slots, inst.turnover_minutes
     allowed = set(zip(inst.eligible["case_id"], inst.eligible["slot_id"]))
     pairs = [(ci, si) for ci, si in zip(assignment["case_id"], assignment["slot_id"])
@@ -378,7 +379,48 @@ def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame
         busiest = sorted((rd for rd in load_rd if rd[0] == d), key=lambda rd: (-load_rd[rd], rd[1]))
         open_rd.update(busiest[:cap])
     chosen = {ci: si for si, cases in kept.items() for ci in cases if (s.at[si, "date"], s.at[si, "room_id"]) in open_rd}
+    _fill(inst, chosen, open_rd)
     return pd.DataFrame({"case_id": list(c.index), "slot_id": [chosen.get(ci) for ci in c.index]})
+
+
+def _fill(inst: PlanInstance, chosen: dict, open_rd: set) -> None:
+    """Place the cases ``chosen`` leaves out where they still fit, urgent then shortest first: in
+    a room of the day already open, or a new one while the day has a team for it; the same rules
+    as feasible_start (P50 capacity, closing case at P80, one room per surgeon and day)."""
+    c, s, t = inst.cases, inst.slots, inst.turnover_minutes
+
+    def surgeon_key(ci, d):
+        g = c.at[ci, "surgeon_id"]
+        return (g if g != "unknown" else f"unknown:{ci}", d)
+
+    load: dict[str, float] = {}
+    spread: dict[str, float] = {}
+    room_of: dict[tuple, str] = {}
+    for ci, si in chosen.items():
+        load[si] = load.get(si, -t) + c.at[ci, "p50_i"] + t
+        spread[si] = min(spread.get(si, float("inf")), c.at[ci, "p80_i"] - c.at[ci, "p50_i"])
+        room_of[surgeon_key(ci, s.at[si, "date"])] = s.at[si, "room_id"]
+    rooms = {d: {r for dd, r in open_rd if dd == d} for d in inst.dates}
+    cap = {d: int(inst.staffing.at[d, "room_cap"]) if d in inst.staffing.index else 0 for d in inst.dates}
+    slots_of = inst.eligible.groupby("case_id")["slot_id"].agg(list) if len(inst.eligible) else pd.Series(dtype=object)
+    left = [ci for ci in c.index if ci not in chosen and ci in slots_of.index]
+    for ci in sorted(left, key=lambda k: (not c.at[k, "is_urgent"], c.at[k, "p50_i"], k)):
+        p50, sp = c.at[ci, "p50_i"], c.at[ci, "p80_i"] - c.at[ci, "p50_i"]
+        for si in slots_of[ci]:
+            d, r = s.at[si, "date"], s.at[si, "room_id"]
+            if r not in rooms[d] and len(rooms[d]) >= cap[d]:
+                continue
+            key = surgeon_key(ci, d)
+            if room_of.get(key, r) != r:
+                continue
+            after = load.get(si, -t) + p50 + t
+            if (after > s.at[si, "p50_limit"] - s.at[si, "start_min"]
+                    or after + min(spread.get(si, float("inf")), sp) > s.at[si, "p80_limit"] - s.at[si, "start_min"]):
+                continue
+            chosen[ci], load[si], spread[si] = si, after, min(spread.get(si, float("inf")), sp)
+            rooms[d].add(r)
+            room_of[key] = r
+            break
 
 
 def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
