@@ -102,15 +102,19 @@ def idle_prime_definition(m, s):
 
 
 def held_room_stays_free(m, c, s):
-    """x[c,s] <= 1 - held[s]: no elective case in an open room held for add-ons."""
+    """x[c,s] <= 1 - held[s] for an elective case c: no elective case in an open room held for
+    add-ons (urgent and emergent cases are what the room is held for)."""
     return m.x[c, s] <= 1 - m.held[s]
 
 
 def held_room_capacity(m, s):
-    """sum_c (P50_c + turnover) x[c,s] <= (slot minutes usable at P50 + turnover) x (1 - held[s]):
+    """sum_(elective c) (P50_c + turnover) x[c,s] <= (slot minutes usable at P50 + turnover) x (1 - held[s]):
     valid, and it keeps the relaxation from counting a half-held room both as add-on reserve and
     as elective time."""
-    return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in m.cases_of_slot[s]) <= (m.usable[s] + m.turnover) * (1 - m.held[s])
+    electives = [c for c in m.cases_of_slot[s] if not m.urgent[c]]
+    if not electives:
+        return pyo.Constraint.Skip
+    return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in electives) <= (m.usable[s] + m.turnover) * (1 - m.held[s])
 
 
 def addon_reserve_short(m, d):
@@ -283,7 +287,8 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.w_reserve = pyo.Param(initialize=params.w_addon_reserve)
     m.held = pyo.Var(m.HO, domain=pyo.Binary)
     m.short = pyo.Var(m.DR, domain=pyo.NonNegativeReals)
-    m.XH = pyo.Set(initialize=[(ci, si) for si in ho for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
+    m.urgent = c["is_urgent"].astype(bool).to_dict()
+    m.XH = pyo.Set(initialize=[(ci, si) for si in ho for ci in m.cases_of_slot[si] if not m.urgent[ci]], dimen=2, ordered=True)
 
     m.assign_once = pyo.Constraint(m.C, rule=assign_at_most_once)
     locked = [ci for ci in (inst.locks["case_id"] if inst.locks is not None and len(inst.locks) else []) if m.pairs_of_case.get(ci)]
@@ -456,7 +461,7 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
         free_teams = (pyo.value(m.room_cap[d]) - sum(m.used[rd].value for rd in m.rooms_of_day[d])) if d in m.DS else len(m.held_of_day[d])
         need = pyo.value(m.reserve[d])
         for si in m.held_of_day[d]:
-            empty = all(m.x[ci, si].value < 0.5 for ci in m.cases_of_slot[si])
+            empty = all(m.x[ci, si].value < 0.5 for ci in m.cases_of_slot[si] if not m.urgent[ci])
             hold = empty and free_teams >= 1 and need > 0
             m.held[si].value = 1.0 if hold else 0.0
             if hold:

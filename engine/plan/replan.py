@@ -2,7 +2,8 @@
 
 Cases that have started (start before ``now``) are locked where they are; the rest of the day
 is re-planned with the current schedule as the published baseline (moves are penalised) and
-the published order kept where possible. The result lists what moved and why.
+the published order kept where possible. Open rooms held for add-ons cover the share of the day
+that is left (the add-on reserve scaled by it). The result lists what moved and why.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pandas as pd
 from engine.errors import InputError
 from engine.hospital import Hospital
 from engine.plan.params import PlanParams
-from engine.plan.planner import PlanResult, plan
+from engine.plan.instance import hhmm_to_minutes
+from engine.plan.planner import PlanResult, addon_reserve_minutes, plan
 
 EVENT_KINDS = ("running_long", "add_on", "room_down", "cancellation")
 
@@ -127,8 +129,16 @@ def replan(
                                            "p95": float(a.get("p95", a["p80"])), "cancel_prob": 0.0}])], ignore_index=True)
     cases = cases.assign(status="booked", surgery_date=day)
     published = cur[["case_id", "date", "room_id", "start"]]
+    reserve = None
+    if params.hold_addon_rooms and params.solver != "rules":
+        # Rooms held for add-ons cover what is left of the day: the reserve shrinks with it.
+        opens = [hhmm_to_minutes(t) for t in hospital.rooms["open_time"]]
+        closes = [hhmm_to_minutes(t) for t in hospital.rooms["close_time"]]
+        left = float(np.clip((max(closes) - now_min) / max(max(closes) - min(opens), 1), 0.0, 1.0))
+        full = addon_reserve_minutes(hospital, day, 1)
+        reserve = full.assign(reserve_minutes=full["reserve_minutes"] * left)
     res = plan(hospital, fc, day, params, published=published, locks=locks, cases=cases, downtime=downtime,
-               not_before_min=now_min, order="published")
+               not_before_min=now_min, order="published", addon_reserve=reserve)
     return ReplanResult(res, _changes(cur, res.schedule, event), event)
 
 

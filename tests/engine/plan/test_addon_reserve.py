@@ -57,3 +57,48 @@ def test_the_default_reserve_comes_from_the_addon_forecast(h, fc):
     r = res.instance.addon_reserve
     assert r is not None and list(r.index) == horizon(1) and r.iloc[0] > 0
     assert plan(h, fc, MONDAY, PlanParams(solver="rules")).instance.addon_reserve is None
+
+
+def test_a_held_room_still_takes_an_urgent_case(h, fc):
+    """Rooms are held for add-ons: an urgent case that can only go to open time may use a held room."""
+    params = PlanParams(time_limit_s=20, w_addon_reserve=50.0)
+    base = plan(h, fc, MONDAY, params, addon_reserve=_reserve(2000))
+    held_slot = base.held[0]
+    room = base.instance.slots.at[held_slot, "room_id"]
+    booked = h.cases[(h.cases["status"] == "booked") & (h.cases["surgery_date"] == MONDAY)]
+    case = booked.iloc[0].copy()
+    case["case_id"], case["urgency"], case["service_line"] = "URG-1", "emergent", "No Such Line"
+    case["surgeon_id"], case["required_equipment"] = "unknown", ""
+    cases = pd.concat([h.cases, case.to_frame().T.astype(h.cases.dtypes.to_dict())], ignore_index=True)
+    f2 = pd.concat([fc, pd.DataFrame([{"case_id": "URG-1", "p50": 60.0, "p80": 80.0, "p95": 100.0, "cancel_prob": 0.0}])])
+    res = plan(with_(h, cases=cases), f2, MONDAY, params, addon_reserve=_reserve(2000))
+    row = res.schedule.set_index("case_id").loc["URG-1"]
+    assert row["status"] == "scheduled"
+    # Only open time takes a case of a line with no block; the held room is one of the open rooms.
+    assert row["room_id"] in _open_rooms(res.instance)
+    electives = res.schedule[(res.schedule["status"] == "scheduled") & (res.schedule["case_id"] != "URG-1")]
+    held_rooms = {res.instance.slots.at[si, "room_id"] for si in res.held}
+    assert not set(electives["room_id"]) & held_rooms
+    # The urgent case does not cost the reserve: the room held before is still held, and takes it
+    # when no other open room is free of electives.
+    assert room in held_rooms
+    others_free = (_open_rooms(res.instance) - held_rooms) - set(electives["room_id"])
+    assert row["room_id"] in held_rooms or row["room_id"] in others_free
+    assert_no_violations(with_(h, cases=cases), res.schedule, horizon(1))
+
+
+def test_a_replan_holds_rooms_for_the_rest_of_the_day_only(h, fc):
+    from engine.plan.planner import addon_reserve_minutes
+    from engine.plan.replan import Event, replan
+
+    base = plan(h, fc, MONDAY, PlanParams(time_limit_s=20))
+    victim = base.schedule[base.schedule["status"] == "scheduled"].sort_values("start").iloc[-1]["case_id"]
+    full = float(addon_reserve_minutes(h, MONDAY, 1)["reserve_minutes"].iloc[0])
+    morning = replan(h, fc, base.schedule, Event("cancellation", case_id=victim), MONDAY + pd.Timedelta(hours=9))
+    afternoon = replan(h, fc, base.schedule, Event("cancellation", case_id=victim), MONDAY + pd.Timedelta(hours=15))
+    r_morning = float(morning.result.instance.addon_reserve.iloc[0])
+    r_afternoon = float(afternoon.result.instance.addon_reserve.iloc[0])
+    assert 0 < r_afternoon < r_morning < full
+    gone = with_(h, cases=h.cases.assign(status=h.cases["status"].where(h.cases["case_id"] != victim, "cancelled")))
+    for rr in (morning, afternoon):
+        assert_no_violations(gone, rr.result.schedule, horizon(1))
