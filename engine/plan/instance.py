@@ -155,6 +155,7 @@ def build_instance(
         slots.loc[hit, "p50_limit"] = slots.loc[hit, "p50_limit"].clip(upper=from_min)
         slots.loc[hit, "p80_limit"] = slots.loc[hit, "p80_limit"].clip(upper=from_min)
         slots = slots[~hit | (slots["end_min"] > slots["start_min"])]
+    slots = _running_over(slots, c, locks)
     if published is None:
         published = pd.DataFrame({"case_id": c.index, "date": c["booked_date"].to_numpy(), "room_id": c["booked_room"].to_numpy()})
     ps, pe = prime_window(h.settings)
@@ -168,6 +169,39 @@ def build_instance(
         inst.addon_reserve = r.reindex(dates).fillna(0.0).astype(float)
     inst.eligible = eligible_pairs(inst, params)
     return inst
+
+
+def _running_over(slots: pd.DataFrame, c: pd.DataFrame, locks: pd.DataFrame | None) -> pd.DataFrame:
+    """A case already running (a lock with ``started`` true) that can no longer end by its block's
+    limits, or by close plus the overtime cap at its P80, is a fact, not a choice: its slot's limits
+    stretch to its own expected end (plus the other started cases of the slot), only started cases
+    may use that slot, and the room's later slots that day are dropped (the room is taken)."""
+    if locks is None or not len(locks) or "started" not in locks.columns or not len(slots):
+        return slots
+    slots = slots.copy()
+    if "running_over" not in slots.columns:
+        slots["running_over"] = False
+    started = locks[locks["started"].fillna(False).astype(bool) & locks["start"].notna()]
+    for lk in started.itertuples(index=False):
+        if lk.case_id not in c.index:
+            continue
+        t = pd.Timestamp(lk.start)
+        minute = t.hour * 60 + t.minute
+        same = (slots["date"] == pd.Timestamp(lk.date).normalize()) & (slots["room_id"] == lk.room_id)
+        home = same & (slots["start_min"] <= minute) & (minute < slots["p50_limit"])
+        if not home.any():
+            continue
+        sid = slots.index[home][0]
+        e50, e80 = minute + int(c.at[lk.case_id, "p50_i"]), minute + int(c.at[lk.case_id, "p80_i"])
+        if e50 <= slots.at[sid, "p50_limit"] and e80 <= slots.at[sid, "p80_limit"]:
+            continue
+        others = [k for k in started["case_id"] if k != lk.case_id and k in c.index]
+        slack = sum(int(c.at[k, "p50_i"]) for k in others)  # generous: any started case may share the slot
+        slots.at[sid, "p50_limit"] = max(slots.at[sid, "p50_limit"], e50 + slack)
+        slots.at[sid, "p80_limit"] = max(slots.at[sid, "p80_limit"], e80 + slack)
+        slots.at[sid, "running_over"] = True
+        slots = slots[~(same & (slots["start_min"] > minute))]
+    return slots
 
 
 def _preferred_rooms(h: Hospital, c: pd.DataFrame) -> pd.Series:
@@ -209,6 +243,9 @@ def eligible_pairs(inst: PlanInstance, params: PlanParams) -> pd.DataFrame:
                 continue
             if not params.allow_date_change and sl["date"] != case["booked_date"]:
                 continue
+            is_started = locks is not None and cid in locks.index and bool(locks.loc[cid].get("started", False))
+            if bool(sl.get("running_over", False)) and not is_started:
+                continue  # a case running past its limits has taken this room for the rest of the day
             if locks is not None and cid in locks.index:
                 lk = locks.loc[cid]
                 if sl["date"] != pd.Timestamp(lk["date"]) or sl["room_id"] != lk["room_id"]:

@@ -89,7 +89,7 @@ def replan(
         long_row = cur[cur["case_id"] == event.case_id].iloc[0]
         behind = (started["room_id"] == long_row["room_id"]) & (pd.to_datetime(started["start"]) > pd.Timestamp(long_row["start"]))
         started = started[~behind]
-    locks = started[["case_id", "date", "room_id", "start"]].copy()
+    locks = started[["case_id", "date", "room_id", "start"]].assign(started=True)
     downtime = None
     if event.kind in ("running_long", "cancellation") and event.case_id not in set(cur["case_id"]):
         raise InputError(f"case {event.case_id} is not in the schedule of {day:%Y-%m-%d}", file="event")

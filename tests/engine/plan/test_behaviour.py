@@ -7,6 +7,7 @@ import pytest
 from engine.plan import PlanParams, alternatives, plan
 from engine.plan.replan import Event, replan
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, make_forecasts, with_
+from tests.feasibility import check_schedule
 
 
 @pytest.mark.parametrize("scale", [1.0, 1.6])
@@ -102,3 +103,27 @@ def test_unknown_surgeon_is_not_one_person(h, fc) -> None:
     assert r.banner is None and r.kpis["n_scheduled"] > 0
     assert r.schedule.loc[r.schedule["status"] == "scheduled", "room_id"].nunique() > 1
     assert_no_violations(world, r.schedule, horizon(1))
+
+
+def test_a_case_running_past_close_stays_where_it_is(h, fc, day_plans) -> None:
+    """A started case running so long that it ends past close plus the cap is a fact: it stays in
+    its room (not deferred, no fallback), nothing else starts in that room after it, and the only
+    hard rules the day breaks are that very case's hours (H3) and block end (H9)."""
+    current = day_plans["highs"].schedule
+    now = MONDAY + pd.Timedelta(hours=9)
+    s = current[current["status"] == "scheduled"].copy()
+    s["start"] = pd.to_datetime(s["start"])
+    long_case = s[s["start"] < now].sort_values("start")["case_id"].iloc[0]
+    room = s.set_index("case_id").loc[long_case, "room_id"]
+    rr = replan(h, fc, current, Event("running_long", case_id=long_case, extra_minutes=600), now, PlanParams(time_limit_s=20))
+    res = rr.result
+    assert res.banner is None and res.kpis["solver"] == "highs"
+    row = res.schedule.set_index("case_id").loc[long_case]
+    assert row["status"] == "scheduled" and row["room_id"] == room
+    assert pd.Timestamp(row["start"]) == s.set_index("case_id").loc[long_case, "start"]
+    later = res.schedule[(res.schedule["room_id"] == room) & (pd.to_datetime(res.schedule["start"]) > pd.Timestamp(row["start"]))]
+    assert later.empty
+    violations = check_schedule(h, res.schedule, horizon_dates=horizon(1))
+    # Running past close (H3) and past its block's end (H9) is what the case does, not a plan.
+    assert violations and {v.case_ids for v in violations} == {(long_case,)}
+    assert "H3" in {v.rule for v in violations} and {v.rule for v in violations} <= {"H3", "H9"}
