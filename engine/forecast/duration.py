@@ -25,6 +25,16 @@ The fold models are only used for their residuals and are not kept.
 Measured on the demo seeds and not adopted (the familiar group's coverage did not get closer to
 nominal): calibrating familiar cases on several windows, refitting the deployed model on all
 data after calibration, residuals scaled by the predicted spread, recency-weighted residuals.
+Nor, aimed at the July-August effect at Main that the model under-learns from one earlier July
+(it widens the offsets by about a point on seed 7): an as-of "recent site drift" feature (the
+median log ratio of room time to the shrunk surgeon x procedure median over the site's cases
+of the past 28 days), too noisy to teach it (correlation 0.02-0.05 with the P50 residual; seed 7
+P80 0.8325 against 0.8336); 365-day volumes made per year of the known history (they grow, like
+a clock, while the history is under a year; seed 7 P80 0.821-0.835, but seed 9 0.818 -> 0.825
+at the default seed); also taking the only-growing counts out of the model (seed 7 0.824-0.835;
+seed 9's history-baseline MAE ratio 0.875 -> 0.884-0.890). Compare such changes over several
+``random_state`` values: the CatBoost seed alone moves seed 7's P80 coverage by 0.5-1.5 points,
+as much as any of them.
 """
 from __future__ import annotations
 
