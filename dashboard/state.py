@@ -244,7 +244,7 @@ def governance():
 # --------------------------------------------------------------------------- what-if
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner="Planning and simulating the day as it stands (the baseline)...")
 def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int):
     """A WhatIfRun for these inputs (WhatIf and PlanParams are frozen, hence hashable)."""
     from engine.whatif import run_whatif
@@ -254,15 +254,16 @@ def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, w
     return run_whatif(loaded.hospital, fc, start, whatif, params, reps=reps, seed=seed)
 
 
-def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, baseline):
+def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, baseline, reps: int, seed: int):
     """This user's WhatIfSession for one day (kept in the session state, one day at a time), seeded
-    with the baseline's schedule as the optimizer's first warm start."""
+    with the baseline's schedule as the optimizer's first warm start and as the answer to the
+    what-if that changes nothing."""
     from engine.whatif import WhatIfSession
 
-    key = (hospital_id, version, loaded_at_, start, baseline.plan.params)
+    key = (hospital_id, version, loaded_at_, start, baseline.plan.params, reps, seed)
     held = st.session_state.get("_whatif_session")
     if held is None or held[0] != key:
-        held = (key, WhatIfSession.after(baseline))
+        held = (key, WhatIfSession.after(baseline, reps, seed))
         st.session_state["_whatif_session"] = held
     return held[1]
 

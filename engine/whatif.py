@@ -113,13 +113,22 @@ class WhatIfSession:
     runs: dict = field(default_factory=dict)
 
     @classmethod
-    def after(cls, baseline: "WhatIfRun") -> "WhatIfSession":
-        """A session warm-starting from ``baseline``'s schedule when the optimizer made it."""
+    def after(cls, baseline: "WhatIfRun", reps: int | None = None, seed: int | None = None) -> "WhatIfSession":
+        """A session warm-starting from ``baseline``'s schedule when the optimizer made it. Given the
+        baseline's ``reps`` and ``seed``, the baseline is also the answer to the what-if that
+        changes nothing (so it shows no change, whatever the solver would find on a second try)."""
         session = cls()
         if baseline.plan.solve is not None and baseline.plan.banner is None:
             session.warm_start = baseline.plan.assignment()
             remember(session.memo, baseline.plan)
+        if reps is not None and seed is not None:
+            session.runs[run_key(baseline.whatif, baseline.plan.params, reps, seed)] = baseline
         return session
+
+
+def run_key(w: WhatIf, params: PlanParams, reps: int, seed: int) -> tuple:
+    """The settings a what-if run depends on (its name is only a label)."""
+    return (replace(w, name=""), params, reps, seed)
 
 
 def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: PlanParams | None = None,
@@ -187,7 +196,7 @@ def whatif_answers(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, param
     yielded as the final run. A setting seen before, or a change the model does not see, yields
     its final run at once. The rules solver has one answer.
     """
-    key = (w, params, reps, seed)
+    key = run_key(w, params, reps, seed)
     if key in session.runs:
         yield session.runs[key]
         return

@@ -12,12 +12,30 @@ from engine.whatif import WhatIf, compare_runs, moved_cases
 st.title("What-if")
 DEFAULT = WhatIf()
 REPS, SEED = 200, 0
+# label, scale, decimals, unit of the value, unit of the change against the baseline
 KPI_LABELS = {
-    "prime_time_utilization": ("Prime-time utilization", "{:.1%}"),
-    "p95_overtime_minutes": ("P95 overtime (min)", "{:.0f}"),
-    "deferred_cases": ("Deferred cases", "{:.0f}"),
-    "pacu_hold_minutes": ("PACU hold (min)", "{:.1f}"),
-    "cancellations": ("Cancellations", "{:.1f}"),
+    "prime_time_utilization": ("Prime-time utilization", 100, 1, "%", " pts"),
+    "p95_overtime_minutes": ("P95 overtime (min)", 1, 0, "", ""),
+    "deferred_cases": ("Deferred cases", 1, 0, "", ""),
+    "pacu_hold_minutes": ("PACU hold (min)", 1, 1, "", ""),
+    "cancellations": ("Cancellations", 1, 1, "", ""),
+}
+COMPARE_LABELS = {
+    "prime_time_utilization": "Prime-time utilization (share)",
+    "p95_overtime_minutes": "P95 overtime (min)",
+    "mean_overtime_minutes": "Mean overtime (min)",
+    "scheduled_cases": "Scheduled cases",
+    "deferred_cases": "Deferred cases",
+    "bumped_cases": "Elective cases bumped by add-ons",
+    "spillover_cases": "Cases with no room time left (spillover)",
+    "pacu_hold_minutes": "PACU hold (min)",
+    "cancellations": "Cancellations",
+}
+SETTING_LABELS = {
+    "staffed_rooms_delta": "Staffed rooms (change)", "staffed_rooms_by_day": "Staffed rooms on a day",
+    "anesthesia_teams_delta": "Anesthesia teams (change)", "pacu_beds_delta": "PACU beds (change)",
+    "addon_multiplier": "Add-on volume (x)", "duration_inflation": "Duration inflation",
+    "cancel_multiplier": "Cancellation rate (x)",
 }
 LOWER_IS_BETTER = {"p95_overtime_minutes", "deferred_cases", "pacu_hold_minutes", "cancellations"}
 
@@ -33,16 +51,23 @@ solver = top[1].selectbox("Solver", ["highs", "rules"], key="wi_solver",
                           help="HiGHS optimizes; rules is today's block scheduling (faster, for a first answer).")
 top[2].caption(f"Each change re-plans the day and simulates it {REPS} times on the same random days (seed {SEED}).")
 params = PlanParams(solver=solver, time_limit_s=5.0)
+DEFAULTS_LIMIT = PlanParams().time_limit_s
 baseline = state.cached_whatif(hid, version, lat, str(day), DEFAULT, params, REPS, SEED)
+bk = baseline.plan.kpis
+st.caption(f"Baseline (the day as it stands, no change): {bk['n_scheduled']} scheduled, {bk['n_deferred']} deferred; "
+           f"solver {bk['solver']}" + (f" (fallback: {baseline.plan.banner})" if baseline.plan.banner else "")
+           + f". Changes below are against it; a plan on the Schedule page may differ (it has {DEFAULTS_LIMIT:.0f} s, "
+           f"a what-if {params.time_limit_s:.0f} s).")
 
 
 def show_run(run) -> None:
     """The KPIs against the baseline, the cases that moved and the day's Gantt chart (the table and
     the chart once the answer is final: a first answer is drawn as fast as it can be)."""
     k = st.columns(len(KPI_LABELS))
-    for col, (key, (label, fmt)) in zip(k, KPI_LABELS.items()):
+    for col, (key, (label, scale, dec, unit, delta_unit)) in zip(k, KPI_LABELS.items()):
         v, b = run.kpis[key], baseline.kpis[key]
-        col.metric(label, fmt.format(v), delta=(fmt.format(v - b) if v != b else None),
+        change = round((v - b) * scale, dec)
+        col.metric(label, f"{v * scale:.{dec}f}{unit}", delta=f"{change:+.{dec}f}{delta_unit}" if change else None,
                    delta_color="inverse" if key in LOWER_IS_BETTER else "normal")
     s = run.plan.solve
     if run.final:
@@ -78,7 +103,7 @@ def sliders_and_result() -> None:
     per_day = st.number_input(f"Staffed rooms on {day} only (blank keeps {staffed} + change)", min_value=0, max_value=60,
                               value=None, key="wi_day_rooms")
     w = WhatIf("current", rooms, ((str(day), int(per_day)),) if per_day is not None else (), teams, beds, addons, inflation, cancel)
-    session = state.whatif_session(hid, version, lat, str(day), baseline)
+    session = state.whatif_session(hid, version, lat, str(day), baseline, REPS, SEED)
     shown = st.empty()
     with st.spinner("Re-planning and re-simulating..."):
         for run in state.whatif_answers(hid, version, lat, str(day), w, params, REPS, SEED, session):
@@ -107,12 +132,19 @@ saved = st.session_state.get("wi_saved", {})
 if not saved:
     st.caption("Save what-ifs to compare up to four of them side by side.")
 else:
-    chosen = st.multiselect("Compare (up to 4)", list(saved), default=list(saved)[:4], max_selections=4, key="wi_compare")
+    if "wi_compare" not in st.session_state:
+        st.session_state["wi_compare"] = list(saved)[:4]
+    chosen = st.multiselect("Compare (up to 4)", list(saved), max_selections=4, key="wi_compare")
     runs = {"baseline": baseline, **{n: saved[n] for n in chosen}}
     table = compare_runs(runs, "baseline")
-    wide = table.pivot(index="kpi", columns="scenario", values="value").reindex(columns=list(runs)).reset_index()
+    wide = table.pivot(index="kpi", columns="scenario", values="value").reindex(columns=list(runs))
+    wide = wide.reindex([k for k in COMPARE_LABELS if k in wide.index] + [k for k in wide.index if k not in COMPARE_LABELS])
+    wide.index = [COMPARE_LABELS.get(k, k.replace("_", " ")) for k in wide.index]
+    wide = wide.rename_axis("KPI").reset_index()
     st.dataframe(wide.round(3), hide_index=True, width="stretch", key="wi_compare_table")
-    settings = pd.DataFrame([{"scenario": n, **r.whatif.to_dict()} for n, r in runs.items()])
+    settings = pd.DataFrame([{"scenario": n, **{SETTING_LABELS.get(k, k): (v or "-") if isinstance(v, dict) else v
+                                                for k, v in r.whatif.to_dict().items() if k != "name"}}
+                             for n, r in runs.items()])
     st.dataframe(settings, hide_index=True, width="stretch", key="wi_settings")
     st.download_button("Export the comparison (CSV)", wide.to_csv(index=False).encode() + b"\n" + settings.to_csv(index=False).encode(),
                        file_name="whatif-comparison.csv", key="wi_export")

@@ -52,8 +52,12 @@ def test_saved_scenarios_compare_and_export(trained):
     at.slider(key="wi_addons").set_value(1.5).run()
     at.text_input(key="wi_name").input("two down, more add-ons")
     at.button(key="wi_save").click().run()
-    table = next(df.value for df in at.dataframe if "kpi" in df.value.columns)
-    assert list(table.columns) == ["kpi", "baseline", "two rooms down", "two down, more add-ons"]
+    table = next(df.value for df in at.dataframe if "KPI" in df.value.columns)
+    assert list(table.columns) == ["KPI", "baseline", "two rooms down", "two down, more add-ons"]
+    # KPIs and settings in words, not code names.
+    assert "P95 overtime (min)" in set(table["KPI"]) and not any("_" in k for k in table["KPI"])
+    settings = next(df.value for df in at.dataframe if "scenario" in df.value.columns)
+    assert "name" not in settings.columns and "Staffed rooms (change)" in settings.columns
     assert len(at.get("download_button")) == 1
     # Saving without a name is refused.
     at.text_input(key="wi_name").input("")

@@ -118,3 +118,18 @@ def test_more_addons_hold_at_least_as_many_rooms(setting):
     assert r0 is not None and (r1 == 2 * r0).all() and r0.iloc[0] > 0
     assert len(more.plan.held) >= len(base.plan.held)
     assert more.kpis["scheduled_cases"] <= base.kpis["scheduled_cases"]
+
+
+def test_a_whatif_that_changes_nothing_is_the_baseline(setting):
+    """With nothing changed, the page must show no change: the session answers with the baseline
+    itself (whatever name the what-if carries), not a second solve that may differ."""
+    h, f, day = setting
+    params = PlanParams(time_limit_s=5, gap_tolerance=0.0)  # any gap falls back: a re-solve could differ
+    base = run_whatif(h, f, day, WhatIf(), params, reps=20, seed=3)
+    session = WhatIfSession.after(base, reps=20, seed=3)
+    runs = list(whatif_answers(h, f, day, WhatIf("current"), params, session, reps=20, seed=3))
+    assert len(runs) == 1 and runs[0] is base
+    assert moved_cases(base.plan.schedule, runs[0].plan.schedule).empty
+    # Other settings (or another seed) are still planned afresh.
+    other = list(whatif_answers(h, f, day, WhatIf("current"), params, session, reps=20, seed=4))
+    assert other[-1] is not base
