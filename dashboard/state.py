@@ -173,13 +173,13 @@ def cached_plan(hospital_id: str, version: str, loaded_at_: str, start: str, par
     return plan(loaded.hospital, fc, start, params)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Computing the alternatives...")
-def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: str, params):
-    from engine.plan import alternatives
+def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: str, params) -> dict:
+    """The ranked alternatives, each a cached plan: the one with the page's own weights (balanced)
+    is the plan already on the page, so it is not solved twice."""
+    from engine.plan.planner import alternative_params
 
-    _, loaded = current_hospital()
-    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
-    return alternatives(loaded.hospital, fc, start, params)
+    return {name: cached_plan(hospital_id, version, loaded_at_, start, p)
+            for name, p in alternative_params(params).items()}
 
 
 @st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")

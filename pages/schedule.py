@@ -16,6 +16,10 @@ from engine.plan.views import day_list, day_list_html, pacu_occupancy
 
 st.title("Schedule")
 DEFAULTS = PlanParams()
+ALT_COLUMNS = {"alternative": "Alternative", "n_scheduled": "Scheduled", "n_deferred": "Deferred",
+               "utilization": "Prime-time utilization", "expected_overtime_minutes": "Expected overtime (min)",
+               "p80_overtime_minutes": "P80 overtime (min)", "pacu_peak": "PACU peak (patients)",
+               "schedule_from": "Schedule from"}
 
 hid, loaded = state.require_hospital()
 h = loaded.hospital
@@ -53,8 +57,11 @@ m[1].metric("Deferred", k["n_deferred"])
 m[2].metric("Prime-time utilization", f"{k['utilization']:.1%}")
 m[3].metric("Expected overtime", f"{k['expected_overtime_minutes']:.0f} min")
 m[4].metric("PACU peak (patients)", k["pacu_peak"])
-m[5].metric("Solver", k["solver"], delta=js["status"] + ("" if js["mip_gap"] is None else f", gap {js['mip_gap']:.2%}")
-            + f", {js['solve_seconds']:.1f}s", delta_color="off")
+m[5].metric("Solver", k["solver"])
+status = {"optimal": "solved to the MIP gap", "time_limit": "stopped at the time limit", "infeasible": "infeasible",
+          "error": "failed", "not_available": "not available"}.get(js["status"], js["status"])
+st.caption(f"Solver {k['solver']}: {status}" + ("" if js["mip_gap"] is None else f", gap {js['mip_gap']:.2%}")
+           + f", {js['solve_seconds']:.1f} s.")
 
 schedule = result.schedule
 dates = sorted(pd.to_datetime(schedule["date"]).dropna().unique())
@@ -81,7 +88,9 @@ with gantt_tab:
     ids = sched_day["case_id"].tolist()
     if ids:
         idx = ids.index(picked) if picked in ids else 0
-        cid = st.selectbox("Case details (or click a bar)", ids, index=idx, key="plan_case")
+        label = {r.case_id: f"{r.case_id} · {pd.Timestamp(r.start):%H:%M} {r.room_id} · {r.service_line} · surgeon {r.surgeon_id}"
+                 for r in sched_day.itertuples()}
+        cid = st.selectbox("Case details (or click a bar)", ids, index=idx, key="plan_case", format_func=label.get)
         row = schedule.set_index("case_id").loc[cid]
         f = fc.loc[cid] if cid in fc.index else None
         st.markdown(f"**{cid}**: {row['service_line']}, surgeon {row['surgeon_id']}, {row['room_id']} "
@@ -105,14 +114,22 @@ with pacu_tab:
 with deferred_tab:
     deferred = schedule[schedule["status"] == "deferred"]
     st.markdown(f"**{len(deferred)} deferred cases** in the horizon.")
-    st.dataframe(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]], hide_index=True, width="stretch")
+    st.dataframe(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]]
+                 .assign(date=pd.to_datetime(deferred["date"]).dt.date), hide_index=True, width="stretch")
 
 with alt_tab:
     if st.button("Compute the alternatives", key="alternatives_button") or st.session_state.get("alternatives_shown"):
         st.session_state["alternatives_shown"] = True
         alts = state.cached_alternatives(hid, version, lat, str(start), params.with_(solver="highs" if solver == "rules" else solver))
         table = compare(alts)
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table.drop(columns=["solver", "fallback"]).rename(columns=ALT_COLUMNS),
+                     hide_index=True, width="stretch", key="alternatives_table",
+                     column_config={"Prime-time utilization": st.column_config.NumberColumn(format="percent")})
+        fell_back = table.loc[table["fallback"], "alternative"].tolist()
+        if fell_back:
+            st.warning(f"{', '.join(fell_back)}: the optimizer could not prove {'this weighting' if len(fell_back) == 1 else 'these weightings'} "
+                       "within the tolerance, so the row shows the rules schedule (see 'Schedule from'); rows that fell back "
+                       "are the same schedule. A longer time limit or fewer days may let the optimizer finish.")
         st.plotly_chart(charts.alternatives_bars(table), width="stretch", key="alternatives_chart")
         st.caption("Same hard rules, different weights: utilization-first fills prime time harder, "
                    "overtime-averse protects the close at P80. Ranked by the order shown.")
@@ -162,6 +179,8 @@ with replan_tab:
             st.error(rr.result.banner)
         st.markdown(f"**After {rr.event.describe()}**: {len(rr.changes)} changes; "
                     f"{rr.result.kpis['n_scheduled']} scheduled, {rr.result.kpis['n_deferred']} deferred.")
-        st.dataframe(rr.changes, hide_index=True, width="stretch", key="replan_changes")
+        moved = rr.changes["minutes"].map(lambda v: "" if pd.isna(v) else f"{v:+.0f}")
+        st.dataframe(rr.changes.assign(minutes=moved).rename(columns={"minutes": "start moved (min)"}),
+                     hide_index=True, width="stretch", key="replan_changes")
         st.plotly_chart(charts.gantt(rr.result.schedule, day, closes, highlight=set(rr.changes["case_id"])),
                         width="stretch", key="replan_gantt")

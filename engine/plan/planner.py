@@ -531,19 +531,32 @@ def addon_reserve_minutes(hospital: Hospital, start_date, days: int) -> pd.DataF
     return forecast_addon_totals(hospital.cases, dates, as_of=min(start, hospital.as_of()))[["date", "reserve_minutes"]]
 
 
+def alternative_params(params: PlanParams | None = None) -> dict[str, PlanParams]:
+    """The ranked alternatives' settings (utilization-first, balanced, overtime-averse): the same
+    rules and limits as ``params``, other weights."""
+    params = params or PlanParams()
+    return {name: params.with_(label=name, **changes) for name, changes in ALTERNATIVES.items()}
+
+
 def alternatives(hospital: Hospital, forecasts: pd.DataFrame, start_date, params: PlanParams | None = None,
                  published: pd.DataFrame | None = None, locks: pd.DataFrame | None = None) -> dict[str, PlanResult]:
     """The ranked alternatives (utilization-first, balanced, overtime-averse) on the same rules."""
-    params = params or PlanParams()
-    return {name: plan(hospital, forecasts, start_date, params.with_(label=name, **changes), published, locks)
-            for name, changes in ALTERNATIVES.items()}
+    return {name: plan(hospital, forecasts, start_date, p, published, locks) for name, p in alternative_params(params).items()}
 
 
 def compare(results: dict[str, PlanResult]) -> pd.DataFrame:
-    """KPIs side by side, one row per alternative."""
+    """KPIs side by side, one row per alternative, with where each schedule comes from (an
+    alternative whose optimizer fell back shows the rules schedule, and says so)."""
     rows = []
     for name, r in results.items():
+        s = r.solve
+        if r.banner:
+            source = f"rules fallback: {r.banner.removesuffix(' Showing the rules-based block schedule instead.')}"
+        elif s is None:
+            source = "rules"
+        else:
+            source = f"{s.solver}, {s.status}" + (f", gap {s.mip_gap:.1%}" if s.mip_gap is not None else "")
         rows.append({"alternative": name, **{k: r.kpis[k] for k in ("n_scheduled", "n_deferred", "utilization",
                      "expected_overtime_minutes", "p80_overtime_minutes", "pacu_peak")},
-                     "solver": r.kpis["solver"], "fallback": r.banner is not None})
+                     "solver": r.kpis["solver"], "fallback": r.banner is not None, "schedule_from": source})
     return pd.DataFrame(rows)

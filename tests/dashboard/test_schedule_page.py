@@ -46,7 +46,9 @@ def test_case_details_follow_the_selection(trained):
     at = _open_schedule()
     sel = at.selectbox(key="plan_case")
     first = [m.value for m in at.markdown if m.value.startswith("**C")]
-    at.selectbox(key="plan_case").set_value(sel.options[-1]).run()
+    # Options read "case id · start room · service line · surgeon".
+    assert all(" · surgeon " in o for o in sel.options)
+    at.selectbox(key="plan_case").set_value(sel.options[-1].split(" · ")[0]).run()
     second = [m.value for m in at.markdown if m.value.startswith("**C")]
     assert first and second and first != second
 
@@ -55,8 +57,12 @@ def test_alternatives_side_by_side(trained):
     at = _open_schedule()
     at.button(key="alternatives_button").click().run()
     assert not at.exception
-    table = next(df.value for df in at.dataframe if "alternative" in df.value.columns)
-    assert list(table["alternative"]) == ["utilization-first", "balanced", "overtime-averse"]
+    table = next(df.value for df in at.dataframe if "Alternative" in df.value.columns)
+    assert list(table["Alternative"]) == ["utilization-first", "balanced", "overtime-averse"]
+    # Every row says where its schedule comes from; balanced is the plan the page already shows.
+    assert table["Schedule from"].str.len().gt(0).all()
+    assert int(table.set_index("Alternative").at["balanced", "Scheduled"]) == int(_metric(at, "Scheduled"))
+    assert not any("_" in c for c in table.columns)
 
 
 def test_replan_a_cancellation_lists_the_change(trained):
@@ -67,3 +73,4 @@ def test_replan_a_cancellation_lists_the_change(trained):
     assert not at.exception
     changes = next(df.value for df in at.dataframe if "change" in df.value.columns)
     assert "removed" in set(changes["change"])
+    assert not changes["start moved (min)"].isna().any()  # blank, not None, where no start moved

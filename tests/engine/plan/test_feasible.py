@@ -2,6 +2,8 @@
 each solver, one day and several days, each alternative, and re-plans after each event."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -43,6 +45,14 @@ def test_each_alternative_is_feasible(h, fc) -> None:
         assert_no_violations(h, r.schedule, horizon(1))
     table = compare(results)
     assert list(table["alternative"]) == list(results) and table["n_scheduled"].gt(0).all()
+    # Each row says where its schedule comes from; a fallback says why.
+    assert all(src.startswith("highs, ") for src in table["schedule_from"])
+    fallen = dict(results, balanced=dataclasses.replace(
+        results["balanced"], banner="The highs solver stopped at a gap of 9.0%, above the tolerance of 5%. "
+                                    "Showing the rules-based block schedule instead."))
+    row = compare(fallen).set_index("alternative").loc["balanced"]
+    assert row["fallback"] and row["schedule_from"] == ("rules fallback: The highs solver stopped at a gap of 9.0%, "
+                                                        "above the tolerance of 5%.")
 
 
 @pytest.fixture(scope="module")
