@@ -51,7 +51,8 @@ H1  The expected set is the booked cases (status ``booked`` in cases.csv) whose
     real horizon (``--date`` .. ``--date + --days - 1``) whenever you have it.
 H2  The room's capabilities must contain every item of the case's required_equipment (both
     are lowercase ``;``-lists after loading).
-H3  ``start >= date + open_time - tol``; ``end_p80 <= date + close_time + overtime_cap_minutes
+H3  ``start >= date + open_time - tol`` and ``start < date + close_time`` (no case is planned to
+    start at or after the room's close); ``end_p80 <= date + close_time + overtime_cap_minutes
     + tol`` (settings, default 120; the room's close, not the block's end); start, end_p50 and
     end_p80 all lie on ``date`` (``date <= start`` and ``end <= date + 24h + tol``, so a case
     ending exactly at midnight still ends on its date).
@@ -71,7 +72,7 @@ H6  Read per room-date ("surgeon days"): the case's room on its date must either
     surgeon block never counts for another surgeon, even of the same service line. Whether
     the case's time lies inside such a block is H9's check.
 H9  For a case that passes H6 on a blocked room-date: ``[start, end_p50)`` must lie inside ONE
-    usable block (contiguous usable blocks are not merged): ``start >= block start - tol`` and
+    usable block (contiguous usable blocks are not merged): ``block start - tol <= start < block end`` and
     ``end_p50 <= block end + tol``, or, only when the block runs to the room's close (block end
     >= close_time), ``end_p50 <= close_time + overtime_cap_minutes + tol``. On open time H9
     adds nothing (the room's hours and the cap are H3's). A case that fails H6 is not reported
@@ -530,6 +531,9 @@ def _h3(c: _Ctx) -> list[Violation]:
         cid = [r.case_id]
         if pd.notna(r.start) and r.start < open_at - c.tol:
             out.append(_v("H3", f"case {r.case_id} starts {_t(r.start)}, before room {r.room_id} opens at {_t(open_at)}", cid, r.date, r.room_id))
+        if pd.notna(r.start) and r.start >= close_at:
+            out.append(_v("H3", f"case {r.case_id} starts {_t(r.start)}, at or after room {r.room_id}'s close at {_t(close_at)}",
+                          cid, r.date, r.room_id))
         if pd.notna(r.end_p80) and r.end_p80 > close_at + c.cap + c.tol:
             out.append(
                 _v(
@@ -644,7 +648,7 @@ def _h6_h9(c: _Ctx) -> tuple[list[Violation], list[Violation]]:
         for b in usable:
             b_start = r.date + pd.Timedelta(minutes=b["start"])
             b_end = r.date + pd.Timedelta(minutes=b["end"])
-            if r.start < b_start - c.tol:
+            if r.start < b_start - c.tol or r.start >= b_end:
                 continue
             if r.end_p50 <= b_end + c.tol:
                 ok = True

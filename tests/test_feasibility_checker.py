@@ -228,6 +228,13 @@ def test_h3_end_p80_past_close_plus_cap(mini):
     assert check_schedule(mini, schedule({"C0067": {"start": "14:00", "p50": 120, "p80": 210}})) == []
 
 
+def test_h3_no_case_starts_at_or_after_close(mini):
+    # OR3 (open time on 01-05) closes 15:30: a short case starting 15:30 would end within the cap
+    v = only(check_schedule(mini, schedule({"C0067": {"start": "15:30", "p50": 20, "p80": 30}})), "H3")
+    assert len(v) == 1 and "at or after room OR3's close" in v[0].message
+    assert check_schedule(mini, schedule({"C0067": {"start": "15:29", "p50": 20, "p80": 30}})) == []
+
+
 def test_h3_overtime_cap_from_settings(tmp_path):
     from tests.minihospital import SETTINGS
 
@@ -381,6 +388,12 @@ def test_h9_two_blocks_are_not_merged(tmp_path):
 def test_h9_overtime_allowed_when_block_runs_to_close(mini):
     # OR3's General Surgery block runs to the room's close (15:30): 14:00-16:00 P50, 16:30 P80 is fine
     assert check_schedule(mini, schedule({"C0064": {"start": "14:00"}})) == []
+
+
+def test_h9_a_case_starting_after_its_block_is_not_in_it(mini):
+    # The cap lets a case run past a block that reaches close, not start after it.
+    v = check_schedule(mini, schedule({"C0064": {"start": "15:35", "p50": 20, "p80": 30}}))
+    assert rules_broken(v) == {"H3", "H9"} and {x.case_id for x in v} == {"C0064"}
 
 
 # --------------------------------------------------------------------------- H10

@@ -53,13 +53,16 @@ def _surgeon_free(busy: list[tuple[int, int, str]], a: int, b: int, room: str) -
 
 
 def _earliest_start(t0: int, case: pd.Series, pacu: list[tuple[int, int]], pacu_min: int, beds: int,
-                    busy: list[tuple[int, int, str]], room: str, limit50: int, limit80: int) -> int | None:
+                    busy: list[tuple[int, int, str]], room: str, limit50: int, limit80: int, block_end: int) -> int | None:
+    """The earliest start at or after ``t0`` that keeps PACU and the surgeon free, ends by the
+    slot's P50 and P80 limits and starts before the block ends (no case is planned to start
+    after its block, even where the overtime cap would let it finish)."""
     p50, p80 = int(case["p50_i"]), int(case["p80_i"])
     cands = {t0}
     cands |= {e - p50 for _, e in pacu if e - p50 > t0}
     cands |= {e for _, e, _ in busy if e > t0}
     for t in sorted(cands):
-        if t + p50 > limit50 or t + p80 > limit80:
+        if t + p50 > limit50 or t + p80 > limit80 or t >= block_end:
             return None
         if _pacu_ok(pacu, t + p50, t + p50 + pacu_min, beds) and _surgeon_free(busy, t, t + p80, room):
             return t
@@ -177,7 +180,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                 if chosen is not None and (cid == q[-1] or bool(case["is_urgent"]) != bool(c.loc[chosen[0], "is_urgent"])):
                     break
                 t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(_who(case), []), r,
-                                    int(sl["p50_limit"]), int(sl["p80_limit"]))
+                                    int(sl["p50_limit"]), int(sl["p80_limit"]), int(sl["end_min"]))
                 if t is not None and (chosen is None or t < chosen[1]):
                     chosen = (cid, t)
                 if chosen is not None and (not flexible or chosen[1] <= t0):
@@ -234,7 +237,7 @@ def _append_lost(inst: PlanInstance, d, day_ids, deferred: dict[str, str], locks
                 continue
             t0 = max(room_cursor[r], int(sl["start_min"]), not_before_min or 0)
             t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(_who(case), []), r,
-                                int(sl["p50_limit"]), int(sl["p80_limit"]))
+                                int(sl["p50_limit"]), int(sl["p80_limit"]), int(sl["end_min"]))
             if t is None:
                 continue
             e50, e80 = t + int(case["p50_i"]), t + int(case["p80_i"])
@@ -260,6 +263,10 @@ def _lock_minute(locks: pd.DataFrame, cid: str) -> float:
 
 def _why_not(case: pd.Series, sl: pd.Series, t0: int, beds: int) -> str:
     p50, p80 = int(case["p50_i"]), int(case["p80_i"])
+    if t0 >= sl["end_min"]:
+        end = int(sl["end_min"])
+        return (f"the block in {sl['room_id']} on {sl['date']:%Y-%m-%d} ends at {end // 60:02d}:{end % 60:02d} before "
+                f"it could start (no case is planned to start after its block)")
     if t0 + p50 > sl["p50_limit"]:
         return (f"does not fit the remaining block time in {sl['room_id']} on {sl['date']:%Y-%m-%d}: "
                 f"P50 {p50} min from {t0 // 60:02d}:{t0 % 60:02d} would end after the block")
