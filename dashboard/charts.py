@@ -6,6 +6,24 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 
+def display_table(df: pd.DataFrame, decimals: int | dict[str, int] = 1) -> pd.DataFrame:
+    """A copy for st.dataframe: numeric columns rounded, midnight-only datetime columns shown as dates.
+
+    Rounds column by column (DataFrame.round warns on datetime columns)."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            v = s.dropna()
+            if len(v) and (v == v.dt.normalize()).all():
+                out[col] = s.dt.date
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            d = decimals.get(col) if isinstance(decimals, dict) else decimals
+            if d is not None:
+                out[col] = s.round(d)
+    return out
+
+
 def weekly_cases(counts: pd.DataFrame, statuses: list[str]) -> go.Figure:
     """Stacked bars: cases per week per service line (from engine.feeds.weekly_case_counts)."""
     d = counts[counts["status"].isin(statuses)].groupby(["week", "service_line"], as_index=False)["cases"].sum()
@@ -122,11 +140,16 @@ def pacu_load(curve: pd.DataFrame, beds: int) -> go.Figure:
     return fig
 
 
+ALTERNATIVE_KPIS = {"utilization": "Prime-time utilization", "expected_overtime_minutes": "Expected overtime (min)",
+                    "n_deferred": "Deferred cases"}
+
+
 def alternatives_bars(table: pd.DataFrame) -> go.Figure:
-    long = table.melt(id_vars=["alternative"], value_vars=["utilization", "expected_overtime_minutes", "n_deferred"],
-                      var_name="kpi", value_name="value")
-    fig = px.bar(long, x="alternative", y="value", facet_col="kpi", color="alternative")
-    fig.update_yaxes(matches=None, showticklabels=True)
+    long = table.melt(id_vars=["alternative"], value_vars=list(ALTERNATIVE_KPIS), var_name="kpi", value_name="value")
+    long["kpi"] = long["kpi"].map(ALTERNATIVE_KPIS)
+    fig = px.bar(long, x="alternative", y="value", facet_col="kpi", color="alternative", labels={"alternative": ""})
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.update_yaxes(matches=None, showticklabels=True, title_text="")
     fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -134,31 +157,99 @@ def alternatives_bars(table: pd.DataFrame) -> go.Figure:
 def addon_bars(f: pd.DataFrame) -> go.Figure:
     """Expected add-on minutes per date, stacked by service line, with the total's reserve level."""
     fig = px.bar(f, x="date", y="expected_minutes", color="service_line",
-                 labels={"expected_minutes": "expected add-on minutes", "date": ""})
+                 labels={"expected_minutes": "Expected add-on minutes", "date": "", "service_line": "Service line"})
     fig.update_layout(barmode="stack", height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
     return fig
 
 
+FAIRNESS_LABELS = {
+    "service_line": "Service line",
+    "surgeon_id": "Surgeon",
+    "site": "Site",
+    "n_cases": "Cases (n)",
+    "n_scheduled": "Scheduled (n)",
+    "demand_minutes": "Demand (min)",
+    "prime_minutes": "Prime-time minutes",
+    "demand_share": "Demand share",
+    "prime_time_share": "Prime-time share",
+    "prime_time_gap": "Prime-time gap (points)",
+    "late_slot_share": "Late-slot share",
+    "overtime_burden_minutes": "Overtime burden (min)",
+    "deferral_rate": "Deferral rate",
+    "period_start": "",
+}
+NA_TEXT = "n/a"
+NA_REASON = "n/a: no scheduled cases in this group, so there is no late-slot share to compute"
+_HEAT_METRICS = ("prime_time_gap", "late_slot_share", "overtime_burden_minutes", "deferral_rate")
+
+
+def fairness_label(column: str) -> str:
+    """Plain-words label of a fairness column (the column name itself when unknown)."""
+    return FAIRNESS_LABELS.get(column, column.replace("_", " "))
+
+
+def _fairness_text(metric: str, v: float) -> str:
+    if pd.isna(v):
+        return NA_TEXT
+    if metric == "prime_time_gap":
+        return f"{v * 100:+.1f}"
+    if metric == "overtime_burden_minutes":
+        return f"{v:.0f}"
+    return f"{v:.0%}"
+
+
 def fairness_heatmap(table: pd.DataFrame, by: str) -> go.Figure:
-    """Groups x metrics, each metric scaled to its own range (darker = worse for the group)."""
-    metrics = ["prime_time_gap", "late_slot_share", "overtime_burden_minutes", "deferral_rate"]
+    """Groups x metrics, each metric scaled to its own range (darker = worse for the group).
+
+    Undefined cells (a group with no scheduled case has no late-slot share) read "n/a" with the
+    reason on hover; every hover names the group's case count so tiny groups can be discounted."""
+    metrics = list(_HEAT_METRICS)
     t = table.set_index(by)[metrics].astype(float)
     scaled = (t - t.min()) / (t.max() - t.min()).replace(0, 1)
-    fig = go.Figure(go.Heatmap(z=scaled.to_numpy(), x=metrics, y=[str(i) for i in t.index], colorscale="Reds",
-                               text=t.round(3).to_numpy(), texttemplate="%{text}", showscale=False))
+    n = table.set_index(by)["n_cases"] if "n_cases" in table else pd.Series(pd.NA, index=t.index)
+    n_sched = table.set_index(by)["n_scheduled"] if "n_scheduled" in table else n
+    text = [[_fairness_text(m, t.iloc[i][m]) for m in metrics] for i in range(len(t))]
+    hover = [[(f"{t.index[i]}<br>{fairness_label(m)}: "
+               + (NA_REASON if pd.isna(t.iloc[i][m]) else _fairness_text(m, t.iloc[i][m]))
+               + f"<br>{n.iloc[i]} cases booked, {n_sched.iloc[i]} scheduled") for m in metrics] for i in range(len(t))]
+    # Undefined cells are drawn at the light end (a gap would also hide the "n/a" text).
+    fig = go.Figure(go.Heatmap(z=scaled.fillna(0.0).to_numpy(), x=[fairness_label(m) for m in metrics],
+                               y=[f"{g} (n={c})" for g, c in zip(t.index, n)], colorscale="Reds",
+                               text=text, texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                               showscale=False, hoverongaps=True))
     fig.update_layout(height=max(300, 26 * len(t) + 100), margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 
+def fairness_display_table(table: pd.DataFrame, by: str):
+    """The per-group table for people: plain column names, percentages, and "n/a" (not NaN/None) for
+    undefined cells. Returns a pandas Styler so the numbers stay numbers (sortable)."""
+    cols = [by, "n_cases", "n_scheduled", "demand_share", "prime_time_share", "prime_time_gap", "late_slot_share",
+            "overtime_burden_minutes", "deferral_rate"]
+    d = table[[c for c in cols if c in table.columns]].copy()
+    if "prime_time_gap" in d:
+        d["prime_time_gap"] = d["prime_time_gap"] * 100
+    d = d.rename(columns=fairness_label)
+    fmt = {fairness_label(c): "{:.1%}" for c in ("demand_share", "prime_time_share", "late_slot_share", "deferral_rate")}
+    fmt[fairness_label("prime_time_gap")] = "{:+.1f}"
+    fmt[fairness_label("overtime_burden_minutes")] = "{:.0f}"
+    fmt = {k: v for k, v in fmt.items() if k in d.columns}
+    return d.style.format(fmt, na_rep=NA_TEXT)
+
+
 def demand_vs_prime(table: pd.DataFrame, by: str) -> go.Figure:
     long = table.melt(id_vars=[by], value_vars=["demand_share", "prime_time_share"], var_name="share", value_name="fraction")
-    fig = px.bar(long, x=by, y="fraction", color="share", barmode="group")
+    long["share"] = long["share"].map(fairness_label)
+    fig = px.bar(long, x=by, y="fraction", color="share", barmode="group", labels={"fraction": "share", by: fairness_label(by)})
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), yaxis_tickformat=".0%", xaxis_title="", legend_title_text="")
     return fig
 
 
 def trend_lines(tr: pd.DataFrame, by: str, metric: str) -> go.Figure:
-    fig = px.line(tr, x="period_start", y=metric, color=by, markers=True, labels={"period_start": ""})
+    if metric == "prime_time_gap":  # labelled in points
+        tr = tr.assign(prime_time_gap=tr["prime_time_gap"] * 100)
+    fig = px.line(tr, x="period_start", y=metric, color=by, markers=True,
+                  labels={"period_start": "", metric: fairness_label(metric), by: fairness_label(by)})
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="")
     return fig
 
@@ -205,9 +296,19 @@ def paired_ci(paired: pd.DataFrame) -> go.Figure:
     return fig
 
 
+KPI_LABELS = {
+    "prime_time_utilization": "Prime-time utilization",
+    "overtime_minutes": "Staff overtime (min)",
+    "cancellation_rate": "Cancellation rate",
+    "addon_cases": "Add-on cases",
+    "on_time_first_case": "On-time first case",
+}
+
+
 def kpi_trend(k: pd.DataFrame, metric: str, color: str | None = None) -> go.Figure:
-    fig = px.line(k, x="period", y=metric, color=color, markers=False, labels={"period": ""})
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", title=metric.replace("_", " "))
+    label = KPI_LABELS.get(metric, metric.replace("_", " ").capitalize())
+    fig = px.line(k, x="period", y=metric, color=color, markers=False, labels={"period": "", metric: label})
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", title=label)
     return fig
 
 

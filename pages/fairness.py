@@ -37,7 +37,7 @@ by = c[1].selectbox("Group by", ["service_line", "surgeon_id", "site"], key="fai
 days = c[2].number_input("Days planned", min_value=1, max_value=7, value=1, key="fair_days")
 threshold = c[3].number_input("Flag prime-time gap above (points)", min_value=0.0, max_value=50.0,
                               value=DEFAULTS.max_prime_gap_points * 100, step=0.5, key="fair_threshold")
-params = FairnessParams(max_prime_gap_points=threshold / 100)
+params = FairnessParams(max_prime_gap_points=threshold / 100, min_group_cases=DEFAULTS.min_group_cases)
 
 forecasts = None
 if source.startswith("history"):
@@ -60,19 +60,35 @@ else:
         st.error(result.banner)
     st.caption(f"{'Proposed' if solver == 'highs' else 'Rules-based'} plan of {int(days)} days from {start:%Y-%m-%d}.")
 
-table, summary = schedule_fairness(h, schedule, by, forecasts)
+table, summary = schedule_fairness(h, schedule, by, forecasts, min_group_cases=params.min_group_cases)
 flagged = flags(table, by, params)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0%}"
+
+
 m = st.columns(4)
-m[0].metric("Largest prime-time shortfall", f"{summary['max_prime_time_gap'] * 100:.1f} points", delta=summary.get("worst_group"), delta_color="off")
-m[1].metric("Late-slot share spread", f"{summary['late_slot_share_difference']:.0%}")
-m[2].metric("Deferral-rate spread", f"{summary['deferral_rate_difference']:.0%}")
+m[0].metric("Largest prime-time shortfall", f"{summary['max_prime_time_gap'] * 100:.1f} points",
+            help="Demand share minus prime-time share, largest over groups large enough to compare.")
+m[1].metric("Late-slot share spread", _pct(summary["late_slot_share_difference"]))
+m[2].metric("Deferral-rate spread", _pct(summary["deferral_rate_difference"]))
 m[3].metric("Flags", len(flagged))
+if summary.get("worst_group"):
+    st.caption(f"Largest prime-time shortfall: {summary['worst_group']}.")
+if summary["small_groups"]:
+    st.caption(f"Groups with fewer than {params.min_group_cases} booked cases ({', '.join(summary['small_groups'])}) are shown "
+               "with their case count (n) but are not flagged and do not count in the spreads: one case there would swing "
+               "a rate by 100%.")
 
 heat, bars, flags_tab, trend_tab, audit_tab, term_tab, policy_tab = st.tabs(
     ["Heatmap", "Prime time vs demand", "Flags", "Trends", "Patient groups (audit)", "Fairness term", "Guardrails"])
 with heat:
     st.plotly_chart(charts.fairness_heatmap(table, by), width="stretch", key="fair_heatmap")
-    st.dataframe(table.round(3), hide_index=True, width="stretch", key="fair_table")
+    st.dataframe(charts.fairness_display_table(table, by), hide_index=True, width="stretch", key="fair_table")
+    if "n_scheduled" in table and (table["n_scheduled"] == 0).any():
+        st.caption("n/a: the group has no scheduled cases in this plan (all deferred or cancelled), so its late-slot "
+                   "share has no denominator.")
 with bars:
     st.plotly_chart(charts.demand_vs_prime(table, by), width="stretch", key="fair_bars")
 with flags_tab:
@@ -82,7 +98,7 @@ with flags_tab:
         for msg in flagged["message"]:
             st.warning(msg)
         pick = st.selectbox("Drill down into", flagged.index, key="fair_flag",
-                            format_func=lambda i: f"{flagged.loc[i, by]}: {flagged.loc[i, 'metric']}")
+                            format_func=lambda i: f"{flagged.loc[i, by]}: {charts.fairness_label(flagged.loc[i, 'metric'])}")
         f = flagged.loc[pick]
         rows = schedule[schedule[by if by != "site" else "service_line"].astype(str) == str(f[by])] if by != "site" else schedule
         if by == "site":
@@ -97,7 +113,8 @@ with flags_tab:
 with trend_tab:
     tr = state.fairness_trends(hid, state.loaded_at(hid), by if by != "surgeon_id" else "service_line", DEFAULTS.trend_weeks)
     if len(tr):
-        metric = st.selectbox("Metric", ["prime_time_gap", "late_slot_share", "deferral_rate", "overtime_burden_minutes"], key="fair_trend_metric")
+        metric = st.selectbox("Metric", ["prime_time_gap", "late_slot_share", "deferral_rate", "overtime_burden_minutes"],
+                              key="fair_trend_metric", format_func=charts.fairness_label)
         st.plotly_chart(charts.trend_lines(tr, by if by != "surgeon_id" else "service_line", metric), width="stretch", key="fair_trend")
         st.caption(f"History in {DEFAULTS.trend_weeks}-week periods (cancellations count as deferrals).")
     else:
@@ -133,8 +150,9 @@ with policy_tab:
 
 pack = review_pack_html(
     h.name, f"Fairness review: {source}",
-    {f"By {by}": table, "Patient-group audit": patient_group_audit(h, schedule)},
-    flagged, {"Largest prime-time shortfall": f"{summary['max_prime_time_gap'] * 100:.1f} points ({summary.get('worst_group')})",
+    {f"By {by}": table.rename(columns=charts.fairness_label), "Patient-group audit": patient_group_audit(h, schedule)},
+    flagged, {"Largest prime-time shortfall": f"{summary['max_prime_time_gap'] * 100:.1f} points ({summary.get('worst_group') or 'n/a'})",
+              "Minimum group size for flags and spreads": f"{params.min_group_cases} booked cases",
               "Flag threshold": f"{params.max_prime_gap_points * 100:.1f} points"},
 )
 st.download_button("Download the review pack (HTML, prints to PDF)", pack.encode(), file_name="fairness-review.html",

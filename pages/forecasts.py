@@ -29,7 +29,7 @@ with st.expander("Model registry and retraining", expanded=mv is None):
             f"(calibration from {m['calibration_from']}), data hash `{m['data_hash']}`, fit in {m['fit_seconds']} s, "
             f"trained at {m['trained_at']}."
         )
-        st.dataframe(state.registry().versions(hid), hide_index=True, width="stretch")
+        st.dataframe(charts.display_table(state.registry().versions(hid), decimals={}), hide_index=True, width="stretch")
     if st.button("Retrain the model now", key="retrain", type="primary" if mv is None else "secondary"):
         bar = st.progress(0.0, text="starting")
         try:
@@ -59,8 +59,8 @@ with acc:
     if metrics.get("mae_baseline_history"):
         c[2].metric("History-median MAE", f"{metrics['mae_baseline_history']:.1f}",
                     delta=f"model is {metrics['mae_p50'] / metrics['mae_baseline_history']:.2f}x", delta_color="off")
-    c[3].metric("P80 coverage", f"{metrics['coverage_p80']:.1%}", delta=f"{metrics['coverage_p80'] - 0.8:+.1%} vs 80%", delta_color="off")
-    c[4].metric("P95 coverage", f"{metrics['coverage_p95']:.1%}", delta=f"{metrics['coverage_p95'] - 0.95:+.1%} vs 95%", delta_color="off")
+    c[3].metric("P80 coverage", f"{metrics['coverage_p80']:.1%}", delta=f"{(metrics['coverage_p80'] - 0.8) * 100:+.1f} pts vs 80%", delta_color="off")
+    c[4].metric("P95 coverage", f"{metrics['coverage_p95']:.1%}", delta=f"{(metrics['coverage_p95'] - 0.95) * 100:+.1f} pts vs 95%", delta_color="off")
     if metrics.get("cancel_auc") is not None:
         st.markdown(
             f"**Cancellation model**: AUC {metrics['cancel_auc']:.3f}; Brier score {metrics['cancel_brier']:.4f} "
@@ -76,7 +76,7 @@ with by_sl:
     table = mv.artefact("by_service_line.csv")
     st.plotly_chart(charts.error_by_group(table, "service_line"), width="stretch", key="error_by_sl")
     st.plotly_chart(charts.under_prediction(table, "service_line"), width="stretch", key="under_by_sl")
-    st.dataframe(table.round(3), hide_index=True, width="stretch")
+    st.dataframe(charts.display_table(table, 3), hide_index=True, width="stretch")
 with drift_tab:
     drift = mv.artefact("drift.csv")
     dp = DriftParams()
@@ -86,7 +86,7 @@ with drift_tab:
          f"weeks against the last {dp.recent_days} days. Below {dp.warn_psi} is stable, from {dp.stop_psi} a major shift.")
     if len(drift):
         st.plotly_chart(charts.psi_bars(drift, dp.warn_psi, dp.stop_psi), width="stretch", key="psi_chart")
-        st.dataframe(drift.round(3), hide_index=True, width="stretch")
+        st.dataframe(charts.display_table(drift, 3), hide_index=True, width="stretch")
 with cases_tab:
     fc = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
     user = st.session_state.get("active_user")
@@ -113,8 +113,9 @@ with cases_tab:
         if row.get("fallback_note"):
             st.warning(row["fallback_note"])
         st.dataframe(
-            fc[["case_id", "surgery_date", "service_line", "procedure_name", "surgeon_id", "booked_minutes", "p50", "p80",
-                "p95", "cancel_prob", "novelty", "reasons"]].round({"p50": 0, "p80": 0, "p95": 0, "cancel_prob": 2}),
+            charts.display_table(fc[["case_id", "surgery_date", "service_line", "procedure_name", "surgeon_id", "booked_minutes",
+                                     "p50", "p80", "p95", "cancel_prob", "novelty", "reasons"]],
+                                 {"p50": 0, "p80": 0, "p95": 0, "cancel_prob": 2}),
             hide_index=True, width="stretch",
         )
 with addon_tab:
@@ -125,5 +126,5 @@ with addon_tab:
         st.markdown("Expected urgent and emergent add-on volume per day and service line, with 80% intervals. "
                     "`reserve_minutes` (the P80 of add-on minutes) is what a plan can hold back for them.")
         st.plotly_chart(charts.addon_bars(addons), width="stretch", key="addon_chart")
-        st.dataframe(daily.round(1), hide_index=True, width="stretch")
-        st.dataframe(addons.round(1), hide_index=True, width="stretch", key="addon_table")
+        st.dataframe(charts.display_table(daily, 1), hide_index=True, width="stretch")
+        st.dataframe(charts.display_table(addons, 1), hide_index=True, width="stretch", key="addon_table")

@@ -5,7 +5,8 @@ Definitions (per group g, over the booked cases of the schedule's horizon):
 - demand_share: g's share of the P50 minutes requested (scheduled and deferred cases);
 - prime_time_share: g's share of the scheduled minutes that fall inside prime time
   (overlap of [start, end_p50) with settings.prime_time);
-- late_slot_share: share of g's scheduled cases whose P50 end falls after prime time;
+- late_slot_share: share of g's scheduled cases whose P50 end falls after prime time; undefined
+  (NaN in the table, None in the JSON report) when g has no scheduled case;
 - overtime_burden_minutes: g's minutes past the room's close at P80 (sum over its cases of
   the part of [start, end_p80) after close);
 - deferral_rate: deferred cases / booked cases of g;
@@ -13,7 +14,10 @@ Definitions (per group g, over the booked cases of the schedule's horizon):
   it asks for); ``max_prime_time_gap`` is the largest over groups, in fraction points.
 
 MetricFrame computes the per-group sums and rates; shares divide group sums by the overall sum.
-Disparities are reported as MetricFrame's difference (max - min) and ratio (min / max).
+Each group carries ``n_cases`` (booked) and ``n_scheduled``. Disparities are max - min and
+min / max over the groups with at least ``min_group_cases`` booked cases (smaller groups stay in
+the table but one case there would swing a rate by 100%); a disparity is None when fewer than two
+such groups have the metric defined.
 """
 from __future__ import annotations
 
@@ -77,14 +81,33 @@ def _mean(y_true, y_pred):  # noqa: ARG001
     return float(v.mean()) if len(v) else float("nan")
 
 
+def _spread(values: pd.Series) -> tuple[float | None, float | None]:
+    """(max - min, min / max) over the defined values; None when fewer than two are defined."""
+    v = values.dropna().astype(float)
+    if len(v) < 2:
+        return None, None
+    hi, lo = float(v.max()), float(v.min())
+    return hi - lo, (lo / hi if hi > 0 else None)
+
+
 def schedule_fairness(h: Hospital, schedule: pd.DataFrame, by: str = "service_line",
-                      forecasts: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-group metrics and disparities for one grouping (service_line, surgeon_id or site)."""
+                      forecasts: pd.DataFrame | None = None,
+                      min_group_cases: int = 1) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-group metrics and disparities for one grouping (service_line, surgeon_id or site).
+
+    Disparities and the worst group consider only groups with ``min_group_cases`` booked cases or more."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {', '.join(GROUPS)}, got {by!r}")
+    if int(min_group_cases) < 1:
+        raise ValueError(f"min_group_cases must be >= 1, got {min_group_cases!r}")
+    empty_summary: dict[str, Any] = {
+        "max_prime_time_gap": 0.0, "worst_group": None, "late_slot_share_difference": None,
+        "deferral_rate_difference": None, "deferral_rate_ratio": None, "overtime_burden_difference": None,
+        "min_group_cases": int(min_group_cases), "small_groups": [],
+    }
     t = case_table(h, schedule, forecasts)
     if not len(t):
-        return pd.DataFrame(columns=[by]), {"max_prime_time_gap": 0.0}
+        return pd.DataFrame(columns=[by]), empty_summary
     sf = t[by].astype(str)
     frames = {}
     for name, col, fn in (("demand_minutes", "demand_minutes", _sum), ("prime_minutes", "prime_minutes", _sum),
@@ -92,7 +115,7 @@ def schedule_fairness(h: Hospital, schedule: pd.DataFrame, by: str = "service_li
                           ("deferral_rate", "deferred", _mean)):
         frames[name] = MetricFrame(metrics=fn, y_true=np.zeros(len(t)), y_pred=t[col].to_numpy(dtype=float),
                                    sensitive_features=sf)
-    table = pd.DataFrame({name: mf.by_group for name, mf in frames.items()})
+    table = pd.DataFrame({name: mf.by_group for name, mf in frames.items()}).astype(float)
     table.index.name = by
     total_demand = table["demand_minutes"].sum()
     total_prime = table["prime_minutes"].sum()
@@ -100,15 +123,19 @@ def schedule_fairness(h: Hospital, schedule: pd.DataFrame, by: str = "service_li
     table["prime_time_share"] = table["prime_minutes"] / total_prime if total_prime else 0.0
     table["prime_time_gap"] = table["demand_share"] - table["prime_time_share"]
     table["n_cases"] = sf.value_counts().reindex(table.index).fillna(0).astype(int)
+    table["n_scheduled"] = sf[t["status"] == "scheduled"].value_counts().reindex(table.index).fillna(0).astype(int)
+    # No scheduled case: the late-slot share has no denominator (NaN, never 0 nor an error).
+    table.loc[table["n_scheduled"] == 0, "late_slot_share"] = np.nan
     table = table.reset_index()
-    summary = {
-        "max_prime_time_gap": float(table["prime_time_gap"].max()) if len(table) else 0.0,
-        "worst_group": str(table.loc[table["prime_time_gap"].idxmax(), by]) if len(table) else None,
-        "late_slot_share_difference": float(frames["late_slot_share"].difference()),
-        "deferral_rate_difference": float(frames["deferral_rate"].difference()),
-        "deferral_rate_ratio": float(frames["deferral_rate"].ratio()) if np.isfinite(frames["deferral_rate"].ratio()) else None,
-        "overtime_burden_difference": float(frames["overtime_burden_minutes"].difference()),
-    }
+    big = table[table["n_cases"] >= int(min_group_cases)]
+    summary = dict(empty_summary)
+    summary["small_groups"] = [str(g) for g in table.loc[table["n_cases"] < int(min_group_cases), by]]
+    if len(big):
+        summary["max_prime_time_gap"] = float(big["prime_time_gap"].max())
+        summary["worst_group"] = str(big.loc[big["prime_time_gap"].idxmax(), by])
+    summary["late_slot_share_difference"], _ = _spread(big["late_slot_share"])
+    summary["deferral_rate_difference"], summary["deferral_rate_ratio"] = _spread(big["deferral_rate"])
+    summary["overtime_burden_difference"], _ = _spread(big["overtime_burden_minutes"])
     return table, summary
 
 
@@ -117,7 +144,8 @@ def fairness_report(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataFrame
     table, summary = schedule_fairness(h, schedule, "service_line", forecasts)
     keys = ["demand_share", "prime_time_share", "late_slot_share", "overtime_burden_minutes", "deferral_rate"]
     by_sl = {
-        r["service_line"]: {k: (None if pd.isna(r[k]) else float(r[k])) for k in keys + ["prime_time_gap", "n_cases"]}
+        r["service_line"]: {k: (None if pd.isna(r[k]) else float(r[k])) for k in keys + ["prime_time_gap"]}
+        | {"n_cases": int(r["n_cases"]), "n_scheduled": int(r["n_scheduled"])}
         for r in table.to_dict("records")
     }
     return {"by_service_line": by_sl, "max_prime_time_gap": summary["max_prime_time_gap"], "disparities": summary}

@@ -18,12 +18,15 @@ from engine.hospital import Hospital
 class FairnessParams:
     """Flag thresholds: a group is flagged when it falls short of its demand share of prime time by
     more than ``max_prime_gap_points`` (fraction points), or when its late-slot share or deferral rate
-    exceeds the best group's by more than the given difference."""
+    exceeds the best group's by more than the given difference. Groups with fewer than
+    ``min_group_cases`` booked cases are never flagged nor used as the "best group" (one deferred
+    case out of one is a 100% deferral rate, not a finding); their counts are still shown."""
 
     max_prime_gap_points: float = 0.05
     max_late_share_difference: float = 0.25
     max_deferral_rate_difference: float = 0.15
     trend_weeks: int = 4
+    min_group_cases: int = 5
 
     def __post_init__(self) -> None:
         for name in ("max_prime_gap_points", "max_late_share_difference", "max_deferral_rate_difference"):
@@ -32,6 +35,14 @@ class FairnessParams:
                 raise ValueError(f"{name} must be within 0..1, got {v!r}")
         if self.trend_weeks < 1:
             raise ValueError(f"trend_weeks must be >= 1, got {self.trend_weeks!r}")
+        if isinstance(self.min_group_cases, bool) or not isinstance(self.min_group_cases, int) or self.min_group_cases < 1:
+            raise ValueError(f"min_group_cases must be an integer >= 1, got {self.min_group_cases!r}")
+
+
+def possessive(name: str) -> str:
+    """English possessive of a group name: "Urology's", "Orthopedics'"."""
+    name = str(name)
+    return f"{name}'" if name.endswith(("s", "S")) else f"{name}'s"
 
 
 def history_as_schedule(h: Hospital, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -77,26 +88,37 @@ def trends(h: Hospital, weeks: int = 4, periods: int = 13, by: str = "service_li
 
 
 def flags(table: pd.DataFrame, by: str, params: FairnessParams) -> pd.DataFrame:
-    """Groups beyond the thresholds, each with the metric, its value and a plain sentence."""
-    out = []
+    """Groups beyond the thresholds, each with the metric, its value, the group's case count and a
+    plain sentence. Groups smaller than ``params.min_group_cases`` are neither flagged nor compared against."""
+    cols = [by, "metric", "value", "threshold", "n_cases", "message"]
     if not len(table):
-        return pd.DataFrame(columns=[by, "metric", "value", "threshold", "message"])
-    best_late = table["late_slot_share"].min(skipna=True)
-    best_def = table["deferral_rate"].min(skipna=True)
-    for r in table.to_dict("records"):
-        g = r[by]
+        return pd.DataFrame(columns=cols)
+    n = table["n_cases"] if "n_cases" in table else pd.Series(params.min_group_cases, index=table.index)
+    big = table[n >= params.min_group_cases]
+    if not len(big):
+        return pd.DataFrame(columns=cols)
+    out = []
+    best_late = big["late_slot_share"].min(skipna=True)
+    best_def = big["deferral_rate"].min(skipna=True)
+    for r in big.to_dict("records"):
+        g, nc = r[by], int(r.get("n_cases", 0))
+        cases = f"{nc} case{'s' if nc != 1 else ''}"
         if r["prime_time_gap"] > params.max_prime_gap_points:
             out.append({by: g, "metric": "prime_time_gap", "value": r["prime_time_gap"], "threshold": params.max_prime_gap_points,
+                        "n_cases": nc,
                         "message": f"{g} asks for {r['demand_share']:.1%} of the OR minutes but gets {r['prime_time_share']:.1%} "
-                                   f"of prime time ({r['prime_time_gap'] * 100:.1f} points short)"})
-        if pd.notna(r["late_slot_share"]) and r["late_slot_share"] - best_late > params.max_late_share_difference:
+                                   f"of prime time ({r['prime_time_gap'] * 100:.1f} points short; {cases})"})
+        if pd.notna(r["late_slot_share"]) and pd.notna(best_late) and r["late_slot_share"] - best_late > params.max_late_share_difference:
             out.append({by: g, "metric": "late_slot_share", "value": r["late_slot_share"], "threshold": params.max_late_share_difference,
-                        "message": f"{r['late_slot_share']:.0%} of {g}'s cases end after prime time "
-                                   f"(best group {best_late:.0%})"})
-        if pd.notna(r["deferral_rate"]) and r["deferral_rate"] - best_def > params.max_deferral_rate_difference:
+                        "n_cases": nc,
+                        "message": f"{r['late_slot_share']:.0%} of {possessive(g)} scheduled cases end after prime time "
+                                   f"(best group {best_late:.0%}; {cases})"})
+        if pd.notna(r["deferral_rate"]) and pd.notna(best_def) and r["deferral_rate"] - best_def > params.max_deferral_rate_difference:
             out.append({by: g, "metric": "deferral_rate", "value": r["deferral_rate"], "threshold": params.max_deferral_rate_difference,
-                        "message": f"{r['deferral_rate']:.0%} of {g}'s cases are deferred or cancelled (best group {best_def:.0%})"})
-    return pd.DataFrame(out, columns=[by, "metric", "value", "threshold", "message"])
+                        "n_cases": nc,
+                        "message": f"{r['deferral_rate']:.0%} of {possessive(g)} cases are deferred or cancelled "
+                                   f"(best group {best_def:.0%}; {cases})"})
+    return pd.DataFrame(out, columns=cols)
 
 
 def patient_group_audit(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -144,7 +166,7 @@ def review_pack_html(hospital_name: str, title: str, tables: dict[str, pd.DataFr
     else:
         parts.append("<p>No group beyond the thresholds.</p>")
     for name, t in tables.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>" + t.round(3).to_html(index=False, na_rep="", border=0))
+        parts.append(f"<h2>{html.escape(name)}</h2>" + t.round(3).to_html(index=False, na_rep="n/a", border=0))
     parts.append("<h2>What the system uses and refuses</h2>")
     parts.append(f"<p>{html.escape(g.uses)}</p><p>{html.escape(g.refuses)}</p></body></html>")
     return "\n".join(parts)

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
 
+from dashboard import charts
 from tests.dashboard.conftest import app
 
 
@@ -15,12 +20,20 @@ def _open():
 
 def test_fairness_page_breakdowns_flags_and_pack(trained):
     at = _open()
-    table = next(df.value for df in at.dataframe if "prime_time_gap" in df.value.columns)
-    assert abs(table["demand_share"].sum() - 1) < 0.01  # shown rounded to 3 decimals
-    assert any(m.label == "Largest prime-time shortfall" for m in at.metric)
+    table = next(df.value for df in at.dataframe if "Prime-time gap (points)" in df.value.columns)
+    assert abs(table["Demand share"].sum() - 1) < 0.01
+    assert "Cases (n)" in table.columns  # the board sees each group's size
+    assert not any("_" in str(c) for c in table.columns)  # plain words, no code names
+    shortfall = next(m for m in at.metric if m.label == "Largest prime-time shortfall")
+    assert not shortfall.delta  # the group name is a caption, not an arrow badge
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert "Prime-time gap (points)" in heat["x"] and not any("_" in x for x in heat["x"])
+    assert all("(n=" in y for y in heat["y"])
+    assert "nan" not in json.dumps(heat["text"]).lower()
     assert len(at.get("plotly_chart")) >= 2
     assert len(at.get("download_button")) == 1
     # A zero threshold flags every group short of its demand share; drill-down lists cases.
+    at.number_input(key="fair_days").set_value(3).run()
     at.number_input(key="fair_threshold").set_value(0.0).run()
     assert int(next(m.value for m in at.metric if m.label == "Flags")) >= 1
     assert any("Cases behind the flag" in md.value for md in at.markdown)
@@ -32,7 +45,7 @@ def test_sources_and_groupings(trained, source, by):
     at.selectbox(key="fair_source").set_value(source)
     at.selectbox(key="fair_by").set_value(by).run()
     assert not at.exception
-    assert any(by in df.value.columns for df in at.dataframe)
+    assert any(charts.fairness_label(by) in df.value.columns for df in at.dataframe)
 
 
 def test_fairness_term_cost_shown(trained):
@@ -43,3 +56,36 @@ def test_fairness_term_cost_shown(trained):
     cost = next(df.value for df in at.dataframe if "max_prime_time_gap_points" in df.value.columns)
     assert len(cost) == 2
     assert any("Cost of the term" in md.value for md in at.markdown)
+
+
+def _table_with_empty_group():
+    return pd.DataFrame({
+        "service_line": ["Cardiac Surgery", "Orthopedics", "Urology"],
+        "demand_minutes": [200.0, 600.0, 400.0], "prime_minutes": [0.0, 500.0, 400.0],
+        "overtime_burden_minutes": [0.0, 30.0, 0.0], "late_slot_share": [np.nan, 0.25, 0.0],
+        "deferral_rate": [1.0, 0.1, 0.0], "demand_share": [0.2, 0.5, 0.3], "prime_time_share": [0.0, 0.55, 0.45],
+        "prime_time_gap": [0.2, -0.05, -0.15], "n_cases": [1, 10, 8], "n_scheduled": [0, 9, 8],
+    })
+
+
+def test_heatmap_says_na_with_the_reason_and_case_counts():
+    heat = charts.fairness_heatmap(_table_with_empty_group(), "service_line").data[0]
+    text = np.asarray(heat.text)
+    assert text[0][1] == "n/a" and "nan" not in " ".join(map(str, text.ravel())).lower()
+    assert "no scheduled cases" in heat.customdata[0][1] and "1 cases booked, 0 scheduled" in heat.customdata[0][1]
+    assert list(heat.x) == ["Prime-time gap (points)", "Late-slot share", "Overtime burden (min)", "Deferral rate"]
+    assert heat.y[0] == "Cardiac Surgery (n=1)"
+    assert text[0][0] == "+20.0"  # the gap in points, as the axis says
+
+
+def test_display_table_shows_na_not_none_and_keeps_numbers():
+    styler = charts.fairness_display_table(_table_with_empty_group(), "service_line")
+    assert styler.data["Late-slot share"].dtype == float  # still sortable numbers
+    html = styler.to_html()
+    assert "n/a" in html and "None" not in html and "nan" not in html.lower()
+    assert list(styler.data.columns)[:3] == ["Service line", "Cases (n)", "Scheduled (n)"]
+
+
+def test_kpi_and_addon_titles_are_plain_words():
+    k = pd.DataFrame({"period": pd.date_range("2027-01-04", periods=3, freq="W"), "addon_cases": [3, 4, 5]})
+    assert charts.kpi_trend(k, "addon_cases").layout.title.text == "Add-on cases"

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import warnings
+
+import pandas as pd
+
 from engine.forecast import Registry, train_and_register
 from engine.hospital import load_hospital
 from tests.dashboard.conftest import app
@@ -28,8 +32,20 @@ def test_forecasts_page_shows_accuracy_calibration_drift_and_case_reasons(small_
     train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
     at = app()
     at.run()
-    at.switch_page("../pages/forecasts.py").run()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        at.switch_page("../pages/forecasts.py").run()
     assert not at.exception
+    assert not [w for w in caught if "has no effect with datetime" in str(w.message)]
+    # Coverage differences are percentage points, not percent.
+    deltas = {x.label: x.delta for x in at.metric}
+    assert deltas["P80 coverage"].endswith("pts vs 80%") and "%" not in deltas["P80 coverage"].split(" pts")[0]
+    # Dates are shown as dates, not as midnight timestamps.
+    for df in at.dataframe:
+        for col in ("surgery_date", "date"):
+            if col in df.value.columns:
+                assert not pd.api.types.is_datetime64_any_dtype(df.value[col]), col
+                assert "00:00:00" not in str(df.value[col].iloc[0])
     m = _metrics(at)
     for label in ("P50 MAE (min)", "Booked-minutes MAE", "P80 coverage", "P95 coverage", "P50", "Cancellation risk"):
         assert label in m

@@ -74,3 +74,14 @@ def test_replan_a_cancellation_lists_the_change(trained):
     changes = next(df.value for df in at.dataframe if "change" in df.value.columns)
     assert "removed" in set(changes["change"])
     assert not changes["start moved (min)"].isna().any()  # blank, not None, where no start moved
+
+
+def test_alternatives_chart_titles_are_words():
+    import pandas as pd
+
+    from dashboard.charts import alternatives_bars
+
+    table = pd.DataFrame({"alternative": ["utilization-first", "balanced"], "utilization": [0.8, 0.7],
+                          "expected_overtime_minutes": [40.0, 20.0], "n_deferred": [1, 2]})
+    titles = [a.text for a in alternatives_bars(table).layout.annotations]
+    assert titles == ["Prime-time utilization", "Expected overtime (min)", "Deferred cases"]

@@ -1,10 +1,13 @@
 """Fairness metrics against hand-computed values on a small fixed schedule."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
-from engine.fairness import fairness_report, schedule_fairness
+from engine.fairness import FairnessParams, fairness_report, flags, schedule_fairness
+from engine.fairness.review import possessive
 from engine.hospital import load_hospital
 from tests.minihospital import write_mini_hospital
 
@@ -121,3 +124,52 @@ def test_fairness_term_narrows_the_prime_time_gap(tmp_path):
     inst = build_instance(h, f, day, PlanParams())
     assert not hasattr(build_model(inst, PlanParams()), "fair_share")
     assert len(build_model(inst, PlanParams(fairness_max_gap_points=5.0)).fair_share) > 0
+
+
+def test_group_without_scheduled_cases_has_undefined_late_share_consistently(mini):
+    h, ids = mini
+    table, summary = schedule_fairness(h, _schedule(ids), "service_line")
+    t = table.set_index("service_line")
+    # General Surgery has one booked case, deferred: no denominator for the late-slot share.
+    assert t.loc["General Surgery", "n_cases"] == 1 and t.loc["General Surgery", "n_scheduled"] == 0
+    assert pd.isna(t.loc["General Surgery", "late_slot_share"])
+    assert t["late_slot_share"].dtype == float
+    rep = fairness_report(h, _schedule(ids))
+    gs = rep["by_service_line"]["General Surgery"]
+    assert gs["late_slot_share"] is None and gs["n_cases"] == 1 and gs["n_scheduled"] == 0
+    # The spread ignores the undefined value instead of turning NaN.
+    assert summary["late_slot_share_difference"] == pytest.approx(1.0)
+    json.dumps(rep)  # no NaN sneaks into the contract JSON
+
+
+def test_min_group_cases_keeps_tiny_groups_out_of_spreads(mini):
+    h, ids = mini
+    table, summary = schedule_fairness(h, _schedule(ids), "service_line", min_group_cases=2)
+    assert len(table) == 3  # small groups stay in the table, with their n
+    assert set(summary["small_groups"]) == {"Urology", "Orthopedics", "General Surgery"}
+    assert summary["deferral_rate_difference"] is None and summary["late_slot_share_difference"] is None
+    assert summary["worst_group"] is None and summary["max_prime_time_gap"] == 0.0
+    with pytest.raises(ValueError, match="min_group_cases"):
+        schedule_fairness(h, _schedule(ids), "service_line", min_group_cases=0)
+
+
+def test_flags_skip_small_groups_and_use_plain_possessives(mini):
+    h, ids = mini
+    table, _ = schedule_fairness(h, _schedule(ids), "service_line")
+    # One case per group: with the default minimum size nothing can be flagged.
+    assert FairnessParams().min_group_cases > 1
+    assert flags(table, "service_line", FairnessParams(max_prime_gap_points=0.0)).empty
+    loose = flags(table, "service_line", FairnessParams(max_prime_gap_points=0.0, max_late_share_difference=0.0,
+                                                        max_deferral_rate_difference=0.0, min_group_cases=1))
+    assert {"prime_time_gap", "late_slot_share", "deferral_rate"} <= set(loose["metric"])
+    assert (loose["n_cases"] == 1).all()
+    msgs = " ".join(loose["message"])
+    assert "Orthopedics'" in msgs and "Orthopedics's" not in msgs
+    assert "General Surgery's cases are deferred" in msgs
+
+
+def test_possessive_and_params_validation():
+    assert possessive("Orthopedics") == "Orthopedics'" and possessive("Urology") == "Urology's"
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="min_group_cases"):
+            FairnessParams(min_group_cases=bad)
