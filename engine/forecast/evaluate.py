@@ -2,7 +2,9 @@
 
 Train on cases before ``test_from``; score completed cases from ``test_from`` on. Features of
 test cases are built as of their own decision times, so they may use test-window outcomes that
-finished before (as they would in production), never after.
+finished before (as they would in production), never after. Likewise the conformal offsets are
+recalibrated as of each decision time on the test-window cases completed before it
+(``Forecaster.predict``).
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ class EvaluationReport:
     predictions: pd.DataFrame
     quarantined: int = 0
     notes: list[str] = field(default_factory=list)
+    forecaster: Forecaster | None = field(default=None, repr=False)  # the backtest's, for benches
 
     def to_json(self) -> dict[str, Any]:
         keys = ["n_train", "n_test", "mae_p50", "mae_baseline_booked", "mae_baseline_history", "coverage_p80",
@@ -115,7 +118,7 @@ def evaluate(
     notes = []
     if overall["mae_baseline_booked"] is None:
         notes.append("no booked_minutes in the test window: the booked baseline cannot be computed")
-    return EvaluationReport(overall, by_sl, by_nov, scored, quarantined, notes)
+    return EvaluationReport(overall, by_sl, by_nov, scored, quarantined, notes, forecaster=fc)
 
 
 def _grouped(scored: pd.DataFrame, key: str) -> pd.DataFrame:

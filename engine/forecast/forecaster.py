@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from engine.forecast.cancellation import CancellationModel, cancellation_label
-from engine.forecast.duration import DurationModel
-from engine.forecast.features import build_features
+from engine.forecast.duration import DurationModel, RecentResiduals
+from engine.forecast.features import build_features, completed_history
 from engine.forecast.params import ForecastParams
 from engine.forecast.reasons import top_reasons
 
@@ -55,7 +55,10 @@ class Forecaster:
         done = (past["status"] == "completed").to_numpy()
         minutes = ((past["wheels_out"] - past["wheels_in"]).dt.total_seconds() / 60).to_numpy()
         step(0.2, "training the duration model")
-        self.duration_ = DurationModel(p).fit(feats[done], minutes[done], calibration[done])
+        self.duration_ = DurationModel(p).fit(
+            feats[done], minutes[done], calibration[done],
+            calibration_start=cal_start - pd.Timedelta(days=p.planning_lead_days),
+        )
         step(0.75, "training the cancellation model")
         elective = (past["urgency"].fillna("elective") == "elective").to_numpy()
         self.cancellation_ = CancellationModel(p).fit(
@@ -81,10 +84,13 @@ class Forecaster:
     ) -> pd.DataFrame:
         """Forecasts for ``cases`` using outcomes in ``history`` known before each decision time.
 
+        The conformal offsets are recalibrated as of each decision time on the completed cases of
+        ``history`` that the model did not train on (see ``DurationModel.offsets_as_of``).
+
         Columns: case_id, p50, p80, p95, cancel_prob, novelty (+ reason columns if asked).
         """
         f = features if features is not None else self.features(cases, history, as_of)
-        q = self.duration_.predict(f)
+        q = self.duration_.predict(f, self.recent_residuals(history))
         out = pd.DataFrame({"case_id": cases["case_id"].to_numpy()}, index=cases.index)
         out = out.join(q)
         out["cancel_prob"] = self.cancellation_.predict_proba(f)
@@ -94,3 +100,36 @@ class Forecaster:
             r = top_reasons(f, cases, sv, self.duration_.feature_names_, q["p50"].to_numpy(), min_pair_cases=self.params.min_pair_cases)
             out = out.join(r.drop(columns=["case_id"]))
         return out
+
+    def recent_residuals(self, history: pd.DataFrame) -> RecentResiduals | None:
+        """Residuals of the completed cases of ``history`` from ``train_until_`` on, for the as-of
+        recalibration; each scored with features as of its own decision time.
+
+        None when there are none. Cached per fingerprint of ``history`` (the last one only): the
+        planner and the backtest predict many batches against the same history.
+        """
+        if not hasattr(self, "train_until_"):
+            return None
+        newer = history[(history["surgery_date"] >= self.train_until_) & (history["status"] == "completed")]
+        newer = completed_history(newer)
+        if not len(newer):
+            return None
+        key = int(pd.util.hash_pandas_object(history, index=True).sum())
+        cached = self.__dict__.get("_recent")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        f = self.features(newer, history)
+        recent = RecentResiduals(
+            residuals=self.duration_.residuals(f, newer["duration"].to_numpy()),
+            groups=f["novelty"].to_numpy(),
+            decision_time=f["decision_time"].to_numpy(dtype="datetime64[ns]"),
+            known_time=newer["wheels_out"].to_numpy(dtype="datetime64[ns]"),
+        )
+        self.__dict__["_recent"] = (key, recent)
+        return recent
+
+    def __getstate__(self) -> dict:
+        # The recent residuals are a cache of a history: never pickled.
+        state = dict(self.__dict__)
+        state.pop("_recent", None)
+        return state
