@@ -37,8 +37,9 @@ mv = state.current_model(hid)
 FLASH = "gov_flash"
 
 
-def act(label: str, fn, *args, **kwargs):
-    """Run a governance action; engine refusals become plain messages kept across the rerun."""
+def act(label: str, fn, *args, say_done: bool = True, **kwargs):
+    """Run a governance action; engine refusals become plain messages kept across the rerun.
+    ``say_done=False`` where the caller shows the outcome itself (one message per action)."""
     msgs = st.session_state.setdefault(FLASH, [])
     try:
         out = fn(*args, **kwargs)
@@ -52,7 +53,8 @@ def act(label: str, fn, *args, **kwargs):
     except (WorkflowError, InputError, ValueError) as exc:
         msgs.append(("error", f"{label} refused: {exc}"))
     else:
-        msgs.append(("success", f"{label}: done."))
+        if say_done:
+            msgs.append(("success", f"{label}: done."))
         return out
     return None
 
@@ -94,7 +96,7 @@ with versions_tab:
             act("Rejection", gov.reject, int(vid), user, note)
             st.rerun()
         if b[2].button("Run the safety gates", key="gov_gates"):
-            gates = act("Gates", gov.check_gates, int(vid), user, h, model=mv, quality=loaded.report)
+            gates = act("Gates", gov.check_gates, int(vid), user, h, model=mv, quality=loaded.report, say_done=False)
             if gates:
                 st.session_state["gov_gate_results"] = (int(vid), gates)
             st.rerun()
@@ -103,6 +105,7 @@ with versions_tab:
             st.rerun()
         shown = st.session_state.get("gov_gate_results")
         if shown and shown[0] == int(vid):
+            st.markdown(f"**Safety gates, as last run on version {vid}**")
             for g in shown[1]:
                 (st.success if g.passed else st.error if g.blocking else st.warning)(
                     f"**{g.gate}**: {g.message}" + (f" Next: {g.inspect_next}" if not g.passed and g.inspect_next else ""))
@@ -147,7 +150,7 @@ with override_tab:
             except (ValueError, InputError) as exc:
                 st.session_state.setdefault(FLASH, []).append(("error", f"Override refused: {exc}"))
             if ov is not None:
-                new = act("Override", gov.override, int(vid), ov, user)
+                new = act("Override", gov.override, int(vid), ov, user, say_done=False)
                 if new is not None:
                     st.session_state[FLASH].append(("success", f"New proposed version {new.version_id}; "
                                                                "it needs approval before publication."))
@@ -172,7 +175,7 @@ with audit_tab:
     else:
         st.info("The audit log is read by leadership and governance.")
     if st.button("Verify the audit chain", key="gov_verify"):
-        res = act("Verification", gov.verify, user, hid)
+        res = act("Verification", gov.verify, user, hid, say_done=False)
         if res is not None:
             st.session_state[FLASH].append(("success" if res.ok else "error", res.message))
         st.rerun()

@@ -28,7 +28,10 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     at.button(key="gov_approve").click().run()
     assert "Approval: done." in _texts(at.success)
     at.button(key="gov_gates").click().run()
-    assert "Gates: done." in _texts(at.success)
+    # The gate results are the answer (no extra "done" box), under a heading naming the version.
+    assert "Gates: done." not in _texts(at.success)
+    assert any("Safety gates, as last run on version" in t for t in _texts(at.markdown))
+    assert [t for t in _texts(at.success) + _texts(at.warning) + _texts(at.error) if t.startswith("**")]
     at.button(key="gov_publish").click().run()
     published = "Publication: done." in _texts(at.success)
     withheld = any("Publication withheld" in t for t in _texts(at.error))
@@ -36,7 +39,7 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     history = next(df.value for df in at.dataframe if "version_id" in df.value.columns and "status" in df.value.columns)
     assert history["status"].iloc[0] in {"published", "approved"}
     at.button(key="gov_verify").click().run()
-    assert any("intact" in t for t in _texts(at.success))
+    assert any("intact" in t for t in _texts(at.success)) and "Verification: done." not in _texts(at.success)
     at.text_input(key="gov_rollback_reason").input("drill: rules fallback")
     at.selectbox(key="gov_rollback_to").set_value("rules")
     at.button(key="gov_rollback").click().run()
@@ -60,7 +63,9 @@ def test_override_needs_text_for_other_and_creates_a_new_version(trained):
     assert any("refused" in t for t in _texts(at.error))
     at.text_input(key="ov_text").input("patient asked to move the date")
     at.get("form_submit_button")[-1].click().run()
-    assert "Override: done." in _texts(at.success)
+    # One message per action: the new version and what it needs next.
+    done = _texts(at.success)
+    assert any(t.startswith("New proposed version") for t in done) and "Override: done." not in done
     overrides = next(df.value for df in at.dataframe if "code" in df.value.columns)
     assert "other" in set(overrides["code"])
 
