@@ -89,18 +89,29 @@ with versions_tab:
                     + (f", fallback: {ver.plan.get('fallback_reason')}" if ver.plan.get("fallback_used") else ""))
         b = st.columns(4)
         note = st.text_input("Note (required to reject)", key="gov_note")
-        if b[0].button("Approve", key="gov_approve"):
+
+        def why_not(action: str, statuses: tuple[str, ...]) -> str | None:
+            """Why this user cannot do ``action`` on this version now (the engine enforces it too)."""
+            if not can(user, action):
+                return f"Your role ({user.role}) may not do this."
+            if ver.status not in statuses or (action == "approve" and ver.successor_id is not None):
+                return f"Version {vid} is {ver.status}" + (" and was overridden by a newer version" if ver.successor_id else "") + "."
+            return None
+
+        blocked = {"approve": why_not("approve", ("proposed",)), "reject": why_not("reject", ("proposed", "approved")),
+                   "run_gates": why_not("run_gates", ("proposed", "approved")), "publish": why_not("publish", ("approved",))}
+        if b[0].button("Approve", key="gov_approve", disabled=bool(blocked["approve"]), help=blocked["approve"]):
             act("Approval", gov.approve, int(vid), user, note)
             st.rerun()
-        if b[1].button("Reject", key="gov_reject"):
+        if b[1].button("Reject", key="gov_reject", disabled=bool(blocked["reject"]), help=blocked["reject"]):
             act("Rejection", gov.reject, int(vid), user, note)
             st.rerun()
-        if b[2].button("Run the safety gates", key="gov_gates"):
+        if b[2].button("Run the safety gates", key="gov_gates", disabled=bool(blocked["run_gates"]), help=blocked["run_gates"]):
             gates = act("Gates", gov.check_gates, int(vid), user, h, model=mv, quality=loaded.report, say_done=False)
             if gates:
                 st.session_state["gov_gate_results"] = (int(vid), gates)
             st.rerun()
-        if b[3].button("Publish", key="gov_publish", type="primary"):
+        if b[3].button("Publish", key="gov_publish", type="primary", disabled=bool(blocked["publish"]), help=blocked["publish"]):
             act("Publication", gov.publish, int(vid), user)
             st.rerun()
         shown = st.session_state.get("gov_gate_results")

@@ -21,9 +21,11 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     at.switch_page("../pages/governance.py").run()
     at.button(key="gov_propose").click().run()
     assert "Proposal: done." in _texts(at.success)
-    # A coordinator may not approve: the engine refuses, the page says why.
-    at.button(key="gov_approve").click().run()
-    assert any("Not allowed for your role" in t for t in _texts(at.error))
+    # A coordinator may not approve (the engine refuses it too): the button is off and says why;
+    # publishing waits for approval.
+    approve = at.button(key="gov_approve")
+    assert approve.disabled and "may not" in approve.help
+    assert at.button(key="gov_publish").disabled and "is proposed" in at.button(key="gov_publish").help
     _as(at, "leadership")
     at.button(key="gov_approve").click().run()
     assert "Approval: done." in _texts(at.success)
