@@ -114,8 +114,8 @@ with pacu_tab:
 with deferred_tab:
     deferred = schedule[schedule["status"] == "deferred"]
     st.markdown(f"**{len(deferred)} deferred cases** in the horizon.")
-    st.dataframe(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]]
-                 .assign(date=pd.to_datetime(deferred["date"]).dt.date), hide_index=True, width="stretch")
+    st.dataframe(charts.display_table(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]]),
+                 hide_index=True, width="stretch")
 
 with alt_tab:
     if st.button("Compute the alternatives", key="alternatives_button") or st.session_state.get("alternatives_shown"):
