@@ -270,6 +270,32 @@ def eligible_pairs(inst: PlanInstance, params: PlanParams) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["case_id", "slot_id", "date", "room_id", "pref_miss", "date_move", "room_move"])
 
 
+def closing_case(slot, p50: dict, p80: dict, turnover: float) -> str | None:
+    """The case to run last in ``slot`` (a slots row) when the cases ``p50``/``p80`` (case_id ->
+    minutes) run back to back at P50 from its start: among the cases that, run last, still start
+    before the block ends (H9: no case is planned to start after its block) and end by the slot's
+    P80 limit at their P80 (H3), the one with the smallest P80 - P50 (ties: longer P50, then id).
+    None when no case can close the slot that way. The model sizes slots with the same rule
+    (model.closing_case_fits and model.last_starts_in_block), the sequencer and the warm start
+    follow it."""
+    if not p50:
+        return None
+    load = sum(p50.values()) + turnover * (len(p50) - 1)
+    length = slot["end_min"] - slot["start_min"]
+    limit80 = slot["p80_limit"] - slot["start_min"]
+    ok = [i for i in p50 if load - p50[i] < length and load + p80[i] - p50[i] <= limit80]
+    return min(ok, key=lambda i: (p80[i] - p50[i], -p50[i], i)) if ok else None
+
+
+def slot_fits(slot, p50: dict, p80: dict, turnover: float) -> bool:
+    """Do the cases ``p50``/``p80`` (case_id -> minutes) fit ``slot`` as the model sizes it: back to
+    back at P50 by its P50 limit, with a case that can close it (closing_case)?"""
+    if not p50:
+        return True
+    load = sum(p50.values()) + turnover * (len(p50) - 1)
+    return load <= slot["p50_limit"] - slot["start_min"] and closing_case(slot, p50, p80, turnover) is not None
+
+
 def minutes_to_time(date: pd.Timestamp, minutes: float) -> pd.Timestamp:
     return pd.Timestamp(date) + pd.Timedelta(minutes=int(round(minutes)))
 

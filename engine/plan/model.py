@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 import pyomo.environ as pyo
 
-from engine.plan.instance import PlanInstance
+from engine.plan.instance import PlanInstance, closing_case, slot_fits
 from engine.plan.params import PlanParams
 
 
@@ -67,6 +67,19 @@ def closing_case_fits(m, s):
     load = sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
     relief = sum((m.spmax[s] - (m.p80[c] - m.p50[c])) * m.y[c, s] for c in cases)
     return load + (m.spmax[s] - m.turnover - m.usable80[s]) * _opened(m, s) - relief <= 0
+
+
+def last_starts_in_block(m, s):
+    """sum_c (P50_c + turnover) x[c,s] - sum_c (P50_c + turnover) y[c,s] <= block minutes - 1, for a
+    slot whose P50 capacity runs past its block's end (a block reaching close may use the overtime
+    cap): the closing case starts before the block ends (H9: no case is planned to start after its
+    block; the cap lets a case finish after close, not start after it). y is binary on these slots
+    (SB), so one case satisfies this and closing_case_fits at once; the sequencer runs it last
+    (instance.closing_case)."""
+    cases = m.cases_of_slot[s]
+    load = sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
+    last = sum((m.p50[c] + m.turnover) * m.y[c, s] for c in cases)
+    return load - last <= m.length[s] - 1
 
 
 def closing_case_chosen(m, c, s):
@@ -208,6 +221,7 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
         m.pairs_of_case[ci].append(si)
         m.cases_of_slot[si].append(ci)
     m.room_day = {si: (slot_date[si], slot_room[si]) for si in s.index}
+    m.slot_row = {si: row for si, row in zip(s.index, s[["start_min", "end_min", "p50_limit", "p80_limit"]].to_dict("records"))}
     m.surgeon_of = surgeon
     m.rooms_of_day = {d: [k for k in rd if k[0] == d] for d in inst.dates}
     m.rooms_of_surgeon_day = {gd: [] for gd in m.GD}
@@ -254,7 +268,15 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
         if min(load, usable[si]) + spmax[si] > usable80[si]:
             closing.append(si)
     m.SC = pyo.Set(initialize=closing, ordered=True)
-    m.XC = pyo.Set(initialize=[(ci, si) for si in closing for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
+    # Slots whose P50 capacity runs past the block's end, where cases could fill the block before
+    # the closing case starts (SB, see last_starts_in_block).
+    length = (s["end_min"] - s["start_min"]).astype(float).to_dict()
+    starting = [si for si, cases in m.cases_of_slot.items() if cases and usable[si] > length[si]
+                and min(sum(p50[ci] + inst.turnover_minutes for ci in cases) - inst.turnover_minutes, usable[si])
+                - min(p50[ci] for ci in cases) >= length[si]]
+    m.SB = pyo.Set(initialize=starting, ordered=True)
+    m.SY = pyo.Set(initialize=sorted(set(closing) | set(starting)), ordered=True)
+    m.XC = pyo.Set(initialize=[(ci, si) for si in m.SY for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
     m.spmax = pyo.Param(m.SC, initialize={si: spmax[si] for si in closing})
 
     m.x = pyo.Var(m.X, domain=pyo.Binary)
@@ -275,6 +297,9 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.ZB = pyo.Set(initialize=zb, dimen=3, ordered=True)
     m.surgeon_room_minutes = pyo.Param(m.ZB, initialize={k: room_minutes[k] for k in zb})
     m.y = pyo.Var(m.XC, bounds=(0, 1))
+    for ci, si in m.XC:
+        if si in m.SB:
+            m.y[ci, si].domain = pyo.Binary
     m.over = pyo.Var(m.S, domain=pyo.NonNegativeReals)
     m.idle = pyo.Var(m.S, domain=pyo.NonNegativeReals)
     # Open rooms that may be held for add-ons (HO), on days with an add-on reserve (DR).
@@ -297,7 +322,8 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.capacity = pyo.Constraint(m.S, rule=slot_capacity)
     m.closing_fits = pyo.Constraint(m.SC, rule=closing_case_fits)
     m.closing_chosen = pyo.Constraint(m.XC, rule=closing_case_chosen)
-    m.one_closing = pyo.Constraint(m.SC, rule=one_closing_case)
+    m.one_closing = pyo.Constraint(m.SY, rule=one_closing_case)
+    m.last_in_block = pyo.Constraint(m.SB, rule=last_starts_in_block)
     m.overtime = pyo.Constraint(m.S, rule=overtime_definition)
     m.idle_prime = pyo.Constraint(m.S, rule=idle_prime_definition)
     m.surgeon_link = pyo.Constraint(m.X, rule=surgeon_room_link)
@@ -339,8 +365,9 @@ def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame
     """``assignment`` (case_id, slot_id) cut down to a schedule this instance's model accepts, as
     a MIP start: a schedule made for a slightly different instance (a what-if with a room less
     or longer durations) would otherwise be dropped whole by the solver. Pairs the instance does
-    not allow are dropped; each slot keeps its cases, longest first, while they fit at P50
-    (slot_capacity) and with the closing case at P80 (closing_case_fits); a surgeon keeps one
+    not allow are dropped; each slot keeps its cases, longest first, while they fit
+    (instance.slot_fits: at P50, with a closing case that starts before the block ends and ends
+    by close + cap at P80, as the model sizes slots); a surgeon keeps one
     room per day; a day keeps its busiest rooms up to its staffed-room limit. The cases this
     leaves out are then placed where they still fit (_fill); the rest is deferred."""
     c, s, t = inst.cases, inst.slots, inst.turnover_minutes
@@ -350,17 +377,14 @@ def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame
     by_slot: dict[str, list[str]] = {}
     for ci, si in pairs:
         by_slot.setdefault(si, []).append(ci)
+    p50, p80 = c["p50_i"].to_dict(), c["p80_i"].to_dict()
     kept: dict[str, list[str]] = {}
     for si, cases in by_slot.items():
-        usable = s.at[si, "p50_limit"] - s.at[si, "start_min"]
-        usable80 = s.at[si, "p80_limit"] - s.at[si, "start_min"]
-        load, spread, keep = -t, None, []
-        for ci in sorted(cases, key=lambda k: (-c.at[k, "p50_i"], k)):
-            p50, sp = c.at[ci, "p50_i"], c.at[ci, "p80_i"] - c.at[ci, "p50_i"]
-            new_spread = sp if spread is None else min(spread, sp)
-            if load + p50 + t <= usable and load + p50 + t + new_spread <= usable80:
-                load, spread = load + p50 + t, new_spread
-                keep.append(ci)
+        slot, keep = s.loc[si], []
+        for ci in sorted(cases, key=lambda k: (-p50[k], k)):
+            trial = keep + [ci]
+            if slot_fits(slot, {k: p50[k] for k in trial}, {k: p80[k] for k in trial}, t):
+                keep = trial
         kept[si] = keep
     # A surgeon in one room per day (the first room met, by slot id), then the busiest rooms of a day.
     room_of: dict[tuple, str] = {}
@@ -391,26 +415,24 @@ def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame
 def _fill(inst: PlanInstance, chosen: dict, open_rd: set) -> None:
     """Place the cases ``chosen`` leaves out where they still fit, urgent then shortest first: in
     a room of the day already open, or a new one while the day has a team for it; the same rules
-    as feasible_start (P50 capacity, closing case at P80, one room per surgeon and day)."""
+    as feasible_start (instance.slot_fits, one room per surgeon and day)."""
     c, s, t = inst.cases, inst.slots, inst.turnover_minutes
 
     def surgeon_key(ci, d):
         g = c.at[ci, "surgeon_id"]
         return (g if g != "unknown" else f"unknown:{ci}", d)
 
-    load: dict[str, float] = {}
-    spread: dict[str, float] = {}
+    p50, p80 = c["p50_i"].to_dict(), c["p80_i"].to_dict()
+    in_slot: dict[str, list[str]] = {}
     room_of: dict[tuple, str] = {}
     for ci, si in chosen.items():
-        load[si] = load.get(si, -t) + c.at[ci, "p50_i"] + t
-        spread[si] = min(spread.get(si, float("inf")), c.at[ci, "p80_i"] - c.at[ci, "p50_i"])
+        in_slot.setdefault(si, []).append(ci)
         room_of[surgeon_key(ci, s.at[si, "date"])] = s.at[si, "room_id"]
     rooms = {d: {r for dd, r in open_rd if dd == d} for d in inst.dates}
     cap = {d: int(inst.staffing.at[d, "room_cap"]) if d in inst.staffing.index else 0 for d in inst.dates}
     slots_of = inst.eligible.groupby("case_id")["slot_id"].agg(list) if len(inst.eligible) else pd.Series(dtype=object)
     left = [ci for ci in c.index if ci not in chosen and ci in slots_of.index]
-    for ci in sorted(left, key=lambda k: (not c.at[k, "is_urgent"], c.at[k, "p50_i"], k)):
-        p50, sp = c.at[ci, "p50_i"], c.at[ci, "p80_i"] - c.at[ci, "p50_i"]
+    for ci in sorted(left, key=lambda k: (not c.at[k, "is_urgent"], p50[k], k)):
         for si in slots_of[ci]:
             d, r = s.at[si, "date"], s.at[si, "room_id"]
             if r not in rooms[d] and len(rooms[d]) >= cap[d]:
@@ -418,11 +440,10 @@ def _fill(inst: PlanInstance, chosen: dict, open_rd: set) -> None:
             key = surgeon_key(ci, d)
             if room_of.get(key, r) != r:
                 continue
-            after = load.get(si, -t) + p50 + t
-            if (after > s.at[si, "p50_limit"] - s.at[si, "start_min"]
-                    or after + min(spread.get(si, float("inf")), sp) > s.at[si, "p80_limit"] - s.at[si, "start_min"]):
+            trial = in_slot.get(si, []) + [ci]
+            if not slot_fits(s.loc[si], {k: p50[k] for k in trial}, {k: p80[k] for k in trial}, t):
                 continue
-            chosen[ci], load[si], spread[si] = si, after, min(spread.get(si, float("inf")), sp)
+            chosen[ci], in_slot[si] = si, trial
             rooms[d].add(r)
             room_of[key] = r
             break
@@ -454,8 +475,11 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
                      + pyo.value(m.turnover) for ci in cases)
         m.over[si].value = max(0.0, load80 - pyo.value(m.turnover) - pyo.value(m.length[si])) if cases else 0.0
         m.idle[si].value = max(0.0, pyo.value(m.prime[si]) - load)
-        if si in m.SC and cases:
-            last = min(cases, key=lambda ci: (pyo.value(m.p80[ci]) - pyo.value(m.p50[ci]), ci))
+        if si in m.SY and cases:
+            p50 = {ci: pyo.value(m.p50[ci]) for ci in cases}
+            p80 = {ci: pyo.value(m.p80[ci]) for ci in cases}
+            last = closing_case(m.slot_row[si], p50, p80, pyo.value(m.turnover))
+            last = last if last is not None else min(cases, key=lambda ci: (p80[ci] - p50[ci], -p50[ci], ci))
             m.y[last, si].value = 1.0
     for d in m.DR:
         free_teams = (pyo.value(m.room_cap[d]) - sum(m.used[rd].value for rd in m.rooms_of_day[d])) if d in m.DS else len(m.held_of_day[d])

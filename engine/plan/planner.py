@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from engine.hospital import Hospital
-from engine.plan.instance import PlanInstance, build_instance, split_instance
+from engine.plan.instance import PlanInstance, build_instance, minutes_to_time, split_instance
 from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
 from engine.plan.params import ALTERNATIVES, PlanParams
 from engine.plan.rules import rules_assignment
@@ -169,6 +169,8 @@ def placement_reasons(inst: PlanInstance, seq: pd.DataFrame) -> pd.Series:
     c, s = inst.cases, inst.slots
     pacu_min = inst.pacu_minutes
     sched = seq[seq["status"] == "scheduled"]
+    # Each room-day's P80 finish (its latest case end at P80), against its close.
+    room_ends80 = sched.groupby(["date", "room_id"])["end80_min"].max()
     out = {}
     for r in sched.itertuples():
         case, sl = c.loc[r.case_id], s.loc[r.slot_id]
@@ -179,10 +181,13 @@ def placement_reasons(inst: PlanInstance, seq: pd.DataFrame) -> pd.Series:
         if case["equipment"]:
             parts.append(f"room has {', '.join(sorted(case['equipment']))}")
         parts.append(f"P50 {case['p50_i']} min, P80 {case['p80_i']} min")
-        e80 = r.end80_min
-        slack = sl["close_min"] - e80
-        parts.append(f"finishes by close at P80 with {slack:.0f} min to spare" if slack >= 0
-                     else f"accepted trade-off: may run {-slack:.0f} min past close at P80 (cap {inst.overtime_cap_minutes:.0f})")
+        room_end80 = room_ends80[r.date, r.room_id]
+        room_slack = sl["close_min"] - room_end80
+        if r.end80_min < room_end80:  # not the room's last case: say when it ends, then the room's finish
+            parts.append(f"ends by {minutes_to_time(r.date, r.end80_min):%H:%M} at P80")
+        parts.append(f"the room finishes by close at P80 with {room_slack:.0f} min to spare" if room_slack >= 0
+                     else f"accepted trade-off: the room may run {-room_slack:.0f} min past close at P80 "
+                          f"(cap {inst.overtime_cap_minutes:.0f})")
         # PACU slack at this case's arrival.
         d = sched[sched["date"] == r.date]
         arr = r.end50_min

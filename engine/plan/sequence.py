@@ -9,8 +9,9 @@ inside its slot (P50) and before close + cap (P80), the next case of the slot is
 that fit nowhere are deferred with the reason. This keeps H3, H4, H5, H7, H8 and H9 true in
 the exported times, whatever the assignment did.
 
-For the optimizer's assignments (``longest_first``): the case with the smallest P80 - P50 of
-a slot runs last, as the model assumed when it sized the slot (model.closing_case_fits); when
+For the optimizer's assignments (``longest_first``): the slot's closing case runs last, as the
+model assumed when it sized the slot (instance.closing_case: it starts before the block ends
+and ends by close + cap at P80; model.closing_case_fits and model.last_starts_in_block); when
 PACU would hold the next case back, a later case of the queue that can start sooner goes
 first; and a case still dropped (PACU waits pushed it past its block) is offered the end of
 another room it may use before it is deferred.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.plan.instance import PlanInstance, minutes_to_time
+from engine.plan.instance import PlanInstance, closing_case, minutes_to_time
 
 
 SEQUENCE_COLUMNS = ["case_id", "slot_id", "date", "room_id", "status", "start_min", "end50_min", "end80_min",
@@ -121,10 +122,14 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                 ids.sort(key=lambda i: (published_start.get(i, pd.Timestamp.max), i))
             else:
                 ids.sort(key=lambda i: (-c.loc[i, "p50_i"], i))
-                # The case with the smallest P80 - P50 closes the slot: the model sized the slot
-                # so that this case, run last, ends by close + cap at P80 (closing_case_fits).
+                # The closing case runs last: the model sized the slot so that it starts before
+                # the block ends and ends by close + cap at P80 (instance.closing_case).
                 if len(ids) > 1:
-                    last = min(ids, key=lambda i: (int(c.loc[i, "p80_i"]) - int(c.loc[i, "p50_i"]), -int(c.loc[i, "p50_i"]), i))
+                    p50 = {i: int(c.loc[i, "p50_i"]) for i in ids}
+                    p80 = {i: int(c.loc[i, "p80_i"]) for i in ids}
+                    last = closing_case(slots.loc[sid], p50, p80, turn)
+                    if last is None:
+                        last = min(ids, key=lambda i: (p80[i] - p50[i], -p50[i], i))
                     ids.remove(last)
                     ids.append(last)
             ids.sort(key=lambda i: not bool(c.loc[i, "is_urgent"]))
