@@ -276,7 +276,7 @@ def closing_case(slot, p50: dict, p80: dict, turnover: float) -> str | None:
     before the block ends (H9: no case is planned to start after its block) and end by the slot's
     P80 limit at their P80 (H3), the one with the smallest P80 - P50 (ties: longer P50, then id).
     None when no case can close the slot that way. The model sizes slots with the same rule
-    (model.closing_case_fits and model.last_starts_in_block), the sequencer and the warm start
+    (model.closing_case_fits), the sequencer and the warm start
     follow it."""
     if not p50:
         return None

@@ -47,39 +47,30 @@ def _opened(m, s):
 def slot_capacity(m, s):
     """sum_c (P50_c + turnover) x[c,s] <= (slot minutes usable at P50 + turnover) x opened(s)
     (the last case needs no turnover; a block reaching the room's close may use the overtime cap).
-    Skipped where closing_case_fits is at least as strict (P80 limit = P50 limit)."""
+    Skipped where closing_case_fits is at least as strict (no case's closing limit exceeds it)."""
     cases = m.cases_of_slot[s]
-    if not cases or (s in m.SC and m.usable80[s] <= m.usable[s]):
+    if not cases or (s in m.SC and m.rmax[s] <= m.usable[s]):
         return pyo.Constraint.Skip
     return sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases) <= (m.usable[s] + m.turnover) * _opened(m, s)
 
 
 def closing_case_fits(m, s):
-    """sum_c (P50_c + turnover) x[c,s] + (SPmax_s - turnover - (P80 limit_s - start_s)) x opened(s)
-    - sum_c (SPmax_s - (P80_c - P50_c)) y[c,s] <= 0, where SPmax_s = max_c (P80_c - P50_c) over the
-    slot's eligible cases (opened(s) is 1 unless the room's opening is a choice, see _opened).
+    """sum_c (P50_c + turnover) x[c,s] - (turnover + R0_s) x opened(s) - sum_c (R_c,s - R0_s) y[c,s] <= 0.
+
+    R_c,s = min(block minutes - 1 + P50_c, P80 limit_s - (P80_c - P50_c)), in minutes from the
+    slot's start, is how far the slot's cases may run back to back at P50 when c runs last: c must
+    still start before the block ends (H9: the overtime cap lets a case finish after close, not
+    start after it) and end by close + cap at its P80 (H3). R0_s = min_c R_c,s over the slot's
+    eligible cases (opened(s) is 1 unless the room's opening is a choice, see _opened).
 
     With y[c,s] <= x[c,s] and sum_c y[c,s] <= 1 (y continuous), the best y puts its weight on the
-    chosen case with the smallest P80 - P50, so this reads: the slot's cases back to back at P50,
-    with that case run last (the sequencer does), end by close + cap even if the last one runs to
-    its P80 (H3). Without it a full room's last case would be dropped by the sequencer."""
+    chosen case with the largest R, so for a whole x this reads: some chosen case, run last, starts
+    inside the block and ends by close + cap at P80. The sequencer runs such a case last
+    (instance.closing_case). Without it a full room's last case would be dropped by the sequencer."""
     cases = m.cases_of_slot[s]
     load = sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
-    relief = sum((m.spmax[s] - (m.p80[c] - m.p50[c])) * m.y[c, s] for c in cases)
-    return load + (m.spmax[s] - m.turnover - m.usable80[s]) * _opened(m, s) - relief <= 0
-
-
-def last_starts_in_block(m, s):
-    """sum_c (P50_c + turnover) x[c,s] - sum_c (P50_c + turnover) y[c,s] <= block minutes - 1, for a
-    slot whose P50 capacity runs past its block's end (a block reaching close may use the overtime
-    cap): the closing case starts before the block ends (H9: no case is planned to start after its
-    block; the cap lets a case finish after close, not start after it). y is binary on these slots
-    (SB), so one case satisfies this and closing_case_fits at once; the sequencer runs it last
-    (instance.closing_case)."""
-    cases = m.cases_of_slot[s]
-    load = sum((m.p50[c] + m.turnover) * m.x[c, s] for c in cases)
-    last = sum((m.p50[c] + m.turnover) * m.y[c, s] for c in cases)
-    return load - last <= m.length[s] - 1
+    relief = sum((m.reach[c, s] - m.r0[s]) * m.y[c, s] for c in cases)
+    return load - (m.turnover + m.r0[s]) * _opened(m, s) - relief <= 0
 
 
 def closing_case_chosen(m, c, s):
@@ -258,26 +249,25 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.w_ot = pyo.Param(initialize=params.w_overtime)
     m.w_idle = pyo.Param(initialize=params.w_idle_prime)
 
-    # Slots whose P80 limit can bind: the whole P50 capacity plus the widest P80 - P50 overruns it.
-    spmax, closing = {}, []
+    # Closing limits (closing_case_fits): R[c,s] per eligible pair, and the slots where they can
+    # bind (SC): the whole P50 capacity overruns the worst closing case's limit.
+    length = (s["end_min"] - s["start_min"]).astype(float).to_dict()
+    reach, r0, rmax, closing = {}, {}, {}, []
     for si, cases in m.cases_of_slot.items():
         if not cases:
             continue
-        spmax[si] = max(p80[ci] - p50[ci] for ci in cases)
+        for ci in cases:
+            reach[ci, si] = min(length[si] - 1 + p50[ci], usable80[si] - (p80[ci] - p50[ci]))
+        r0[si] = max(min(reach[ci, si] for ci in cases), -inst.turnover_minutes)
+        rmax[si] = max(reach[ci, si] for ci in cases)
         load = sum(p50[ci] + inst.turnover_minutes for ci in cases) - inst.turnover_minutes
-        if min(load, usable[si]) + spmax[si] > usable80[si]:
+        if min(load, usable[si]) > r0[si]:
             closing.append(si)
     m.SC = pyo.Set(initialize=closing, ordered=True)
-    # Slots whose P50 capacity runs past the block's end, where cases could fill the block before
-    # the closing case starts (SB, see last_starts_in_block).
-    length = (s["end_min"] - s["start_min"]).astype(float).to_dict()
-    starting = [si for si, cases in m.cases_of_slot.items() if cases and usable[si] > length[si]
-                and min(sum(p50[ci] + inst.turnover_minutes for ci in cases) - inst.turnover_minutes, usable[si])
-                - min(p50[ci] for ci in cases) >= length[si]]
-    m.SB = pyo.Set(initialize=starting, ordered=True)
-    m.SY = pyo.Set(initialize=sorted(set(closing) | set(starting)), ordered=True)
-    m.XC = pyo.Set(initialize=[(ci, si) for si in m.SY for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
-    m.spmax = pyo.Param(m.SC, initialize={si: spmax[si] for si in closing})
+    m.XC = pyo.Set(initialize=[(ci, si) for si in closing for ci in m.cases_of_slot[si]], dimen=2, ordered=True)
+    m.reach = pyo.Param(m.XC, initialize={k: reach[k] for k in m.XC})
+    m.r0 = pyo.Param(m.SC, initialize={si: r0[si] for si in closing})
+    m.rmax = pyo.Param(m.SC, initialize={si: rmax[si] for si in closing})
 
     m.x = pyo.Var(m.X, domain=pyo.Binary)
     m.RDS = pyo.Set(initialize=[k for k in rd if k[0] in m.DS], dimen=2, ordered=True)
@@ -297,9 +287,6 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.ZB = pyo.Set(initialize=zb, dimen=3, ordered=True)
     m.surgeon_room_minutes = pyo.Param(m.ZB, initialize={k: room_minutes[k] for k in zb})
     m.y = pyo.Var(m.XC, bounds=(0, 1))
-    for ci, si in m.XC:
-        if si in m.SB:
-            m.y[ci, si].domain = pyo.Binary
     m.over = pyo.Var(m.S, domain=pyo.NonNegativeReals)
     m.idle = pyo.Var(m.S, domain=pyo.NonNegativeReals)
     # Open rooms that may be held for add-ons (HO), on days with an add-on reserve (DR).
@@ -322,8 +309,7 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.capacity = pyo.Constraint(m.S, rule=slot_capacity)
     m.closing_fits = pyo.Constraint(m.SC, rule=closing_case_fits)
     m.closing_chosen = pyo.Constraint(m.XC, rule=closing_case_chosen)
-    m.one_closing = pyo.Constraint(m.SY, rule=one_closing_case)
-    m.last_in_block = pyo.Constraint(m.SB, rule=last_starts_in_block)
+    m.one_closing = pyo.Constraint(m.SC, rule=one_closing_case)
     m.overtime = pyo.Constraint(m.S, rule=overtime_definition)
     m.idle_prime = pyo.Constraint(m.S, rule=idle_prime_definition)
     m.surgeon_link = pyo.Constraint(m.X, rule=surgeon_room_link)
@@ -475,7 +461,7 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
                      + pyo.value(m.turnover) for ci in cases)
         m.over[si].value = max(0.0, load80 - pyo.value(m.turnover) - pyo.value(m.length[si])) if cases else 0.0
         m.idle[si].value = max(0.0, pyo.value(m.prime[si]) - load)
-        if si in m.SY and cases:
+        if si in m.SC and cases:
             p50 = {ci: pyo.value(m.p50[ci]) for ci in cases}
             p80 = {ci: pyo.value(m.p80[ci]) for ci in cases}
             last = closing_case(m.slot_row[si], p50, p80, pyo.value(m.turnover))

@@ -11,7 +11,7 @@ the exported times, whatever the assignment did.
 
 For the optimizer's assignments (``longest_first``): the slot's closing case runs last, as the
 model assumed when it sized the slot (instance.closing_case: it starts before the block ends
-and ends by close + cap at P80; model.closing_case_fits and model.last_starts_in_block); when
+and ends by close + cap at P80; model.closing_case_fits); when
 PACU would hold the next case back, a later case of the queue that can start sooner goes
 first; and a case still dropped (PACU waits pushed it past its block) is offered the end of
 another room it may use before it is deferred.

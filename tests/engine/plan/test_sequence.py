@@ -68,7 +68,7 @@ def test_no_case_is_planned_to_start_after_its_block_ends(tmp_path):
 def test_the_model_never_plans_a_case_to_start_after_its_block(tmp_path):
     """The same two cases given to the optimizer: its slot sizing (P50 capacity up to close + cap,
     closing case at P80) alone would put both in OR2, and the sequencer would then defer C0063.
-    model.last_starts_in_block keeps them apart, so no case is lost between model and times."""
+    model.closing_case_fits keeps them apart, so no case is lost between model and times."""
     h, fc, inst, sid = _two_case_slot(tmp_path, spread62=None)
     res = plan(h, fc, D1, PlanParams(allow_date_change=False, time_limit_s=20))
     assert res.solve is not None and res.banner is None
