@@ -61,7 +61,7 @@ def closing_case_fits(m, s):
     slot's start, is how far the slot's cases may run back to back at P50 when c runs last: c must
     still start before the block ends (H9: the overtime cap lets a case finish after close, not
     start after it) and end by close + cap at its P80 (H3). R0_s = min_c R_c,s over the slot's
-    eligible cases (opened(s) is 1 unless the room's opening is a choice, see _opened).
+    eligible cases, not below -turnover (opened(s) is 1 unless the room's opening is a choice, see _opened).
 
     With y[c,s] <= x[c,s] and sum_c y[c,s] <= 1 (y continuous), the best y puts its weight on the
     chosen case with the largest R, so for a whole x this reads: some chosen case, run last, starts
