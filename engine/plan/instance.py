@@ -270,21 +270,23 @@ def eligible_pairs(inst: PlanInstance, params: PlanParams) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["case_id", "slot_id", "date", "room_id", "pref_miss", "date_move", "room_move"])
 
 
-def closing_case(slot, p50: dict, p80: dict, turnover: float) -> str | None:
+def closing_case(slot, p50: dict, p80: dict, turnover: float, strict: bool = True) -> str | None:
     """The case to run last in ``slot`` (a slots row) when the cases ``p50``/``p80`` (case_id ->
     minutes) run back to back at P50 from its start: among the cases that, run last, still start
     before the block ends (H9: no case is planned to start after its block) and end by the slot's
     P80 limit at their P80 (H3), the one with the smallest P80 - P50 (ties: longer P50, then id).
-    None when no case can close the slot that way. The model sizes slots with the same rule
-    (model.closing_case_fits), the sequencer and the warm start
-    follow it."""
+    When no case can close the slot that way: None, or with ``strict=False`` the smallest P80 - P50
+    of all (the sequencer then defers what does not fit). The model sizes slots with the same rule
+    (model.closing_case_fits); the sequencer and the warm start follow it."""
     if not p50:
         return None
     load = sum(p50.values()) + turnover * (len(p50) - 1)
     length = slot["end_min"] - slot["start_min"]
     limit80 = slot["p80_limit"] - slot["start_min"]
     ok = [i for i in p50 if load - p50[i] < length and load + p80[i] - p50[i] <= limit80]
-    return min(ok, key=lambda i: (p80[i] - p50[i], -p50[i], i)) if ok else None
+    if not ok and strict:
+        return None
+    return min(ok or p50, key=lambda i: (p80[i] - p50[i], -p50[i], i))
 
 
 def slot_fits(slot, p50: dict, p80: dict, turnover: float) -> bool:

@@ -229,7 +229,8 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     usable80 = (s["p80_limit"] - s["start_min"]).astype(float).to_dict()
     m.usable = pyo.Param(m.S, initialize=usable)
     m.usable80 = pyo.Param(m.S, initialize=usable80)
-    m.length = pyo.Param(m.S, initialize=(s["end_min"] - s["start_min"]).astype(float).to_dict())
+    length = (s["end_min"] - s["start_min"]).astype(float).to_dict()
+    m.length = pyo.Param(m.S, initialize=length)
     prime = (s["end_min"].clip(upper=inst.prime_end) - s["start_min"].clip(lower=inst.prime_start)).clip(lower=0)
     m.prime = pyo.Param(m.S, initialize=prime.astype(float).to_dict())
     m.room_cap = pyo.Param(m.D, initialize=inst.staffing["room_cap"].astype(int).to_dict())
@@ -251,7 +252,6 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
 
     # Closing limits (closing_case_fits): R[c,s] per eligible pair, and the slots where they can
     # bind (SC): the whole P50 capacity overruns the worst closing case's limit.
-    length = (s["end_min"] - s["start_min"]).astype(float).to_dict()
     reach, r0, rmax, closing = {}, {}, {}, []
     for si, cases in m.cases_of_slot.items():
         if not cases:
@@ -464,8 +464,7 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
         if si in m.SC and cases:
             p50 = {ci: pyo.value(m.p50[ci]) for ci in cases}
             p80 = {ci: pyo.value(m.p80[ci]) for ci in cases}
-            last = closing_case(m.slot_row[si], p50, p80, pyo.value(m.turnover))
-            last = last if last is not None else min(cases, key=lambda ci: (p80[ci] - p50[ci], -p50[ci], ci))
+            last = closing_case(m.slot_row[si], p50, p80, pyo.value(m.turnover), strict=False)
             m.y[last, si].value = 1.0
     for d in m.DR:
         free_teams = (pyo.value(m.room_cap[d]) - sum(m.used[rd].value for rd in m.rooms_of_day[d])) if d in m.DS else len(m.held_of_day[d])

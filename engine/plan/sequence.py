@@ -127,9 +127,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                 if len(ids) > 1:
                     p50 = {i: int(c.loc[i, "p50_i"]) for i in ids}
                     p80 = {i: int(c.loc[i, "p80_i"]) for i in ids}
-                    last = closing_case(slots.loc[sid], p50, p80, turn)
-                    if last is None:
-                        last = min(ids, key=lambda i: (p80[i] - p50[i], -p50[i], i))
+                    last = closing_case(slots.loc[sid], p50, p80, turn, strict=False)
                     ids.remove(last)
                     ids.append(last)
             ids.sort(key=lambda i: not bool(c.loc[i, "is_urgent"]))
