@@ -70,6 +70,25 @@ STAFFING_REQUIRED = tuple(STAFFING_COLUMNS)
 
 SETTINGS_REQUIRED = ("turnover_minutes", "pacu_minutes", "prime_time")
 
+# schedule.csv (CONTRACTS.md section 2): columns in order, and the kinds of the non-text ones.
+SCHEDULE_COLUMNS = ["case_id", "surgeon_id", "service_line", "date", "room_id", "status", "start", "end_p50",
+                    "end_p80", "pacu_in", "pacu_out", "reason"]
+SCHEDULE_KINDS = {"date": "date", "start": "datetime", "end_p50": "datetime", "end_p80": "datetime",
+                  "pacu_in": "datetime", "pacu_out": "datetime"}
+SCHEDULE_TIME_COLUMNS = tuple(c for c, k in SCHEDULE_KINDS.items() if k == "datetime")
+# The columns a schedule must carry to be simulated or checked.
+SCHEDULE_REQUIRED = ("case_id", "date", "room_id", "status", "start", "end_p50", "end_p80")
+
+# "unknown" is allowed as a surgeon_id; such cases are not one person.
+UNKNOWN_SURGEON = "unknown"
+
+
+def surgeon_key(surgeon_id: object, case_id: object) -> str:
+    """The person whose time a case takes: an unknown (or missing) surgeon is their own person."""
+    if isinstance(surgeon_id, str) and surgeon_id and surgeon_id != UNKNOWN_SURGEON:
+        return surgeon_id
+    return f"{UNKNOWN_SURGEON}:{case_id}"
+
 # file name -> (columns, required columns, required file?)
 FILES: dict[str, tuple[dict[str, str], tuple[str, ...], bool]] = {
     "cases.csv": (CASES_COLUMNS, CASES_REQUIRED, True),

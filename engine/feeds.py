@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from engine.hospital import Hospital
+from engine.settings import HospitalSettings
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,8 @@ class FreshnessParams:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "FreshnessParams":
-        section = settings.get("freshness", {}) or {}
-        known = {k: float(v) for k, v in section.items() if k in cls.__dataclass_fields__}
+    def from_settings(cls, settings: HospitalSettings) -> "FreshnessParams":
+        known = {k: float(v) for k, v in settings.freshness.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 

@@ -39,11 +39,11 @@ import pandera.pandas as pa
 
 from engine import contract as C
 from engine.errors import InputError, Problem
+from engine.settings import HospitalSettings, parse_settings
 
 log = logging.getLogger(__name__)
 
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_PRIME_RE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 # A time-zone suffix after a time of day: "...T07:30Z", "...T07:30+01:00".
 _TZ_RE = re.compile(r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 
@@ -90,13 +90,13 @@ class Hospital:
     surgeons: pd.DataFrame
     blocks: pd.DataFrame
     staffing: pd.DataFrame
-    settings: dict[str, Any]
+    settings: HospitalSettings
     source: str = ""
 
     def as_of(self) -> pd.Timestamp:
         """The hospital's clock: ``settings.as_of`` when given (demo data), else today."""
-        if self.settings.get("as_of"):
-            return pd.Timestamp(str(self.settings["as_of"]))
+        if self.settings.as_of:
+            return pd.Timestamp(self.settings.as_of)
         return pd.Timestamp.now().normalize()
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -670,43 +670,25 @@ def _load_file(
     return df, problems + more, starts
 
 
-def _read_settings(folder: Path) -> tuple[dict[str, Any], list[Problem]]:
-    """settings.toml -> (settings, problems). Problems name the setting as the column."""
+def _read_settings(folder: Path) -> tuple[dict[str, Any], HospitalSettings | None, list[Problem]]:
+    """settings.toml -> (raw mapping, typed settings or None, problems naming the key)."""
     path = folder / C.SETTINGS_FILE
     fname = C.SETTINGS_FILE
     if not path.exists():
-        return {}, [Problem(fname, None, None, "required file is missing")]
+        return {}, None, [Problem(fname, None, None, "required file is missing")]
     try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        return {}, [Problem(fname, None, None, _bad_byte(path.read_bytes(), exc)[1])]
+        return {}, None, [Problem(fname, None, None, _bad_byte(path.read_bytes(), exc)[1])]
     except tomllib.TOMLDecodeError as exc:
         # TOML has lines, not rows: the line is in tomllib's message ("at line 6, column 5").
-        return {}, [Problem(fname, None, None, f"not valid TOML: {exc}")]
-    problems = [Problem(fname, None, k, "required setting is missing") for k in C.SETTINGS_REQUIRED if k not in settings]
-    for key, lo, hi in (("turnover_minutes", 0, 240), ("pacu_minutes", 0, 1440)):
-        v = settings.get(key)
-        if key in settings and (not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi):
-            problems.append(Problem(fname, None, key, f"{v!r} must be a number of minutes within {lo}..{hi}"))
-    if "prime_time" in settings:
-        m = _PRIME_RE.match(str(settings["prime_time"]))
-        if not m or (int(m.group(1)) * 60 + int(m.group(2))) >= (int(m.group(3)) * 60 + int(m.group(4))):
-            problems.append(
-                Problem(fname, None, "prime_time", f"{settings['prime_time']!r} must look like \"07:30-15:30\" (HH:MM-HH:MM, start before end)")
-            )
-    if "as_of" in settings:
-        try:
-            pd.Timestamp(str(settings["as_of"]))
-        except ValueError:
-            problems.append(Problem(fname, None, "as_of", f"{settings['as_of']!r} is not a date (YYYY-MM-DD)"))
-    sl = settings.get("service_lines")
-    if sl is not None and (not isinstance(sl, list) or not all(isinstance(s, str) for s in sl)):
-        problems.append(Problem(fname, None, "service_lines", f"{sl!r} must be a list of names, e.g. [\"Orthopedics\", \"Urology\"]"))
-    return settings, problems
+        return {}, None, [Problem(fname, None, None, f"not valid TOML: {exc}")]
+    settings, problems = parse_settings(raw, fname)
+    return raw, settings, problems
 
 
 def _reference_problems(
-    frames: dict[str, pd.DataFrame], settings: dict[str, Any]
+    frames: dict[str, pd.DataFrame], extra_lines: list[str]
 ) -> dict[str, list[Problem]]:
     """References between files: rooms, surgeons and service lines must be known."""
     out: dict[str, list[Problem]] = {name: [] for name in frames}
@@ -715,7 +697,6 @@ def _reference_problems(
     rooms = set(frames["rooms.csv"]["room_id"].dropna())
     surgeons = frames["surgeons.csv"]
     known_surgeons = set(surgeons["surgeon_id"].dropna()) | {"unknown"}
-    extra_lines = settings.get("service_lines") if isinstance(settings.get("service_lines"), list) else []
     service_lines = set(surgeons["service_line"].dropna()) | set(extra_lines)
 
     def check(fname: str, col: str, known: set[str], text: str) -> None:
@@ -871,8 +852,11 @@ def load_hospital(folder: str | Path, params: ValidationParams | None = None) ->
             rep.rejected = True
             rep.problems += exc.problems
     # Every file is checked as far as it can be, so one run lists every problem.
-    settings, setting_problems = _read_settings(folder)
-    for fname, probs in _reference_problems(frames, settings).items():
+    raw_settings, settings, setting_problems = _read_settings(folder)
+    # Reference checks still run when settings.toml is broken, so one run lists every problem.
+    raw_lines = raw_settings.get("service_lines")
+    extra_lines = settings.service_lines if settings else [s for s in raw_lines if isinstance(s, str)] if isinstance(raw_lines, list) else []
+    for fname, probs in _reference_problems(frames, extra_lines).items():
         row_problems[fname] += probs
     quarantined = []
     for fname in frames:
@@ -890,7 +874,7 @@ def load_hospital(folder: str | Path, params: ValidationParams | None = None) ->
     if report.n_quarantined:
         log.warning("%s: %d rows quarantined", folder, report.n_quarantined)
     hospital = Hospital(
-        name=str(settings.get("hospital_name") or folder.name),
+        name=str(settings.hospital_name or folder.name),
         cases=frames["cases.csv"],
         rooms=frames["rooms.csv"],
         surgeons=frames["surgeons.csv"],

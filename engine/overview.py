@@ -10,7 +10,7 @@ import pandas as pd
 from engine.feeds import room_minutes
 from engine.hospital import Hospital
 from engine.plan import PlanParams, plan
-from engine.plan.instance import hhmm_to_minutes, prime_window
+from engine.timeutil import hhmm_to_minutes
 from engine.plan.views import pacu_occupancy
 from engine.sim import SimParams, load_scenario, simulate
 
@@ -24,7 +24,7 @@ def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.
     rooms = h.rooms.set_index("room_id")
     c["site"] = c["room_id"].map(rooms["site"]).fillna(c.get("site"))
     done = c[(c["status"] == "completed") & c["wheels_in"].notna()].copy()
-    ps, pe = prime_window(h.settings)
+    ps, pe = h.settings.prime_window
     day = done["surgery_date"]
     a = np.maximum(done["wheels_in"], day + pd.to_timedelta(ps, unit="min"))
     b = np.minimum(done["wheels_out"], day + pd.to_timedelta(pe, unit="min"))

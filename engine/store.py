@@ -2,8 +2,14 @@
 
 SQLite (a file beside the project) is the embedded default; ``DATABASE_URL`` points the same
 code at PostgreSQL. Only portable constructs are used: plain column types and plain
-DELETE/INSERT/SELECT, nothing dialect-specific. A hospital is replaced inside one transaction
-(delete, then insert), so a failed save leaves the previous version intact.
+DELETE/INSERT/SELECT/UPDATE, nothing dialect-specific. A hospital is replaced inside one
+transaction, so a failed save leaves the previous version intact.
+
+Nothing is lost by a replacement: the version a save replaces is kept (its rows move, by a plain
+UPDATE of ``hospital_id``, to an archive id ``<id>@v<N>`` whose ``hospitals`` row names the
+hospital in ``archived_of``). :meth:`Store.list_versions` lists a hospital's versions,
+:meth:`Store.restore_version` makes an earlier one current again (keeping the one it replaces), and
+:meth:`Store.list_hospitals` shows only current versions.
 
 Each table keeps the contract columns typed, a ``row_no`` that restores the row order, and the
 file's extra columns as JSON (``extra_json``); their names and order are kept per hospital, so
@@ -24,6 +30,7 @@ import sqlalchemy as sa
 from engine import contract as C
 from engine.errors import Problem
 from engine.hospital import FileReport, Hospital, LoadedHospital, QualityReport, quarantine_frame
+from engine.settings import HospitalSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,11 @@ _TABLES = {
 }
 
 
+def _now() -> datetime:
+    """UTC now, naive (portable DateTime columns)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def default_url() -> str:
     """``DATABASE_URL`` when set, else the embedded SQLite file."""
     return os.environ.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
@@ -66,6 +78,11 @@ def _metadata() -> sa.MetaData:
         sa.Column("quality_json", sa.Text, nullable=False),
         sa.Column("layout_json", sa.Text, nullable=False),
         sa.Column("loaded_at", sa.DateTime, nullable=False),
+        # Versions: the current row has archived_of NULL; a kept earlier version of hospital H has
+        # archived_of = H, its own version number and when it was replaced.
+        sa.Column("version", sa.Integer),
+        sa.Column("archived_of", sa.String(200), index=True),
+        sa.Column("replaced_at", sa.DateTime),
     )
     for table, kinds in _TABLES.items():
         cols = [
@@ -247,7 +264,8 @@ class Store:
         self.engine.dispose()
 
     def save_hospital(self, loaded: LoadedHospital, name: str | None = None) -> str:
-        """Store a validated hospital (replacing one with the same id) in one transaction.
+        """Store a validated hospital in one transaction; one with the same id is replaced and
+        kept as an earlier version (:meth:`list_versions`, :meth:`restore_version`).
 
         The id is ``name``, else the source folder's name, else the hospital's name.
         """
@@ -257,17 +275,20 @@ class Store:
         frames = h.tables()
         layout = {table: [c for c in frames[table].columns if c not in kinds] for table, kinds in _TABLES.items()}
         with self.engine.begin() as conn:
-            self._delete(conn, hid)
+            head = self._head(conn, hid)
+            if head is not None:
+                self._archive(conn, hid, head)
             conn.execute(
                 t["hospitals"].insert(),
                 {
                     "hospital_id": hid,
                     "name": h.name,
                     "source": h.source,
-                    "settings_json": json.dumps(h.settings, default=_json_default),
+                    "settings_json": json.dumps(h.settings.to_dict(), default=_json_default),
                     "quality_json": _quality_to_json(loaded.report),
                     "layout_json": json.dumps({"extra_columns": layout}),
-                    "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                    "loaded_at": _now(),
+                    "version": self._next_version(conn, hid),
                 },
             )
             for table, kinds in _TABLES.items():
@@ -293,21 +314,134 @@ class Store:
             conn.execute(t[table].delete().where(t[table].c.hospital_id == hospital_id))
         return conn.execute(t["hospitals"].delete().where(t["hospitals"].c.hospital_id == hospital_id)).rowcount
 
-    def delete_hospital(self, hospital_id: str) -> bool:
-        """Remove a hospital and all its rows; False when there was none."""
+    # ------------------------------------------------------------ versions
+
+    def _head(self, conn: sa.Connection, hospital_id: str) -> sa.Row | None:
+        """The current ``hospitals`` row of ``hospital_id`` (None when there is none)."""
+        t = self.md.tables["hospitals"]
+        return conn.execute(
+            sa.select(t).where(t.c.hospital_id == hospital_id, t.c.archived_of.is_(None))
+        ).first()
+
+    def _next_version(self, conn: sa.Connection, hospital_id: str) -> int:
+        t = self.md.tables["hospitals"]
+        top = conn.execute(
+            sa.select(sa.func.max(t.c.version)).where(
+                sa.or_(t.c.hospital_id == hospital_id, t.c.archived_of == hospital_id))
+        ).scalar()
+        return int(top or 0) + 1
+
+    def _move_rows(self, conn: sa.Connection, from_id: str, to_id: str) -> None:
+        """Re-label every data row of ``from_id`` as ``to_id`` (whose hospitals row must exist)."""
+        t = self.md.tables
+        for table in [*_TABLES, "quarantine"]:
+            conn.execute(t[table].update().where(t[table].c.hospital_id == from_id).values(hospital_id=to_id))
+
+    def _archive(self, conn: sa.Connection, hospital_id: str, head: sa.Row) -> int:
+        """Keep the current version of ``hospital_id`` as an earlier version; returns its number."""
+        t = self.md.tables["hospitals"]
+        version = head._mapping["version"] or self._next_version(conn, hospital_id)  # stores made before versions
+        archive_id = f"{hospital_id[:180]}@v{version}"
+        row = dict(head._mapping)
+        row.update(hospital_id=archive_id, archived_of=hospital_id, version=version, replaced_at=_now())
+        conn.execute(t.insert(), row)
+        self._move_rows(conn, hospital_id, archive_id)
+        conn.execute(t.delete().where(t.c.hospital_id == hospital_id))
+        log.info("kept version %d of hospital %s as %s", version, hospital_id, archive_id)
+        return int(version)
+
+    def list_versions(self, hospital_id: str) -> pd.DataFrame:
+        """Every stored version of a hospital, newest first: ``version, current, name, source,
+        loaded_at, replaced_at, n_cases`` (empty when the hospital is unknown)."""
+        t = self.md.tables
+        h = t["hospitals"]
+        cols = ["version", "current", "name", "source", "loaded_at", "replaced_at", "n_cases"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(h.c.hospital_id, h.c.version, h.c.archived_of, h.c.name, h.c.source, h.c.loaded_at,
+                          h.c.replaced_at)
+                .where(sa.or_(sa.and_(h.c.hospital_id == hospital_id, h.c.archived_of.is_(None)),
+                              h.c.archived_of == hospital_id))
+            ).all()
+            ids = [r.hospital_id for r in rows]
+            counts = dict(conn.execute(
+                sa.select(t["cases"].c.hospital_id, sa.func.count())
+                .where(t["cases"].c.hospital_id.in_(ids)).group_by(t["cases"].c.hospital_id)
+            ).all()) if ids else {}
+        out = pd.DataFrame(
+            [{"version": int(r.version or 0), "current": r.archived_of is None, "name": r.name, "source": r.source,
+              "loaded_at": r.loaded_at, "replaced_at": r.replaced_at, "n_cases": int(counts.get(r.hospital_id, 0))}
+             for r in rows], columns=cols)
+        return out.sort_values("version", ascending=False, kind="stable").reset_index(drop=True)
+
+    def _archived_row(self, conn: sa.Connection, hospital_id: str, version: int) -> sa.Row:
+        h = self.md.tables["hospitals"]
+        row = conn.execute(sa.select(h).where(h.c.archived_of == hospital_id, h.c.version == int(version))).first()
+        if row is None:
+            raise KeyError(f"hospital {hospital_id!r} has no earlier version {version} in the store")
+        return row
+
+    def load_version(self, hospital_id: str, version: int) -> LoadedHospital:
+        """An earlier (kept) version of a hospital, or the current one. KeyError if absent."""
+        with self.engine.connect() as conn:
+            head = self._head(conn, hospital_id)
+            if head is not None and head._mapping["version"] == int(version):
+                archive_id = hospital_id
+            else:
+                archive_id = self._archived_row(conn, hospital_id, version)._mapping["hospital_id"]
+        return self.load_hospital(archive_id)
+
+    def restore_version(self, hospital_id: str, version: int) -> int:
+        """Make an earlier version of a hospital current again, in one transaction. The version it
+        replaces is kept in turn, so a restore can itself be undone. Returns the number of the version
+        that was current before (0 when there was none). KeyError for an unknown version,
+        ValueError when that version is already current."""
+        h = self.md.tables["hospitals"]
         with self.engine.begin() as conn:
+            head = self._head(conn, hospital_id)
+            if head is not None and head._mapping["version"] == int(version):
+                raise ValueError(f"version {version} of hospital {hospital_id!r} is already the current one")
+            old = self._archived_row(conn, hospital_id, version)
+            replaced = self._archive(conn, hospital_id, head) if head is not None else 0
+            row = dict(old._mapping)
+            archive_id = row["hospital_id"]
+            # loaded_at = now: it is the version's stamp for caches and for HOSPITAL_DIR's re-ingest check.
+            row.update(hospital_id=hospital_id, archived_of=None, replaced_at=None, loaded_at=_now())
+            conn.execute(h.insert(), row)
+            self._move_rows(conn, archive_id, hospital_id)
+            conn.execute(h.delete().where(h.c.hospital_id == archive_id))
+        log.info("restored version %s of hospital %s (version %s kept)", version, hospital_id, replaced)
+        return replaced
+
+    def delete_hospital(self, hospital_id: str) -> bool:
+        """Remove a hospital, its earlier versions and all their rows; False when there was none."""
+        h = self.md.tables["hospitals"]
+        with self.engine.begin() as conn:
+            archived = conn.execute(sa.select(h.c.hospital_id).where(h.c.archived_of == hospital_id)).scalars().all()
+            for aid in archived:
+                self._delete(conn, aid)
             return self._delete(conn, hospital_id) > 0
 
     def list_hospitals(self) -> pd.DataFrame:
+        """The current version of every stored hospital (earlier versions: :meth:`list_versions`)."""
         t = self.md.tables["hospitals"]
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.hospital_id, t.c.name, t.c.source, t.c.loaded_at).order_by(t.c.hospital_id)).all()
+            rows = conn.execute(
+                sa.select(t.c.hospital_id, t.c.name, t.c.source, t.c.loaded_at)
+                .where(t.c.archived_of.is_(None)).order_by(t.c.hospital_id)
+            ).all()
         return pd.DataFrame([dict(r._mapping) for r in rows], columns=["hospital_id", "name", "source", "loaded_at"])
 
     def has_hospital(self, hospital_id: str) -> bool:
-        t = self.md.tables["hospitals"]
+        """True when a current version of ``hospital_id`` is stored."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(t.c.hospital_id).where(t.c.hospital_id == hospital_id)).first() is not None
+            return self._head(conn, hospital_id) is not None
+
+    def current_version(self, hospital_id: str) -> int | None:
+        """The current version number of a stored hospital (None when absent)."""
+        with self.engine.connect() as conn:
+            head = self._head(conn, hospital_id)
+        return None if head is None else int(head._mapping["version"] or 1)
 
     def load_hospital(self, hospital_id: str) -> LoadedHospital:
         """Read a stored hospital back, with its quality report. KeyError if absent."""
@@ -329,7 +463,8 @@ class Store:
         quarantine = quarantine_frame([{k: r._mapping[k] for k in ("file", "row", "case_id", "column", "reason")} for r in qrows])
         m = head._mapping
         hospital = Hospital(
-            name=m["name"], settings=json.loads(m["settings_json"], object_hook=_json_hook), source=m["source"] or "", **frames
+            name=m["name"], settings=HospitalSettings.model_validate(json.loads(m["settings_json"], object_hook=_json_hook)),
+            source=m["source"] or "", **frames
         )
         report = _quality_from_json(json.loads(m["quality_json"]), quarantine)
         return LoadedHospital(hospital, report)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import charts, state
 from engine.errors import InputError
+from engine.ingest import IMPORT_ACTION, ReplaceNotConfirmed, problems_frame
 from engine.feeds import duration_by_service_line, feed_freshness, weekly_case_counts
 
 st.title("Data")
@@ -17,7 +18,7 @@ else:
     hid, loaded = current
     h, report = loaded.hospital, loaded.report
     st.caption(f"Hospital **{h.name}** (`{hid}`) from `{h.source}`, stored in `{state.store().url_safe}`")
-    clock = "demo clock (settings.as_of)" if h.settings.get("as_of") else "today"
+    clock = "demo clock (settings.as_of)" if h.settings.as_of else "today"
     c = h.cases
     cols = st.columns(5)
     cols[0].metric("Cases", f"{len(c):,}")
@@ -26,7 +27,7 @@ else:
     cols[3].metric("Rooms", len(h.rooms))
     cols[4].metric("Quarantined rows", report.n_quarantined)
 
-    overview, quality = st.tabs(["Overview", "Quality report"])
+    overview, quality, versions_tab = st.tabs(["Overview", "Quality report", "Versions"])
     with overview:
         st.subheader("Feed freshness")
         st.caption(f"Measured against {h.as_of():%Y-%m-%d} ({clock}).")
@@ -64,38 +65,79 @@ else:
                 key="download_quarantine",
             )
 
+    with versions_tab:
+        st.subheader("Stored versions")
+        st.caption("An import that replaces this hospital keeps the data it replaces, so it can be restored.")
+        versions = state.hospital_versions(hid)
+        st.dataframe(versions, hide_index=True, width="stretch", key="versions_table")
+        earlier = versions.loc[~versions["current"], "version"].tolist()
+        if earlier:
+            no_restore = state.why_not(IMPORT_ACTION)
+            pick = st.selectbox("Version to restore", earlier, key="restore_version")
+            sure = st.checkbox(f"Yes, make version {pick} current (the current data is kept as well)",
+                               key="restore_confirm", disabled=bool(no_restore))
+            if st.button("Restore", key="restore_button", disabled=bool(no_restore) or not sure,
+                         help=no_restore):
+                try:
+                    state.restore_hospital_version(hid, int(pick))
+                except (PermissionError, KeyError, ValueError) as exc:
+                    st.error(str(exc))
+                else:
+                    st.success(f"Version {pick} of `{hid}` is current again.")
+                    st.rerun()
+        else:
+            st.caption("No earlier versions.")
+
 st.divider()
 st.subheader("Import a hospital export")
 st.caption(
     "Upload a case export (CSV, Parquet or Excel) and a YAML mapping that names its columns "
     "(see data/mappings/README.md). The import is validated like every hospital folder; it lands whole or not at all."
 )
+refusal = state.why_not(IMPORT_ACTION)
+if refusal:
+    st.info(f"Importing is not available to you: {refusal}")
 mappings = state.shipped_mappings()
-with st.form("import_form"):
-    source = st.file_uploader("Export file", type=["csv", "parquet", "xlsx"], key="import_source")
-    choice = st.selectbox("Mapping", ["(upload my own)", *mappings], index=1 if mappings else 0, key="import_mapping_choice")
-    own_mapping = st.file_uploader("Own mapping (YAML)", type=["yaml", "yml"], key="import_mapping_file")
-    name = st.text_input("Name for this hospital", value="imported", key="import_name")
-    submitted = st.form_submit_button("Import and validate")
+OWN = "(my own mapping: upload it below)"
+source = st.file_uploader("Export file", type=["csv", "parquet", "xlsx"], key="import_source")
+choice = st.selectbox("Mapping", [*mappings, OWN], index=0, key="import_mapping_choice",
+                      help="An uploaded mapping is used whatever is selected here.")
+own_mapping = st.file_uploader("Own mapping (YAML)", type=["yaml", "yml"], key="import_mapping_file")
+if own_mapping is not None:
+    st.caption(f"Using the uploaded mapping **{own_mapping.name}**.")
+name = st.text_input("Name for this hospital", value="imported", key="import_name")
+target = state.hospital_id_for(name)
+replace = False
+if target in set(state.hospitals()["hospital_id"]):
+    versions = state.hospital_versions(target)
+    cur = versions[versions["current"]].iloc[0]
+    st.warning(f"A hospital `{target}` is already stored (version {cur['version']}, {cur['n_cases']:,} cases). "
+               "Importing under this name replaces it; its current data is kept as an earlier version that "
+               "can be restored under Versions.")
+    replace = st.checkbox(f"Yes, replace `{target}`", value=False, key="import_replace")
+submitted = st.button("Import and validate", key="import_submit", type="primary", disabled=bool(refusal))
 
 if submitted:
     if source is None:
         st.error("Choose an export file to import.")
-    elif choice == "(upload my own)" and own_mapping is None:
+    elif own_mapping is None and choice == OWN:
         st.error("Upload a mapping file, or choose a shipped mapping.")
     else:
-        if choice == "(upload my own)":
+        if own_mapping is not None:
             mapping_name, mapping_bytes = own_mapping.name, own_mapping.getvalue()
         else:
             mapping_name, mapping_bytes = mappings[choice].name, mappings[choice].read_bytes()
         try:
             with st.spinner("Importing and validating..."):
-                new_id, result = state.import_upload(source.name, source.getvalue(), mapping_name, mapping_bytes, name)
+                new_id, result = state.import_upload(source.name, source.getvalue(), mapping_name, mapping_bytes, name,
+                                                     replace=replace)
+        except ReplaceNotConfirmed as exc:
+            st.error(str(exc))
+        except PermissionError as exc:
+            st.error(f"Not imported: {exc}")
         except InputError as exc:
             st.error(f"Import rejected: {len(exc.problems)} problems. Nothing was stored.")
-            st.dataframe(
-                pd.DataFrame([p.__dict__ for p in exc.problems]), hide_index=True, width="stretch", key="import_errors"
-            )
+            st.dataframe(problems_frame(exc.problems), hide_index=True, width="stretch", key="import_errors")
         else:
             summary = result.summary()
             st.success(

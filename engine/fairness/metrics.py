@@ -32,12 +32,6 @@ from engine.hospital import Hospital
 GROUPS = ("service_line", "surgeon_id", "site")
 
 
-def _prime(settings: dict) -> tuple[int, int]:
-    a, b = str(settings["prime_time"]).split("-")
-    to_min = lambda t: int(t.strip()[:2]) * 60 + int(t.strip()[3:5])  # noqa: E731
-    return to_min(a.strip().zfill(5)), to_min(b.strip().zfill(5))
-
-
 def case_table(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per booked case of the schedule with the minutes the metrics add up."""
     s = schedule.copy()
@@ -57,7 +51,7 @@ def case_table(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataFrame | No
         demand = s["case_id"].map(pd.to_numeric(cases["booked_minutes"], errors="coerce"))
     s["demand_minutes"] = np.where(sched, p50, demand).astype(float)
     s["demand_minutes"] = s["demand_minutes"].fillna(s["demand_minutes"].median() if s["demand_minutes"].notna().any() else 0.0)
-    ps, pe = _prime(h.settings)
+    ps, pe = h.settings.prime_window
     day = s["date"]
     p_start, p_end = day + pd.to_timedelta(ps, unit="min"), day + pd.to_timedelta(pe, unit="min")
     overlap = (np.minimum(s["end_p50"], p_end) - np.maximum(s["start"], p_start)).dt.total_seconds() / 60

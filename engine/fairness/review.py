@@ -127,8 +127,7 @@ def patient_group_audit(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataF
     c = h.cases.set_index("case_id")
     s = schedule.copy()
     s["date"] = pd.to_datetime(s["date"])
-    prime_end = str(h.settings["prime_time"]).split("-")[1].strip().zfill(5)
-    pe = s["date"] + pd.Timedelta(hours=int(prime_end[:2]), minutes=int(prime_end[3:5]))
+    pe = s["date"] + pd.Timedelta(minutes=h.settings.prime_end_minute)
     sched = s["status"] == "scheduled"
     late = np.where(sched, (pd.to_datetime(s["end_p50"]) > pe).astype(float), np.nan)
     deferred = (~sched).astype(float)

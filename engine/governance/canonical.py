@@ -12,10 +12,8 @@ import pandas as pd
 
 from engine.hospital import Hospital
 
-# schedule.csv columns (CONTRACTS.md section 2) and which are times.
-SCHEDULE_COLUMNS = ["case_id", "surgeon_id", "service_line", "date", "room_id", "status", "start", "end_p50",
-                    "end_p80", "pacu_in", "pacu_out", "reason"]
-_TIME_COLS = ("start", "end_p50", "end_p80", "pacu_in", "pacu_out")
+from engine.contract import SCHEDULE_COLUMNS
+from engine.contract import SCHEDULE_TIME_COLUMNS as _TIME_COLS
 
 
 def clean(o: Any) -> Any:

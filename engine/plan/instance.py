@@ -19,17 +19,9 @@ import pandas as pd
 from engine.errors import InputError
 from engine.hospital import Hospital
 from engine.plan.params import PlanParams
+from engine.timeutil import hhmm_to_minutes
 
 log = logging.getLogger(__name__)
-
-
-def hhmm_to_minutes(t: str) -> int:
-    return int(t[:2]) * 60 + int(t[3:5])
-
-
-def prime_window(settings: dict) -> tuple[int, int]:
-    a, b = str(settings["prime_time"]).split("-")
-    return hhmm_to_minutes(a.strip().zfill(5)), hhmm_to_minutes(b.strip().zfill(5))
 
 
 @dataclass
@@ -115,7 +107,7 @@ def build_instance(
     start = pd.Timestamp(start_date).normalize()
     dates = [start + pd.Timedelta(days=i) for i in range(params.days)]
     cap = float(params.overtime_cap_minutes if params.overtime_cap_minutes is not None
-                else h.settings.get("overtime_cap_minutes", 120))
+                else h.settings.overtime_cap_minutes)
     src = h.cases if cases is None else cases
     booked = src[(src["status"] == "booked") & src["surgery_date"].isin(dates)].copy()
     if booked["case_id"].duplicated().any():
@@ -158,10 +150,10 @@ def build_instance(
     slots = _running_over(slots, c, locks)
     if published is None:
         published = pd.DataFrame({"case_id": c.index, "date": c["booked_date"].to_numpy(), "room_id": c["booked_room"].to_numpy()})
-    ps, pe = prime_window(h.settings)
+    ps, pe = h.settings.prime_window
     inst = PlanInstance(
         dates=dates, cases=c, slots=slots, eligible=pd.DataFrame(columns=["case_id", "slot_id"]), staffing=staffing,
-        turnover_minutes=float(h.settings["turnover_minutes"]), pacu_minutes=float(h.settings["pacu_minutes"]),
+        turnover_minutes=h.settings.turnover_minutes, pacu_minutes=h.settings.pacu_minutes,
         overtime_cap_minutes=cap, prime_start=ps, prime_end=pe, published=published, locks=locks,
     )
     if params.hold_addon_rooms and addon_reserve is not None and len(addon_reserve):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 import pyomo.environ as pyo
 
+from engine.contract import surgeon_key
 from engine.plan.instance import PlanInstance, closing_case, slot_fits
 from engine.plan.params import PlanParams
 
@@ -200,8 +201,7 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     rd = sorted({(slot_date[sid], slot_room[sid]) for sid in s.index})
     m.RD = pyo.Set(initialize=rd, dimen=2, ordered=True)
     m.D = pyo.Set(initialize=[d for d in inst.dates], ordered=True)
-    # Surgeon "unknown" (allowed in cases.csv) is not one person: each such case is its own.
-    surgeon = {ci: (g if g != "unknown" else f"unknown:{ci}") for ci, g in c["surgeon_id"].items()}
+    surgeon = {ci: surgeon_key(g, ci) for ci, g in c["surgeon_id"].items()}
     zk = sorted({(surgeon[ci], slot_date[si], slot_room[si]) for ci, si in pairs})
     m.Z = pyo.Set(initialize=zk, dimen=3, ordered=True)
     m.GD = pyo.Set(initialize=sorted({(g, d) for g, d, _ in zk}), dimen=2, ordered=True)
@@ -379,7 +379,7 @@ def feasible_start(inst: PlanInstance, assignment: pd.DataFrame) -> pd.DataFrame
         stay = []
         for ci in kept[si]:
             g = c.at[ci, "surgeon_id"]
-            key = (g if g != "unknown" else f"unknown:{ci}", d)
+            key = (surgeon_key(g, ci), d)
             if room_of.setdefault(key, r) == r:
                 stay.append(ci)
         kept[si] = stay
@@ -406,7 +406,7 @@ def _fill(inst: PlanInstance, chosen: dict, open_rd: set) -> None:
 
     def surgeon_key(ci, d):
         g = c.at[ci, "surgeon_id"]
-        return (g if g != "unknown" else f"unknown:{ci}", d)
+        return (surgeon_key(g, ci), d)
 
     p50, p80 = c["p50_i"].to_dict(), c["p80_i"].to_dict()
     in_slot: dict[str, list[str]] = {}

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.contract import UNKNOWN_SURGEON
 from engine.hospital import Hospital
 from engine.plan.instance import PlanInstance, build_instance, minutes_to_time, split_instance
 from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
@@ -156,7 +157,7 @@ def check_locks(inst: PlanInstance) -> list[str]:
             if b[1] == a[1] and b[2] < a[3] + turn:
                 out.append(f"locked cases {a[6]} and {b[6]} overlap in {a[1]} on {a[0]:%Y-%m-%d} "
                            f"(the second starts before the first ends plus turnover)")
-            elif b[1] != a[1] and b[5] == a[5] and b[5] != "unknown" and b[2] < a[4] and a[2] < b[4]:
+            elif b[1] != a[1] and b[5] == a[5] and b[5] != UNKNOWN_SURGEON and b[2] < a[4] and a[2] < b[4]:
                 out.append(f"locked cases {a[6]} and {b[6]} put surgeon {a[5]} in {a[1]} and {b[1]} at the same time")
     return out
 

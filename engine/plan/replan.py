@@ -15,7 +15,7 @@ import pandas as pd
 from engine.errors import InputError
 from engine.hospital import Hospital
 from engine.plan.params import PlanParams
-from engine.plan.instance import hhmm_to_minutes
+from engine.timeutil import hhmm_to_minutes
 from engine.plan.planner import PlanResult, addon_reserve_minutes, plan
 
 EVENT_KINDS = ("running_long", "add_on", "room_down", "cancellation")

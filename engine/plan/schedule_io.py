@@ -5,10 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEDULE_COLUMNS = ["case_id", "surgeon_id", "service_line", "date", "room_id", "status", "start", "end_p50",
-                    "end_p80", "pacu_in", "pacu_out", "reason"]
-SCHEDULE_KINDS = {"date": "date", "start": "datetime", "end_p50": "datetime", "end_p80": "datetime",
-                  "pacu_in": "datetime", "pacu_out": "datetime"}
+from engine.contract import SCHEDULE_COLUMNS, SCHEDULE_KINDS
 
 
 def read_schedule(path: str | Path) -> pd.DataFrame:

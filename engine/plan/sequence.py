@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from engine.contract import SCHEDULE_COLUMNS, surgeon_key
 from engine.plan.instance import PlanInstance, closing_case, minutes_to_time
 
 
@@ -255,8 +256,7 @@ def _append_lost(inst: PlanInstance, d, day_ids, deferred: dict[str, str], locks
 
 def _who(case: pd.Series) -> str:
     """The surgeon whose time the case takes; "unknown" is not one person (H5 skips it)."""
-    g = case["surgeon_id"]
-    return g if g != "unknown" else f"unknown:{case.name}"
+    return surgeon_key(case["surgeon_id"], case.name)
 
 
 def _lock_minute(locks: pd.DataFrame, cid: str) -> float:
@@ -295,6 +295,5 @@ def to_schedule(inst: PlanInstance, seq: pd.DataFrame, reasons: pd.Series | None
             rows.append({**base, "date": pd.Timestamp(r.date), "room_id": None, "status": "deferred", "start": pd.NaT,
                          "end_p50": pd.NaT, "end_p80": pd.NaT, "pacu_in": pd.NaT, "pacu_out": pd.NaT})
         rows[-1]["reason"] = (reasons.get(r.case_id) if reasons is not None and r.case_id in reasons.index else None) or r.defer_reason
-    out = pd.DataFrame(rows, columns=["case_id", "surgeon_id", "service_line", "date", "room_id", "status", "start",
-                                      "end_p50", "end_p80", "pacu_in", "pacu_out", "reason"])
+    out = pd.DataFrame(rows, columns=SCHEDULE_COLUMNS)
     return out.sort_values(["date", "room_id", "start", "case_id"], na_position="last").reset_index(drop=True)

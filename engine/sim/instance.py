@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.contract import SCHEDULE_REQUIRED, surgeon_key
 from engine.errors import InputError, Problem
 from engine.hospital import Hospital
+from engine.timeutil import hhmm_to_minutes
 from engine.sim.params import SimParams
 from engine.sim.rng import entity_key, entity_keys
 from engine.sim.scenario import Scenario
@@ -33,16 +35,6 @@ from engine.sim.scenario import Scenario
 log = logging.getLogger(__name__)
 
 Z80, Z95 = 0.8416212335729143, 1.6448536269514722
-SCHEDULE_REQUIRED = ("case_id", "date", "room_id", "status", "start", "end_p50", "end_p80")
-
-
-def hhmm(t: str) -> float:
-    return float(int(t[:2]) * 60 + int(t[3:5]))
-
-
-def prime_window(settings: dict) -> tuple[float, float]:
-    a, b = str(settings["prime_time"]).split("-")
-    return hhmm(a.strip().zfill(5)), hhmm(b.strip().zfill(5))
 
 
 def _minutes(ts: pd.Series, day: pd.Timestamp) -> np.ndarray:
@@ -234,7 +226,7 @@ def addon_model(hospital: Hospital, as_of: pd.Timestamp, service_lines: list[str
         hist = hist[~hist["surgery_date"].isin(list(exclude_dates))]
     done = hist[(hist["status"] == "completed") & hist["wheels_in"].notna() & hist["wheels_out"].notna()]
     rooms = hospital.rooms.set_index("room_id")
-    first_open = min((hhmm(t) for t in rooms["open_time"] if isinstance(t, str)), default=450.0)
+    first_open = min((hhmm_to_minutes(t) for t in rooms["open_time"] if isinstance(t, str)), default=450.0)
     site_of = rooms["site"].to_dict()
     sites = done["room_id"].map(site_of).dropna()
     share = sites.value_counts(normalize=True)
@@ -292,10 +284,10 @@ def build_instance(
     params = params or SimParams()
     sched = validate_schedule(hospital, schedule)
     settings = hospital.settings
-    turnover = float(settings["turnover_minutes"])
-    pacu_min = float(settings["pacu_minutes"])
-    cap_min = float(settings.get("overtime_cap_minutes", 120))
-    ps, pe = prime_window(settings)
+    turnover = settings.turnover_minutes
+    pacu_min = settings.pacu_minutes
+    cap_min = settings.overtime_cap_minutes
+    ps, pe = (float(m) for m in settings.prime_window)
     cases = hospital.cases.set_index("case_id", drop=False)
     scheduled = sched[sched["status"] == "scheduled"]
     f = forecasts.drop_duplicates("case_id").set_index("case_id")
@@ -347,8 +339,8 @@ def build_instance(
         room_ids = running + reserve
         R = len(room_ids)
         ridx = {r: i for i, r in enumerate(room_ids)}
-        open_m = np.array([hhmm(rooms_tab.at[r, "open_time"]) for r in room_ids], dtype=float)
-        close_m = np.array([hhmm(rooms_tab.at[r, "close_time"]) for r in room_ids], dtype=float)
+        open_m = np.array([hhmm_to_minutes(rooms_tab.at[r, "open_time"]) for r in room_ids], dtype=float)
+        close_m = np.array([hhmm_to_minutes(rooms_tab.at[r, "close_time"]) for r in room_ids], dtype=float)
         staff_cancel = np.zeros(len(lines), dtype=int)
         by_sl = np.zeros(len(lines), dtype=int)
         for cid in day_sched["case_id"]:
@@ -376,8 +368,7 @@ def build_instance(
         cp = fc["cancel_prob"].to_numpy(dtype=float) if "cancel_prob" in fc.columns else np.zeros(len(cids))
         sgs = []
         for cid in cids:
-            sg = cases.at[cid, "surgeon_id"]
-            sg = sg if isinstance(sg, str) and sg and sg != "unknown" else f"unknown:{cid}"
+            sg = surgeon_key(cases.at[cid, "surgeon_id"], cid)
             sgs.append(surgeons.setdefault(sg, len(surgeons)))
         surg = np.array(sgs, dtype=int)
         prev = np.full(len(cids), -1, dtype=int)

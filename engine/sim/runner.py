@@ -22,7 +22,9 @@ from engine.errors import InputError
 from engine.hospital import Hospital
 from engine.sim import metrics as M
 from engine.sim.draws import make_draws
-from engine.sim.instance import Actuals, SimInstance, addon_model, build_instance, hhmm, service_lines
+from engine.contract import SCHEDULE_COLUMNS
+from engine.sim.instance import Actuals, SimInstance, addon_model, build_instance, service_lines
+from engine.timeutil import hhmm_to_minutes
 from engine.sim.params import SimParams
 from engine.sim.rng import rep_keys
 from engine.sim.scenario import Scenario, load_scenario
@@ -306,8 +308,6 @@ def as_booked_schedule(hospital: Hospital, forecasts: pd.DataFrame, start_date, 
     ``end_p50``/``end_p80`` use the forecasts; ``planned_end`` (an added column) is the
     coordinators' own promise, start + booked minutes, and is what reliability is measured against.
     """
-    from engine.plan.schedule_io import SCHEDULE_COLUMNS
-
     start = pd.Timestamp(start_date).normalize()
     dates = [start + pd.Timedelta(days=i) for i in range(days)]
     src = hospital.cases if cases is None else cases
@@ -316,9 +316,9 @@ def as_booked_schedule(hospital: Hospital, forecasts: pd.DataFrame, start_date, 
     missing = sorted(set(b["case_id"]) - set(f.index))
     if missing:
         raise InputError(f"no forecast for {len(missing)} booked cases, e.g. {missing[:3]}", file="forecasts")
-    turn = float(hospital.settings["turnover_minutes"])
-    pacu = float(hospital.settings["pacu_minutes"])
-    opens = hospital.rooms.set_index("room_id")["open_time"].map(hhmm).to_dict()
+    turn = hospital.settings.turnover_minutes
+    pacu = hospital.settings.pacu_minutes
+    opens = hospital.rooms.set_index("room_id")["open_time"].map(hhmm_to_minutes).to_dict()
     rows = []
     for (d, room), g in b.groupby([b["surgery_date"], b["room_id"].fillna("")], sort=True):
         g = g.assign(_o=g["scheduled_start"].fillna(g["booked_at"]).fillna(pd.Timestamp.max)).sort_values(["_o", "case_id"])
@@ -470,7 +470,7 @@ def replay_actuals(hospital: Hospital, dates: list[pd.Timestamp]) -> Actuals:
     patient = (wk["status"] == "cancelled") & ~wk["cancellation_reason"].isin(SYSTEM_CANCEL_REASONS)
     cancelled = set(wk.loc[patient, "case_id"])
     showed = set(wk.loc[wk["status"].isin(["completed", "cancelled"]) & ~patient, "case_id"])
-    first_open = min(hhmm(t) for t in hospital.rooms["open_time"])
+    first_open = min(hhmm_to_minutes(t) for t in hospital.rooms["open_time"])
     add = done[done["urgency"].isin(["urgent", "emergent"])]
     posted = ((add["booked_at"] - add["surgery_date"]).dt.total_seconds() / 60).to_numpy(dtype=float)
     addons = pd.DataFrame({
@@ -527,7 +527,7 @@ def replay_week(
         wk[col] = pd.NaT
     wk["cancellation_reason"] = np.nan
     h2 = dataclasses.replace(hospital, cases=pd.concat([history, wk], ignore_index=True),
-                             settings={**hospital.settings, "as_of": f"{start:%Y-%m-%d}"})
+                             settings=hospital.settings.with_updates(as_of=start.date()))
     if forecaster is not None:
         forecasts = forecaster.predict(wk, history, as_of=start)[["case_id", "p50", "p80", "p95", "cancel_prob"]]
     else:

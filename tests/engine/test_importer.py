@@ -84,8 +84,8 @@ def test_round_trip_validates_and_counts_match(imported) -> None:
     loaded = load_hospital(out)
     assert len(loaded.hospital.cases) == len(source)
     assert loaded.report.n_quarantined == 0
-    assert loaded.hospital.settings["turnover_minutes"] == 30
-    assert loaded.hospital.settings["prime_time"] == "07:30-15:30"
+    assert loaded.hospital.settings.turnover_minutes == 30
+    assert loaded.hospital.settings.prime_time == "07:30-15:30"
     summary = result.summary()
     assert summary["rows_written"] == len(source) and summary["rows_quarantined"] == 0
 

@@ -116,7 +116,7 @@ def test_round_trip_keeps_everything(store: Store, hid: str, rich: LoadedHospita
     cases = back.hospital.cases
     assert list(cases.columns[-2:]) == ["bed", "flag"]  # extra columns kept, in file order
     assert str(cases["wheels_in"].dtype) == "datetime64[us]" and cases["booked_minutes"].dtype == "float64"
-    assert back.hospital.settings["review_date"].isoformat() == "2027-02-01"  # a TOML date stays a date
+    assert back.hospital.settings.get("review_date").isoformat() == "2027-02-01"  # a TOML date stays a date
     q = back.report.quarantine
     assert q[["row", "case_id", "column"]].values.tolist() == [[5, "C0005", "surgery_date"]]
 
@@ -206,7 +206,7 @@ def empty_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path):
 
 def test_store_made_by_an_older_version_is_upgraded(empty_db_url: str, rich: LoadedHospital) -> None:
     """Tables from before ``row_no`` and ``layout_json`` get the columns; their rows still load."""
-    new = ("row_no", "layout_json")
+    new = ("row_no", "layout_json", "version", "archived_of", "replaced_at")
     old_md = sa.MetaData()
     for table in store_mod._metadata().tables.values():
         sa.Table(table.name, old_md, *[c._copy() for c in table.columns if c.name not in new])
@@ -214,7 +214,8 @@ def test_store_made_by_an_older_version_is_upgraded(empty_db_url: str, rich: Loa
     old_md.create_all(engine)
     t = old_md.tables
     with engine.begin() as conn:
-        conn.execute(t["hospitals"].insert(), {"hospital_id": "old", "name": "Old", "source": "", "settings_json": "{}",
+        conn.execute(t["hospitals"].insert(), {"hospital_id": "old", "name": "Old", "source": "",
+                                               "settings_json": '{"turnover_minutes": 30, "pacu_minutes": 75, "prime_time": "07:30-15:30"}',
                                                "quality_json": "{}", "loaded_at": pd.Timestamp("2026-01-01").to_pydatetime()})
         conn.execute(t["rooms"].insert(), [{"hospital_id": "old", "room_id": "OR1", "site": "Main", "capabilities": "",
                                             "open_time": "07:30", "close_time": "17:00", "extra_json": '{"floor": "2"}'}])
@@ -231,6 +232,11 @@ def test_store_made_by_an_older_version_is_upgraded(empty_db_url: str, rich: Loa
         again = Store(empty_db_url)  # opening it again changes nothing
         assert again.has_hospital("old") and again.has_hospital("new")
         again.close()
+        # A hospital stored before versions existed is version 1 once replaced, and restorable.
+        store.save_hospital(rich, name="old")
+        assert store.list_versions("old")[["version", "current"]].values.tolist() == [[2, True], [1, False]]
+        store.restore_version("old", 1)
+        assert store.load_hospital("old").hospital.rooms["room_id"].tolist() == ["OR1"]
     finally:
         store.close()
 
@@ -247,3 +253,70 @@ def test_no_sqlite_only_constructs_in_store() -> None:
             if hit:
                 bad.append(f"line {n}: {line.strip()}")
     assert not bad, "SQLite-only constructs in engine/store.py:\n" + "\n".join(bad)
+
+
+# --------------------------------------------------------------------------- versions (nothing lost by a save)
+
+
+def test_replacing_keeps_the_previous_version_and_lists_it(store: Store, hid: str, rich: LoadedHospital,
+                                                           plain: LoadedHospital) -> None:
+    store.save_hospital(rich, name=hid)
+    assert store.current_version(hid) == 1
+    store.save_hospital(plain, name=hid)
+    assert store.current_version(hid) == 2
+    versions = store.list_versions(hid)
+    assert versions[["version", "current", "name", "n_cases"]].values.tolist() == [
+        [2, True, "Plain Hospital", 20], [1, False, "Mini Test Hospital", len(rich.hospital.cases)]]
+    assert versions.loc[1, "replaced_at"] is not None and pd.isna(versions.loc[0, "replaced_at"])
+    assert_same(rich, store.load_version(hid, 1))  # the replaced data is all there
+    assert_same(plain, store.load_hospital(hid))
+    # Earlier versions are not hospitals of their own in the listing.
+    assert [i for i in store.list_hospitals()["hospital_id"] if i.startswith(hid)] == [hid]
+
+
+def test_restore_brings_back_the_previous_data_and_can_be_undone(store: Store, hid: str, rich: LoadedHospital,
+                                                                 plain: LoadedHospital) -> None:
+    store.save_hospital(rich, name=hid)
+    store.save_hospital(plain, name=hid)
+    assert store.restore_version(hid, 1) == 2  # version 2 was current and is kept
+    assert_same(rich, store.load_hospital(hid))
+    assert store.list_versions(hid)[["version", "current"]].values.tolist() == [[2, False], [1, True]]
+    assert _count_rows(store, hid)["cases"] == len(rich.hospital.cases)
+    store.restore_version(hid, 2)
+    assert_same(plain, store.load_hospital(hid))
+    store.save_hospital(rich, name=hid)  # a new save after restores gets a new number
+    assert store.list_versions(hid)["version"].tolist() == [3, 2, 1]
+    with pytest.raises(ValueError, match="already the current"):
+        store.restore_version(hid, 3)
+    with pytest.raises(KeyError, match="no earlier version 7"):
+        store.restore_version(hid, 7)
+
+
+def test_failed_restore_changes_nothing(store: Store, hid: str, rich: LoadedHospital, plain: LoadedHospital,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    store.save_hospital(rich, name=hid)
+    store.save_hospital(plain, name=hid)
+    real = Store._move_rows
+    calls = []
+
+    def failing(self, conn, from_id, to_id):
+        calls.append(from_id)
+        if len(calls) == 2:  # after the current version was archived
+            raise RuntimeError("connection lost")
+        return real(self, conn, from_id, to_id)
+
+    monkeypatch.setattr(Store, "_move_rows", failing)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        store.restore_version(hid, 1)
+    monkeypatch.undo()
+    assert_same(plain, store.load_hospital(hid))
+    assert store.list_versions(hid)[["version", "current"]].values.tolist() == [[2, True], [1, False]]
+
+
+def test_delete_removes_the_earlier_versions_too(store: Store, hid: str, rich: LoadedHospital,
+                                                 plain: LoadedHospital) -> None:
+    store.save_hospital(rich, name=hid)
+    store.save_hospital(plain, name=hid)
+    assert store.delete_hospital(hid)
+    assert len(store.list_versions(hid)) == 0
+    assert _count_rows(store, f"{hid}@v1")["cases"] == 0
