@@ -14,13 +14,37 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from engine.errors import InputError
-from engine.forecast.features import CATEGORICAL, model_columns
+from engine.forecast.features import categorical_columns, model_columns
 from engine.forecast.params import ForecastParams
 
 log = logging.getLogger(__name__)
 
 # Features about the case's own history that leak nothing about cancellation and help little.
 _DROP = ("scheduled_minute_of_day",)
+
+
+def skip_reason(label: pd.Series, calibration: np.ndarray, params: ForecastParams) -> str | None:
+    """Why the cancellation model cannot be trained on these labels, or None when it can.
+
+    Too few cancellations (``min_cancellations`` in the training window, or
+    ``min_calibration_cancellations`` in the calibration window), or too few labelled cases.
+    """
+    y = np.asarray(label, dtype=float)
+    ok = np.isfinite(y)
+    calibration = np.asarray(calibration, dtype=bool)
+    tr, cal = ok & ~calibration, ok & calibration
+    n_all = int(np.nansum(y[ok]))
+    if n_all == 0:
+        return (f"no cancellations recorded among {int(ok.sum())} elective cases: the cancellation model is skipped "
+                "and no cancellation probability is forecast (shown as 0)")
+    need = (("training", tr, params.min_cancellations), ("calibration", cal, params.min_calibration_cancellations))
+    for name, m, k in need:
+        n_c = int(np.nansum(y[m]))
+        if m.sum() < params.min_calibration_cases or n_c < k or n_c == m.sum():
+            return (f"too few cancellations for a cancellation model ({n_c} in the {name} window of {int(m.sum())} "
+                    f"elective cases; at least {k} are needed): every case carries the history's base rate "
+                    f"({n_all / max(int(ok.sum()), 1):.1%} of {int(ok.sum())} elective cases)")
+    return None
 
 
 def cancellation_label(cases: pd.DataFrame) -> pd.Series:
@@ -34,7 +58,8 @@ class CancellationModel:
     def __init__(self, params: ForecastParams | None = None) -> None:
         self.params = params or ForecastParams()
 
-    def fit(self, features: pd.DataFrame, label: pd.Series, calibration: np.ndarray) -> "CancellationModel":
+    def fit(self, features: pd.DataFrame, label: pd.Series, calibration: np.ndarray,
+            feature_names: list[str] | None = None) -> "CancellationModel":
         p = self.params
         y = np.asarray(label, dtype=float)
         ok = np.isfinite(y)
@@ -48,8 +73,9 @@ class CancellationModel:
                     f"{p.min_calibration_cases} cases with both outcomes are needed",
                     file="cases.csv",
                 )
-        self.feature_names_ = [c for c in model_columns(p) if c not in _DROP]
-        cats = [c for c in self.feature_names_ if c in CATEGORICAL]
+        names = list(feature_names) if feature_names is not None else model_columns(p)
+        self.feature_names_ = [c for c in names if c not in _DROP]
+        cats = categorical_columns(self.feature_names_)
         X = features[self.feature_names_]
         self.model_ = CatBoostClassifier(
             iterations=p.cancel_iterations,
@@ -70,6 +96,8 @@ class CancellationModel:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability that each case is cancelled on the day."""
+        if len(features) == 0:
+            return np.empty(0)
         raw = self.model_.predict_proba(features[self.feature_names_])[:, 1]
         return np.clip(self.calibrator_.predict(raw), 0.0, 1.0)
 

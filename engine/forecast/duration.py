@@ -61,12 +61,14 @@ import pandas as pd
 from catboost import CatBoostRegressor, Pool
 
 from engine.errors import InputError
-from engine.forecast.features import CATEGORICAL, model_columns
+from engine.forecast.features import BASELINES, categorical_columns, model_columns
 from engine.forecast.params import ForecastParams
 
 log = logging.getLogger(__name__)
 
 GROUPS = ("known", "new_pair", "new_surgeon", "new_procedure")
+ALL = "__all__"
+BASELINE_NAMES = {"baseline_history": "surgeon x procedure median", "baseline_procedure": "procedure median"}
 
 
 @dataclass
@@ -99,7 +101,7 @@ class DurationModel:
     # ------------------------------------------------------------------ fit
     def fit(
         self, features: pd.DataFrame, minutes: pd.Series, calibration: np.ndarray,
-        calibration_start: pd.Timestamp | None = None,
+        calibration_start: pd.Timestamp | None = None, feature_names: list[str] | None = None,
     ) -> "DurationModel":
         """Train on rows where ``calibration`` is False; calibrate on rows where it is True.
 
@@ -107,6 +109,14 @@ class DurationModel:
         them): the earlier calibration windows of small groups are cut by decision time.
         ``calibration_start`` is the decision time at which the calibration window starts (default:
         its earliest case's); the as-of recalibration slides the window on from there.
+        ``feature_names``: the model columns (default ``model_columns(params)``, no extras).
+
+        Never worse than the simple baseline: on the calibration window the booster's P50 is
+        compared with the surgeon x procedure and the procedure medians (``BASELINES``) and blended
+        with the better one in log space, per service line with ``min_blend_group_cases``
+        calibration cases (else hospital-wide), with the model weight of ``blend_weights`` that
+        gives the lowest MAE there (``blend_``). The blend moves all quantiles together (the
+        booster's spread is kept); the conformal offsets are then computed on the blended quantiles.
         """
         p = self.params
         y = np.asarray(minutes, dtype=float)
@@ -126,13 +136,15 @@ class DurationModel:
                 f"{p.calibration_days} days of training data, at least {p.min_calibration_cases} are needed",
                 file="cases.csv",
             )
-        self.feature_names_ = model_columns(p)
+        self.feature_names_ = list(feature_names) if feature_names is not None else model_columns(p)
         X = features[self.feature_names_]
         logy = np.log(np.where(ok, y, 1.0))
         tr = ok & ~calibration
         self.model_ = self._fit_booster(X[tr], logy[tr])
         cal = ok & calibration
-        resid = logy[cal][:, None] - self._raw_log(X[cal])
+        raw_cal = self._raw_log(X[cal])
+        self.blend_ = self._choose_blend(raw_cal, features[cal], y[cal])
+        resid = logy[cal][:, None] - self._blended(raw_cal, features[cal])
         novelty = features["novelty"].to_numpy()
         groups = novelty[cal]
         times = pd.to_datetime(features["decision_time"]).to_numpy(dtype="datetime64[ns]")
@@ -143,7 +155,7 @@ class DurationModel:
         # A residual set is "enough" alone when min_group_calibration_cases residuals lie beyond
         # its highest quantile; smaller sets add the earlier windows' out-of-fold residuals.
         if p.calibration_windows > 1 and any((groups == g).sum() < self._enough() for g in GROUPS):
-            e_resid, e_groups = self._earlier_windows(X, logy, ok & ~calibration, times, novelty, times[cal].min())
+            e_resid, e_groups = self._earlier_windows(features, logy, ok & ~calibration, times, novelty, times[cal].min())
         else:
             e_resid, e_groups = np.empty((0, len(p.quantiles))), np.empty(0, dtype=object)
         self.offsets_, self.global_offsets_, self.calibration_counts_, self.offset_source_ = self._offsets(
@@ -220,12 +232,94 @@ class DurationModel:
             allow_writing_files=False,
             verbose=False,
         )
-        cats = [c for c in X.columns if c in CATEGORICAL]
-        booster.fit(Pool(X, logy, cat_features=cats))
+        booster.fit(Pool(X, logy, cat_features=categorical_columns(list(X.columns))))
         return booster
 
+    # ------------------------------------------------------------------ never worse than the baseline
+    @staticmethod
+    def _blend_group(features: pd.DataFrame) -> np.ndarray:
+        return features["service_line"].astype(str).to_numpy() if "service_line" in features.columns else np.full(len(features), ALL)
+
+    def _choose_blend(self, raw: np.ndarray, features: pd.DataFrame, y: np.ndarray) -> dict[str, dict]:
+        """Per group (service line, or ``__all__``): the baseline and model weight with the lowest
+        calibration-window P50 MAE, with the MAEs of the model, the baseline and the choice."""
+        p = self.params
+        j = p.quantiles.index(0.5)
+        groups = self._blend_group(features)
+        base = {b: np.log(features[b].to_numpy(dtype=float)) if b in features.columns else np.full(len(y), np.nan)
+                for b in BASELINES}
+
+        def choose(rows: np.ndarray) -> dict:
+            m = raw[rows, j]
+            yy = y[rows]
+            mae_model = float(np.mean(np.abs(np.exp(m) - yy)))
+            best = {"baseline": None, "weight_model": 1.0, "n": int(rows.sum()), "mae_model": mae_model,
+                    "mae_baseline": None, "mae_chosen": mae_model}
+            maes = {}
+            for b, lb in base.items():
+                lbr = np.where(np.isfinite(lb[rows]), lb[rows], m)
+                maes[b] = float(np.mean(np.abs(np.exp(lbr) - yy)))
+            if not maes:
+                return best
+            b = min(maes, key=maes.get)
+            lbr = np.where(np.isfinite(base[b][rows]), base[b][rows], m)
+            best["baseline"], best["mae_baseline"] = b, maes[b]
+            for w in sorted(p.blend_weights, reverse=True):  # ties keep the larger model weight
+                mae = float(np.mean(np.abs(np.exp(w * m + (1 - w) * lbr) - yy)))
+                if mae < best["mae_chosen"] - 1e-9:
+                    best["weight_model"], best["mae_chosen"] = float(w), mae
+            return best
+
+        out = {ALL: choose(np.ones(len(y), bool))}
+        for g in np.unique(groups):
+            rows = groups == g
+            if rows.sum() >= p.min_blend_group_cases:
+                out[str(g)] = choose(rows)
+        return out
+
+    def _blended(self, raw: np.ndarray, features: pd.DataFrame) -> np.ndarray:
+        """Raw log quantiles moved towards the chosen baseline (all quantiles by the P50's shift)."""
+        blend = getattr(self, "blend_", None)
+        if not blend or not len(raw):
+            return raw
+        j = self.params.quantiles.index(0.5)
+        groups = self._blend_group(features)
+        shift = np.zeros(len(raw))
+        for g in np.unique(groups):
+            rows = groups == g
+            c = blend.get(str(g), blend[ALL])
+            if c["baseline"] is None or c["weight_model"] >= 1.0 or c["baseline"] not in features.columns:
+                continue
+            lb = np.log(features.loc[rows, c["baseline"]].to_numpy(dtype=float))
+            d = np.where(np.isfinite(lb), lb - raw[rows, j], 0.0)
+            shift[rows] = (1.0 - c["weight_model"]) * d
+        return raw + shift[:, None]
+
+    def p50_source(self) -> str:
+        """In words: what the P50 is (model, baseline or a blend), hospital-wide and per service line."""
+        blend = getattr(self, "blend_", None)
+        if not blend:
+            return "model"
+
+        def words(c: dict) -> str:
+            if c["baseline"] is None or c["weight_model"] >= 1.0:
+                return "the model"
+            name = BASELINE_NAMES[c["baseline"]]
+            if c["weight_model"] <= 0.0:
+                return f"the {name}"
+            return f"a blend of the model ({c['weight_model']:.0%}) and the {name}"
+
+        own = {g: c for g, c in blend.items() if g != ALL}
+        counts: dict[str, int] = {}
+        for c in own.values():
+            counts[words(c)] = counts.get(words(c), 0) + 1
+        text = f"hospital-wide: {words(blend[ALL])}"
+        if own:
+            text += "; by service line: " + ", ".join(f"{w} ({n})" for w, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        return text
+
     def _earlier_windows(
-        self, X: pd.DataFrame, logy: np.ndarray, usable: np.ndarray, times: np.ndarray, novelty: np.ndarray,
+        self, features: pd.DataFrame, logy: np.ndarray, usable: np.ndarray, times: np.ndarray, novelty: np.ndarray,
         latest_start: np.datetime64,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-fold residuals of the windows before the latest one, newest first.
@@ -236,6 +330,7 @@ class DurationModel:
         Stops when that model would have fewer than ``min_train_cases`` cases.
         """
         p = self.params
+        X = features[self.feature_names_]
         span = np.timedelta64(p.calibration_days, "D")
         out_r, out_g = [], []
         for k in range(2, p.calibration_windows + 1):
@@ -248,7 +343,7 @@ class DurationModel:
             if not window.any():
                 continue
             booster = self._fit_booster(X[train], logy[train])
-            out_r.append(logy[window][:, None] - self._raw_log(X[window], booster))
+            out_r.append(logy[window][:, None] - self._blended(self._raw_log(X[window], booster), features[window]))
             out_g.append(novelty[window])
             self.calibration_windows_.append(
                 {"window": k, "start": pd.Timestamp(lo), "end": pd.Timestamp(hi), "n_train": int(train.sum()),
@@ -265,7 +360,7 @@ class DurationModel:
 
     def residuals(self, features: pd.DataFrame, minutes: np.ndarray) -> np.ndarray:
         """log(minutes) minus the booster's raw log quantiles, shape (n, n_quantiles)."""
-        return np.log(np.asarray(minutes, dtype=float))[:, None] - self._raw_log(features[self.feature_names_])
+        return np.log(np.asarray(minutes, dtype=float))[:, None] - self._blended(self._raw_log(features[self.feature_names_]), features)
 
     def offsets_as_of(self, decision_time: np.ndarray, groups: np.ndarray, recent: RecentResiduals | None = None) -> np.ndarray:
         """Per-row conformal offsets, shape (n, n_quantiles), recalibrated as of each decision time.
@@ -325,7 +420,9 @@ class DurationModel:
         ``recent``: residuals of cases completed after training, for the as-of recalibration
         (see ``offsets_as_of``); without it the offsets are fit()'s.
         """
-        raw = self._raw_log(features[self.feature_names_])
+        if len(features) == 0:
+            return np.empty((0, len(self.params.quantiles)))
+        raw = self._blended(self._raw_log(features[self.feature_names_]), features)
         groups = features["novelty"].to_numpy()
         times = features["decision_time"].to_numpy(dtype="datetime64[ns]") if recent is not None else None
         off = self.offsets_as_of(times, groups, recent) if len(groups) else raw

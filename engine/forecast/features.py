@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,12 @@ NUMERIC = [
     "month",
 ]
 MISSING = "__missing__"
+# Columns the simple baselines read (not model inputs): the surgeon x procedure median (else
+# procedure, else service line) and the procedure median (else service line).
+BASELINES = ("baseline_history", "baseline_procedure")
+EXTRA_PREFIX = {"numeric": "xn_", "category": "xc_", "text": "txt_"}
+_STOPWORDS = frozenset({"of", "the", "and", "with", "w", "for", "to", "a", "an", "in", "on", "or", "by", "via",
+                        "l", "r", "lt", "rt", "left", "right"})  # laterality hardly changes the time
 
 
 @dataclass
@@ -179,19 +186,82 @@ def history_index(history: pd.DataFrame) -> tuple[dict, dict, dict, dict]:
     return out
 
 
+def text_key(s: pd.Series) -> pd.Series:
+    """Free text as a token key: lower-case words cut to 3-letter stems, stop words dropped, sorted.
+
+    So "Laparoscopic cholecystectomy", "Lap chole" and "LAP. CHOLE" all give "cho lap": the
+    abbreviations hospitals type share signal with the full names.
+    """
+    def key(v: object) -> str:
+        if not isinstance(v, str) or not v.strip():
+            return MISSING
+        words = [w for w in re.split(r"[^0-9a-z]+", v.lower()) if w and w not in _STOPWORDS]
+        return " ".join(sorted({w[:3] for w in words})) or MISSING
+
+    return s.map(key).astype(str)
+
+
+def classify_extras(cases: pd.DataFrame, names: tuple[str, ...] | list[str], params: ForecastParams | None = None
+                    ) -> tuple[dict[str, str], list[str]]:
+    """Kinds of the declared extra feature columns (``numeric``, ``category`` or ``text``) and notes.
+
+    A declared column that is missing, forbidden by the guardrail policy or already a model
+    feature is not used, and a note says so. Numbers (95% of non-empty values parse) are numeric;
+    text with several words per value, or many distinct values, is free text (a token key);
+    anything else is a category.
+    """
+    params = params or ForecastParams()
+    banned = forbidden(params)
+    kinds: dict[str, str] = {}
+    notes: list[str] = []
+    for col in dict.fromkeys(names):
+        if col in banned:
+            notes.append(f"extra feature {col!r} is forbidden by the guardrail policy: not used")
+        elif col not in cases.columns:
+            notes.append(f"extra feature {col!r} is not a column of cases.csv: not used")
+        elif col in CATEGORICAL + NUMERIC:
+            notes.append(f"extra feature {col!r} is already a model feature")
+        else:
+            v = cases[col]
+            text = v.astype("object").where(v.notna(), "").astype(str).str.strip()
+            filled = text[text != ""]
+            if not len(filled):
+                notes.append(f"extra feature {col!r} is empty: not used")
+                continue
+            num = pd.to_numeric(filled, errors="coerce")
+            if num.notna().mean() >= 0.95:
+                kinds[col] = "numeric"
+            elif filled.str.split().str.len().mean() >= 1.5 or filled.nunique() > 100:
+                kinds[col] = "text"
+            else:
+                kinds[col] = "category"
+    return kinds, notes
+
+
+def extra_columns(extras: dict[str, str] | None) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) feature column names of the extras."""
+    extras = extras or {}
+    cats = [EXTRA_PREFIX[k] + c for c, k in extras.items() if k != "numeric"]
+    nums = [EXTRA_PREFIX[k] + c for c, k in extras.items() if k == "numeric"]
+    return cats, nums
+
+
 def build_features(
     cases: pd.DataFrame,
     history: pd.DataFrame,
     params: ForecastParams | None = None,
     as_of: pd.Timestamp | None = None,
     room_open_minutes: dict[str, float] | None = None,
+    extras: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Features for ``cases`` using only ``history`` outcomes known before each decision time.
 
     ``history`` is any cases frame; only its completed cases are used, and only those that
     finished before the decision time of the case being described. Returns a frame indexed
     like ``cases`` with CATEGORICAL + NUMERIC columns plus ``decision_time`` and ``novelty``
-    (``known``, ``new_pair``, ``new_surgeon``, ``new_procedure``).
+    (``known``, ``new_pair``, ``new_surgeon``, ``new_procedure``), the baselines' columns
+    (``BASELINES``) and the declared extra features (``extras``: column -> kind, see
+    ``classify_extras``; prefixed ``xn_`` (numbers), ``xc_`` (labels) or ``txt_`` (free text)).
     """
     params = params or ForecastParams()
     proc_hist, sp_hist, sl_hist, sg_hist = history_index(history)
@@ -249,6 +319,16 @@ def build_features(
         f["lead_days"] = np.nan
     # The historical baseline: surgeon x procedure median, else procedure, else service line.
     f["baseline_history"] = np.exp(np.where(sp_n > 0, np.nan_to_num(sp_med), fallback))
+    f["baseline_procedure"] = np.exp(fallback)
+    for col, kind in (extras or {}).items():
+        name = EXTRA_PREFIX[kind] + col
+        v = cases[col] if col in cases.columns else pd.Series(np.nan, index=cases.index)
+        if kind == "numeric":
+            f[name] = pd.to_numeric(v, errors="coerce").astype(float)
+        elif kind == "text":
+            f[name] = text_key(v)
+        else:
+            f[name] = _text(v.astype("object").where(v.notna(), None).map(lambda x: str(x).strip() if x is not None else None))
     f["decision_time"] = pd.to_datetime(t)
     known_surgeon = sg_n > 0
     known_proc = pr_n > 0
@@ -269,8 +349,14 @@ def forbidden(params: ForecastParams) -> set[str]:
     return set(params.forbidden_features) | set(load_guardrails().forbidden)
 
 
-def model_columns(params: ForecastParams | None = None) -> list[str]:
-    """Feature columns the models use, after the guardrail policy."""
+def model_columns(params: ForecastParams | None = None, extras: dict[str, str] | None = None) -> list[str]:
+    """Feature columns the models use, after the guardrail policy (declared extras last)."""
     params = params or ForecastParams()
     banned = forbidden(params)
-    return [c for c in CATEGORICAL + NUMERIC if c not in banned]
+    cats, nums = extra_columns({c: k for c, k in (extras or {}).items() if c not in banned})
+    return [c for c in CATEGORICAL + NUMERIC if c not in banned] + cats + nums
+
+
+def categorical_columns(columns: list[str]) -> list[str]:
+    """The categorical ones among model columns (the contract's and the extras' labels and text keys)."""
+    return [c for c in columns if c in CATEGORICAL or c.startswith(("xc_", "txt_"))]

@@ -30,6 +30,21 @@ class ForecastParams:
     - ``iterations`` / ``depth`` / ``learning_rate``: CatBoost settings (tests use few).
     - ``forbidden_features``: attributes to forbid on top of the guardrail policy file
       (data/policy/guardrails.toml), which the feature builder always enforces.
+    - ``calibration_share``: on a short history the calibration window is at most this share of
+      the days of history before ``train_until`` (so a 3-month extract keeps ~70 days to train on).
+    - ``min_history_days``: fewer days of history than this (6 weeks) is too little to forecast.
+    - ``min_cancellations``: fewer cancellations than this in the training window (or fewer than
+      ``min_calibration_cancellations`` in the calibration window) and the cancellation model is
+      skipped: forecasts carry the history's base rate with a note (``Forecaster.notes``).
+    - ``blend_weights``: the model's weights tried against the best simple baseline on the
+      calibration window (1 = model only, 0 = baseline only; "never worse than the baseline").
+    - ``min_blend_group_cases``: a service line with this many calibration cases gets its own
+      model/baseline choice, else it shares the hospital-wide one.
+    - ``extra_features``: extra cases.csv columns declared as features (settings.toml
+      ``extra_features`` or ``--extra-features``); numbers are numeric, short labels categorical,
+      free text (e.g. procedure names) a token key; the guardrail policy still applies.
+    - ``tune``: choose iterations, depth, learning rate and shrinkage per hospital by a
+      time-split validation inside fit (``tune_budget_s`` of training time at most).
     """
 
     quantiles: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -50,6 +65,15 @@ class ForecastParams:
     random_state: int = 0
     thread_count: int = 2
     forbidden_features: tuple[str, ...] = ()
+    calibration_share: float = 0.25
+    min_history_days: int = 42
+    min_cancellations: int = 20
+    min_calibration_cancellations: int = 5
+    blend_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    min_blend_group_cases: int = 150
+    extra_features: tuple[str, ...] = ()
+    tune: bool = False
+    tune_budget_s: float = 20.0
 
     def __post_init__(self) -> None:
         qs = self.quantiles
@@ -65,6 +89,17 @@ class ForecastParams:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.calibration_windows != int(self.calibration_windows):
             raise ValueError(f"calibration_windows must be a whole number, got {self.calibration_windows!r}")
+        if not 0.0 < self.calibration_share < 1.0:
+            raise ValueError(f"calibration_share must be within 0..1, got {self.calibration_share!r}")
+        for name in ("min_history_days", "min_cancellations", "min_calibration_cancellations",
+                     "min_blend_group_cases", "tune_budget_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        ws = self.blend_weights
+        if not ws or any(not 0.0 <= w <= 1.0 for w in ws) or 1.0 not in ws:
+            raise ValueError(f"blend_weights must be values within 0..1 including 1.0 (the model alone), got {ws!r}")
+        if isinstance(self.extra_features, str) or not all(isinstance(c, str) and c for c in self.extra_features):
+            raise ValueError(f"extra_features must be a tuple of column names, got {self.extra_features!r}")
         if self.planning_lead_days < 0:
             raise ValueError(f"planning_lead_days must be >= 0, got {self.planning_lead_days!r}")
 

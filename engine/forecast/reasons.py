@@ -1,9 +1,19 @@
 """Plain-language reasons: SHAP values of the P50 forecast turned into minutes and words.
 
-The model works in log minutes, so a SHAP value phi of one feature means "this feature
-multiplies the forecast by exp(phi)". In minutes that is P50 x (1 - exp(-phi)): how many
-minutes the forecast would lose without this factor's push. Each feature has a sentence
-template that uses the case's own values and the history statistics behind the feature.
+The reasons add up. They start from a stated value, the SHAP base value in minutes
+(``reason_base_minutes`` = exp(base): the model's forecast for an average case of the history it
+learned from), and every part is in minutes so that
+
+    base + the top drivers + the other factors + the adjustment = the P50.
+
+The model works in log minutes, where SHAP values phi_j add up: log P50_model = base + S with
+S = sum_j phi_j. In minutes the same total, exp(base) (exp(S) - 1), is shared out in proportion
+to the phi_j: minutes_j = exp(base) phi_j (exp(S) - 1) / S (-> exp(base) phi_j as S -> 0), so a
+driver's minutes have its SHAP value's sign and share and the parts sum exactly. The
+``adjustment`` (``reason_adjust_minutes``) is what the forecast adds after the model: the
+conformal calibration on recent cases and, where the model lost to the simple baseline on the
+calibration window, the blend with the history median. Each feature has a sentence template
+that uses the case's own values and the history statistics behind the feature.
 """
 from __future__ import annotations
 
@@ -75,6 +85,10 @@ def describe(feature: str, row: pd.Series, case: pd.Series, minutes: float) -> s
         return head + f"{proc}"
     if feature == "service_line":
         return head + f"{row['service_line']}"
+    if feature.startswith(("xn_", "xc_", "txt_")):
+        col = feature.split("_", 1)[1]
+        v = case.get(col)
+        return head + f"{col.replace('_', ' ')}: {v}" if v is not None and not (isinstance(v, float) and np.isnan(v)) else head + f"{col.replace('_', ' ')} unknown"
     return head + feature.replace("_", " ")
 
 
@@ -105,28 +119,52 @@ def top_reasons(
     p50: np.ndarray,
     top: int = 3,
     min_pair_cases: int = 3,
+    base_log: float = 0.0,
 ) -> pd.DataFrame:
-    """The ``top`` drivers of each case's P50, plus a fallback note for unfamiliar cases.
+    """The ``top`` drivers of each case's P50, the rest, and the adjustment, adding up to the P50.
 
-    Returns one row per case: ``case_id``, ``reason_1..top`` (text), ``reason_minutes_1..top``,
-    ``fallback_note`` (empty when the case is familiar) and ``reasons`` (all joined).
+    ``base_log``: the SHAP base value (log minutes). Returns one row per case: ``case_id``,
+    ``reason_1..top`` (text), ``reason_minutes_1..top``, ``reason_base_minutes`` (the starting
+    value), ``reason_other_minutes`` (all other factors together), ``reason_adjust_minutes``
+    (calibration and baseline blend), so base + minutes_1..top + other + adjust = P50;
+    ``fallback_note`` (empty when the case is familiar) and ``reasons`` (all joined, from the
+    starting value to the P50, whole minutes that add up to the P50 as shown).
     """
     shap_log, feature_names = _grouped(shap_log, feature_names)
-    minutes = p50[:, None] * (1.0 - np.exp(-shap_log))
+    start = float(np.exp(base_log))
+    total = shap_log.sum(axis=1)
+    scale = np.where(np.abs(total) > 1e-9, np.expm1(total) / np.where(total == 0, 1.0, total), 1.0)
+    minutes = start * shap_log * scale[:, None]
+    adjust = p50 - start * np.exp(total)
     order = np.argsort(-np.abs(minutes), axis=1)[:, :top]
+    n_other = max(shap_log.shape[1] - top, 0)
     records = []
     for i, (idx, frow) in enumerate(features.iterrows()):
         case = cases.loc[idx]
         rec: dict = {"case_id": case.get("case_id")}
         texts = []
+        shown = 0
         for k, j in enumerate(order[i]):
-            text = describe(feature_names[j], frow, case, float(minutes[i, j]))
+            whole = int(round(float(minutes[i, j])))
+            shown += whole
+            text = describe(feature_names[j], frow, case, float(whole))
             rec[f"reason_{k + 1}"] = text
             rec[f"reason_minutes_{k + 1}"] = round(float(minutes[i, j]), 1)
             texts.append(text)
+        other = float(minutes[i].sum() - minutes[i, order[i]].sum())
+        rec["reason_base_minutes"] = round(start, 1)
+        rec["reason_other_minutes"] = round(other, 1)
+        rec["reason_adjust_minutes"] = round(float(adjust[i]), 1)
+        # Whole minutes as shown: the rounding remainder goes to "other factors" so the words add up.
+        adj_whole = int(round(float(adjust[i])))
+        other_whole = int(round(float(p50[i]))) - int(round(start)) - shown - adj_whole
         nov = frow.get("novelty", "known")
         note = _NOVELTY_TEXT.get(nov, "").format(n=min_pair_cases)
         rec["fallback_note"] = note
-        rec["reasons"] = "; ".join(texts + ([note] if note else []))
+        parts = [f"starts from {start:.0f} min (the model's average case)"] + texts
+        parts.append(f"{other_whole:+d} min: {n_other} other factors together")
+        parts.append(f"{adj_whole:+d} min: calibration on recent cases and the history-median check")
+        parts.append(f"= {p50[i]:.0f} min P50")
+        rec["reasons"] = "; ".join(parts + ([note] if note else []))
         records.append(rec)
     return pd.DataFrame.from_records(records, index=features.index)

@@ -13,14 +13,14 @@ import json
 import logging
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from engine.errors import InputError
+from engine.errors import InputError, Problem
 from engine.forecast.drift import DriftParams, drift_report, overall_state
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.forecaster import Forecaster
@@ -126,6 +126,49 @@ def _residual_frame(fc: Forecaster, cases: pd.DataFrame, history: pd.DataFrame) 
     return f.assign(residual=np.log(actual) - np.log(pred["p50"]))
 
 
+def declared_extra_features(hospital: Hospital) -> list[str]:
+    """The hospital's ``extra_features`` (settings.toml), read in one place: the typed settings'
+    attribute when it has one, else the settings dict's key."""
+    s = hospital.settings
+    v = getattr(s, "extra_features", None)
+    if v is None and isinstance(s, dict):
+        v = s.get("extra_features")
+    if v is None:
+        return []
+    if isinstance(v, str) or not all(isinstance(c, str) for c in v):
+        raise InputError(Problem("settings.toml", None, "extra_features",
+                                 'must be a list of column names, e.g. ["theatre_team"]'))
+    return list(v)
+
+
+def training_clock(hospital: Hospital, test_days: int, params: ForecastParams, stale_days: int = 14
+                   ) -> tuple[pd.Timestamp, int, list[str]]:
+    """(as-of date, backtest days, notes) for training, from the data when the data ends early.
+
+    The as-of date is the hospital's (``settings.as_of``, else today) unless the history ends more
+    than ``stale_days`` before it (an old extract): then it is the day after the last completed or
+    cancelled case. The backtest window is ``test_days``, at most ``calibration_share`` of the
+    history (so an extract of a quarter still trains on most of it); never empty.
+    """
+    cases = hospital.cases
+    as_of = hospital.as_of()
+    notes: list[str] = []
+    outcome = cases[cases["status"].isin(["completed", "cancelled"])]
+    if not len(outcome):
+        raise InputError("no completed or cancelled cases to train on", file="cases.csv")
+    last = outcome["surgery_date"].max()
+    first = outcome["surgery_date"].min()
+    if last + pd.Timedelta(days=stale_days) < as_of:
+        notes.append(f"the data ends on {last.date()}, {(as_of - last).days} days before {as_of.date()}: "
+                     f"the as-of date and the backtest window are taken from the data")
+        as_of = last + pd.Timedelta(days=1)
+    span = int((as_of - first).days)
+    days = max(7, min(test_days, int(round(params.calibration_share * span))))
+    if days < test_days:
+        notes.append(f"short history ({span} days): the backtest uses the latest {days} days instead of {test_days}")
+    return as_of, days, notes
+
+
 def train_and_register(
     hospital: Hospital,
     hospital_id: str,
@@ -140,10 +183,14 @@ def train_and_register(
     predictions and the drift report (training window against the most recent weeks).
     """
     params = params or ForecastParams()
+    if not params.extra_features:
+        declared = declared_extra_features(hospital)
+        if declared:
+            params = replace(params, extra_features=tuple(declared))
     registry = registry or Registry()
     step = progress or (lambda frac, text: None)
     cases = hospital.cases
-    as_of = hospital.as_of()
+    as_of, test_days, clock_notes = training_clock(hospital, test_days, params)
     past = cases[cases["surgery_date"] < as_of]
     if not len(past):
         raise InputError("no history before the hospital's as-of date to train on", file="cases.csv")
@@ -183,6 +230,10 @@ def train_and_register(
         "fit_seconds": round(fit_seconds, 2),
         "backtest_test_from": str(test_from.date()),
         "metrics": report.to_json(),
+        "notes": clock_notes + fc.notes,
+        "cancellation_available": fc.cancellation_available,
+        "p50_source": fc.duration_.p50_source(),
+        "calibration_days": fc.calibration_days_,
         "drift_state": overall_state(drift),
         "mae_p50": report.overall["mae_p50"],
         "coverage_p80": report.overall["coverage_p80"],

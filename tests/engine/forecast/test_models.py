@@ -75,7 +75,8 @@ def test_cancellation_probabilities_are_calibrated_probabilities(fitted):
 def test_too_little_data_is_a_clear_input_error(small_hospital):
     _, h = small_hospital
     tiny = h.cases.head(50)
-    with pytest.raises(InputError, match="at least 100"):
+    # The message says how much is needed: 6 weeks and min_train + min_calibration completed cases.
+    with pytest.raises(InputError, match=r"too little data.*at least 42 days \(6 weeks\) of history with 150 completed cases"):
         Forecaster(FAST).fit(tiny)
 
 
