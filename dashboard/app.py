@@ -41,12 +41,15 @@ with st.sidebar:
 
     roles = load_roles()
     user = state.current_user()
-    if user is None and state.demo_sign_in():
-        role = st.selectbox("Role (demo sign-in)", list(roles.roles), key="demo_role",
+    demo = state.demo_sign_in()
+    if user is None and demo:
+        role = st.selectbox("Role (demo sign-in)", list(roles.roles), key=state.DEMO_ROLE_KEY,
                             format_func=lambda r: roles.roles[r].label)
-        st.caption("No users are configured (OR_USERS_FILE), so this demo signs you in by role. "
-                   "Configure hashed users for real use: see engine/governance/GOVERNANCE.md.")
+        st.warning(state.DEMO_SIGNIN_WARNING, icon=":material/warning:")
         user = User(f"demo-{role}", role)
+    elif user is None and not state.users_configured():
+        st.error("No users are configured and demo sign-in is off (OR_DEMO_SIGNIN=0): nobody can sign in. "
+                 "Configure hashed users (OR_USERS_FILE): see engine/governance/GOVERNANCE.md.")
     elif user is None:
         with st.form("sign_in"):
             name = st.text_input("User", key="sign_in_user")
@@ -64,10 +67,12 @@ with st.sidebar:
         if st.button("Sign out", key="sign_out"):
             del st.session_state[state.USER_KEY]
             st.rerun()
-    st.session_state["active_user"] = user
+    st.session_state[state.ACTIVE_USER_KEY] = user
 
 pages = [
-    st.Page("../pages/data.py", title="Data", icon=":material/database:", default=True, url_path="data"),
+    # The default page is served at "/" whatever its url_path, so /data needs its own (hidden) entry.
+    st.Page("../pages/data.py", title="Data", icon=":material/database:", default=True, url_path="home"),
+    st.Page("../pages/data.py", title="Data", icon=":material/database:", url_path="data", visibility="hidden"),
     st.Page("../pages/forecasts.py", title="Forecasts", icon=":material/query_stats:", url_path="forecasts"),
     st.Page("../pages/schedule.py", title="Schedule", icon=":material/calendar_month:", url_path="schedule"),
     st.Page("../pages/simulation.py", title="Simulation", icon=":material/casino:", url_path="simulation"),

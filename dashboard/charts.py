@@ -321,3 +321,37 @@ def frontier_chart(f: pd.DataFrame) -> go.Figure:
                              mode="lines", line=dict(color="grey", dash="dot"), showlegend=False, hoverinfo="skip"))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", yaxis_tickformat=".0%")
     return fig
+
+
+# Column names in words, for every table a page shows (the engine's names stay in CSV/JSON exports).
+COLUMN_LABELS = {
+    "case_id": "Case", "surgeon_id": "Surgeon", "service_line": "Service line", "room_id": "Room", "site": "Site",
+    "date": "Date", "surgery_date": "Surgery date", "status": "Status", "start": "Start", "reason": "Reason",
+    "end_p50": "End at P50", "end_p80": "End at P80", "pacu_in": "Recovery in", "pacu_out": "Recovery out",
+    "procedure": "Procedure", "procedure_code": "Procedure code", "procedure_name": "Procedure",
+    "booked_minutes": "Booked (min)", "p50": "P50", "p80": "P80", "p95": "P95",
+    "cancel_prob": "Cancellation risk", "novelty": "Familiarity", "reasons": "Reasons",
+    "version": "Version", "version_id": "Version", "horizon_start": "From", "horizon_end": "To", "source": "Source",
+    "created_by": "Created by", "approved_by": "Approved by", "published_by": "Published by", "status_note": "Note",
+    "model_version": "Model version", "n_cases": "Cases (n)",
+    "id": "Rule", "name": "Name", "mode": "Mode", "severity": "Severity", "owner": "Owner",
+    "override_role": "May override", "description": "Description",
+    "threshold_days": "Threshold (days)", "age_days": "Age (days)", "last_date": "Last date", "feed": "Feed",
+    "policy": "Policy", "metric": "Metric", "mean": "Mean", "p5": "P5", "worst5_mean": "Mean of the worst 5%",
+    "w_overtime": "Overtime weight", "prime_time_utilization": "Prime-time utilization (simulated mean)",
+    "p95_overtime_minutes": "P95 overtime (min, simulated)", "deferred_cases": "Deferred cases (planned)",
+    "solver": "Solver", "current_policy": "Current policy",
+    "expected_cases": "Expected add-ons", "expected_minutes": "Expected add-on minutes",
+    "reserve_minutes": "Reserve (min, P80 of add-on minutes)",
+}
+
+
+def column_label(column: str) -> str:
+    """A column name in words: the table above, else the name with spaces and a capital."""
+    c = str(column)
+    return COLUMN_LABELS.get(c) or FAIRNESS_LABELS.get(c) or (c.replace("_", " ").capitalize() if "_" in c else c)
+
+
+def words(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its columns in words (for st.dataframe; exports keep the contract's names)."""
+    return df.rename(columns=column_label)

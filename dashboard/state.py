@@ -88,25 +88,50 @@ def shipped_mappings() -> dict[str, Path]:
     return {p.stem: p for p in sorted(MAPPINGS_DIR.glob("*.yaml"))}
 
 
+def hospital_id_for(hospital_name: str) -> str:
+    """The store id an import under ``hospital_name`` gets (letters, digits, - and _)."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in hospital_name.strip()) or "imported"
+
+
 def import_upload(
-    source_name: str, source_bytes: bytes, mapping_name: str, mapping_bytes: bytes, hospital_name: str
+    source_name: str, source_bytes: bytes, mapping_name: str, mapping_bytes: bytes, hospital_name: str,
+    replace: bool = False,
 ) -> tuple[str, object]:
-    """Import an uploaded export with its mapping, validate, and store it.
+    """Import an uploaded export with its mapping, validate, and store it, as the active user
+    (engine.ingest.import_and_store: role ``import_data``; replacing needs ``replace``; the replaced
+    version is kept).
 
-    Raises InputError (nothing stored, nothing left behind) when the import is rejected.
+    Raises PermissionError / ReplaceNotConfirmed before any work, InputError (nothing stored,
+    nothing left behind; problems name the uploaded files, not temporary paths) when rejected.
     """
-    from engine.importer import import_hospital
+    from engine.ingest import import_and_store, relabel_problems
 
-    name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in hospital_name.strip()) or "imported"
+    name = hospital_id_for(hospital_name)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / Path(source_name).name
         src.write_bytes(source_bytes)
         mp = Path(tmp) / Path(mapping_name).name
         mp.write_bytes(mapping_bytes)
         out = Path(os.environ.get("IMPORT_DIR") or REPO / "var" / "hospitals") / name
-        result = import_hospital(src, mp, out)
-    hid, _ = ingest_folder(out, store(), name=name)
-    return hid, result
+        try:
+            done = import_and_store(src, mp, out, store(), name, active_user(), replace=replace,
+                                    source_label=Path(source_name).name)
+        except InputError as exc:
+            raise relabel_problems(exc, {str(Path(tmp).resolve()) + os.sep: "", tmp + os.sep: "",
+                                         str(out.resolve()) + os.sep: f"{name}/"}) from exc
+    return done.hospital_id, done.result
+
+
+def hospital_versions(hospital_id: str) -> pd.DataFrame:
+    """The stored versions of a hospital, newest first (engine.store.Store.list_versions)."""
+    return store().list_versions(hospital_id)
+
+
+def restore_hospital_version(hospital_id: str, version: int) -> int:
+    """Restore an earlier version as the active user (role ``import_data``; audited)."""
+    from engine.ingest import restore_version
+
+    return restore_version(store(), hospital_id, version, active_user())
 
 
 # --------------------------------------------------------------------------- forecasting
@@ -135,8 +160,14 @@ def current_model(hospital_id: str):
 
 
 def train_model(hospital_id: str, loaded: LoadedHospital, progress) -> object:
-    """Retrain on demand (the Forecasts page's button), then drop cached forecasts."""
+    """Retrain on demand (the Forecasts page's button), then drop cached forecasts.
+
+    Raises PermissionError unless the signed-in role may retrain (data/roles.toml ``retrain``)."""
     from engine.forecast import train_and_register
+
+    refusal = why_not("retrain")
+    if refusal:
+        raise PermissionError(refusal)
 
     mv = train_and_register(loaded.hospital, hospital_id, registry=registry(), progress=progress)
     upcoming_forecasts.clear()
@@ -153,6 +184,31 @@ def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.Dat
     pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
     cols = ["surgery_date", "service_line", "procedure_code", "procedure_name", "surgeon_id", "booked_minutes"]
     return booked[cols].join(pred).reset_index(drop=True)
+
+
+def forecasts(hospital_id: str, version: str, loaded_at_: str) -> pd.DataFrame:
+    """The booked cases' forecasts as the signed-in role may see them: what every page shows.
+
+    Pages read this, never ``upcoming_forecasts`` (the unmasked frame the engine calls use)."""
+    return _masked_forecasts(hospital_id, version, loaded_at_, _role_key())
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _masked_forecasts(hospital_id: str, version: str, loaded_at_: str, role: str) -> pd.DataFrame:
+    return mask_frame(upcoming_forecasts(hospital_id, version, loaded_at_), role)
+
+
+def case_names(hospital_id: str, loaded_at_: str) -> pd.DataFrame:
+    """``case_id, procedure_code, procedure_name`` of every case, masked for the signed-in role:
+    the lookup day lists and their downloads take procedure names from."""
+    return _case_names(hospital_id, loaded_at_, _role_key())
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _case_names(hospital_id: str, loaded_at_: str, role: str) -> pd.DataFrame:
+    _, loaded = current_hospital()
+    cols = [c for c in ("case_id", "procedure_code", "procedure_name") if c in loaded.hospital.cases.columns]
+    return mask_frame(loaded.hospital.cases[cols], role)
 
 
 def loaded_at(hospital_id: str) -> str:
@@ -180,6 +236,18 @@ def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: 
 
     return {name: cached_plan(hospital_id, version, loaded_at_, start, p)
             for name, p in alternative_params(params).items()}
+
+
+def replan(hospital_id: str, version: str, loaded_at_: str, schedule: pd.DataFrame, event, now, params):
+    """Re-plan the rest of the day after ``event`` (engine.plan.replan) on the unmasked forecasts.
+    Raises PermissionError unless the signed-in role may re-plan (data/roles.toml ``replan``)."""
+    from engine.plan.replan import replan as _replan
+
+    refusal = why_not("replan")
+    if refusal:
+        raise PermissionError(refusal)
+    _, loaded = current_hospital()
+    return _replan(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), schedule, event, now, params)
 
 
 @st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
@@ -215,14 +283,102 @@ def cached_policy_schedules(hospital_id: str, version: str, loaded_at_: str, sta
 
 # --------------------------------------------------------------------------- users and governance
 
-USER_KEY = "user"
+USER_KEY = "user"            # the user signed in with a password (kept across reruns)
+ACTIVE_USER_KEY = "active_user"  # who the pages act for: the signed-in user or the demo sign-in's role
+DEMO_ROLE_KEY = "demo_role"
+# Without a signed-in user, pages show what the least privileged role may see.
+NOBODY_ROLE = "viewer"
+
+
+def _mask_token() -> str:
+    from engine.governance import load_roles
+
+    return load_roles().mask
+
+
+MASK = _mask_token()  # what a masked cell reads (data/roles.toml [masking] mask)
+
+
+def active_user():
+    """The User the pages act for (set by dashboard/app.py's sidebar), or None."""
+    return st.session_state.get(ACTIVE_USER_KEY)
+
+
+def _role_key() -> str:
+    user = active_user()
+    return user.role if user is not None else NOBODY_ROLE
+
+
+def allowed(action: str) -> bool:
+    """May the active user do ``action`` (data/roles.toml)? An action the roles file does not know,
+    or no user, is not allowed."""
+    return why_not(action) is None
+
+
+def why_not(action: str) -> str | None:
+    """None when the active user may do ``action``, else the reason in plain words (the engine's)."""
+    from engine.governance import load_roles, require
+
+    user = active_user()
+    roles = load_roles()
+    if user is None:
+        return "Sign in (sidebar) first."
+    if action not in roles.actions:
+        return f"The roles file ({roles.source}) does not grant '{action}' to any role yet."
+    try:
+        require(user, action, roles)
+    except PermissionError as exc:
+        return str(exc)
+    return None
+
+
+def mask_frame(df: pd.DataFrame, role: str) -> pd.DataFrame:
+    """The frame as ``role`` may see it: patient columns and free text masked (engine.governance
+    masking), and for non-clinical roles each case's procedure name removed from its reasons too
+    (they say "procedure <code>" instead). The one place the dashboard masks data."""
+    from engine.governance import is_clinical, mask_reasons_for_role
+
+    if is_clinical(role):
+        return df.copy()
+    out = df.copy()
+    if "procedure_name" in out.columns:
+        reason_cols = [c for c in out.columns if str(c).startswith("reason") and not pd.api.types.is_numeric_dtype(out[c])]
+        names = out["procedure_name"]
+        codes = out["procedure_code"] if "procedure_code" in out.columns else pd.Series("", index=out.index)
+        for col in reason_cols:
+            out[col] = [_strip_name(t, n, c) for t, n, c in zip(out[col], names, codes)]
+    return mask_reasons_for_role(out, role)
+
+
+def _strip_name(text, name, code):
+    if not isinstance(text, str) or not isinstance(name, str) or not name:
+        return text
+    return text.replace(name, f"procedure {code}" if isinstance(code, str) and code else "this procedure")
 
 
 def demo_sign_in() -> bool:
-    """True when no users are configured (OR_USERS / OR_USERS_FILE / secrets): pick a role, no password."""
+    """True when the demo sign-in (pick a role, no password) is offered: no users are configured
+    (OR_USERS / OR_USERS_FILE / secrets) and ``OR_DEMO_SIGNIN`` is not 0."""
+    from engine.governance import auth
+
+    if auth.users_source() is not None:
+        return False
+    enabled = getattr(auth, "demo_signin_enabled", None)
+    if enabled is not None:
+        return bool(enabled())
+    # Until engine.governance.auth.demo_signin_enabled lands: the same rule, read here.
+    return os.environ.get("OR_DEMO_SIGNIN", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def users_configured() -> bool:
     from engine.governance.auth import users_source
 
-    return users_source() is None
+    return users_source() is not None
+
+
+DEMO_SIGNIN_WARNING = ("**Demo sign-in is on**: no users are configured, so anyone may sign in as any role: "
+                       "separation of duties is void. Configure hashed users (OR_USERS_FILE) and set "
+                       "OR_DEMO_SIGNIN=0 for real use (engine/governance/GOVERNANCE.md).")
 
 
 def current_user():

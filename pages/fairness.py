@@ -27,7 +27,13 @@ if current is None:
     st.stop()
 hid, loaded = current
 h = loaded.hospital
+refusal = state.why_not("view_fairness")
+if refusal:
+    st.info(f"Fairness reports are not available: {refusal}")
+    st.stop()
 mv = state.current_model(hid)
+# The patient-group audit (patient attributes, even aggregated) is for the roles that may read it.
+audit_refusal = state.why_not("view_patient_groups")
 
 c = st.columns(4)
 source = c[0].selectbox("Schedule", ["proposed (optimizer)", "rules-based baseline", "history (last 4 weeks)"],
@@ -120,12 +126,15 @@ with trend_tab:
     else:
         st.info("Not enough history for trends.")
 with audit_tab:
-    audit = patient_group_audit(h, schedule, forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
-    st.markdown("Audit only: these attributes are **never** model inputs. The table checks whether any patient group "
-                "ends up in late slots or deferred more often, and whether cancellation risk differs by group.")
-    if len(audit):
-        st.dataframe(audit.pivot_table(index=["attribute", "group"], columns="metric", values="value").round(3).reset_index(),
-                     hide_index=True, width="stretch", key="fair_audit")
+    if audit_refusal:
+        st.info(f"The patient-group audit is not available: {audit_refusal}")
+    else:
+        audit = patient_group_audit(h, schedule, forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
+        st.markdown("Audit only: these attributes are **never** model inputs. The table checks whether any patient group "
+                    "ends up in late slots or deferred more often, and whether cancellation risk differs by group.")
+        if len(audit):
+            st.dataframe(audit.pivot_table(index=["attribute", "group"], columns="metric", values="value").round(3).reset_index(),
+                         hide_index=True, width="stretch", key="fair_audit")
 with term_tab:
     st.markdown("The allocator can hold every service line's prime-time share within a set number of points of its "
                 "demand share. Here is what that costs, planning each day with and without the term.")
@@ -150,7 +159,8 @@ with policy_tab:
 
 pack = review_pack_html(
     h.name, f"Fairness review: {source}",
-    {f"By {by}": table.rename(columns=charts.fairness_label), "Patient-group audit": patient_group_audit(h, schedule)},
+    {f"By {by}": table.rename(columns=charts.fairness_label),
+     **({} if audit_refusal else {"Patient-group audit": patient_group_audit(h, schedule)})},
     flagged, {"Largest prime-time shortfall": f"{summary['max_prime_time_gap'] * 100:.1f} points ({summary.get('worst_group') or 'n/a'})",
               "Minimum group size for flags and spreads": f"{params.min_group_cases} booked cases",
               "Flag threshold": f"{params.max_prime_gap_points * 100:.1f} points"},

@@ -8,7 +8,6 @@ from dashboard import charts, state
 from engine.errors import InputError
 from engine.forecast.drift import DriftParams
 from engine.forecast.evaluate import calibration_points
-from engine.governance import mask_reasons_for_role
 
 st.title("Forecasts")
 
@@ -30,12 +29,16 @@ with st.expander("Model registry and retraining", expanded=mv is None):
             f"trained at {m['trained_at']}."
         )
         st.dataframe(charts.display_table(state.registry().versions(hid), decimals={}), hide_index=True, width="stretch")
-    if st.button("Retrain the model now", key="retrain", type="primary" if mv is None else "secondary"):
+    refusal = state.why_not("retrain")
+    if st.button("Retrain the model now", key="retrain", type="primary" if mv is None else "secondary",
+                 disabled=refusal is not None, help=refusal):
         bar = st.progress(0.0, text="starting")
         try:
             new = state.train_model(hid, loaded, lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
         except InputError as exc:
             st.error(f"Training refused: {exc.describe()}")
+        except PermissionError as exc:
+            st.error(f"Training refused: {exc}")
         else:
             st.success(f"Registered {new.version}.")
             st.rerun()
@@ -88,15 +91,15 @@ with drift_tab:
         st.plotly_chart(charts.psi_bars(drift, dp.warn_psi, dp.stop_psi), width="stretch", key="psi_chart")
         st.dataframe(charts.display_table(drift, 3), hide_index=True, width="stretch")
 with cases_tab:
-    fc = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
-    user = st.session_state.get("active_user")
-    # Patient attributes inside reasons are masked for non-clinical roles (engine-side masking).
-    fc = mask_reasons_for_role(fc, user) if user is not None else fc
+    # Masked for the signed-in role (patient attributes, procedure names, reasons) in dashboard/state.py.
+    fc = state.forecasts(hid, mv.version, state.loaded_at(hid))
     if not len(fc):
         st.info("No booked cases to forecast.")
     else:
         st.markdown(f"{len(fc)} booked cases. Choose one to see its forecast and the reasons behind it.")
-        labels = {r.case_id: f"{r.case_id}: {pd.Timestamp(r.surgery_date):%a %d %b}, {r.procedure_name or r.procedure_code} ({r.surgeon_id})"
+        labels = {r.case_id: f"{r.case_id}: {pd.Timestamp(r.surgery_date):%a %d %b}, procedure {r.procedure_code}"
+                             + (f" {r.procedure_name}" if isinstance(r.procedure_name, str) and r.procedure_name != state.MASK else "")
+                             + f" ({r.surgeon_id})"
                   for r in fc.itertuples()}
         cid = st.selectbox("Case", list(labels), format_func=labels.get, key="forecast_case")
         row = fc[fc["case_id"] == cid].iloc[0]

@@ -69,7 +69,10 @@ with versions_tab:
     hist = gov.history(hid)
     first_day = state.first_booked_day(h)
     c = st.columns(3)
-    if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose", disabled=mv is None):
+    propose_refusal = state.why_not("propose") or (None if mv is not None else
+                                                   "No forecasting model yet: train one on the Forecasts page.")
+    if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose",
+                   disabled=propose_refusal is not None, help=propose_refusal):
         result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(first_day.date()), PlanParams())
         act("Proposal", gov.propose, hid, result, user, hospital=h, model=mv, rules_version=catalog.rules_version)
         st.rerun()
@@ -129,7 +132,8 @@ with versions_tab:
         target = r[1].selectbox("Return to", ["last_approved", "rules"], key="gov_rollback_to",
                                 format_func={"last_approved": "last approved schedule", "rules": "rules-based block schedule"}.get)
         reason = r[2].text_input("Reason", key="gov_rollback_reason")
-        if st.button("Roll back", key="gov_rollback"):
+        rollback_refusal = state.why_not("rollback")
+        if st.button("Roll back", key="gov_rollback", disabled=rollback_refusal is not None, help=rollback_refusal):
             rules = rules_schedule(h, pd.Timestamp(day), 1) if target == "rules" else None
             act("Rollback", gov.rollback, hid, pd.Timestamp(day), user, to=target, reason=reason, rules=rules)
             st.rerun()
@@ -153,7 +157,9 @@ with override_tab:
             room = p[0].selectbox("Room (move)", [""] + sorted(h.rooms["room_id"]), key="ov_room")
             start = p[1].text_input("Start HH:MM (move)", key="ov_start")
             text = p[2].text_input("Text (required for 'other')", key="ov_text")
-            submitted = st.form_submit_button("Record the override")
+            override_refusal = state.why_not("override")
+            submitted = st.form_submit_button("Record the override", disabled=override_refusal is not None,
+                                              help=override_refusal)
         if submitted:
             ov = None
             try:

@@ -7,10 +7,9 @@ import streamlit as st
 
 from dashboard import charts, state
 from engine.errors import InputError
-from engine.governance import mask_reasons_for_role
 from engine.io import format_for_contract
 from engine.plan import PlanParams, compare
-from engine.plan.replan import EVENT_KINDS, Event, replan
+from engine.plan.replan import EVENT_KINDS, Event
 from engine.plan.schedule_io import SCHEDULE_KINDS
 from engine.plan.views import day_list, day_list_html, pacu_occupancy
 
@@ -73,9 +72,8 @@ day = st.selectbox("Day", dates, format_func=lambda d: f"{pd.Timestamp(d):%a %d 
 gantt_tab, pacu_tab, deferred_tab, alt_tab, export_tab, replan_tab = st.tabs(
     ["Rooms", "PACU", "Deferred", "Alternatives", "Export", "Re-plan"])
 closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
-fc = state.upcoming_forecasts(hid, version, lat)
-user = st.session_state.get("active_user")
-fc = (mask_reasons_for_role(fc, user) if user is not None else fc).set_index("case_id")
+fc = state.forecasts(hid, version, lat).set_index("case_id")  # masked for the signed-in role
+names = state.case_names(hid, lat)
 
 with gantt_tab:
     event = st.plotly_chart(charts.gantt(schedule, day, closes), width="stretch", key="gantt",
@@ -140,12 +138,16 @@ with export_tab:
     csv = format_for_contract(schedule, SCHEDULE_KINDS).to_csv(index=False).encode()
     st.download_button("Download schedule.csv", csv, file_name=f"schedule-{start}.csv", key="download_schedule")
     for by, label in (("room_id", "room"), ("surgeon_id", "surgeon")):
-        st.download_button(f"Printable day list per {label} (HTML)", day_list_html(schedule, h.cases, h.name, by).encode(),
+        st.download_button(f"Printable day list per {label} (HTML)", day_list_html(schedule, names, h.name, by).encode(),
                            file_name=f"day-list-by-{label}-{start}.html", mime="text/html", key=f"download_daylist_{label}")
-    st.dataframe(day_list(schedule, h.cases, "room_id"), hide_index=True, width="stretch")
+    st.dataframe(charts.words(day_list(schedule, names, "room_id")), hide_index=True, width="stretch",
+                 key="day_list_table")
 
 with replan_tab:
     st.caption("Something happened during the day: re-plan the rest of it with minimal disruption.")
+    replan_refusal = state.why_not("replan")
+    if replan_refusal:
+        st.info(f"Re-planning is not available: {replan_refusal}")
     with st.form("replan_form"):
         kind = st.selectbox("Event", EVENT_KINDS, key="replan_kind",
                             format_func=lambda k: {"running_long": "a case is running long", "add_on": "an emergency add-on",
@@ -157,7 +159,7 @@ with replan_tab:
         r2 = st.columns(3)
         room = r2[0].selectbox("Room (room down)", sorted(h.rooms["room_id"]), key="replan_room")
         line = r2[1].selectbox("Service line (add-on)", sorted(h.surgeons["service_line"].unique()), key="replan_line")
-        go_ = st.form_submit_button("Re-plan the rest of the day")
+        go_ = st.form_submit_button("Re-plan the rest of the day", disabled=replan_refusal is not None)
     if go_:
         now = pd.Timestamp(day) + pd.Timedelta(hours=at.hour, minutes=at.minute)
         try:
@@ -168,8 +170,8 @@ with replan_tab:
                 "add_on": lambda: Event("add_on", add_on={"case_id": f"ADDON-{now:%H%M}", "service_line": line,
                                                           "p50": float(extra), "p80": float(extra) * 1.3}),
             }[kind]()
-            rr = replan(h, fc.reset_index(), schedule, ev, now, params)
-        except (InputError, ValueError) as exc:
+            rr = state.replan(hid, version, lat, schedule, ev, now, params)
+        except (InputError, ValueError, PermissionError) as exc:
             st.error(f"Cannot re-plan: {exc}")
         else:
             st.session_state["replan_result"] = rr
