@@ -24,6 +24,18 @@ class OverrideError(ValueError):
     """An override that is incomplete or does not fit the schedule (unknown case, missing justification text)."""
 
 
+class HardRuleViolation(OverrideError):
+    """An override whose result breaks a hard rule (docs/hard-rules.md); nothing was saved.
+
+    ``violations`` are the checker's findings the override introduced; ``rules`` their ids (H1..H10).
+    """
+
+    def __init__(self, message: str, violations: list[Any]) -> None:
+        super().__init__(message)
+        self.violations = list(violations)
+        self.rules = sorted({v.rule for v in self.violations}, key=lambda r: int(r[1:]))
+
+
 class PublicationWithheld(Exception):
     """Publication refused because at least one blocking safety gate failed; ``gates`` lists the failures."""
 

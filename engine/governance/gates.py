@@ -1,6 +1,9 @@
-"""Safety gates before publication: each says, in plain words, what failed and what to inspect next.
+"""Safety gates before publication: each says, in plain words, what it checked, what failed and what to
+inspect next.
 
-Gates (catalog rule in brackets): feeds fresh [G-FEEDS], forecast drift [G-DRIFT], model artefact
+Gates (catalog rule in brackets): the schedule itself against every hard rule of
+docs/hard-rules.md, checked by the independent checker :mod:`engine.checker` [G-HARD-RULES,
+always blocking, whatever the catalog says], feeds fresh [G-FEEDS], forecast drift [G-DRIFT], model artefact
 current and the one the schedule was built with [G-MODEL], input data unchanged since the proposal
 [G-INPUT], override rate [G-OVERRIDE], solver result [G-SOLVER], quarantined rows [G-QUARANTINE],
 service-line codes known [G-SERVICE-LINES]. A gate whose catalog rule is enforced blocks
@@ -14,16 +17,32 @@ from typing import Any
 
 import pandas as pd
 
+from engine.checker import RULES as HARD_RULES
+from engine.checker import Violation, check_schedule
 from engine.feeds import FreshnessParams, feed_freshness
 from engine.governance.canonical import input_data_hash
 from engine.governance.catalog import Catalog
 from engine.hospital import Hospital, QualityReport
 
-GATES = ("feeds", "drift", "model", "input_data", "override_rate", "solver", "quarantine", "service_lines")
-GATE_RULES = {"feeds": "G-FEEDS", "drift": "G-DRIFT", "model": "G-MODEL", "input_data": "G-INPUT",
+GATES = ("hard_rules", "feeds", "drift", "model", "input_data", "override_rate", "solver", "quarantine", "service_lines")
+GATE_RULES = {"hard_rules": "G-HARD-RULES", "feeds": "G-FEEDS", "drift": "G-DRIFT", "model": "G-MODEL", "input_data": "G-INPUT",
               "override_rate": "G-OVERRIDE", "solver": "G-SOLVER", "quarantine": "G-QUARANTINE",
               "service_lines": "G-SERVICE-LINES"}
 FEEDS = ("cases", "blocks", "staffing")
+ALWAYS_BLOCKING = frozenset({"hard_rules"})  # a schedule that breaks a hard rule is never published
+# What each gate looks at, stated with its result (the page and the audit show it).
+CHECKS = {
+    "hard_rules": "the version's exported times against every hard rule H1-H10 of docs/hard-rules.md "
+                  "(independent checker engine/checker.py)",
+    "feeds": "the newest record of the cases, blocks and staffing feeds against the freshness limits",
+    "drift": "the drift state recorded with the forecasting model in force",
+    "model": "the model artefact's age, data hash and hospital, and that it is the model the version was planned with",
+    "input_data": "the hash of the hospital data now against the hash recorded when the version was proposed",
+    "override_rate": "the share of the version's cases changed by hand since its recommendation",
+    "solver": "how the version's schedule was made: solver, termination status, MIP gap, fallback, hand edits",
+    "quarantine": "the share of case rows set aside at import",
+    "service_lines": "every case's service-line code against the hospital's service lines",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,7 @@ class GateResult:
     blocking: bool = True
     rule_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    checked: str = ""  # what the gate looked at, in words (CHECKS)
 
     @property
     def withholds(self) -> bool:
@@ -57,6 +77,7 @@ class GateParams:
     max_gap: float = 0.05
     max_quarantine_share: float = 0.02
     enforced: frozenset[str] = frozenset(GATES)
+    allow_open_time: bool = True  # H6: False when the catalog enforces BLOCK-ONLY
 
     def __post_init__(self) -> None:
         bad = set(self.required_feeds) - set(FEEDS)
@@ -84,6 +105,7 @@ class GateParams:
             "max_gap": float(p("G-SOLVER", "max_gap", 0.05)),
             "max_quarantine_share": float(p("G-QUARANTINE", "max_share", 0.02)),
             "enforced": frozenset(g for g, rid in GATE_RULES.items() if rid not in catalog.rules or catalog.rules[rid].enforced),
+            "allow_open_time": not ("BLOCK-ONLY" in catalog.rules and catalog.rules["BLOCK-ONLY"].enforced),
         }
         kw.update(overrides)
         return cls(**kw)
@@ -99,6 +121,68 @@ _FEED_HELP = {
     "staffing": "Check the staffing feed (staffing.csv) from the rostering system: the coming days' staffed rooms, "
                 "anesthesia teams and PACU beds are missing. Load it, then re-plan.",
 }
+
+
+def hard_rule_exceptions(plan_json: dict[str, Any] | None) -> dict[str, set[str]]:
+    """{case_id: rules} a version records as facts, not plan (docs/hard-rules.md, the day-of exception).
+
+    A day-of re-plan records a started case that now runs past its limits (H3/H9), an add-on that
+    is not in cases.csv (H1) and a cancelled case left out (H1) under ``plan_json["hard_rule_exceptions"]``
+    as ``{case_id: {"rules": [...], "why": "..."}}``; nothing else is excepted.
+    """
+    raw = (plan_json or {}).get("hard_rule_exceptions") or {}
+    return {str(c): set(v.get("rules", [])) for c, v in raw.items() if isinstance(v, dict)}
+
+
+def _excepted(v: Violation, exceptions: dict[str, set[str]]) -> bool:
+    return bool(v.case_ids) and all(v.rule in exceptions.get(c, set()) for c in v.case_ids)
+
+
+def gate_hard_rules(h: Hospital, schedule: pd.DataFrame | None, version: Any = None, params: GateParams | None = None,
+                    plan_json: dict[str, Any] | None = None) -> GateResult:
+    """The schedule itself against every hard rule (H1-H10), by the independent checker.
+
+    The horizon, plan date and locks come from ``version`` when given (its override locks must hold,
+    H10); open time is allowed unless the catalog enforces BLOCK-ONLY or the plan was made without it.
+    """
+    params = params or GateParams()
+    plan_json = plan_json if plan_json is not None else (getattr(version, "plan", None) or {})
+    if schedule is None:
+        return GateResult("hard_rules", False, "No schedule was given, so the hard rules could not be checked.",
+                          "Run the gates on a schedule version (check_gates), never on a plan summary alone.",
+                          details={"checked": False})
+    horizon = getattr(version, "horizon", None)
+    locks = getattr(version, "locks", None)
+    allow_open = params.allow_open_time and bool(plan_json.get("allow_open_time", True))
+    violations = check_schedule(h, schedule, horizon_dates=horizon, locked=locks if locks is not None and len(locks) else None,
+                                allow_open_time=allow_open, plan_date=horizon[0] if horizon else None)
+    exceptions = hard_rule_exceptions(plan_json)
+    accepted = [v for v in violations if _excepted(v, exceptions)]
+    broken = [v for v in violations if not _excepted(v, exceptions)]
+    status = schedule["status"].astype(str) if len(schedule) else pd.Series(dtype=str)
+    n_sched, n_def = int((status == "scheduled").sum()), int((status == "deferred").sum())
+    if horizon:
+        span = f"{horizon[0]:%Y-%m-%d}" + (f"..{horizon[-1]:%Y-%m-%d}" if len(horizon) > 1 else "")
+    else:
+        span = "its dates"
+    what = (f"{n_sched} scheduled and {n_def} deferred cases of {span} checked against the hard rules "
+            f"H1-H10 (docs/hard-rules.md)" + (", with the version's override locks" if locks is not None and len(locks) else ""))
+    details = {"checked": True, "rules": list(HARD_RULES), "n_scheduled": n_sched, "n_deferred": n_def,
+               "violations": [{"rule": v.rule, "case_ids": list(v.case_ids), "message": str(v)} for v in broken],
+               "accepted_exceptions": [{"rule": v.rule, "case_ids": list(v.case_ids), "message": str(v),
+                                        "why": "; ".join(sorted({(plan_json.get("hard_rule_exceptions") or {}).get(c, {}).get("why", "")
+                                                                 for c in v.case_ids}))} for v in accepted],
+               "rules_broken": sorted({v.rule for v in broken}, key=lambda r: int(r[1:]))}
+    facts = f" {len(accepted)} finding(s) are facts of the day, not plan (a started case), and are accepted." if accepted else ""
+    if broken:
+        shown = "; ".join(str(v) for v in broken[:5]) + (f"; ... and {len(broken) - 5} more" if len(broken) > 5 else "")
+        return GateResult("hard_rules", False,
+                          f"The schedule breaks {len(broken)} hard rule finding(s) ({', '.join(details['rules_broken'])}): "
+                          f"{shown}. ({what}.){facts}",
+                          "Fix the cases named (override them again, or re-plan with the overrides as locks) and run "
+                          "the gates on the new version; a schedule that breaks a hard rule is never published.",
+                          details=details)
+    return GateResult("hard_rules", True, f"No hard rule is broken: {what}.{facts}", details=details)
 
 
 def _feed_key(name: str) -> str:
@@ -243,7 +327,28 @@ def gate_override_rate(rate: float | None, params: GateParams, breakdown: pd.Dat
                                              f"{params.max_override_rate:.0%}).", details={"rate": rate})
 
 
-def gate_solver(plan_json: dict[str, Any] | None, params: GateParams) -> GateResult:
+def gate_solver(plan_json: dict[str, Any] | None, params: GateParams, version: Any = None) -> GateResult:
+    """How the schedule was made. For a hand-edited version the solver's result belongs to the plan it was
+    edited from: the gate says so and never claims that the edited schedule is optimal."""
+    edited = bool((plan_json or {}).get("edited")) or getattr(version, "source", None) == "override"
+    r = _gate_solver_result(plan_json, params)
+    if not edited:
+        return r
+    n = (plan_json or {}).get("n_overrides")
+    base = (plan_json or {}).get("edited_from_version") or getattr(version, "parent_id", None)
+    by_hand = (f"This version was edited by hand ({n} override(s)" if n else "This version was edited by hand (overrides") + (
+        f" on top of version {base})" if base else ")")
+    details = {**r.details, "edited": True, "edited_from_version": base}
+    if r.passed:
+        made = "rules-based block schedule" if (plan_json or {}).get("solver") == "rules" else f"{(plan_json or {}).get('solver')} solver's result"
+        return GateResult("solver", True, f"{by_hand}. The {made} applies to the plan it was edited from, not to this "
+                                          "schedule, so no optimality is claimed for it; the edited schedule itself is "
+                                          "checked by the hard_rules gate.", details=details)
+    return GateResult("solver", False, f"{by_hand}, and the plan it was edited from failed this gate: {r.message}",
+                      r.inspect_next, details=details)
+
+
+def _gate_solver_result(plan_json: dict[str, Any] | None, params: GateParams) -> GateResult:
     if not plan_json:
         return GateResult("solver", False, "No plan result is recorded for this schedule, so how it was made cannot be checked.",
                           "Re-plan, or roll back to the rules-based schedule.")
@@ -300,9 +405,7 @@ _UNKNOWN_LINE = re.compile(r"unknown service line '([^']*)'")
 
 def gate_service_lines(h: Hospital, quality: QualityReport | None, schedule: pd.DataFrame | None) -> GateResult:
     known = set(h.surgeons["service_line"].dropna())
-    extra = h.settings.get("service_lines")
-    if isinstance(extra, list):
-        known |= set(extra)
+    known |= set(h.settings.service_lines)
     bad: dict[str, list[str]] = {}
     if quality is not None and len(quality.quarantine):
         q = quality.quarantine
@@ -363,20 +466,21 @@ def evaluate_gates(
     if override_breakdown is not None and schedule is not None:
         n_cases, n_over = len(schedule), int(override_breakdown["case_id"].nunique()) if len(override_breakdown) else 0
     results = [
+        gate_hard_rules(hospital, schedule, version, params, plan_json),
         gate_feeds(hospital, params, freshness),
         gate_drift(model, params),
         gate_model(model, params, as_of_ts, version, hospital_id),
         gate_input_data(hospital, version),
         gate_override_rate(override_rate, params, override_breakdown, n_cases, n_over),
-        gate_solver(plan_json, params),
+        gate_solver(plan_json, params, version),
         gate_quarantine(quality, params),
         gate_service_lines(hospital, quality, schedule),
     ]
     out = []
     for r in results:
-        blocking = r.gate in params.enforced
+        blocking = r.gate in params.enforced or r.gate in ALWAYS_BLOCKING
         msg = r.message if blocking or r.passed else f"(monitored, not blocking) {r.message}"
-        out.append(GateResult(r.gate, r.passed, msg, r.inspect_next, blocking, GATE_RULES[r.gate], r.details))
+        out.append(GateResult(r.gate, r.passed, msg, r.inspect_next, blocking, GATE_RULES[r.gate], r.details, CHECKS[r.gate]))
     return out
 
 

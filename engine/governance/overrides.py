@@ -8,6 +8,7 @@ and listed as deferred by override (re-planning should leave it out).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from engine.governance.catalog import Catalog
 from engine.governance.errors import OverrideError
 
 ACTIONS = ("move", "defer", "lock")
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 LOCK_COLUMNS = ["case_id", "date", "room_id", "start"]
 
 
@@ -42,6 +44,12 @@ class Override:
             raise OverrideError(f"action must be one of {', '.join(ACTIONS)}, got {self.action!r}")
         if self.action == "move" and self.date is None and self.room_id is None and self.start is None:
             raise OverrideError(f"moving case {self.case_id} needs a new date, room or start time")
+        if self.room_id is not None and (not isinstance(self.room_id, str) or not self.room_id.strip()):
+            raise OverrideError(f"room_id of the override of case {self.case_id}: {self.room_id!r} is not a room id")
+        if self.start is not None:
+            parse_start(self.start, None, self.case_id)
+        if self.date is not None:
+            parse_date(self.date, self.case_id)
 
     def validate(self, catalog: Catalog) -> None:
         """The code must be in the catalog; codes that require text (``other``) need a non-empty explanation."""
@@ -56,16 +64,51 @@ class Override:
             raise OverrideError(f"rule {self.rule_id!r} is not in the rules catalog")
 
 
+def parse_date(value: Any, case_id: str = "") -> pd.Timestamp:
+    """An override's ``date`` (YYYY-MM-DD or a date) as midnight; OverrideError naming the field otherwise."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        ts = None
+    if ts is None or pd.isna(ts) or ts != ts.normalize():
+        raise OverrideError(f"date of the override of case {case_id}: {value!r} is not a date (YYYY-MM-DD)")
+    return ts
+
+
+def parse_start(value: Any, day: pd.Timestamp | None, case_id: str = "") -> pd.Timestamp | None:
+    """An override's ``start``: ``HH:MM`` (00:00-23:59) on ``day``, or a full local datetime.
+
+    "25:99" and other impossible clock times are refused with OverrideError naming the field
+    (they used to roll over into the next day). ``day=None`` only validates (returns None for HH:MM).
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if ":" in text and len(text) <= 5:
+            m = _HHMM.match(text)
+            if not m:
+                raise OverrideError(f"start of the override of case {case_id}: {value!r} is not a time of day "
+                                    "(HH:MM, 00:00 to 23:59)")
+            return None if day is None else day + pd.Timedelta(hours=int(m.group(1)), minutes=int(m.group(2)))
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        ts = None
+    if ts is None or pd.isna(ts):
+        raise OverrideError(f"start of the override of case {case_id}: {value!r} is not a time (HH:MM) or a local "
+                            "datetime (YYYY-MM-DDTHH:MM)")
+    if ts.tzinfo is not None:
+        raise OverrideError(f"start of the override of case {case_id}: {value!r} has a time-zone offset; give local "
+                            "wall-clock time")
+    return ts
+
+
 def empty_locks() -> pd.DataFrame:
     return pd.DataFrame({"case_id": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[us]"),
                          "room_id": pd.Series(dtype=object), "start": pd.Series(dtype="datetime64[us]")})
 
 
-def _start_of(value: Any, day: pd.Timestamp) -> pd.Timestamp:
-    if isinstance(value, str) and len(value.strip()) <= 5 and ":" in value:
-        hh, mm = value.strip().split(":")
-        return day + pd.Timedelta(hours=int(hh), minutes=int(mm))
-    return pd.Timestamp(value)
+def _start_of(value: Any, day: pd.Timestamp, case_id: str = "") -> pd.Timestamp:
+    return parse_start(value, day, case_id)
 
 
 def _pacu_minutes(schedule: pd.DataFrame, given: float | None) -> float:
@@ -123,9 +166,9 @@ def apply_overrides(
             continue
         # move
         scheduled = row["status"] == "scheduled"
-        day = pd.Timestamp(ov.date).normalize() if ov.date is not None else pd.Timestamp(row["date"]).normalize()
+        day = parse_date(ov.date, ov.case_id) if ov.date is not None else pd.Timestamp(row["date"]).normalize()
         if ov.start is not None:
-            start = _start_of(ov.start, day)
+            start = _start_of(ov.start, day, ov.case_id)
             if ov.date is None:
                 day = start.normalize()
             elif start.normalize() != day:

@@ -26,8 +26,8 @@ from engine.governance.audit import append_entry, read_log
 from engine.governance.audit_store import EDITABLE_STATUSES, ensure_tables, resolve_engine, run_tx, tables
 from engine.governance.canonical import canonical, clean, input_data_hash, schedule_from_records, schedule_to_records, sha256
 from engine.governance.catalog import Catalog, load_catalog
-from engine.governance.errors import ConflictError, PublicationWithheld, WorkflowError
-from engine.governance.gates import GateParams, GateResult, evaluate_gates
+from engine.governance.errors import ConflictError, HardRuleViolation, OverrideError, PublicationWithheld, WorkflowError
+from engine.governance.gates import CHECKS, GATE_RULES, GateParams, GateResult, evaluate_gates, gate_hard_rules
 from engine.governance.overrides import Override, apply_overrides, from_lock_records, override_rates, to_lock_records
 from engine.governance.roles import Roles, User, load_roles, mask_for_role, mask_payload, require
 
@@ -199,6 +199,8 @@ class Governance:
         if hasattr(schedule, "schedule") and hasattr(schedule, "to_json"):
             result = schedule
             plan_json = plan_json or result.to_json()
+            if getattr(result, "params", None) is not None and "allow_open_time" not in plan_json:
+                plan_json = {**plan_json, "allow_open_time": bool(result.params.allow_open_time)}
             if horizon is None and getattr(result, "instance", None) is not None:
                 horizon = (result.instance.dates[0], result.instance.dates[-1])
             schedule = result.schedule
@@ -310,11 +312,15 @@ class Governance:
         run_tx(self.engine, tx)
         return self.version(version_id)
 
-    def publish(self, version_id: int, actor: User, gates: list[GateResult] | None = None) -> ScheduleVersion:
+    def publish(self, version_id: int, actor: User, gates: list[GateResult] | None = None, *,
+                hospital: Any = None) -> ScheduleVersion:
         """Publish an approved version if no blocking gate failed; else audit the refusal and raise PublicationWithheld.
 
         ``gates`` is the result of :meth:`check_gates` (or :func:`evaluate_gates`) for this version;
         None uses the last gate decision recorded in the audit log for this version (there must be one).
+        The hard rules are never taken from the caller's list: with ``hospital`` the version's schedule
+        is checked now (engine/checker.py), else the hard-rules result audited by :meth:`check_gates`
+        for this version is used, and without either publication is withheld.
         Published versions whose horizon lies inside this one become ``superseded``.
         """
         self._require(actor, "publish")
@@ -322,10 +328,13 @@ class Governance:
             gates = self.recorded_gates(version_id)
         if not gates or not all(isinstance(g, GateResult) for g in gates):
             raise WorkflowError("Run the safety gates for this version first (check_gates) and pass their results.")
+        hard = self.hard_rules_gate(version_id, hospital)
+        gates = [hard, *[g for g in gates if g.gate != "hard_rules"]]
         v = self.t["gov_schedule_versions"]
         now = self.clock()
         failed = [g for g in gates if g.withholds]
-        summary = [{"gate": g.gate, "passed": g.passed, "blocking": g.blocking, "message": g.message} for g in gates]
+        summary = [{"gate": g.gate, "passed": g.passed, "blocking": g.blocking, "message": g.message, "checked": g.checked}
+                   for g in gates]
         if failed:
             def refuse(conn: sa.Connection) -> None:
                 r = self._row(conn, version_id)
@@ -346,12 +355,38 @@ class Governance:
                                .values(status="published", published_by=actor.name, published_at=now, status_by=actor.name, status_at=now))
             if res.rowcount != 1:
                 raise self._changed_message(self._row(conn, version_id), "publish it")
+            rolled_back = None
+            if r.rollback_of is not None:
+                # A rollback that went through approval: the version it rolls back (if still in force) is rolled back.
+                res = conn.execute(v.update().where(v.c.version_id == r.rollback_of, v.c.status == "published")
+                                   .values(status="rolled_back", superseded_by=version_id, status_by=actor.name, status_at=now,
+                                           status_note=f"rolled back by version {version_id}: {r.note or ''}".strip()))
+                rolled_back = r.rollback_of if res.rowcount == 1 else None
             superseded = self._supersede(conn, r.hospital_id, version_id, r.horizon_start, r.horizon_end, actor, now)
             self._audit(conn, r.hospital_id, "publish", actor,
-                        {"version_id": version_id, "superseded": superseded, "gates": summary}, version_id)
+                        {"version_id": version_id, "superseded": superseded, "rolled_back": rolled_back, "gates": summary},
+                        version_id)
 
         run_tx(self.engine, tx)
         return self.version(version_id)
+
+    def hard_rules_gate(self, version_id: int, hospital: Any = None) -> GateResult:
+        """The hard-rules result publication relies on for a version (see :meth:`publish`)."""
+        ver = self.version(version_id)
+        if hospital is not None:
+            return self._check_hard_rules(ver, hospital)
+        recorded = [g for g in self.recorded_gates(version_id) if g.gate == "hard_rules"]
+        if recorded:
+            return recorded[0]
+        return GateResult("hard_rules", False,
+                          f"The hard rules were never checked for version {version_id}, so it cannot be published.",
+                          "Run the safety gates on this version (they include the hard-rules check), then publish.",
+                          True, GATE_RULES["hard_rules"], {"checked": False}, CHECKS["hard_rules"])
+
+    def _check_hard_rules(self, ver: ScheduleVersion, hospital: Any) -> GateResult:
+        h = getattr(hospital, "hospital", hospital)
+        r = gate_hard_rules(h, ver.schedule, ver, GateParams.from_catalog(self.catalog))
+        return GateResult(r.gate, r.passed, r.message, r.inspect_next, True, GATE_RULES["hard_rules"], r.details, CHECKS["hard_rules"])
 
     def _supersede(self, conn: sa.Connection, hospital_id: str, version_id: int, start: date_t, end: date_t, actor: User,
                    now: datetime) -> list[int]:
@@ -406,8 +441,18 @@ class Governance:
     # ------------------------------------------------------------------ overrides
 
     def override(self, version_id: int, overrides: Override | list[Override], actor: User, *,
-                 forecasts: pd.DataFrame | None = None, pacu_minutes: float | None = None, note: str = "") -> ScheduleVersion:
+                 forecasts: pd.DataFrame | None = None, pacu_minutes: float | None = None, note: str = "",
+                 hospital: Any = None, allow_violations: bool = False) -> ScheduleVersion:
         """Apply overrides to version ``version_id`` (the one the user was looking at), giving a new proposed version.
+
+        Validated when entered: the start must be a real clock time (``HH:MM``, "25:99" is refused
+        naming the field) and, with ``hospital``, the room must exist and the new schedule is checked
+        against the hard rules (engine/checker.py). A finding the override introduces (double
+        booking, surgeon in two rooms, room capability, hours, PACU, ...) raises
+        :class:`HardRuleViolation` naming the rule, and nothing is saved; with
+        ``allow_violations=True`` the version is saved instead, marked as breaking those rules
+        (``plan["hard_rule_violations"]``), and the hard-rules gate keeps it from publication until a
+        later override or re-plan fixes it. Without ``hospital`` the hard rules are checked by the gate only.
 
         Optimistic concurrency: if that version was changed meanwhile (another override, a rejection,
         supersession, rollback), ConflictError tells the user to reload; nothing is saved.
@@ -428,7 +473,32 @@ class Governance:
             r = self._row(conn, version_id)
         if r.successor_id is not None or r.status not in EDITABLE_STATUSES:
             raise self._changed_message(r, "apply your change")
+        h = getattr(hospital, "hospital", hospital)
+        if h is not None:
+            known = set(h.rooms["room_id"])
+            for ov in ovs:
+                if ov.room_id is not None and ov.room_id not in known:
+                    raise OverrideError(f"room_id of the override of case {ov.case_id}: room {ov.room_id!r} is not in "
+                                        f"rooms.csv (rooms: {', '.join(sorted(known))})")
         sched, locks, deferred, warnings = apply_overrides(base.schedule, ovs, base.locks, base.deferred, forecasts, pacu_minutes)
+        n_before = int((base.plan or {}).get("n_overrides") or 0)
+        plan = {**(base.plan or {}), "edited": True, "n_overrides": n_before + len(ovs), "edited_from_version": base.version_id}
+        plan.pop("hard_rule_violations", None)
+        introduced: list[Any] = []
+        if h is not None:
+            introduced = self._introduced_violations(h, base, sched, locks)
+            plan["hard_rules_checked_at_entry"] = True
+            if introduced and not allow_violations:
+                shown = "; ".join(str(x) for x in introduced[:5]) + (f"; ... and {len(introduced) - 5} more" if len(introduced) > 5 else "")
+                rules = sorted({x.rule for x in introduced}, key=lambda r: int(r[1:]))
+                raise HardRuleViolation(f"Override refused: it breaks hard rule(s) {', '.join(rules)}: {shown}. "
+                                        "Nothing was saved.", introduced)
+            if introduced:
+                plan["hard_rule_violations"] = [{"rule": x.rule, "case_ids": list(x.case_ids), "message": str(x)} for x in introduced]
+                warnings = [*warnings, *[f"breaks hard rule {x}; this version cannot be published until it is fixed"
+                                         for x in introduced]]
+        else:
+            plan["hard_rules_checked_at_entry"] = False
         rows = base.schedule.set_index("case_id")
         now = self.clock()
         v, o = self.t["gov_schedule_versions"], self.t["gov_overrides"]
@@ -437,7 +507,7 @@ class Governance:
             new_id = self._insert_version(
                 conn, hospital_id=base.hospital_id, horizon_start=base.horizon_start.date(), horizon_end=base.horizon_end.date(),
                 status="proposed", source="override", parent_id=base.version_id, created_by=actor.name,
-                created_role=actor.role, created_at=now, plan=base.plan, data_hash=base.data_hash,
+                created_role=actor.role, created_at=now, plan=plan, data_hash=base.data_hash,
                 model_version=base.model_version, model_data_hash=base.model_data_hash, rules_version=cat.rules_version,
                 schedule=sched, locks=locks, deferred=deferred, note=note or None)
             res = conn.execute(v.update().where(v.c.version_id == base.version_id, v.c.successor_id.is_(None),
@@ -464,12 +534,25 @@ class Governance:
                                | {"before": _where(before)})
             self._audit(conn, base.hospital_id, "override", actor, {
                 "base_version_id": base.version_id, "new_version_id": new_id, "overrides": details, "warnings": warnings,
+                "hard_rules_checked": h is not None, "publishable": not introduced,
+                "hard_rule_violations": plan.get("hard_rule_violations", []),
                 "rules_version": cat.rules_version, "schedule_sha256": sha256(canonical(schedule_to_records(sched))),
                 "note": note or None}, new_id)
             return new_id
 
         new_id = run_tx(self.engine, tx)
         return self.version(new_id)
+
+    def _introduced_violations(self, h: Any, base: ScheduleVersion, sched: pd.DataFrame, locks: pd.DataFrame) -> list[Any]:
+        """Hard-rule findings of the overridden schedule that the base version did not have."""
+        from engine.checker import check_schedule
+
+        params = GateParams.from_catalog(self.catalog)
+        allow_open = params.allow_open_time and bool((base.plan or {}).get("allow_open_time", True))
+        kw = dict(horizon_dates=base.horizon, allow_open_time=allow_open, plan_date=base.horizon[0])
+        before = {str(x) for x in check_schedule(h, base.schedule, locked=base.locks if len(base.locks) else None, **kw)}
+        after = check_schedule(h, sched, locked=locks if len(locks) else None, **kw)
+        return [x for x in after if str(x) not in before]
 
     def locks(self, version_id: int) -> pd.DataFrame:
         """The version's override locks as ``plan(locks=...)`` takes them (case_id, date, room_id, start)."""
@@ -542,8 +625,10 @@ class Governance:
                                  freshness=freshness, hospital_id=ver.hospital_id)
         blocked = [g.gate for g in results if g.withholds]
         payload = {"version_id": version_id, "decision": "withhold" if blocked else "clear", "failed": blocked,
+                   "schedule_sha256": sha256(canonical(schedule_to_records(ver.schedule))),
                    "gates": [{"gate": g.gate, "rule_id": g.rule_id, "passed": g.passed, "blocking": g.blocking,
-                              "message": g.message, "inspect_next": g.inspect_next} for g in results]}
+                              "message": g.message, "inspect_next": g.inspect_next, "checked": g.checked,
+                              **({"details": clean(g.details)} if g.gate == "hard_rules" else {})} for g in results]}
         run_tx(self.engine, lambda conn: self._audit(conn, ver.hospital_id, "gate_decision", actor, payload, version_id))
         return results
 
@@ -556,24 +641,33 @@ class Governance:
         if row is None:
             return []
         return [GateResult(g["gate"], bool(g["passed"]), g["message"], g.get("inspect_next", ""), bool(g.get("blocking", True)),
-                           g.get("rule_id", "")) for g in json.loads(row.payload_json)["gates"]]
+                           g.get("rule_id", ""), g.get("details") or {}, g.get("checked", ""))
+                for g in json.loads(row.payload_json)["gates"]]
 
     # ------------------------------------------------------------------ rollback
 
     def rollback(self, hospital_id: str, day: Any, actor: User, *, to: str = "last_approved", reason: str,
-                 rules: Any = None) -> ScheduleVersion:
+                 rules: Any = None, hospital: Any = None, emergency: bool = False) -> ScheduleVersion:
         """Return the schedule in force on ``day`` to the last approved schedule or to the rules-based one.
 
-        One action: the version in force is marked ``rolled_back`` (kept), and a new published version
-        is written: a copy of the last version approved before it (``to="last_approved"``), or the
-        rules-based block schedule (``to="rules"``; ``rules`` is a PlanResult or schedule frame, e.g.
-        from :func:`engine.governance.rules_schedule`). Audited; nothing is deleted.
+        ``to="last_approved"``: one action; the version in force is marked ``rolled_back`` (kept) and a
+        new published version copies the last version approved before it (an approved schedule, its
+        approval carried). ``to="rules"`` (``rules`` is a PlanResult or schedule frame, e.g. from
+        :func:`engine.governance.rules_schedule`): the rules-based schedule is a different day than
+        the one in force, so it goes through the same approval path: it is recorded as a *proposed*
+        version (``rollback_of`` = the version in force) that leadership approves, the gates check and
+        someone publishes; on publication the version in force becomes ``rolled_back``. Only an
+        emergency (``emergency=True``, the reason says why; audited as ``emergency_rollback``)
+        publishes the rules schedule at once. Whatever is published here must pass the hard rules:
+        with ``hospital`` they are checked now, else (last approved only) the target's audited check is
+        used; an emergency needs ``hospital``. Audited; nothing is deleted.
         """
         self._require(actor, "rollback")
         if to not in ("last_approved", "rules"):
             raise ValueError(f"to must be 'last_approved' or 'rules', got {to!r}")
         if not (reason or "").strip():
-            raise WorkflowError("Say why you roll back (a reason is required).")
+            raise WorkflowError("Say why you roll back (a reason is required)." if not emergency else
+                                "An emergency rollback needs a note saying what the emergency is (a reason is required).")
         cur = self.published_version(hospital_id, day)
         if cur is None:
             raise WorkflowError(f"Nothing is published for {pd.Timestamp(day):%Y-%m-%d}: there is nothing to roll back.")
@@ -585,6 +679,7 @@ class Governance:
                 raise WorkflowError(f"No schedule approved before version {cur.version_id} covers "
                                     f"{cur.horizon_start:%Y-%m-%d}..{cur.horizon_end:%Y-%m-%d}; roll back to the rules-based "
                                     "schedule instead.")
+            hard = self.hard_rules_gate(target.version_id, hospital)
             values = dict(hospital_id=hospital_id, horizon_start=target.horizon_start.date(),
                           horizon_end=target.horizon_end.date(), source="rollback", parent_id=target.version_id,
                           plan=target.plan, data_hash=target.data_hash, model_version=target.model_version,
@@ -595,36 +690,90 @@ class Governance:
         else:
             if rules is None:
                 raise WorkflowError("Pass the rules-based schedule (engine.governance.rules_schedule) to roll back to it.")
-            plan_json = rules.to_json() if hasattr(rules, "to_json") else {"status": "rules", "solver": "rules", "fallback_used": False}
-            sched = rules.schedule if hasattr(rules, "schedule") else rules
+            is_result = hasattr(rules, "schedule") and not isinstance(rules, pd.DataFrame)
+            plan_json = rules.to_json() if is_result else {"status": "rules", "solver": "rules", "fallback_used": False}
+            sched = rules.schedule if is_result else rules
             dates = pd.to_datetime(sched["date"]).dt.normalize()
             if len(sched) and (dates.min() < cur.horizon_start or dates.max() > cur.horizon_end):
                 raise WorkflowError(f"The rules-based schedule covers {dates.min():%Y-%m-%d}..{dates.max():%Y-%m-%d}, outside the "
                                     f"horizon {cur.horizon_start:%Y-%m-%d}..{cur.horizon_end:%Y-%m-%d} of version {cur.version_id}.")
             values = dict(hospital_id=hospital_id, horizon_start=cur.horizon_start.date(), horizon_end=cur.horizon_end.date(),
-                          source="rules", parent_id=None, plan=clean(plan_json), data_hash=cur.data_hash, model_version=None,
-                          model_data_hash=None, rules_version=self.catalog.rules_version, schedule=sched, locks=None,
-                          deferred=[], approved_by=None, approved_at=None)
+                          source="rules", plan=clean({**plan_json, "rollback_of": cur.version_id}), data_hash=cur.data_hash,
+                          model_version=None, model_data_hash=None, rules_version=self.catalog.rules_version, schedule=sched,
+                          locks=None, deferred=[])
             to_txt = "the rules-based block schedule"
+            if not emergency:
+                return self._propose_rules_rollback(cur, values, actor, reason, now)
+            if hospital is None:
+                raise WorkflowError("An emergency rollback publishes the rules-based schedule at once, so it must be checked "
+                                    "against the hard rules first: pass the hospital.")
+            hard = self._check_hard_rules(self._unsaved_version(cur, values), hospital)
+            values.update(parent_id=None, approved_by=None, approved_at=None)
+        if not hard.passed:
+            def refuse(conn: sa.Connection) -> None:
+                self._audit(conn, hospital_id, "rollback_withheld", actor, {
+                    "version_in_force": cur.version_id, "to": to, "emergency": bool(emergency), "reason": reason,
+                    "failed": ["hard_rules"], "gates": [{"gate": hard.gate, "passed": False, "message": hard.message}]},
+                    cur.version_id)
+
+            run_tx(self.engine, refuse)
+            raise PublicationWithheld([hard])
+        kind = "emergency_rollback" if emergency else "rollback"
 
         def tx(conn: sa.Connection) -> int:
             res = conn.execute(v.update().where(v.c.version_id == cur.version_id, v.c.status == "published")
                                .values(status="rolled_back", status_by=actor.name, status_at=now, status_note=reason))
             if res.rowcount != 1:
                 raise self._changed_message(self._row(conn, cur.version_id), "roll back")
+            label = "EMERGENCY rollback" if emergency else "rollback"
             new_id = self._insert_version(conn, status="published", rollback_of=cur.version_id, created_by=actor.name,
                                           created_role=actor.role, created_at=now, published_by=actor.name, published_at=now,
                                           status_by=actor.name, status_at=now,
-                                          note=f"rollback of version {cur.version_id} to {to_txt}: {reason}", **values)
+                                          note=f"{label} of version {cur.version_id} to {to_txt}: {reason}", **values)
             conn.execute(v.update().where(v.c.version_id == cur.version_id).values(superseded_by=new_id))
-            self._audit(conn, hospital_id, "rollback", actor, {
+            self._audit(conn, hospital_id, kind, actor, {
                 "rolled_back": cur.version_id, "to": to, "target_version_id": values["parent_id"], "new_version_id": new_id,
-                "reason": reason, "schedule_sha256": sha256(canonical(schedule_to_records(values["schedule"]))),
+                "reason": reason, "emergency": bool(emergency), "approval": "carried from the target" if to == "last_approved"
+                else "none: emergency exception", "hard_rules": hard.message,
+                "schedule_sha256": sha256(canonical(schedule_to_records(values["schedule"]))),
                 "solver": values["plan"].get("solver") if isinstance(values["plan"], dict) else None}, new_id)
             return new_id
 
         new_id = run_tx(self.engine, tx)
-        log.warning("hospital %s: version %d rolled back to %s by %s", hospital_id, cur.version_id, to_txt, actor.name)
+        log.warning("hospital %s: version %d rolled back to %s by %s%s", hospital_id, cur.version_id, to_txt, actor.name,
+                    " (EMERGENCY)" if emergency else "")
+        return self.version(new_id)
+
+    def _unsaved_version(self, cur: ScheduleVersion, values: dict[str, Any]) -> ScheduleVersion:
+        """A ScheduleVersion for a schedule not saved yet (to check it before it is written)."""
+        return ScheduleVersion(
+            version_id=0, hospital_id=cur.hospital_id, horizon_start=pd.Timestamp(values["horizon_start"]),
+            horizon_end=pd.Timestamp(values["horizon_end"]), status="unsaved", source=values["source"], parent_id=None,
+            successor_id=None, rollback_of=cur.version_id, superseded_by=None, created_by="", created_role="",
+            created_at=self.clock(), approved_by=None, approved_at=None, published_by=None, published_at=None, status_by=None,
+            status_at=None, status_note=None, plan=values["plan"], data_hash=values["data_hash"], model_version=None,
+            model_data_hash=None, rules_version=values["rules_version"], schedule=values["schedule"],
+            locks=from_lock_records([]))
+
+    def _propose_rules_rollback(self, cur: ScheduleVersion, values: dict[str, Any], actor: User, reason: str,
+                                now: datetime) -> ScheduleVersion:
+        """The rules-based schedule as a proposed version that rolls ``cur`` back once approved and published."""
+        def tx(conn: sa.Connection) -> int:
+            new_id = self._insert_version(conn, status="proposed", rollback_of=cur.version_id, parent_id=cur.version_id,
+                                          created_by=actor.name, created_role=actor.role, created_at=now,
+                                          note=f"rollback of version {cur.version_id} to the rules-based block schedule "
+                                               f"(awaiting approval): {reason}", **values)
+            recs = schedule_to_records(values["schedule"])
+            self._audit(conn, cur.hospital_id, "rollback_proposed", actor, {
+                "version_in_force": cur.version_id, "to": "rules", "new_version_id": new_id, "reason": reason,
+                "emergency": False, "next": "approval, gates and publication; the version in force stays until then",
+                "rules_version": values["rules_version"], "n_cases": len(recs),
+                "schedule_sha256": sha256(canonical(recs))}, new_id)
+            return new_id
+
+        new_id = run_tx(self.engine, tx)
+        log.info("hospital %s: rules-based rollback of version %d proposed by %s as version %d", cur.hospital_id,
+                 cur.version_id, actor.name, new_id)
         return self.version(new_id)
 
     def _last_approved_before(self, cur: ScheduleVersion) -> ScheduleVersion | None:

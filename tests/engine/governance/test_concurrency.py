@@ -43,10 +43,10 @@ def test_superseded_version_cannot_be_overridden(gov: Governance, hid: str, plan
     a, _ = _two_cases(planned)
     v1 = gov.propose(hid, planned, COORD, hospital=hospital)
     gov.approve(v1.version_id, LEAD)
-    gov.publish(v1.version_id, COORD, [GateResult("feeds", True, "ok")])
+    gov.publish(v1.version_id, COORD, [GateResult("feeds", True, "ok")], hospital=hospital)
     v2 = gov.propose(hid, planned, COORD, hospital=hospital)
     gov.approve(v2.version_id, LEAD)
-    gov.publish(v2.version_id, COORD, [GateResult("feeds", True, "ok")])
+    gov.publish(v2.version_id, COORD, [GateResult("feeds", True, "ok")], hospital=hospital)
     with pytest.raises(ConflictError, match=f"version {v1.version_id} is now superseded by carol"):
         gov.override(v1.version_id, Override(a, "lock", "equipment"), COORD2)
 

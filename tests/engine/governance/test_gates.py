@@ -26,17 +26,20 @@ def edit_csv(folder: Path, name: str, fn) -> None:
 
 
 def test_all_gates_pass_on_a_sound_plan(hospital, planned, loaded) -> None:
-    res = evaluate_gates(hospital, plan_json=planned.to_json(), model=GOOD_MODEL, quality=loaded.report, override_rate=0.0)
+    res = evaluate_gates(hospital, plan_json=planned.to_json(), model=GOOD_MODEL, quality=loaded.report, override_rate=0.0,
+                         schedule=planned.schedule)
     assert [r.gate for r in res] == list(GATES)
     assert withheld(res) == [], [r.message for r in res if not r.passed]
     g = _by_gate(res)
     assert g["feeds"].message.startswith("All required feeds are current: cases")
     assert g["solver"].message.startswith("The highs solver finished (optimal")
     assert all(r.rule_id.startswith("G-") for r in res)
+    assert g["hard_rules"].message.startswith("No hard rule is broken: ") and "H1-H10" in g["hard_rules"].message
+    assert all(r.checked for r in res)  # every gate states what it looked at
 
 
 def test_stale_feeds(hospital, folder_copy) -> None:
-    later = replace(hospital, settings={**hospital.settings, "as_of": "2027-01-15"})
+    later = replace(hospital, settings=hospital.settings.with_updates(as_of="2027-01-15"))
     g = _by_gate(evaluate_gates(later))["feeds"]
     assert not g.passed and g.withholds
     assert "The cases feed is stale: its newest record" in g.message and "older than the as-of date 2027-01-15" in g.message

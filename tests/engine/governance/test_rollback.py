@@ -18,6 +18,7 @@ from engine.governance import (
 )
 from engine.hospital import load_hospital
 from engine.plan import PlanParams, plan
+from engine.governance import User
 from tests.engine.governance.conftest import BOARD, COORD, LEAD, VIEWER, forecasts_for
 from tests.engine.governance.test_gates import GOOD_MODEL, edit_csv
 from tests.feasibility import check_schedule
@@ -28,7 +29,7 @@ CLEAR = [GateResult("feeds", True, "ok")]
 def _publish(gov: Governance, hid: str, result, hospital):
     v = gov.propose(hid, result, COORD, hospital=hospital)
     gov.approve(v.version_id, LEAD)
-    return gov.publish(v.version_id, COORD, CLEAR)
+    return gov.publish(v.version_id, COORD, CLEAR, hospital=hospital)
 
 
 def test_rollback_to_last_approved_keeps_history(gov: Governance, hid: str, planned, hospital, forecasts, day1) -> None:
@@ -43,7 +44,7 @@ def test_rollback_to_last_approved_keeps_history(gov: Governance, hid: str, plan
         gov.rollback(hid, day1, VIEWER, reason="x")
     with pytest.raises(PermissionError, match="may not roll back"):
         gov.rollback(hid, day1, BOARD, reason="x")
-    r = gov.rollback(hid, day1, COORD, reason="surgeons report Monday's new plan is unworkable")
+    r = gov.rollback(hid, day1, COORD, reason="surgeons report Monday's new plan is unworkable", hospital=hospital)
     assert r.status == "published" and r.source == "rollback" and r.parent_id == a.version_id and r.rollback_of == b.version_id
     assert r.approved_by == "lena"  # it carries the approval of the schedule it restores
     hist = gov.history(hid).set_index("version_id")
@@ -61,10 +62,12 @@ def test_rollback_to_last_approved_keeps_history(gov: Governance, hid: str, plan
     assert entry["payload"]["target_version_id"] == a.version_id and entry["payload"]["new_version_id"] == r.version_id
     # rolling back the rollback does not return to the same schedule
     with pytest.raises(WorkflowError, match="roll back to the rules-based schedule instead"):
-        gov.rollback(hid, day1, LEAD, reason="again")
+        gov.rollback(hid, day1, LEAD, reason="again", hospital=hospital)
 
 
-def test_rollback_to_rules_based(gov: Governance, hid: str, planned, hospital, day1) -> None:
+def test_rollback_to_rules_based_goes_through_approval(gov: Governance, hid: str, planned, hospital, loaded, day1) -> None:
+    """Issue 14: a rules rollback published a reshuffled day at once, with nobody approving it. It is now a
+    proposed version; the version in force stays until leadership approves and the rules schedule is published."""
     p = _publish(gov, hid, planned, hospital)
     with pytest.raises(WorkflowError, match="Pass the rules-based schedule"):
         gov.rollback(hid, day1, COORD, to="rules", reason="optimizer schedule suspect")
@@ -74,12 +77,64 @@ def test_rollback_to_rules_based(gov: Governance, hid: str, planned, hospital, d
     rules = rules_schedule(hospital, day1, days=1)
     assert rules.kpis["solver"] == "rules" and rules.banner is None
     assert check_schedule(hospital, rules.schedule, horizon_dates=[day1]) == []
-    r = gov.rollback(hid, day1, LEAD, to="rules", rules=rules, reason="optimizer schedule suspect")
-    assert r.source == "rules" and r.status == "published" and r.rollback_of == p.version_id and r.model_version is None
+    r = gov.rollback(hid, day1, COORD, to="rules", rules=rules, reason="optimizer schedule suspect")
+    assert r.status == "proposed" and r.source == "rules" and r.rollback_of == p.version_id and r.model_version is None
     assert r.plan["solver"] == "rules" and not r.plan["fallback_used"]
+    # nothing changed for the day yet: the optimizer schedule is still the one in force
+    assert gov.current_published(hid, day1).attrs["version_ids"] == [p.version_id]
+    assert gov.version(p.version_id).status == "published"
+    assert read_log(gov.engine, hid).iloc[-1]["kind"] == "rollback_proposed"
+    with pytest.raises(WorkflowError, match="only an approved schedule can be published"):
+        gov.publish(r.version_id, COORD, CLEAR, hospital=hospital)
+    with pytest.raises(PermissionError, match="another person must approve"):
+        gov.approve(r.version_id, User("carol", "leadership"))  # four eyes hold for a rollback too
+    gov.approve(r.version_id, LEAD)
+    gates = gov.check_gates(r.version_id, COORD, hospital, model=None, quality=loaded.report)
+    assert {g.gate: g for g in gates}["hard_rules"].passed
+    pub = gov.publish(r.version_id, COORD)
+    assert pub.status == "published" and pub.approved_by == "lena"
     assert gov.history(hid).set_index("version_id").loc[p.version_id, "status"] == "rolled_back"
     assert gov.current_published(hid, day1).attrs["version_ids"] == [r.version_id]
+    assert read_log(gov.engine, hid).iloc[-1]["payload"]["rolled_back"] == p.version_id
     assert verify_chain(gov.engine, hid).ok
+
+
+def test_emergency_rollback_to_rules_publishes_at_once_and_is_audited_as_one(gov: Governance, hid: str, planned,
+                                                                            hospital, day1) -> None:
+    p = _publish(gov, hid, planned, hospital)
+    rules = rules_schedule(hospital, day1, days=1)
+    with pytest.raises(WorkflowError, match="needs a note"):
+        gov.rollback(hid, day1, COORD, to="rules", rules=rules, reason=" ", emergency=True, hospital=hospital)
+    with pytest.raises(WorkflowError, match="pass the hospital"):
+        gov.rollback(hid, day1, COORD, to="rules", rules=rules, reason="solver host down", emergency=True)
+    with pytest.raises(PermissionError, match="may not roll back"):
+        gov.rollback(hid, day1, VIEWER, to="rules", rules=rules, reason="x", emergency=True, hospital=hospital)
+    r = gov.rollback(hid, day1, LEAD, to="rules", rules=rules, reason="solver host down, theatres open in 20 min",
+                     emergency=True, hospital=hospital)
+    assert r.status == "published" and r.source == "rules" and r.rollback_of == p.version_id and r.approved_by is None
+    assert r.note.startswith("EMERGENCY rollback of version")
+    assert gov.history(hid).set_index("version_id").loc[p.version_id, "status"] == "rolled_back"
+    entry = read_log(gov.engine, hid).iloc[-1]
+    assert entry["kind"] == "emergency_rollback" and entry["payload"]["emergency"] is True
+    assert entry["payload"]["approval"] == "none: emergency exception"
+    assert entry["payload"]["hard_rules"].startswith("No hard rule is broken")
+    assert verify_chain(gov.engine, hid).ok
+
+
+def test_emergency_rollback_still_refuses_a_schedule_that_breaks_a_hard_rule(gov: Governance, hid: str, planned,
+                                                                            hospital, day1) -> None:
+    p = _publish(gov, hid, planned, hospital)
+    rules = rules_schedule(hospital, day1, days=1).schedule.copy()
+    s = rules[rules["status"] == "scheduled"]
+    a, b = s.iloc[0], s[s["room_id"] != s.iloc[0]["room_id"]].iloc[0]
+    i = rules.index[rules["case_id"] == b["case_id"]][0]
+    rules.loc[i, ["room_id", "start", "end_p50", "end_p80", "pacu_in", "pacu_out"]] = [
+        a["room_id"], a["start"], a["end_p50"], a["end_p80"], a["pacu_in"], a["pacu_out"]]  # double booked
+    with pytest.raises(PublicationWithheld, match="hard_rules: The schedule breaks") as exc:
+        gov.rollback(hid, day1, LEAD, to="rules", rules=rules, reason="x", emergency=True, hospital=hospital)
+    assert "H4" in exc.value.gates[0].details["rules_broken"]
+    assert gov.current_published(hid, day1).attrs["version_ids"] == [p.version_id]
+    assert read_log(gov.engine, hid).iloc[-1]["kind"] == "rollback_withheld"
 
 
 def test_booked_forecasts_cover_every_booked_case(hospital) -> None:
@@ -127,7 +182,8 @@ def test_drill_stale_model_artefact(gov: Governance, hid: str, in_force, hospita
         gov.publish(v.version_id, COORD, gates)
     # the coordinator falls back to the rules-based schedule on booked durations: no model involved
     rules = rules_schedule(hospital, day1, days=1)
-    r = gov.rollback(hid, day1, COORD, to="rules", rules=rules, reason="model artefact stale; gates withheld the new plan")
+    r = gov.rollback(hid, day1, COORD, to="rules", rules=rules, reason="model artefact stale; gates withheld the new plan",
+                     emergency=True, hospital=hospital)
     assert gov.current_published(hid, day1).attrs["version_ids"] == [r.version_id]
     regated = gov.check_gates(r.version_id, COORD, hospital, model=None, quality=loaded.report)
     assert not [g for g in regated if g.withholds], [g.message for g in regated if g.withholds]

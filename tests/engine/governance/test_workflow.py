@@ -24,7 +24,7 @@ CLEAR = [GateResult("feeds", True, "ok")]
 def _publish(gov: Governance, hid: str, planned, hospital, actor=COORD):
     v = gov.propose(hid, planned, actor, hospital=hospital)
     gov.approve(v.version_id, LEAD)
-    return gov.publish(v.version_id, actor, CLEAR)
+    return gov.publish(v.version_id, actor, CLEAR, hospital=hospital)
 
 
 def test_propose_approve_publish(gov: Governance, hid: str, planned, hospital, day1) -> None:
@@ -42,12 +42,12 @@ def test_propose_approve_publish(gov: Governance, hid: str, planned, hospital, d
     assert gov.current_published(hid, day1).empty  # nothing published yet
 
     with pytest.raises(WorkflowError, match="only an approved schedule can be published"):
-        gov.publish(v.version_id, COORD, CLEAR)
+        gov.publish(v.version_id, COORD, CLEAR, hospital=hospital)
     a = gov.approve(v.version_id, LEAD, note="looks fine")
     assert a.status == "approved" and a.approved_by == "lena" and a.approved_at is not None
     with pytest.raises(WorkflowError, match="only a proposed schedule can be approved"):
         gov.approve(v.version_id, LEAD)
-    p = gov.publish(v.version_id, COORD, CLEAR)
+    p = gov.publish(v.version_id, COORD, CLEAR, hospital=hospital)
     assert p.status == "published" and p.published_by == "carol"
 
     base = gov.current_published(hid, day1)
@@ -68,7 +68,7 @@ def test_new_publication_supersedes_and_history_is_kept(gov: Governance, hid: st
     second = gov.propose(hid, rules_planned, COORD, hospital=hospital)
     assert second.source == "rules" and second.parent_id == first.version_id  # parent = the baseline
     gov.approve(second.version_id, LEAD)
-    gov.publish(second.version_id, COORD, CLEAR)
+    gov.publish(second.version_id, COORD, CLEAR, hospital=hospital)
     hist = gov.history(hid).set_index("version_id")
     assert hist.loc[first.version_id, "status"] == "superseded"
     assert hist.loc[first.version_id, "superseded_by"] == second.version_id
@@ -105,9 +105,9 @@ def test_roles_are_enforced_in_the_engine(gov: Governance, hid: str, planned, ho
         gov.approve(v.version_id, BOARD)
     gov.approve(v.version_id, LEAD)
     with pytest.raises(PermissionError, match="may not publish"):
-        gov.publish(v.version_id, BOARD, CLEAR)
+        gov.publish(v.version_id, BOARD, CLEAR, hospital=hospital)
     with pytest.raises(PermissionError, match="Sign in first"):
-        gov.publish(v.version_id, "coordinator", CLEAR)  # a bare role string is not a signed-in user
+        gov.publish(v.version_id, "coordinator", CLEAR, hospital=hospital)  # a bare role string is not a signed-in user
     with pytest.raises(PermissionError, match="may not read the audit log"):
         gov.audit_log(hid, COORD)
     assert len(gov.audit_log(hid, BOARD)) == 2
@@ -118,16 +118,16 @@ def test_publication_withheld_is_audited(gov: Governance, hid: str, planned, hos
     gov.approve(v.version_id, LEAD)
     bad = GateResult("feeds", False, "The staffing feed reaches only 2 days ahead.", "Check staffing.csv.")
     with pytest.raises(PublicationWithheld, match="staffing feed") as exc:
-        gov.publish(v.version_id, COORD, [bad, GateResult("drift", True, "ok")])
+        gov.publish(v.version_id, COORD, [bad, GateResult("drift", True, "ok")], hospital=hospital)
     assert [g.gate for g in exc.value.gates] == ["feeds"]
     assert gov.version(v.version_id).status == "approved"  # still waiting, not published
     last = read_log(gov.engine, hid).iloc[-1]
     assert last["kind"] == "publish_withheld" and last["payload"]["failed"] == ["feeds"]
     # a monitored (non-blocking) failure does not withhold
     soft = GateResult("override_rate", False, "(monitored) 30% overridden", "Review.", blocking=False)
-    assert gov.publish(v.version_id, COORD, [soft]).status == "published"
+    assert gov.publish(v.version_id, COORD, [soft], hospital=hospital).status == "published"
     with pytest.raises(WorkflowError, match="Run the safety gates"):
-        gov.publish(v.version_id, COORD, [])
+        gov.publish(v.version_id, COORD, [], hospital=hospital)
 
 
 def test_override_of_an_approved_version_needs_new_approval(gov: Governance, hid: str, planned, hospital) -> None:
@@ -139,9 +139,9 @@ def test_override_of_an_approved_version_needs_new_approval(gov: Governance, hid
     new = gov.override(v.version_id, Override(case, "lock", "surgeon_request"), COORD2)
     assert new.status == "proposed" and new.parent_id == v.version_id
     with pytest.raises(ConflictError, match="changed"):
-        gov.publish(v.version_id, COORD, CLEAR)  # the approved one was changed: publish the new one instead
+        gov.publish(v.version_id, COORD, CLEAR, hospital=hospital)  # the approved one was changed: publish the new one instead
     gov.approve(new.version_id, LEAD)
-    assert gov.publish(new.version_id, COORD, CLEAR).status == "published"
+    assert gov.publish(new.version_id, COORD, CLEAR, hospital=hospital).status == "published"
 
 
 def test_publish_uses_the_recorded_gate_decision(gov: Governance, hid: str, planned, hospital, loaded) -> None:
