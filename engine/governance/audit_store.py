@@ -168,17 +168,60 @@ class Retry(Exception):
     """A compare-and-set lost a race: run the transaction again."""
 
 
-def run_tx(engine: sa.Engine, fn: Callable[[sa.Connection], T], attempts: int = 40) -> T:
-    """Run ``fn(conn)`` in one transaction, retrying on races (lost CAS, unique clash, lock timeout, deadlock).
+# Only these failures mean "another writer got there first": retrying them is safe and useful.
+# PostgreSQL SQLSTATEs: serialization_failure, deadlock_detected, lock_not_available.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+# Unique clashes that are lost races of the audit chain (two appenders took the same seq or both
+# created a hospital's head row), by constraint name (PostgreSQL) or by SQLite's message.
+_RACE_CONSTRAINTS = frozenset({"uq_gov_audit_hospital_seq", "gov_audit_head_pkey"})
+_SQLITE_RACE_MESSAGES = ("gov_audit_log.hospital_id, gov_audit_log.seq", "gov_audit_head.hospital_id")
+_SQLITE_LOCKED = ("database is locked", "database table is locked")
 
-    Errors that are not races (ConflictError, PermissionError, ...) pass straight through after rollback.
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def is_serialization_conflict(exc: BaseException) -> bool:
+    """True for a lost race (retry the transaction); False for every other database error (a bug or bad data).
+
+    Retried: :class:`Retry` (a compare-and-set lost), PostgreSQL serialization failures, deadlocks and
+    lock timeouts, SQLite's "database is locked", and unique clashes on the audit chain's seq or head
+    row. Not retried: any other IntegrityError (NOT NULL, another unique key, ...) or OperationalError
+    (no such table, disk full, connection refused, ...).
+    """
+    if isinstance(exc, Retry):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    state = _sqlstate(exc)
+    if state in _RETRY_SQLSTATES:
+        return True
+    msg = str(getattr(exc, "orig", exc))
+    if isinstance(exc, sa.exc.IntegrityError):
+        diag = getattr(getattr(exc, "orig", None), "diag", None)
+        name = getattr(diag, "constraint_name", None)
+        if name in _RACE_CONSTRAINTS:
+            return True
+        return state is None and "UNIQUE constraint failed" in msg and any(m in msg for m in _SQLITE_RACE_MESSAGES)
+    if isinstance(exc, sa.exc.OperationalError):
+        return state is None and any(m in msg for m in _SQLITE_LOCKED)
+    return False
+
+
+def run_tx(engine: sa.Engine, fn: Callable[[sa.Connection], T], attempts: int = 40) -> T:
+    """Run ``fn(conn)`` in one transaction, retrying only serialization conflicts (:func:`is_serialization_conflict`).
+
+    Every other error (ConflictError, PermissionError, a NOT NULL violation, a missing table, ...) passes
+    straight through after rollback, on the first attempt.
     """
     for i in range(attempts):
         try:
             with engine.begin() as conn:
                 return fn(conn)
-        except (Retry, sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-            if i == attempts - 1:
+        except (Retry, sa.exc.DBAPIError) as exc:
+            if i == attempts - 1 or not is_serialization_conflict(exc):
                 raise
             log.debug("governance transaction retried after %s", type(exc).__name__)
             time.sleep(random.uniform(0, min(0.25, 0.004 * 2 ** min(i, 6))))
