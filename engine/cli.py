@@ -79,14 +79,36 @@ def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load_cases_arg(path: Path):
-    """``--data`` may be a hospital folder or a lone cases.csv; returns (cases, rooms, n_quarantined)."""
+    """``--data`` may be a hospital folder or a lone cases.csv; returns (cases, rooms, n_quarantined,
+    the folder's declared extra features)."""
+    from engine.forecast.registry import declared_extra_features
     from engine.hospital import load_cases, load_hospital
 
     if path.is_dir():
         loaded = load_hospital(path)
-        return loaded.hospital.cases, loaded.hospital.rooms, loaded.report.n_quarantined
+        h = loaded.hospital
+        return h.cases, h.rooms, loaded.report.n_quarantined, declared_extra_features(h)
     cases, report = load_cases(path)
-    return cases, None, report.n_quarantined
+    return cases, None, report.n_quarantined, []
+
+
+def _forecast_params(args: argparse.Namespace, declared: list[str] | None = None):
+    """ForecastParams from ``--iterations``, ``--extra-features a,b,c`` (else the folder's
+    ``extra_features``) and ``--tune``."""
+    from engine.forecast import ForecastParams
+
+    chosen: dict[str, Any] = {}
+    if args.iterations:
+        chosen["iterations"] = args.iterations
+    extras = [c.strip() for c in (args.extra_features or "").split(",") if c.strip()] or list(declared or [])
+    if extras:
+        chosen["extra_features"] = tuple(extras)
+    if getattr(args, "tune", None) is not None:
+        chosen["tune"] = args.tune
+    try:
+        return ForecastParams(**chosen)
+    except ValueError as exc:
+        raise InputError(f"bad option: {exc}", file="command line") from exc
 
 
 def _date_arg(value: str, option: str):
@@ -99,17 +121,19 @@ def _date_arg(value: str, option: str):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.forecast import ForecastParams, evaluate
+    from engine.forecast import evaluate
 
-    cases, rooms, n_q = _load_cases_arg(args.data)
-    params = ForecastParams(iterations=args.iterations) if args.iterations else ForecastParams()
+    cases, rooms, n_q, declared = _load_cases_arg(args.data)
+    params = _forecast_params(args, declared)
     report = evaluate(cases, _date_arg(args.test_from, "--test-from"), params, rooms=rooms, quarantined=n_q)
     out = report.to_json()
     o = report.overall
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(f"trained on {o['n_train']} cases in {o['train_seconds']:.1f}s, tested on {o['n_test']} ({n_q} rows quarantined)")
-    for k in ("mae_p50", "mae_baseline_booked", "mae_baseline_history", "coverage_p80", "coverage_p95", "pinball_p80", "cancel_auc"):
+    for k in ("mae_p50", "mae_baseline_booked", "mae_baseline_history", "mae_baseline_procedure", "coverage_p80",
+              "coverage_p95", "pinball_p80", "within_10pct_p50", "within_15min_p50", "bias_p50", "cancel_auc"):
         print(f"  {k:22s} {fmt(o.get(k))}")
+    print(f"  P50: {o.get('p50_source')}")
     print(report.by_service_line[["service_line", "n", "mae_p50", "mae_baseline_booked", "coverage_p80", "under_prediction_rate"]].round(3).to_string(index=False))
     for note in report.notes:
         print(f"note: {note}")
@@ -117,18 +141,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.forecast import ForecastParams, Registry, train_and_register
+    from engine.forecast import Registry, train_and_register
+    from engine.forecast.registry import declared_extra_features
     from engine.hospital import load_hospital
 
     loaded = load_hospital(args.data)
     hid = args.name or args.data.resolve().name
-    params = ForecastParams(iterations=args.iterations) if args.iterations else ForecastParams()
+    params = _forecast_params(args, declared_extra_features(loaded.hospital))
     mv = train_and_register(loaded.hospital, hid, params, Registry(args.models),
                             progress=lambda f, t: log.info("%3.0f%% %s", 100 * f, t))
     m = mv.meta
     print(f"registered model {mv.version} for {hid}: trained {m['train_from']}..{m['train_until']} in {m['fit_seconds']}s; "
           f"backtest MAE P50 {m['mae_p50']:.1f} min, coverage P80 {m['coverage_p80']:.3f}, P95 {m['coverage_p95']:.3f}; drift {m['drift_state']}")
-    return {"version": mv.version, **{k: m[k] for k in ("train_from", "train_until", "data_hash", "fit_seconds", "drift_state")}, "metrics": m["metrics"]}
+    for note in m.get("notes", []):
+        print(f"note: {note}")
+    return {"version": mv.version, **{k: m[k] for k in ("train_from", "train_until", "data_hash", "fit_seconds", "drift_state")},
+            "metrics": m["metrics"], "notes": m.get("notes", []), "cancellation_available": m.get("cancellation_available")}
 
 
 def _current_forecaster(hospital, hid: str, models: Path | None):
@@ -292,12 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", type=Path, required=True, metavar="DIR_OR_CASES_CSV")
     e.add_argument("--test-from", required=True, metavar="DATE")
     e.add_argument("--iterations", type=int, default=None, help="CatBoost iterations (default: ForecastParams)")
+    e.add_argument("--extra-features", default=None, metavar="A,B,C",
+                   help="extra cases.csv columns to use as features (default: the folder's settings.toml extra_features)")
+    e.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
+                   help="choose model settings by time-split validation (default: ForecastParams.tune)")
 
     t = add("train", "Backtest, train on all history and register the forecasting model.", _cmd_train)
     t.add_argument("--data", type=Path, required=True, metavar="DIR")
     t.add_argument("--name", default=None, help="hospital id (default: the folder name)")
     t.add_argument("--models", type=Path, default=None, metavar="DIR", help="registry folder (default: var/models)")
     t.add_argument("--iterations", type=int, default=None, help="CatBoost iterations (default: ForecastParams)")
+    t.add_argument("--extra-features", default=None, metavar="A,B,C",
+                   help="extra cases.csv columns to use as features (default: settings.toml extra_features)")
+    t.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
+                   help="choose model settings by time-split validation (default: on for train)")
 
     pl = add("plan", "Plan booked cases into rooms and times (optimizer or rules) and write schedule.csv.", _cmd_plan)
     pl.add_argument("--data", type=Path, required=True, metavar="DIR")
