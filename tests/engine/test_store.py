@@ -320,3 +320,84 @@ def test_delete_removes_the_earlier_versions_too(store: Store, hid: str, rich: L
     assert store.delete_hospital(hid)
     assert len(store.list_versions(hid)) == 0
     assert _count_rows(store, f"{hid}@v1")["cases"] == 0
+
+
+# --------------------------------------------------------------------------- guarded imports (engine.ingest)
+
+
+def _roles_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grant: bool) -> None:
+    """data/roles.toml with import_data given to the coordinator (grant) or absent altogether."""
+    from tests.dashboard.test_data_page import roles_with_import
+
+    if grant:
+        roles_with_import(tmp_path, monkeypatch)
+        return
+    text = (Path(store_mod.__file__).parents[1] / "data" / "roles.toml").read_text()
+    text = re.sub(r'^import_data\s*=.*\n', "", text, flags=re.M).replace('"import_data", ', "")
+    (tmp_path / "roles.toml").write_text(text)
+    monkeypatch.setenv("OR_ROLES_FILE", str(tmp_path / "roles.toml"))
+
+
+@pytest.fixture
+def export_files(tmp_path: Path):
+    from tests.foreign_exports import ISO_MAPPING, make_export, write_export
+
+    src = write_export(make_export("iso", weeks=2), tmp_path / "theatre.csv")
+    mp = tmp_path / "theatre.yaml"
+    mp.write_text(ISO_MAPPING)
+    return src, mp
+
+
+def test_import_over_a_stored_hospital_needs_confirmation_and_a_role(
+    store: Store, hid: str, rich: LoadedHospital, export_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.governance import User, read_log
+    from engine.ingest import ReplaceNotConfirmed, import_and_store
+
+    _roles_file(tmp_path, monkeypatch, grant=True)
+    src, mp = export_files
+    store.save_hospital(rich, name=hid)
+    coordinator, viewer = User("cora", "coordinator"), User("vic", "viewer")
+    with pytest.raises(PermissionError, match="may not"):
+        import_and_store(src, mp, tmp_path / "out", store, hid, viewer, replace=True)
+    with pytest.raises(ReplaceNotConfirmed, match="already stored"):
+        import_and_store(src, mp, tmp_path / "out", store, hid, coordinator)
+    assert not (tmp_path / "out").exists()  # refused before anything was read or written
+    assert_same(rich, store.load_hospital(hid))
+    done = import_and_store(src, mp, tmp_path / "out", store, hid, coordinator, replace=True)
+    assert (done.version, done.replaced_version) == (2, 1)
+    assert_same(rich, store.load_version(hid, 1))
+    log = read_log(store, hid)
+    last = log.iloc[-1]
+    assert last["actor"] == "cora" and last["payload"]["event"] == "hospital_replaced"
+    assert last["payload"]["source"] == "theatre.csv" and last["payload"]["replaced_version"] == 1
+
+
+def test_without_an_import_data_action_nobody_may_import(
+    store: Store, hid: str, export_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.governance import User
+    from engine.ingest import import_and_store
+
+    _roles_file(tmp_path, monkeypatch, grant=False)
+    src, mp = export_files
+    with pytest.raises(PermissionError, match="import_data"):
+        import_and_store(src, mp, tmp_path / "out", store, hid, User("cora", "coordinator"))
+    assert not store.has_hospital(hid)
+
+
+def test_restore_through_the_engine_needs_the_role_and_is_audited(
+    store: Store, hid: str, rich: LoadedHospital, plain: LoadedHospital, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.governance import User, read_log
+    from engine.ingest import restore_version
+
+    _roles_file(tmp_path, monkeypatch, grant=True)
+    store.save_hospital(rich, name=hid)
+    store.save_hospital(plain, name=hid)
+    with pytest.raises(PermissionError):
+        restore_version(store, hid, 1, User("vic", "viewer"))
+    assert restore_version(store, hid, 1, User("cora", "coordinator")) == 2
+    assert_same(rich, store.load_hospital(hid))
+    assert read_log(store, hid).iloc[-1]["payload"] == {"event": "hospital_restored", "version": 1, "replaced_version": 2}
