@@ -92,7 +92,6 @@ _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _EXCEL_MAX_SERIAL = 2958466
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_PRIME_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 _TOP_KEYS = ("version", "name", "description", "source", "formats", "columns", "constants",
              "extras", "value_maps", "unmapped_values", "extra_columns", "bad_values",
@@ -757,16 +756,12 @@ def _parse_settings(raw: Any, from_file: bool, errs: _MappingErrors) -> dict[str
     if not isinstance(raw, dict):
         errs.add("settings", "must be a mapping (turnover_minutes, pacu_minutes, prime_time, ...)")
         return {}
-    for req in SETTINGS_REQUIRED:
-        if req not in raw:
-            errs.add(f"settings.{req}", "required setting is missing")
-    for k in ("turnover_minutes", "pacu_minutes"):
-        v = raw.get(k)
-        if k in raw and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-            errs.add(f"settings.{k}", f"must be a number of minutes >= 0, got {v!r}")
-    if "prime_time" in raw and not (isinstance(raw["prime_time"], str)
-                                    and _PRIME_TIME.match(raw["prime_time"])):
-        errs.add("settings.prime_time", f"must look like '07:30-15:30', got {raw['prime_time']!r}")
+    # The same model load_hospital uses for settings.toml (one set of rules, errors by key).
+    from engine.settings import parse_settings
+
+    _, problems = parse_settings({k: v for k, v in raw.items() if v is not None})
+    for p in problems:
+        errs.add(f"settings.{p.column}" if p.column else "settings", p.problem)
     for k, v in raw.items():
         if v is None:
             errs.add(f"settings.{k}", "has no value (TOML has no null)")

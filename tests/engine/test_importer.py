@@ -448,6 +448,10 @@ BAD_MAPPINGS = {
     "unknown key in a spec": (_set(BASE, "x", "columns", "room_id"), None),
     "typo at top level": (_set(BASE, {}, "colums"), "colums"),
     "missing setting": (_drop(BASE, "settings", "prime_time"), "settings.prime_time"),
+    # Validated with HospitalSettings, the model load_hospital uses (the old hand checks missed these).
+    "bad service level": (_set(BASE, {"finish_probability": 2}, "settings", "service_levels"),
+                          "settings.service_levels.finish_probability"),
+    "bad time zone": (_set(BASE, "Mars/Olympus", "settings", "timezone"), "settings.timezone"),
     "bad unmapped policy": (_set(BASE, "ignore", "columns", "status", "unmapped"),
                             "columns.status.unmapped"),
     "bad room time": (_set(BASE, "7am", "rooms", "open_time"), "rooms.open_time"),
