@@ -2,6 +2,16 @@
 
 See engine/governance/GOVERNANCE.md for the design and the roles/permissions matrix.
 """
+from engine.governance.actions import (
+    ReplaceNotConfirmed,
+    fairness_allowed,
+    guarded_import,
+    patient_group_audit_for,
+    replan_day,
+    replan_exceptions,
+    replan_plan_json,
+    retrain,
+)
 from engine.governance.audit import (
     AuditEntry,
     VerifyResult,
@@ -15,17 +25,22 @@ from engine.governance.audit import (
 from engine.governance.auth import (
     Authenticator,
     LocalAuthenticator,
+    api_tokens,
     authenticate,
+    demo_signin_active,
+    demo_signin_enabled,
     ensure_dev_users,
     get_authenticator,
     hash_password,
+    hash_token,
     set_authenticator,
     user_from_claims,
+    user_from_token,
     verify_password,
 )
 from engine.governance.canonical import input_data_hash
 from engine.governance.catalog import Catalog, Justification, Rule, load_catalog, plan_params_from_catalog
-from engine.governance.errors import ConflictError, OverrideError, PublicationWithheld, WorkflowError
+from engine.governance.errors import ConflictError, HardRuleViolation, OverrideError, PublicationWithheld, WorkflowError
 from engine.governance.fallback import booked_forecasts, rules_schedule
 from engine.governance.gates import GateParams, GateResult, evaluate_gates, withheld
 from engine.governance.overrides import Override, apply_overrides, override_rates
@@ -49,5 +64,7 @@ __all__ = [
     "ensure_dev_users", "evaluate_gates", "export_jsonl", "get_authenticator", "hash_password", "input_data_hash",
     "load_catalog", "load_roles", "is_clinical", "mask_for_role", "mask_reasons_for_role", "mask_text_for_role", "override_rates", "plan_params_from_catalog", "read_log", "require",
     "rules_schedule", "set_authenticator", "user_from_claims", "verify_chain", "verify_jsonl", "verify_password",
-    "withheld",
+    "withheld", "HardRuleViolation", "ReplaceNotConfirmed", "api_tokens", "demo_signin_active", "demo_signin_enabled",
+    "fairness_allowed", "guarded_import", "hash_token", "patient_group_audit_for", "replan_day", "replan_exceptions",
+    "replan_plan_json", "retrain", "user_from_token",
 ]

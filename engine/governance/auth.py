@@ -211,6 +211,110 @@ def user_from_claims(claims: Mapping[str, Any], role_claim: str = "or_role", nam
     return User(name, str(role), str(claims.get("name", name)))
 
 
+# ------------------------------------------------------------------ demo sign-in switch
+
+DEMO_SIGNIN_ENV = "OR_DEMO_SIGNIN"
+_OFF = ("0", "false", "no", "off")
+
+
+def demo_signin_enabled() -> bool:
+    """False when ``OR_DEMO_SIGNIN`` is 0/false/no/off: the no-users demo sign-in by role is switched off.
+
+    On by default (the demo). While it is on and no users are configured, anyone may act as any
+    role, so separation of duties is void: the dashboard says so in its sidebar.
+    """
+    return os.environ.get(DEMO_SIGNIN_ENV, "1").strip().lower() not in _OFF
+
+
+def demo_signin_active() -> bool:
+    """True when the dashboard offers the demo sign-in: it is enabled and no users are configured."""
+    return demo_signin_enabled() and users_source() is None
+
+
+# ------------------------------------------------------------------ API / command-line tokens
+
+TOKEN_ENV, TOKENS_ENV, TOKENS_FILE_ENV = "OR_TOKEN", "OR_API_TOKENS", "OR_API_TOKENS_FILE"
+
+
+def hash_token(token: str) -> str:
+    """``sha256$<hex>`` of a token, for ``OR_API_TOKENS_FILE`` (tokens are long random strings, so a plain
+    digest is enough; the file never holds a token itself)."""
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError("token must be a non-empty text")
+    return "sha256$" + hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def api_tokens() -> tuple[str, list[tuple[str, User]]]:
+    """(where from, [(token hash, user)]) from ``OR_API_TOKENS`` ("TOKEN:USER:ROLE[,...]") or
+    ``OR_API_TOKENS_FILE`` (one ``sha256$<hex>:USER:ROLE`` per line, ``#`` comments; hashes only)."""
+    roles = load_roles()
+    problems: list[Problem] = []
+    out: list[tuple[str, User]] = []
+
+    def add(source: str, row: int | None, token_or_hash: str, user: str, role: str, hashed: bool) -> None:
+        if role not in roles.roles:
+            problems.append(Problem(source, row, "role", f"{role!r} must be one of {', '.join(roles.names())}"))
+        elif not user:
+            problems.append(Problem(source, row, "user", "the user name is empty"))
+        else:
+            out.append((token_or_hash if hashed else hash_token(token_or_hash), User(user, role)))
+
+    if os.environ.get(TOKENS_ENV):
+        source = f"environment variable {TOKENS_ENV}"
+        for i, item in enumerate(x for x in os.environ[TOKENS_ENV].split(",") if x.strip()):
+            parts = [x.strip() for x in item.split(":")]
+            if len(parts) != 3 or not parts[0]:
+                problems.append(Problem(TOKENS_ENV, i + 1, None, "each entry must be TOKEN:USER:ROLE"))
+                continue
+            add(TOKENS_ENV, i + 1, parts[0], parts[1], parts[2], False)
+    elif os.environ.get(TOKENS_FILE_ENV):
+        path = Path(os.environ[TOKENS_FILE_ENV])
+        source = str(path)
+        if not path.exists():
+            raise InputError(f"{TOKENS_FILE_ENV} points to {path}, which does not exist", file=str(path))
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = [x.strip() for x in line.split(":")]
+            if len(parts) != 3:
+                problems.append(Problem(str(path), i + 1, None, "each line must be sha256$<hex>:USER:ROLE"))
+            elif not (parts[0].startswith("sha256$") and len(parts[0]) == 71):
+                problems.append(Problem(str(path), i + 1, "token", "must be a token hash (python -m engine.governance.auth "
+                                                                  "hash-token); plaintext tokens are refused in this file"))
+            else:
+                add(str(path), i + 1, parts[0], parts[1], parts[2], True)
+    else:
+        raise PermissionError(f"No API tokens are configured: set {TOKENS_ENV}=\"TOKEN:USER:ROLE[,...]\" or "
+                              f"{TOKENS_FILE_ENV} (a file of token hashes).")
+    if problems:
+        raise InputError(problems)
+    return source, out
+
+
+def user_from_token(token: str | None = None, user: str | None = None) -> User:
+    """The user an API/command-line token belongs to (``token`` defaults to ``OR_TOKEN``).
+
+    ``user`` (e.g. ``--user U``) must name the token's own user: it selects nothing, it is checked.
+    PermissionError, in plain words, when the token is missing or unknown, or belongs to someone else.
+    """
+    token = token if token is not None else os.environ.get(TOKEN_ENV)
+    if not token or not token.strip():
+        raise PermissionError(f"Set {TOKEN_ENV} to your API token: governance commands take the identity from the "
+                              "environment, never a password on the command line.")
+    _, entries = api_tokens()
+    want = hash_token(token)
+    found = None
+    for h, u in entries:  # compare against every entry: the time taken does not reveal which one matched
+        if hmac.compare_digest(h, want):
+            found = u
+    if found is None:
+        raise PermissionError(f"{TOKEN_ENV} is not a known API token.")
+    if user is not None and user != found.name:
+        raise PermissionError(f"--user {user} does not match the token in {TOKEN_ENV}, which belongs to {found.name}.")
+    return found
+
+
 DEV_USERS = {"coordinator": "coordinator", "leadership": "leadership", "governance": "governance", "viewer": "viewer"}
 
 
@@ -235,7 +339,8 @@ def ensure_dev_users(path: str | Path | None = None) -> dict[str, str] | None:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m engine.governance.auth hash`` (reads a password, prints its hash) or ``init-dev``."""
+    """``python -m engine.governance.auth hash`` (reads a password, prints its hash), ``hash-token`` (the same for an
+    API token, for ``OR_API_TOKENS_FILE``) or ``init-dev``."""
     import getpass
 
     cmd = argv[0] if argv else ""
@@ -252,7 +357,11 @@ def _main(argv: list[str]) -> int:
         for u, pw in made.items():
             print(f"  {u:12s} {pw}")
         return 0
-    print("usage: python -m engine.governance.auth hash | init-dev", file=sys.stderr)
+    if cmd == "hash-token":
+        tok = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        print(hash_token(tok))
+        return 0
+    print("usage: python -m engine.governance.auth hash | hash-token | init-dev", file=sys.stderr)
     return 2
 
 
