@@ -183,7 +183,7 @@ def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.Dat
     booked = h.cases[h.cases["status"] == "booked"]
     pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
     cols = ["surgery_date", "service_line", "procedure_code", "procedure_name", "surgeon_id", "booked_minutes"]
-    return booked[cols].join(pred).reset_index(drop=True)
+    return booked.reindex(columns=cols).join(pred).reset_index(drop=True)  # a real export may lack some
 
 
 def forecasts(hospital_id: str, version: str, loaded_at_: str) -> pd.DataFrame:
@@ -484,6 +484,18 @@ def require_model(hospital_id: str, why: str):
         st.warning(f"{why} Train one on the Forecasts page first.")
         st.stop()
     return mv
+
+
+def has_booked_cases(h) -> bool:
+    return bool((h.cases["status"] == "booked").any())
+
+
+def require_booked_cases(h, what: str) -> None:
+    """A sentence and a stop when the hospital has no booked (future) cases: ``what`` needs them."""
+    if not has_booked_cases(h):
+        st.info(f"This hospital has no booked cases, so there is nothing {what}. Import or ingest the coming "
+                "days' bookings (Data page).")
+        st.stop()
 
 
 def first_booked_day(h) -> pd.Timestamp:

@@ -66,6 +66,10 @@ else:
         st.error(result.banner)
     st.caption(f"{'Proposed' if solver == 'highs' else 'Rules-based'} plan of {int(days)} days from {start:%Y-%m-%d}.")
 
+if not len(schedule):
+    st.info("This schedule has no cases (no booked cases in the planned days, or no completed history in the last "
+            "4 weeks), so there is nothing to review. Choose another schedule or more days.")
+    st.stop()
 table, summary = schedule_fairness(h, schedule, by, forecasts, min_group_cases=params.min_group_cases)
 flagged = flags(table, by, params)
 

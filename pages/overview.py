@@ -42,9 +42,13 @@ risks_tab, trends_tab, frontier_tab, tails_tab, breakdown_tab = st.tabs(
     ["Risks this week", "Trends", "Trade-off frontier", "Distributions and tails", "By site and service line"])
 mv = state.current_model(hid)
 first_day = state.first_booked_day(h)
+NO_BOOKED = "This hospital has no booked cases, so there is no coming plan to look at."
+booked = state.has_booked_cases(h)
 
 with risks_tab:
-    if mv is None:
+    if not booked:
+        st.info(NO_BOOKED)
+    elif mv is None:
         st.info("Train a forecasting model (Forecasts page) to see the coming week's risks.")
     else:
         risks = state.week_risks(hid, mv.version, lat, str(first_day.date()))
@@ -53,10 +57,14 @@ with risks_tab:
         for r in risks:
             {3: st.error, 2: st.warning, 1: st.info}[r["severity"]](r["risk"])
 with trends_tab:
-    for metric in ("prime_time_utilization", "overtime_minutes", "cancellation_rate", "addon_cases", "on_time_first_case"):
+    if not len(k):
+        st.info("No completed cases in the history yet, so there are no trends to show.")
+    for metric in ([] if not len(k) else ("prime_time_utilization", "overtime_minutes", "cancellation_rate", "addon_cases", "on_time_first_case")):
         st.plotly_chart(charts.kpi_trend(k, metric), width="stretch", key=f"ov_trend_{metric}")
 with frontier_tab:
-    if mv is None:
+    if not booked:
+        st.info(NO_BOOKED)
+    elif mv is None:
         st.info("Train a forecasting model first.")
     else:
         st.caption(f"Plans of {first_day:%a %d %b} under different overtime weightings, each simulated 200 times: "
@@ -65,7 +73,9 @@ with frontier_tab:
         st.plotly_chart(charts.frontier_chart(f), width="stretch", key="ov_frontier")
         st.dataframe(f.round(3), hide_index=True, width="stretch", key="ov_frontier_table")
 with tails_tab:
-    if mv is None:
+    if not booked:
+        st.info(NO_BOOKED)
+    elif mv is None:
         st.info("Train a forecasting model first.")
     else:
         run = state.cached_whatif(hid, mv.version, lat, str(first_day.date()), WhatIf(), PlanParams(time_limit_s=5.0), 200, 0)

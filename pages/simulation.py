@@ -13,29 +13,53 @@ st.title("Simulation")
 hid, loaded = state.require_hospital()
 h = loaded.hospital
 mv = state.require_model(hid, "The simulation draws durations from the forecasts.")
+state.require_booked_cases(h, "to simulate")
 
 scenarios = available_scenarios()
 first_day = state.first_booked_day(h)
+# The knobs shown, as range sliders (a scenario may give a range [lo, hi], drawn once per replication;
+# a fixed number is a range of width 0). label, slider bounds, step.
+SLIDERS = {
+    "duration_inflation": ("Duration inflation", -0.2, 0.5, 0.05),
+    "cancel_multiplier": ("Cancellation multiplier", 0.0, 5.0, 0.25),
+    "late_start_prob": ("Late first-case rate", 0.0, 1.0, 0.05),
+    "room_downtime_prob": ("Room downtime probability", 0.0, 0.5, 0.01),
+}
+
+
+def knob_key(name: str) -> str:
+    return f"sim_knob_{name}"
+
+
+def set_knobs_from_scenario() -> None:
+    """Every knob starts from the chosen scenario's own values (its file), also after a change of scenario."""
+    sc_ = load_scenario(st.session_state["sim_scenario"])
+    for k in SLIDERS:
+        st.session_state[knob_key(k)] = sc_.bounds(k)
+
+
+c0 = st.columns(4)
+name = c0[0].selectbox("Scenario", scenarios, index=scenarios.index("normal") if "normal" in scenarios else 0,
+                       key="sim_scenario", on_change=set_knobs_from_scenario)
+sc = load_scenario(name)
+if any(knob_key(k) not in st.session_state for k in SLIDERS):
+    set_knobs_from_scenario()
+st.markdown(f"*{sc.description}* The knobs start from this scenario's values; a range is drawn once per replication.")
+others = {k: v for k, v in sc.knobs.items() if k not in SLIDERS and v != KNOBS[k].default}
+if others:
+    st.caption("Also from the scenario file: " + "; ".join(
+        f"{k.replace('_', ' ')} {list(v) if isinstance(v, tuple) else v}" for k, v in others.items()) + ".")
 with st.form("sim_form"):
-    c = st.columns(4)
-    name = c[0].selectbox("Scenario", scenarios, index=scenarios.index("normal") if "normal" in scenarios else 0, key="sim_scenario")
-    start = c[1].date_input("First date", value=first_day.date(), key="sim_date")
-    days = c[2].number_input("Days", min_value=1, max_value=7, value=1, key="sim_days")
-    reps = c[3].number_input("Replications", min_value=50, max_value=5000, value=1000, step=50, key="sim_reps")
-    sc = load_scenario(name)
-    st.markdown(f"*{sc.description}* Knobs below start from the scenario's values.")
+    c = st.columns(3)
+    start = c[0].date_input("First date", value=first_day.date(), key="sim_date")
+    days = c[1].number_input("Days", min_value=1, max_value=7, value=1, key="sim_days")
+    reps = c[2].number_input("Replications", min_value=50, max_value=5000, value=1000, step=50, key="sim_reps")
     k = st.columns(4)
-
-    def knob(col, key, label, lo, hi, step):
-        base = sc.knobs.get(key, KNOBS[key].default)
-        base = float(sum(base) / 2) if isinstance(base, tuple) else float(base)
-        return col.slider(label, min_value=lo, max_value=hi, value=min(max(base, lo), hi), step=step, key=f"sim_knob_{key}",
-                          help=KNOBS[key].doc)
-
-    inflation = knob(k[0], "duration_inflation", "Duration inflation", -0.2, 0.5, 0.05)
-    cancel = knob(k[1], "cancel_multiplier", "Cancellation multiplier", 0.0, 5.0, 0.25)
-    late = knob(k[2], "late_start_prob", "Late first-case rate", 0.0, 1.0, 0.05)
-    down = knob(k[3], "room_downtime_prob", "Room downtime probability", 0.0, 0.5, 0.01)
+    knobs = {}
+    for col, (key, (label, lo, hi, step)) in zip(k, SLIDERS.items()):
+        v_lo, v_hi = sc.bounds(key)
+        knobs[key] = col.slider(label, min_value=min(lo, v_lo), max_value=max(hi, v_hi), step=step, key=knob_key(key),
+                                help=KNOBS[key].doc + " (a range: drawn uniformly once per replication)")
     p = st.columns(3)
     policies = p[0].multiselect("Policies", list(POLICIES), default=list(POLICIES), key="sim_policies")
     addon_policy = p[1].selectbox("Add-on placement", ["reserve", "next_free", "bump"], key="sim_addon_policy")
@@ -46,8 +70,7 @@ if run:
     if not policies:
         st.error("Choose at least one policy.")
     else:
-        scenario = sc.with_(duration_inflation=inflation, cancel_multiplier=cancel, late_start_prob=late,
-                            room_downtime_prob=down)
+        scenario = sc.with_(**{key: (float(lo) if lo == hi else (float(lo), float(hi))) for key, (lo, hi) in knobs.items()})
         bar = st.progress(0.0, text="planning the policies' schedules")
         try:
             schedules = state.cached_policy_schedules(hid, mv.version, state.loaded_at(hid), str(start), int(days), tuple(policies))

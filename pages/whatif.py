@@ -42,6 +42,7 @@ LOWER_IS_BETTER = {"p95_overtime_minutes", "deferred_cases", "pacu_hold_minutes"
 hid, loaded = state.require_hospital()
 h = loaded.hospital
 mv = state.require_model(hid, "What-ifs re-plan with the forecasts.")
+state.require_booked_cases(h, "to re-plan")
 first_day = state.first_booked_day(h)
 version, lat = mv.version, state.loaded_at(hid)
 

@@ -32,7 +32,7 @@ def test_inflating_durations_raises_simulated_overtime(trained):
     at.get("form_submit_button")[0].click().run()
     base = next(df.value for df in at.dataframe if "worst5_mean" in df.value.columns)
     ot0 = float(base.set_index("metric").loc["overtime_minutes", "mean"])
-    at.slider(key="sim_knob_duration_inflation").set_value(0.4)
+    at.slider(key="sim_knob_duration_inflation").set_value((0.4, 0.4))
     at.get("form_submit_button")[0].click().run()
     after = next(df.value for df in at.dataframe if "worst5_mean" in df.value.columns)
     assert float(after.set_index("metric").loc["overtime_minutes", "mean"]) > ot0
