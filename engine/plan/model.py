@@ -404,16 +404,15 @@ def _fill(inst: PlanInstance, chosen: dict, open_rd: set) -> None:
     as feasible_start (instance.slot_fits, one room per surgeon and day)."""
     c, s, t = inst.cases, inst.slots, inst.turnover_minutes
 
-    def surgeon_key(ci, d):
-        g = c.at[ci, "surgeon_id"]
-        return (surgeon_key(g, ci), d)
+    def day_key(ci, d):
+        return (surgeon_key(c.at[ci, "surgeon_id"], ci), d)
 
     p50, p80 = c["p50_i"].to_dict(), c["p80_i"].to_dict()
     in_slot: dict[str, list[str]] = {}
     room_of: dict[tuple, str] = {}
     for ci, si in chosen.items():
         in_slot.setdefault(si, []).append(ci)
-        room_of[surgeon_key(ci, s.at[si, "date"])] = s.at[si, "room_id"]
+        room_of[day_key(ci, s.at[si, "date"])] = s.at[si, "room_id"]
     rooms = {d: {r for dd, r in open_rd if dd == d} for d in inst.dates}
     cap = {d: int(inst.staffing.at[d, "room_cap"]) if d in inst.staffing.index else 0 for d in inst.dates}
     slots_of = inst.eligible.groupby("case_id")["slot_id"].agg(list) if len(inst.eligible) else pd.Series(dtype=object)
@@ -423,7 +422,7 @@ def _fill(inst: PlanInstance, chosen: dict, open_rd: set) -> None:
             d, r = s.at[si, "date"], s.at[si, "room_id"]
             if r not in rooms[d] and len(rooms[d]) >= cap[d]:
                 continue
-            key = surgeon_key(ci, d)
+            key = day_key(ci, d)
             if room_of.get(key, r) != r:
                 continue
             trial = in_slot.get(si, []) + [ci]

@@ -15,6 +15,10 @@ class PlanParams:
     durations is below the sum of their P80s (about sum P50 + sqrt(n) x mean(P80 - P50)), so 0.6
     approximates a room of three cases.
 
+    ``gap_tolerance`` no longer makes a plan fall back (issue 16: a schedule that scores better
+    than the rules one is used whatever its gap, with the gap shown); it is kept for callers
+    that read it.
+
     ``hold_addon_rooms``: keep open (unblocked) rooms free for the day's add-ons, up to the add-on
     forecast's reserve minutes (P80 of the day's add-on minutes); each reserve minute not held
     costs ``w_addon_reserve``, by default as much as a minute of overtime (``w_overtime``): an

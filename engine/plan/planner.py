@@ -1,8 +1,12 @@
 """Plan a horizon: instance -> (MIP or rules) assignment -> sequencing -> schedule, KPIs, reasons.
 
-A missing solver, a crash, an infeasible model or a gap above ``gap_tolerance`` falls back to
-the rules-based schedule, and the result carries a banner saying why. Never a silent empty
-schedule: every booked case of the horizon is either scheduled or deferred with a reason.
+Never worse than the rules: the optimizer's sequenced schedule and the rules-based one are both
+scored on the model's objective (engine/plan/score.py) and the optimizer's is used whenever it
+scores no worse, whatever its gap (the result then carries a ``notice``: not proven optimal,
+with the gap and bound). The rules schedule is returned (with a ``banner`` saying why) only for
+a missing or crashed solver, an infeasible model, locks that cannot hold, or an optimizer
+schedule that scores worse. Never a silent empty schedule: every booked case of the horizon is
+either scheduled or deferred with a reason.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from engine.plan.instance import PlanInstance, build_instance, minutes_to_time, 
 from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
 from engine.plan.params import ALTERNATIVES, PlanParams
 from engine.plan.rules import rules_assignment
+from engine.plan.score import score_assignment, sequenced_assignment
 from engine.plan.sequence import sequence, to_schedule
 from engine.plan.solve import SolveResult, solve
 
@@ -39,6 +44,7 @@ class PlanResult:
     sequence: pd.DataFrame | None = None  # the sequencer's rows (slot ids and minutes)
     held: list[str] = field(default_factory=list)  # open-room slots held free for add-ons
     optimizer_assignment: pd.DataFrame | None = None  # the optimizer's answer before sequencing
+    notice: str | None = None  # said with an optimizer schedule that is used but not proven optimal
 
     def assignment(self) -> pd.DataFrame:
         """case_id, slot_id (None when deferred) of this plan: a MIP start for a similar plan."""
@@ -62,6 +68,11 @@ class PlanResult:
             "utilization": self.kpis["utilization"],
             "fallback_used": self.banner is not None,
             "fallback_reason": self.banner,
+            "gap_proven": bool(self.kpis.get("gap_proven", False)),
+            "beats_rules": bool(self.kpis.get("beats_rules", False)),
+            "objective_schedule": self.kpis.get("objective_schedule"),
+            "objective_rules": self.kpis.get("objective_rules"),
+            "notice": self.notice,
             "diagnosis": self.diagnosis,
             "p80_overtime_minutes": self.kpis["p80_overtime_minutes"],
             "pacu_peak": self.kpis["pacu_peak"],
@@ -260,8 +271,8 @@ def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
 # ----------------------------------------------------------------- plan
 
 
-def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | None = None
-             ) -> tuple[SolveResult, pd.DataFrame | None, list[str], dict[str, float]]:
+def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | None = None,
+             models_out: list | None = None) -> tuple[SolveResult, pd.DataFrame | None, list[str], dict[str, float]]:
     """Build and solve the assignment MIP, one independent part at a time.
 
     Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS,
@@ -271,7 +282,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     MIP start, e.g. the schedule of a similar plan (HiGHS drops it when it breaks a rule of this
     instance). Returns the combined result (objectives and bounds add up), the assignment (None
     when a part has no solution), the open-room slots held for add-ons and the build and solve
-    seconds.
+    seconds. ``models_out`` (a list) receives the parts' models (to score schedules with).
     """
     t_model = t_solve = 0.0
     parts = split_instance(inst)
@@ -332,6 +343,8 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     else:
         combined = _combine(params.solver, results, len(parts))
     assignment = pd.concat(assignments, ignore_index=True) if combined.has_solution else None
+    if models_out is not None:
+        models_out.extend(models)
     return combined, assignment, [si for h in held for si in h], {"model_s": t_model, "solve_s": t_solve}
 
 
@@ -470,12 +483,19 @@ def plan(
                           downtime=downtime, addon_reserve=addon_reserve)
     diag = diagnose(inst, hospital)
     timings = {"instance_s": time.perf_counter() - t0, "model_s": 0.0, "solve_s": 0.0}
-    banner = None
+    banner = notice = None
     res: SolveResult | None = None
     lock_problems: list[str] = []
     reused, limit, held = False, params.time_limit_s, []
+    models: list = []
+    judged: dict[str, float | bool | None] = {"objective_schedule": None, "objective_rules": None,
+                                               "beats_rules": False, "gap_proven": False}
+    t_seq = 0.0
     if params.solver == "rules":
         assignment, order, used = rules_assignment(inst), "booked_first", "rules"
+        t1 = time.perf_counter()
+        seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min)
+        t_seq = time.perf_counter() - t1
     else:
         lock_problems = check_locks(inst)
         key = model_key(inst, params) if memo is not None else None
@@ -485,7 +505,7 @@ def plan(
             res, assignment, held, limit = memo[key]
             assignment, t, reused = assignment.copy(), {}, True
         else:
-            res, assignment, held, t = optimize(inst, params, warm_start)
+            res, assignment, held, t = optimize(inst, params, warm_start, models_out=models)
             if key is not None and res.has_solution:
                 memo[key] = (res, assignment.copy(), held, params.time_limit_s)
         timings.update(t)
@@ -500,24 +520,43 @@ def plan(
                 "error": f"The {params.solver} solver failed ({res.message}).",
                 "time_limit": f"The {params.solver} solver found no schedule within {params.time_limit_s:.0f} s.",
             }.get(res.status, f"The {params.solver} solver returned no schedule ({res.status}).")
-        elif res.mip_gap is not None and res.mip_gap > params.gap_tolerance:
-            banner = (f"The {params.solver} solver stopped at a gap of {res.mip_gap:.1%}, above the tolerance of "
-                      f"{params.gap_tolerance:.0%}.")
+        rules_a = rules_assignment(inst)
+        t1 = time.perf_counter()
+        rules_seq = sequence(inst, _with_reasons(rules_a, diag), order="booked_first", not_before_min=not_before_min)
+        t_seq += time.perf_counter() - t1
+        if banner is None:
+            order = order or "longest_first"
+            t1 = time.perf_counter()
+            seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min)
+            t_seq += time.perf_counter() - t1
+            # Never worse than the rules: both exported schedules scored on the model's objective.
+            t1 = time.perf_counter()
+            mine = score_assignment(inst, params, sequenced_assignment(seq), models or None)
+            theirs = score_assignment(inst, params, sequenced_assignment(rules_seq), models or None)
+            timings["score_s"] = time.perf_counter() - t1
+            judged.update(objective_schedule=round(mine, 3), objective_rules=round(theirs, 3),
+                          beats_rules=bool(mine <= theirs + 1e-6),
+                          gap_proven=bool(res.status == "optimal"))
+            if not judged["beats_rules"]:
+                banner = (f"The optimizer's schedule scores worse than the rules-based block schedule on the same "
+                          f"objective ({mine:,.0f} against {theirs:,.0f}).")
+            elif not judged["gap_proven"]:
+                gap = f"a gap of {res.mip_gap:.1%}" if res.mip_gap is not None else "no proven bound"
+                bound = f", bound {res.bound:,.0f}" if res.bound is not None else ""
+                notice = (f"Not proven optimal: the {params.solver} solver stopped at {gap} (objective {res.objective:,.0f}"
+                          f"{bound}). The schedule passes every hard rule and scores better than the rules-based "
+                          f"block schedule ({mine:,.0f} against {theirs:,.0f}), so it is used.")
         if banner:
             banner += " Showing the rules-based block schedule instead."
-            assignment, order, used, held = rules_assignment(inst), "booked_first", "rules", []
-        else:
-            order = order or "longest_first"
+            assignment, order, used, held, seq = rules_a, "booked_first", "rules", [], rules_seq
+            judged["objective_schedule"] = judged["objective_rules"]
     optimizer_assignment = assignment.copy() if used != "rules" else None
-    if len(assignment):
-        why = assignment["case_id"].map(diag)
-        assignment["reason"] = why.where(why.notna(), assignment["reason"])
     t1 = time.perf_counter()
-    seq = sequence(inst, assignment, order=order, not_before_min=not_before_min)
     reasons = placement_reasons(inst, seq)
     schedule = to_schedule(inst, seq, reasons)
-    timings["sequence_s"] = time.perf_counter() - t1
+    timings["sequence_s"] = t_seq + time.perf_counter() - t1
     k = kpis(inst, seq, used)
+    k.update(judged)
     k["solve_seconds"] = round(time.perf_counter() - t0, 3)
     k["reused_solution"] = reused
     k["solution_time_limit_s"] = limit
@@ -525,7 +564,16 @@ def plan(
     timings["total_s"] = time.perf_counter() - t0
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
-    return PlanResult(schedule, k, res, inst, params, banner, notes, seq, held, optimizer_assignment)
+    return PlanResult(schedule, k, res, inst, params, banner, notes, seq, held, optimizer_assignment, notice)
+
+
+def _with_reasons(assignment: pd.DataFrame, diag: dict[str, str]) -> pd.DataFrame:
+    """The assignment with the diagnosis' reason for each case that has no room time at all."""
+    a = assignment.copy()
+    if len(a):
+        why = a["case_id"].map(diag)
+        a["reason"] = why.where(why.notna(), a["reason"] if "reason" in a.columns else None)
+    return a
 
 
 def addon_reserve_minutes(hospital: Hospital, start_date, days: int) -> pd.DataFrame:

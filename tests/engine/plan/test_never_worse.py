@@ -1,0 +1,55 @@
+"""Issue 16, never worse than the rules: the optimizer's schedule is used whenever it scores no
+worse than the rules-based one on the model's objective (whatever its gap); the rules schedule
+is returned only when it scores better (or the solver fails)."""
+from __future__ import annotations
+
+import importlib
+
+import pandas as pd
+
+from engine.plan import PlanParams, plan
+from engine.plan.score import score_assignment, sequenced_assignment
+from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon
+
+planner_mod = importlib.import_module("engine.plan.planner")
+
+
+def test_plan_reports_both_scores_and_uses_the_better(day_plans) -> None:
+    r = day_plans["highs"]
+    j = r.to_json()
+    assert {"gap_proven", "beats_rules", "objective_schedule", "objective_rules"} <= set(j)
+    assert j["fallback_used"] is False and j["beats_rules"] is True
+    assert j["objective_schedule"] <= j["objective_rules"] + 1e-6
+    # The score is the model's objective at the exported schedule.
+    again = score_assignment(r.instance, r.params, sequenced_assignment(r.sequence))
+    assert abs(again - j["objective_schedule"]) < 1e-3
+
+
+def test_a_schedule_worse_than_the_rules_falls_back(h, fc, monkeypatch) -> None:
+    """An optimizer that defers everything scores worse than the rules: the rules schedule is used."""
+    real = planner_mod.optimize
+
+    def lazy(inst, params, warm_start=None, models_out=None):
+        res, a, held, t = real(inst, params, warm_start, models_out)
+        return res, a.assign(slot_id=None, reason="deferred"), [], t
+
+    monkeypatch.setattr(planner_mod, "optimize", lazy)
+    r = plan(h, fc, MONDAY, PlanParams(time_limit_s=10))
+    j = r.to_json()
+    rules = plan(h, fc, MONDAY, PlanParams(solver="rules"))
+    assert j["fallback_used"] is True and j["beats_rules"] is False and "scores worse" in r.banner
+    assert r.kpis["solver"] == "rules"
+    cols = ["case_id", "status", "room_id", "start"]
+    pd.testing.assert_frame_equal(r.schedule[cols].reset_index(drop=True), rules.schedule[cols].reset_index(drop=True))
+    assert_no_violations(h, r.schedule, horizon(1))
+
+
+def test_week_with_a_short_limit_is_the_optimizers(h, fc) -> None:
+    """A week stopped far from proven is still the optimizer's when it beats the rules."""
+    r = plan(h, fc, MONDAY, PlanParams(days=5, time_limit_s=8))
+    j = r.to_json()
+    if j["fallback_used"]:
+        assert "scores worse" in r.banner and j["objective_schedule"] == j["objective_rules"]
+    else:
+        assert j["beats_rules"] and (j["gap_proven"] or r.notice)
+    assert_no_violations(h, r.schedule, horizon(5))
