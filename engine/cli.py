@@ -147,6 +147,8 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     loaded = load_hospital(args.data)
     hid = args.name or args.data.resolve().name
+    if args.tune is None:
+        args.tune = True  # train chooses its model settings per hospital unless --no-tune
     params = _forecast_params(args, declared_extra_features(loaded.hospital))
     mv = train_and_register(loaded.hospital, hid, params, Registry(args.models),
                             progress=lambda f, t: log.info("%3.0f%% %s", 100 * f, t))

@@ -49,8 +49,16 @@ if mv is None:
 metrics = mv.meta["metrics"]
 st.caption(
     f"Backtest: trained before {mv.meta['backtest_test_from']}, scored on {metrics['n_test']} completed cases from then on "
-    f"(the last weeks of history), against the scheduler's booked minutes and the historical surgeon x procedure median."
+    f"(the last weeks of history), against the scheduler's booked minutes and the historical surgeon x procedure "
+    f"and procedure medians."
 )
+if mv.meta.get("p50_source"):
+    st.caption(f"The P50 is {mv.meta['p50_source']}: chosen on the calibration window, so the forecast is never "
+               f"knowingly worse than the simple baseline.")
+if mv.meta.get("notes"):
+    with st.expander("Adapted to this hospital's data", expanded=not mv.meta.get("cancellation_available", True)):
+        for note in mv.meta["notes"]:
+            st.markdown(f"- {note}")
 
 acc, by_sl, drift_tab, cases_tab, addon_tab = st.tabs(["Accuracy", "By service line", "Drift", "Per case", "Add-ons"])
 with acc:
@@ -64,7 +72,24 @@ with acc:
                     delta=f"model is {metrics['mae_p50'] / metrics['mae_baseline_history']:.2f}x", delta_color="off")
     c[3].metric("P80 coverage", f"{metrics['coverage_p80']:.1%}", delta=f"{(metrics['coverage_p80'] - 0.8) * 100:+.1f} pts vs 80%", delta_color="off")
     c[4].metric("P95 coverage", f"{metrics['coverage_p95']:.1%}", delta=f"{(metrics['coverage_p95'] - 0.95) * 100:+.1f} pts vs 95%", delta_color="off")
-    if metrics.get("cancel_auc") is not None:
+    c = st.columns(4)
+    if metrics.get("mae_baseline_procedure"):
+        c[0].metric("Procedure-median MAE", f"{metrics['mae_baseline_procedure']:.1f}",
+                    delta=f"model is {metrics['mae_p50'] / metrics['mae_baseline_procedure']:.2f}x", delta_color="off")
+    share = lambda k: "n/a" if metrics.get(k) is None else f"{metrics[k]:.0%}"  # noqa: E731
+    if metrics.get("within_10pct_p50") is not None:
+        c[1].metric("Within 10% of actual", share("within_10pct_p50"),
+                    delta=f"booked: {share('within_10pct_booked')}, history median: {share('within_10pct_history')}", delta_color="off")
+        c[2].metric("Within 15 min of actual", share("within_15min_p50"),
+                    delta=f"booked: {share('within_15min_booked')}, history median: {share('within_15min_history')}", delta_color="off")
+    if metrics.get("bias_p50") is not None:
+        c[3].metric("Bias of the P50 (min)", f"{metrics['bias_p50']:+.1f}",
+                    delta="under-predicts" if metrics["bias_p50"] < 0 else "over-predicts", delta_color="off",
+                    help="Mean of P50 minus the actual room time; negative means cases run longer than forecast.")
+    if not mv.meta.get("cancellation_available", True):
+        st.info("**Cancellation model**: not trained for this hospital. "
+                + next((n for n in mv.meta.get("notes", []) if "cancel" in n), "Too few cancellations in the history."))
+    elif metrics.get("cancel_auc") is not None:
         st.markdown(
             f"**Cancellation model**: AUC {metrics['cancel_auc']:.3f}; Brier score {metrics['cancel_brier']:.4f} "
             f"against {metrics['cancel_brier_base_rate']:.4f} for always predicting the base rate "
@@ -108,11 +133,15 @@ with cases_tab:
         k[1].metric("P80", f"{row['p80']:.0f} min")
         k[2].metric("P95", f"{row['p95']:.0f} min")
         k[3].metric("Booked", "n/a" if pd.isna(row["booked_minutes"]) else f"{row['booked_minutes']:.0f} min")
-        k[4].metric("Cancellation risk", f"{row['cancel_prob']:.0%}")
-        st.markdown("**Top drivers of the P50**")
-        for i in (1, 2, 3):
-            if isinstance(row.get(f"reason_{i}"), str):
-                st.markdown(f"- {row[f'reason_{i}']}")
+        source = row.get("cancel_source", "model")
+        k[4].metric("Cancellation risk", "not forecast" if source == "none" else f"{row['cancel_prob']:.0%}",
+                    help={"none": "No cancellations in this hospital's history: no cancellation model.",
+                          "base_rate": "Too few cancellations for a model: the history's base rate."}.get(source))
+        st.markdown("**How the P50 adds up**: from the model's average case, the top three drivers, the other "
+                    "factors together and the calibration, in whole minutes that sum to the P50")
+        for part in str(row.get("reasons") or "").split("; "):
+            if part and part != row.get("fallback_note"):
+                st.markdown(f"- {part}")
         if row.get("fallback_note"):
             st.warning(row["fallback_note"])
         st.dataframe(

@@ -26,6 +26,7 @@ from engine.forecast.duration import DurationModel, RecentResiduals
 from engine.forecast.features import build_features, classify_extras, completed_history, model_columns
 from engine.forecast.params import ForecastParams
 from engine.forecast.reasons import top_reasons
+from engine.forecast.tuning import tune
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class Forecaster:
     After fit: ``notes`` (what was adapted to this hospital's data, in sentences),
     ``cancellation_available`` (False when the cancellation model was skipped),
     ``cancel_base_rate_`` (share of elective cases cancelled in the training history, None when
-    there were none labelled), ``calibration_days_`` (the window used), ``extra_kinds_``.
+    there were none labelled), ``calibration_days_`` (the window used), ``extra_kinds_``,
+    ``tuning_`` (what the time-split validation tried and chose, None without ``params.tune``; after
+    a tuned fit ``params`` holds the chosen settings, with ``tune`` off, so a refit reuses them).
     """
 
     def __init__(self, params: ForecastParams | None = None) -> None:
@@ -109,6 +112,22 @@ class Forecaster:
         cal_start = train_until - pd.Timedelta(days=cal_days)
         calibration = (past["surgery_date"] >= cal_start).to_numpy()
         minutes = ((past["wheels_out"] - past["wheels_in"]).dt.total_seconds() / 60).to_numpy()
+        self.tuning_ = None
+        if p.tune:
+            step(0.1, "choosing model settings on a time split")
+            tuned, self.tuning_ = tune(feats, np.where(done, minutes, np.nan), done & ~calibration, self.feature_names_, p)
+            if "skipped" in self.tuning_:
+                notes.append(f"model settings not tuned: {self.tuning_['skipped']}")
+            else:
+                notes.append(f"model settings chosen on a time split of the training history: depth {tuned.depth}, "
+                             f"learning rate {tuned.learning_rate:g}, {tuned.iterations} iterations, "
+                             f"shrinkage {tuned.shrinkage_cases:g} cases ({len(self.tuning_['tried'])} candidates, "
+                             f"{self.tuning_['seconds']:.0f} s)")
+            if tuned.shrinkage_cases != p.shrinkage_cases:
+                feats = build_features(past, hist, tuned, room_open_minutes=self.open_minutes_, extras=self.extra_kinds_)
+            # Predictions build features with the chosen settings too.
+            p = self.params = tuned
+            fit_params = replace(tuned, calibration_days=cal_days)
         step(0.2, "training the duration model")
         self.duration_ = DurationModel(fit_params).fit(
             feats[done], minutes[done], calibration[done],

@@ -206,8 +206,10 @@ def train_and_register(
     done_past = past[past["status"] == "completed"]
     ref_cases = done_past[(done_past["surgery_date"] < test_from) & (done_past["surgery_date"] >= test_from - pd.Timedelta(days=params.calibration_days))]
     step(0.5, "fitting the production model on all history")
+    # Settings tuned on the backtest's training history (a time split before test_from) are reused.
+    prod_params = report.forecaster.params if report.forecaster is not None else params
     t0 = time.perf_counter()
-    fc = Forecaster(params).fit(past, train_until=as_of, rooms=hospital.rooms,
+    fc = Forecaster(prod_params).fit(past, train_until=as_of, rooms=hospital.rooms,
                                 progress=lambda f, t: step(0.5 + 0.4 * f, t))
     fit_seconds = time.perf_counter() - t0
     ref = _residual_frame(fc, ref_cases, past) if len(ref_cases) else pd.DataFrame()
@@ -234,6 +236,8 @@ def train_and_register(
         "cancellation_available": fc.cancellation_available,
         "p50_source": fc.duration_.p50_source(),
         "calibration_days": fc.calibration_days_,
+        "tuning": report.forecaster.tuning_ if report.forecaster is not None else None,
+        "params_used": fc.params.to_dict(),
         "drift_state": overall_state(drift),
         "mae_p50": report.overall["mae_p50"],
         "coverage_p80": report.overall["coverage_p80"],

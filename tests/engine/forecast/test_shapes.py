@@ -215,3 +215,20 @@ def test_reasons_add_up_from_the_stated_starting_value_to_the_p50(fitted):
         start = int(text.split("starts from ")[1].split(" min")[0])
         signed = [int(x) for x in __import__("re").findall(r"(?:^|; )([+-]\d+) min:", text)]
         assert start + sum(signed) == int(round(p50)), text
+
+
+# ------------------------------------------------------------------ per-hospital model choices
+def test_tuning_chooses_the_settings_with_the_lowest_time_split_loss(small_hospital):
+    _, h = small_hospital
+    params = replace(FAST, tune=True, tune_budget_s=1e6)
+    fc = Forecaster(params).fit(h.cases, train_until=h.as_of() - pd.Timedelta(days=60), rooms=h.rooms)
+    rep = fc.tuning_
+    assert len(rep["tried"]) >= 2
+    best = min(rep["tried"], key=lambda t: t["loss"])
+    assert (fc.params.depth, fc.params.learning_rate) == (best["depth"], best["learning_rate"])
+    assert fc.params.tune is False and 50 <= fc.params.iterations <= 2 * FAST.iterations
+    assert fc.duration_.params.depth == best["depth"]
+    assert any("model settings chosen on a time split" in n for n in fc.notes)
+    # The refit a registry makes reuses the settings without tuning again.
+    again = Forecaster(fc.params).fit(h.cases, train_until=h.as_of(), rooms=h.rooms)
+    assert again.tuning_ is None and again.duration_.params.depth == best["depth"]
