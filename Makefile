@@ -7,24 +7,30 @@ PORT ?= 8501
 
 .PHONY: run test venv demo bench clean
 
+# pip shows what it downloads and installs (a first install takes several minutes).
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@echo "== Installing Python packages into $(VENV) (several minutes the first time)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --progress-bar on --upgrade pip
+	$(BIN)/pip install --progress-bar on -r requirements-dev.txt
 	touch $@
 
 venv: $(BIN)/.installed
 
 $(DEMO)/cases.csv: | venv
-	$(BIN)/python -m engine generate --out $(DEMO)
+	@echo "== Generating the demo hospital in $(DEMO)"
+	$(BIN)/python -m engine -v generate --out $(DEMO)
 
 # The demo's forecasting model is trained once (about a minute); the dashboard never trains on load.
+# -v prints each training step (backtest, drift, final fit, registration) as it starts.
 var/models/demo/current.json: $(DEMO)/cases.csv
-	$(BIN)/python -m engine train --data $(DEMO)
+	@echo "== Training the demo hospital's forecasting model (a few minutes; steps below)"
+	$(BIN)/python -m engine -v train --data $(DEMO)
 
 demo: $(DEMO)/cases.csv var/models/demo/current.json
 
 run: venv demo
+	@echo "== Serving the dashboard on http://localhost:$(PORT)"
 	HOSPITAL_DIR=$(DEMO) $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
 test: venv
