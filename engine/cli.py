@@ -380,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--name", default=None, help="hospital id (default: the folder name)")
         if action == "export":
             a.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
+    from engine.govcli import add_gov_parser
+
+    add_gov_parser(sub)  # python -m engine gov ... (engine/govcli.py)
     return p
 
 

@@ -618,6 +618,9 @@ class Governance:
                     params: GateParams | None = None, as_of: Any = None, freshness: Any = None) -> list[GateResult]:
         """Evaluate every safety gate for a version and audit the decision (one entry with every gate)."""
         self._require(actor, "run_gates")
+        if quality is None and hasattr(hospital, "report"):
+            quality = hospital.report  # a LoadedHospital carries its import quality report
+        hospital = getattr(hospital, "hospital", hospital)
         ver = self.version(version_id)
         rate, breakdown = self.version_override_rate(version_id)
         results = evaluate_gates(hospital, model=model, quality=quality, override_rate=rate, override_breakdown=breakdown,
