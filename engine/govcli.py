@@ -339,7 +339,8 @@ def _export(args: argparse.Namespace) -> dict[str, Any]:
 def add_gov_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``gov`` and its actions on the main parser's subparsers (engine/cli.py)."""
     help_ = "Governance: propose, override, gate, approve, reject, publish, roll back, status, export (identity from OR_TOKEN)."
-    g = sub.add_parser("gov", help=help_, description=help_ + " Exit 2 when refused, naming the field, rule or gate.")
+    g = sub.add_parser("gov", help=help_, description=help_ + " Every action takes --json PATH (the machine-readable "
+                                                              "result). Exit 2 when refused, naming the field, rule or gate.")
     gs = g.add_subparsers(dest="gov_command", required=True, metavar="ACTION")
 
     def add(name: str, fn: Callable[[argparse.Namespace], dict[str, Any]], text: str) -> argparse.ArgumentParser:
