@@ -1,6 +1,9 @@
 """Data page: which hospital is loaded, feed freshness, quality report, charts, import."""
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -99,12 +102,29 @@ if refusal:
     st.info(f"Importing is not available to you: {refusal}")
 mappings = state.shipped_mappings()
 OWN = "(my own mapping: upload it below)"
-source = st.file_uploader("Export file", type=["csv", "parquet", "xlsx"], key="import_source")
-choice = st.selectbox("Mapping", [*mappings, OWN], index=0, key="import_mapping_choice",
+SUGGEST = "(suggest a mapping from the export, then review and edit it)"
+source = st.file_uploader("Export file", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="import_source")
+choice = st.selectbox("Mapping", [*mappings, SUGGEST, OWN], index=0, key="import_mapping_choice",
                       help="An uploaded mapping is used whatever is selected here.")
 own_mapping = st.file_uploader("Own mapping (YAML)", type=["yaml", "yml"], key="import_mapping_file")
+edited_mapping = None
 if own_mapping is not None:
     st.caption(f"Using the uploaded mapping **{own_mapping.name}**.")
+elif choice == SUGGEST and source is not None:
+    try:
+        suggested = state.suggested_mapping(source.name, source.getvalue())
+    except InputError as exc:
+        st.error("The export could not be read to suggest a mapping.")
+        st.dataframe(problems_frame(exc.problems), hide_index=True, width="stretch")
+    else:
+        st.caption("Review the suggested mapping: lines marked **CHECK** need a person's eye (status and "
+                   "service values, date formats, the hospital's settings). Edit it here; the import uses this text.")
+        # Keyed by the upload, so a new export gets a fresh suggestion.
+        digest = hashlib.sha1(source.getvalue()).hexdigest()[:10]
+        edited_mapping = st.text_area("Suggested mapping (YAML)", value=suggested, height=420,
+                                      key=f"import_mapping_text_{digest}")
+        st.download_button("Download this mapping", edited_mapping.encode(), key="download_suggested_mapping",
+                           file_name=f"{Path(source.name).stem}.yaml")
 name = st.text_input("Name for this hospital", value="imported", key="import_name")
 target = state.hospital_id_for(name)
 replace = False
@@ -122,9 +142,13 @@ if submitted:
         st.error("Choose an export file to import.")
     elif own_mapping is None and choice == OWN:
         st.error("Upload a mapping file, or choose a shipped mapping.")
+    elif own_mapping is None and choice == SUGGEST and edited_mapping is None:
+        st.error("The export could not be read, so there is no suggested mapping to import with.")
     else:
         if own_mapping is not None:
             mapping_name, mapping_bytes = own_mapping.name, own_mapping.getvalue()
+        elif choice == SUGGEST:
+            mapping_name, mapping_bytes = f"{Path(source.name).stem}.yaml", edited_mapping.encode()
         else:
             mapping_name, mapping_bytes = mappings[choice].name, mappings[choice].read_bytes()
         try:

@@ -162,3 +162,21 @@ def test_a_viewer_cannot_import(env):
     at.selectbox(key="demo_role").set_value("viewer").run()
     assert at.button(key="import_submit").disabled
     assert any("not available to you" in i.value for i in at.info)
+
+
+def test_upload_review_suggested_mapping_edit_and_import(env):
+    """Issue 17: upload an export no mapping exists for, review the suggestion, edit it, import."""
+    at = app()
+    at.run()
+    at.file_uploader(key="import_source").upload("theatre.csv", _csv(make_export("euro", weeks=3)), "text/csv")
+    at.selectbox(key="import_mapping_choice").select_index(1).run()  # the suggestion
+    assert "suggest" in at.selectbox(key="import_mapping_choice").value
+    area = at.text_area[0]
+    assert "Fallnummer" in area.value and "CHECK" in area.value
+    area.set_value(area.value.replace('hospital_name: "theatre"', 'hospital_name: "Klinikum Nord"')).run()
+    at.text_input(key="import_name").input("nord").run()
+    at.button(key="import_submit").click().run()
+    assert not at.exception
+    assert any("Imported `nord`" in s.value for s in at.success), [e.value for e in at.error]
+    at.button(key="switch_imported").click().run()
+    assert any("Klinikum Nord" in c.value for c in at.caption)  # the edit was used

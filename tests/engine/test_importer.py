@@ -693,3 +693,104 @@ def test_numbers_accept_thousands_separators_only() -> None:
     cases, problems = apply_mapping(src, mapping, "src.csv")
     assert [(p.row, p.column) for p in problems] == [(2, "Booked")]
     assert cases["booked_minutes"].iloc[0] == 1200.0 and cases["booked_minutes"].iloc[2] == 90.0
+
+
+# --------------------------------------------------------------------------- suggested mappings (issue 17)
+
+from engine.cli import main as cli_main  # noqa: E402
+from engine.onboard import suggest_mapping  # noqa: E402
+from engine.onboard.suggest import classify, match_headers, normalise  # noqa: E402
+from tests.foreign_exports import TRUTH, make_export, write_export  # noqa: E402
+
+# The shipped worked mapping is the answer key for the sample export.
+SAMPLE_TRUTH = {"Encounter ID": "case_id", "Date": "surgery_date", "OR Suite": "room_id", "Service": "service_line",
+                "Surgeon": "surgeon_id", "CPT Code": "procedure_code", "CPT Description": "procedure_name",
+                "Booked Time (min)": "booked_minutes", "OR Schedule": "scheduled_start", "Wheels In": "wheels_in",
+                "Start Time": "procedure_start", "End Time": "procedure_end", "Wheels Out": "wheels_out",
+                "Case Status": "status", "Patient Class": "admission_type", "ASA": "asa_class",
+                "Anesthesia Type": "anesthesia_type", "Cancel Reason": "cancellation_reason", "Add On": "urgency"}
+
+
+def _accuracy(matches: dict[str, str], truth: dict[str, str]) -> float:
+    got = {h: t for t, h in matches.items()}
+    return sum(got.get(h) == t for h, t in truth.items()) / len(truth)
+
+
+@pytest.mark.parametrize("style,ext", [("epic", ".csv"), ("euro", ".txt"), ("iso", ".xlsx")])
+def test_suggested_mapping_of_foreign_exports_imports_them(style: str, ext: str, tmp_path: Path) -> None:
+    """Exports this repository has no mapping for: the suggestion loads, names every column right
+    (100% on these three shapes: US dates + times, ;-separated German day-first datetimes, Excel
+    ISO) and imports every case unedited."""
+    df = make_export(style, weeks=4)
+    src = write_export(df, tmp_path / f"{style}{ext}")
+    s = suggest_mapping(src)
+    assert _accuracy(s.matches, TRUTH[style]) == 1.0, {h: t for t, h in s.matches.items()}
+    mp = tmp_path / "suggested.yaml"
+    mp.write_text(s.text)
+    load_mapping(mp)
+    result = import_hospital(src, mp, tmp_path / "out")
+    assert result.rows_written == len(df) and result.rows_quarantined == 0
+    cases = load_hospital(tmp_path / "out").hospital.cases
+    assert set(cases["status"]) == {"completed", "cancelled", "booked"}
+    done = cases[cases["status"] == "completed"]
+    assert done["wheels_in"].notna().all() and (done["wheels_out"] > done["wheels_in"]).all()
+
+
+def test_suggested_mapping_of_the_sample_export_matches_the_worked_mapping(tmp_path: Path) -> None:
+    s = suggest_mapping(SAMPLE)
+    assert _accuracy(s.matches, SAMPLE_TRUTH) == 1.0
+    assert s.unused == ["Anesthesiologist"]
+    mp = tmp_path / "suggested.yaml"
+    mp.write_text(s.text)
+    ours = import_hospital(SAMPLE, mp, tmp_path / "suggested")
+    shipped = import_hospital(SAMPLE, MAPPING, tmp_path / "shipped")
+    a = load_hospital(tmp_path / "suggested").hospital.cases
+    b = load_hospital(tmp_path / "shipped").hospital.cases
+    assert ours.rows_quarantined == shipped.rows_quarantined == 0
+    for col in ("case_id", "surgery_date", "status", "service_line", "surgeon_id", "room_id", "wheels_in",
+                "wheels_out", "procedure_start", "procedure_end", "urgency", "booked_minutes"):
+        pd.testing.assert_series_equal(a[col], b[col], obj=col)
+
+
+@pytest.mark.parametrize("header,target", [
+    ("Wheels In", "wheels_in"), ("In Room", "wheels_in"), ("Pt In Room", "wheels_in"), ("Patient In Room", "wheels_in"),
+    ("Pt. Out of Room", "wheels_out"), ("OR Suite", "room_id"), ("Room", "room_id"), ("CPT", "procedure_code"),
+    ("Primary Procedure", "procedure_name"), ("Surgeon", "surgeon_id"), ("Service", "service_line"),
+    ("Booked Time (min)", "booked_minutes"), ("Case #", "case_id"), ("Incision Time", "procedure_start"),
+    ("Specialty", "service_line"), ("Theatre", "room_id"), ("Sched. Start", "scheduled_start"),
+])
+def test_header_variants_are_recognised(header: str, target: str) -> None:
+    values = {"wheels_in": "07:42", "wheels_out": "09:10", "procedure_start": "07:55", "scheduled_start": "07:30",
+              "booked_minutes": "90", "case_id": "A1"}
+    kinds = {header: classify(pd.Series([values.get(target, "x 1")] * 5))}
+    assert match_headers([header], kinds).get(target, (None,))[0] == header, normalise(header)
+
+
+def test_formats_are_detected_and_day_first_told_from_month_first() -> None:
+    assert classify(pd.Series(["13/01/2027", "02/01/2027"])).formats == ("%d/%m/%Y",)
+    assert classify(pd.Series(["01/13/2027", "01/02/2027"])).formats == ("%m/%d/%Y",)
+    amb = classify(pd.Series(["01/02/2027", "03/04/2027"]))
+    assert amb.kind == "date" and amb.ambiguous
+    assert classify(pd.Series(["7:42 AM", "1:05 PM"])).formats == ("%I:%M %p",)
+    k = classify(pd.Series(["04.01.2027 07:42", "05.01.2027 13:00"]))
+    assert (k.kind, k.formats) == ("datetime", ("%d.%m.%Y %H:%M",))
+    assert classify(pd.Series(["120", "95", "1,200"])).kind == "number"
+
+
+def test_ambiguous_dates_and_unknown_values_are_flagged_for_review(tmp_path: Path) -> None:
+    df = make_export("epic", weeks=1, booked_days=2)
+    df["Surgery Date"] = "01/02/2027"  # day and month both <= 12
+    df.loc[0, "Case Status"] = "Zombie"
+    s = suggest_mapping(write_export(df, tmp_path / "x.csv"))
+    assert "day-first and month-first both fit" in s.text
+    assert '# CHECK: "Zombie" has no guess' in s.text
+    assert "values seen (count): Completed" in s.text and '"GEN SURG": "General Surgery"' in s.text
+
+
+def test_cli_suggest_mapping_writes_yaml_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["import", "--suggest-mapping", "--source", str(SAMPLE)]) == 0
+    text = capsys.readouterr().out
+    assert yaml.safe_load(text)["columns"]["case_id"] == "Encounter ID"
+    assert text.startswith("# Suggested mapping")
+    assert cli_main(["import", "--source", str(SAMPLE)]) == 2  # neither --mapping/--out nor --suggest-mapping
+    assert "--mapping and --out" in capsys.readouterr().err

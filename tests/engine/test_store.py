@@ -333,7 +333,8 @@ def _roles_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grant: bool) ->
         roles_with_import(tmp_path, monkeypatch)
         return
     text = (Path(store_mod.__file__).parents[1] / "data" / "roles.toml").read_text()
-    text = re.sub(r'^import_data\s*=.*\n', "", text, flags=re.M).replace('"import_data", ', "")
+    text = re.sub(r'^import_data\s*=.*\n', "", text, flags=re.M)
+    text = re.sub(r'"import_data"\s*,\s*|,\s*"import_data"', "", text)
     (tmp_path / "roles.toml").write_text(text)
     monkeypatch.setenv("OR_ROLES_FILE", str(tmp_path / "roles.toml"))
 
