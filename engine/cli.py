@@ -147,8 +147,6 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     loaded = load_hospital(args.data)
     hid = args.name or args.data.resolve().name
-    if args.tune is None:
-        args.tune = True  # train chooses its model settings per hospital unless --no-tune
     params = _forecast_params(args, declared_extra_features(loaded.hospital))
     mv = train_and_register(loaded.hospital, hid, params, Registry(args.models),
                             progress=lambda f, t: log.info("%3.0f%% %s", 100 * f, t))
@@ -325,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--extra-features", default=None, metavar="A,B,C",
                    help="extra cases.csv columns to use as features (default: the folder's settings.toml extra_features)")
     e.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
-                   help="choose model settings by time-split validation (default: ForecastParams.tune)")
+                   help="choose model settings by time-split validation (default: ForecastParams.tune, on)")
 
     t = add("train", "Backtest, train on all history and register the forecasting model.", _cmd_train)
     t.add_argument("--data", type=Path, required=True, metavar="DIR")
@@ -335,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--extra-features", default=None, metavar="A,B,C",
                    help="extra cases.csv columns to use as features (default: settings.toml extra_features)")
     t.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
-                   help="choose model settings by time-split validation (default: on for train)")
+                   help="choose model settings by time-split validation (default: ForecastParams.tune, on)")
 
     pl = add("plan", "Plan booked cases into rooms and times (optimizer or rules) and write schedule.csv.", _cmd_plan)
     pl.add_argument("--data", type=Path, required=True, metavar="DIR")
