@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from engine.errors import InputError, Problem
+from engine.errors import InputError
 from engine.forecast.drift import DriftParams, drift_report, overall_state
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.forecaster import Forecaster
@@ -127,18 +127,9 @@ def _residual_frame(fc: Forecaster, cases: pd.DataFrame, history: pd.DataFrame) 
 
 
 def declared_extra_features(hospital: Hospital) -> list[str]:
-    """The hospital's ``extra_features`` (settings.toml), read in one place: the typed settings'
-    attribute when it has one, else the settings dict's key."""
-    s = hospital.settings
-    v = getattr(s, "extra_features", None)
-    if v is None and isinstance(s, dict):
-        v = s.get("extra_features")
-    if v is None:
-        return []
-    if isinstance(v, str) or not all(isinstance(c, str) for c in v):
-        raise InputError(Problem("settings.toml", None, "extra_features",
-                                 'must be a list of column names, e.g. ["theatre_team"]'))
-    return list(v)
+    """The hospital's declared extra feature columns (settings.toml ``extra_features``, validated
+    by ``HospitalSettings``)."""
+    return list(hospital.settings.extra_features)
 
 
 def training_clock(hospital: Hospital, test_days: int, params: ForecastParams, stale_days: int = 14
