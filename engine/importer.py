@@ -95,7 +95,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 _TOP_KEYS = ("version", "name", "description", "source", "formats", "columns", "constants",
              "extras", "value_maps", "unmapped_values", "extra_columns", "bad_values",
-             "max_bad_row_fraction", "settings", "rooms", "files")
+             "max_bad_row_fraction", "settings", "rooms", "files", "infer")
 _SPEC_KEYS = {"column", "date", "time", "derive", "format", "date_format", "time_format", "map",
               "unmapped", "if_missing", "optional", "roll_over_midnight", "after", "start",
               "max_roll_over_hours",
@@ -212,6 +212,8 @@ class Mapping:
     settings: dict[str, Any] = field(default_factory=dict)
     rooms: RoomsSpec = field(default_factory=RoomsSpec)
     files: dict[str, Path] = field(default_factory=dict)  # contract file name -> path
+    # blocks/staffing inferred from history when not given (engine.onboard.infer); see _parse_infer
+    infer: dict[str, Any] = field(default_factory=lambda: {"blocks": True, "staffing": True})
 
     @property
     def name(self) -> str:
@@ -374,11 +376,50 @@ def parse_mapping(data: Any, path: str | Path = "<mapping>") -> Mapping:
     files = _parse_files(data.get("files"), path, errs)
     settings = _parse_settings(data.get("settings"), "settings" in files, errs)
     rooms = _parse_rooms(data.get("rooms"), errs)
+    infer = _parse_infer(data.get("infer"), errs)
     errs.raise_if_any()
     return Mapping(path=path, source=source, formats=formats, fields=fields, constants=constants,
                    extras=extras, order=order, extra_columns=extra_columns, bad_values=bad_values,
                    max_bad_row_fraction=float(max_bad), settings=settings, rooms=rooms,
-                   files=files)
+                   files=files, infer=infer)
+
+
+_INFER_FLAGS = ("blocks", "staffing")
+
+
+def _parse_infer(raw: Any, errs: _MappingErrors) -> dict[str, Any]:
+    """``infer: {blocks: true, staffing: true, pacu_beds: 8, weeks: 8, ...}``: which missing files to
+    infer from history, and the rules' thresholds (engine.onboard.infer.InferParams fields)."""
+    from dataclasses import fields as dc_fields
+
+    from engine.onboard.infer import InferParams
+
+    out: dict[str, Any] = {"blocks": True, "staffing": True}
+    if raw is None:
+        return out
+    if not isinstance(raw, dict):
+        errs.add("infer", "must be a mapping (blocks: true, staffing: true, pacu_beds: N, weeks: N, ...)")
+        return out
+    known = {f.name for f in dc_fields(InferParams)}
+    params = {}
+    for k, v in raw.items():
+        if k in _INFER_FLAGS:
+            if not isinstance(v, bool):
+                errs.add(f"infer.{k}", f"must be true or false, got {v!r}")
+            out[k] = bool(v)
+        elif k == "pacu_beds":
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                errs.add("infer.pacu_beds", f"must be a whole number of beds >= 0, got {v!r}")
+            out[k] = v
+        elif k in known:
+            params[k] = v
+        else:
+            errs.add(f"infer.{k}", f"unknown key (known: {', '.join([*_INFER_FLAGS, 'pacu_beds', *sorted(known)])})")
+    try:
+        out["params"] = InferParams(**params)
+    except (TypeError, ValueError) as exc:
+        errs.add("infer", str(exc))
+    return out
 
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str, errs: _MappingErrors) -> str:
@@ -1617,12 +1658,18 @@ def import_hospital(source: str | Path, mapping_path: str | Path, out_dir: str |
         files = _copy_files(mapping, tmp)
         write_csv(cases, tmp / "cases.csv")
         files.append("cases.csv")
+        rooms = None
         if "rooms.csv" not in mapping.files:
-            write_csv(derive_rooms(cases, mapping.rooms), tmp / "rooms.csv")
+            rooms = derive_rooms(cases, mapping.rooms)
+            write_csv(rooms, tmp / "rooms.csv")
             files.append("rooms.csv")
         if "surgeons.csv" not in mapping.files:
             write_csv(derive_surgeons(cases), tmp / "surgeons.csv")
             files.append("surgeons.csv")
+        inferred = _infer_files(mapping, cases, rooms, tmp, settings)
+        files += list(inferred)
+        if inferred and SETTINGS_FILE not in mapping.files:
+            settings["inferred"] = inferred
         if SETTINGS_FILE not in mapping.files:
             (tmp / SETTINGS_FILE).write_text(tomli_w.dumps(settings), encoding="utf-8")
             files.append(SETTINGS_FILE)
@@ -1646,6 +1693,32 @@ def import_hospital(source: str | Path, mapping_path: str | Path, out_dir: str |
     log.info("import: %s rows read, %s written, %s quarantined", rows_read, len(cases),
              quarantined)
     return result
+
+
+def _infer_files(mapping: Mapping, cases: pd.DataFrame, rooms: pd.DataFrame | None, tmp: Path,
+                 settings: dict[str, Any]) -> dict[str, str]:
+    """blocks.csv and staffing.csv inferred from history where the mapping gives none (a provided
+    file always wins); returns file -> how it was inferred (written to settings.toml [inferred])."""
+    from engine.onboard.infer import InferParams, infer_blocks, infer_staffing
+
+    params = mapping.infer.get("params") or InferParams()
+    done: dict[str, str] = {}
+    if rooms is None:
+        rooms = pd.read_csv(tmp / "rooms.csv", dtype=str)
+    if mapping.infer.get("blocks", True) and "blocks.csv" not in mapping.files:
+        blocks = infer_blocks(cases, rooms, params)
+        write_csv(blocks, tmp / "blocks.csv")
+        done["blocks.csv"] = (f"weekly template of the service (or surgeon) that used each room on each weekday over "
+                              f"the last {params.weeks} weeks of history (owner on >= {params.min_owner_share:.0%} of "
+                              f"the days the room ran, room running >= {params.min_used_share:.0%} of them; otherwise "
+                              f"open time); {len(blocks)} blocks")
+    if mapping.infer.get("staffing", True) and "staffing.csv" not in mapping.files:
+        beds = mapping.infer.get("pacu_beds", settings.get("pacu_beds"))
+        staffing, how = infer_staffing(cases, params, beds)
+        write_csv(staffing, tmp / "staffing.csv")
+        done["staffing.csv"] = (f"rooms running per weekday over the last {params.weeks} weeks (median), as many "
+                                f"anesthesia teams; PACU beds: {how}")
+    return done
 
 
 def _source_label(mapping: Mapping, target: Any) -> str | None:

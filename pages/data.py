@@ -30,7 +30,8 @@ else:
     cols[3].metric("Rooms", len(h.rooms))
     cols[4].metric("Quarantined rows", report.n_quarantined)
 
-    overview, quality, versions_tab = st.tabs(["Overview", "Quality report", "Versions"])
+    overview, quality, capacity, versions_tab = st.tabs(["Overview", "Quality report", "Blocks and staffing",
+                                                         "Versions"])
     with overview:
         st.subheader("Feed freshness")
         st.caption(f"Measured against {h.as_of():%Y-%m-%d} ({clock}).")
@@ -67,6 +68,24 @@ else:
                 file_name=f"{hid}-quarantine.csv",
                 key="download_quarantine",
             )
+
+    with capacity:
+        inferred = h.settings.get("inferred") or {}
+        if inferred:
+            st.info("Some capacity files were **inferred from the case history** because the export had none. "
+                    "Review them; to correct one, download it, edit it and give it to the import (mapping `files:`), "
+                    "which always wins over an inferred file.")
+            for fname, how in inferred.items():
+                st.markdown(f"- `{fname}`: {how}")
+        for fname, frame in (("blocks.csv", h.blocks), ("staffing.csv", h.staffing)):
+            st.subheader(fname + (" (inferred)" if fname in inferred else ""))
+            if len(frame):
+                st.dataframe(frame, hide_index=True, width="stretch")
+                st.download_button(f"Download {fname}", frame.to_csv(index=False, date_format="%Y-%m-%d").encode(),
+                                   file_name=f"{hid}-{fname}", key=f"download_{fname}")
+            else:
+                st.caption(f"No {fname}: " + ("every room is open time." if fname == "blocks.csv"
+                                              else "no staffed rooms are known, so nothing can be planned."))
 
     with versions_tab:
         st.subheader("Stored versions")

@@ -180,3 +180,18 @@ def test_upload_review_suggested_mapping_edit_and_import(env):
     assert any("Imported `nord`" in s.value for s in at.success), [e.value for e in at.error]
     at.button(key="switch_imported").click().run()
     assert any("Klinikum Nord" in c.value for c in at.caption)  # the edit was used
+
+
+def test_inferred_blocks_and_staffing_are_shown_for_review(env):
+    at = app()
+    at.run()
+    at.file_uploader(key="import_source").upload("theatre.csv", _csv(make_export("iso", weeks=6)), "text/csv")
+    at.file_uploader(key="import_mapping_file").upload("theatre.yaml", ISO_MAPPING.encode(), "application/x-yaml")
+    at.text_input(key="import_name").input("theatre").run()
+    at.button(key="import_submit").click().run()
+    at.button(key="switch_imported").click().run()
+    assert not at.exception
+    assert any("inferred from the case history" in i.value for i in at.info)
+    assert any(s.value == "blocks.csv (inferred)" for s in at.subheader)
+    frames = [df.value for df in at.dataframe]
+    assert any("staffed_rooms" in f.columns and f["staffed_rooms"].max() == 4 for f in frames)

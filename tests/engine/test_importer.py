@@ -79,8 +79,8 @@ def test_round_trip_validates_and_counts_match(imported) -> None:
     assert 150 <= len(source) <= 300
     assert result.rows_read == len(source) == result.rows_written == len(cases)
     assert result.rows_quarantined == 0 and result.problems == [] and result.warnings == []
-    assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "rooms.csv", "settings.toml",
-                                                    "surgeons.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["blocks.csv", "cases.csv", "rooms.csv", "settings.toml",
+                                                    "staffing.csv", "surgeons.csv"]  # blocks, staffing inferred
     loaded = load_hospital(out)
     assert len(loaded.hospital.cases) == len(source)
     assert loaded.report.n_quarantined == 0
@@ -794,3 +794,110 @@ def test_cli_suggest_mapping_writes_yaml_to_stdout(tmp_path: Path, capsys: pytes
     assert text.startswith("# Suggested mapping")
     assert cli_main(["import", "--source", str(SAMPLE)]) == 2  # neither --mapping/--out nor --suggest-mapping
     assert "--mapping and --out" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- blocks, staffing, PACU beds inferred (issue 17)
+
+from engine.onboard.infer import InferParams, infer_staffing, pacu_peak, weekly_template  # noqa: E402
+from tests.foreign_exports import PATTERN, ROOMS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def onboarded(tmp_path_factory: pytest.TempPathFactory):
+    """The epic-style export (14 weeks, last week booked, PACU times), suggested mapping unedited."""
+    d = tmp_path_factory.mktemp("onboard")
+    src = write_export(make_export("epic", weeks=14), d / "epic.csv")
+    (d / "map.yaml").write_text(suggest_mapping(src).text)
+    result = import_hospital(src, d / "map.yaml", d / "hospital")
+    return d, result
+
+
+def test_missing_blocks_and_staffing_are_inferred_and_marked(onboarded) -> None:
+    d, result = onboarded
+    assert {"blocks.csv", "staffing.csv"} <= set(result.files)
+    h = load_hospital(d / "hospital").hospital
+    inferred = h.settings.get("inferred")
+    assert set(inferred) == {"blocks.csv", "staffing.csv"} and "weekly template" in inferred["blocks.csv"]
+    booked = h.cases[h.cases["status"] == "booked"]
+    assert set(booked["surgery_date"]) <= set(h.staffing["date"])  # every booked day is staffed
+    blocks = h.blocks.assign(weekday=h.blocks["date"].dt.dayofweek)
+    # A stable owner becomes a block; OR 4 on Fridays (a different service each week) stays open time.
+    for r, room in enumerate(ROOMS["epic"]):
+        for wd, service in enumerate(PATTERN[r]):
+            got = set(blocks.loc[(blocks["room_id"] == room) & (blocks["weekday"] == wd), "service_line"])
+            assert got == ({service} if service else set()), (room, wd, got)
+    assert (blocks["start_time"] == "07:30").all()
+    monday = h.staffing[h.staffing["date"].dt.dayofweek == 0]
+    assert (monday["staffed_rooms"] == 4).all() and (monday["anesthesia_teams"] == 4).all()
+    assert (h.staffing.loc[h.staffing["date"].dt.dayofweek >= 5, "staffed_rooms"] == 0).all()
+
+
+def test_pacu_beds_from_peak_recovery_else_the_setting() -> None:
+    df = pd.DataFrame({"pacu_in": [f"2027-01-04T{h:02d}:00" for h in (8, 8, 9, 9, 10, 11, 12, 12, 13, 14, 15)],
+                       "pacu_out": [f"2027-01-04T{h:02d}:30" for h in (9, 9, 9, 10, 10, 11, 13, 12, 13, 14, 15)]})
+    # 8:00 two in, 9:00 two more while both stay until 9:30: four at once.
+    assert pacu_peak(df, InferParams(pacu_quantile=1.0)) == 4
+    cases = make_export("iso", weeks=3)  # no PACU times
+    cases = cases.rename(columns={"date_of_surgery": "surgery_date", "theatre": "room_id", "specialty": "service_line",
+                                  "consultant": "surgeon_id", "outcome": "status"})
+    cases["status"] = cases["status"].replace({"done": "completed"})
+    _, how = infer_staffing(cases, InferParams(), pacu_beds_setting=6)
+    assert how == "the pacu_beds setting"
+    staffing, how = infer_staffing(cases, InferParams())
+    assert "per staffed room" in how and staffing["pacu_beds"].max() == 6  # 1.5 x 4 rooms
+
+
+def test_a_provided_file_wins_and_inference_can_be_switched_off(onboarded, tmp_path: Path) -> None:
+    d, _ = onboarded
+    mapping = yaml.safe_load((d / "map.yaml").read_text())
+    blocks = "date,room_id,service_line,surgeon_id,start_time,end_time\n2027-01-04,OR 1,Urology,,07:30,12:00\n"
+    (tmp_path / "blocks.csv").write_text(blocks)
+    mapping["files"] = {"blocks": str(tmp_path / "blocks.csv")}
+    mapping["infer"] = {"staffing": False}
+    mp = tmp_path / "map.yaml"
+    mp.write_text(yaml.safe_dump(mapping))
+    result = import_hospital(d / "epic.csv", mp, tmp_path / "out")
+    assert "staffing.csv" not in result.files
+    h = load_hospital(tmp_path / "out").hospital
+    assert h.blocks["service_line"].tolist() == ["Urology"] and len(h.staffing) == 0
+    assert h.settings.get("inferred") is None
+    mapping["infer"] = {"weeks": 0}
+    mp.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(InputError) as exc:
+        load_mapping(mp)
+    assert exc.value.problems[0].column == "infer" and "weeks" in exc.value.problems[0].problem
+
+
+def test_weekly_template_needs_a_stable_owner() -> None:
+    rows = []
+    for week in range(8):
+        day = pd.Timestamp("2026-11-02") + pd.Timedelta(weeks=week)  # Mondays
+        rows.append({"surgery_date": day, "room_id": "R1", "service_line": "Urology", "surgeon_id": "S1",
+                     "status": "completed", "booked_minutes": 120})
+        rows.append({"surgery_date": day, "room_id": "R2", "service_line": ["Urology", "ENT"][week % 2],
+                     "surgeon_id": "S2", "status": "completed", "booked_minutes": 120})
+        if week < 3:  # R3 ran on 3 of 8 Mondays: too rarely to own
+            rows.append({"surgery_date": day, "room_id": "R3", "service_line": "ENT", "surgeon_id": "S3",
+                         "status": "completed", "booked_minutes": 60})
+    t = weekly_template(pd.DataFrame(rows))
+    assert t[["room_id", "weekday", "service_line", "surgeon_id"]].values.tolist() == [["R1", 0, "Urology", "S1"]]
+
+
+@pytest.mark.slow
+def test_plan_runs_on_an_imported_folder_whose_last_week_is_booked(onboarded, tmp_path: Path) -> None:
+    """Issue 17: plan failed on an imported folder whose last week was booked (no blocks, no staffing)."""
+    import json
+
+    from tests.feasibility import assert_feasible
+
+    d, _ = onboarded
+    h = load_hospital(d / "hospital").hospital
+    monday = h.cases.loc[h.cases["status"] == "booked", "surgery_date"].min()
+    assert monday.weekday() == 0
+    out, js = tmp_path / "schedule.csv", tmp_path / "plan.json"
+    rc = cli_main(["plan", "--data", str(d / "hospital"), "--date", f"{monday:%Y-%m-%d}", "--out", str(out),
+                   "--json", str(js), "--time-limit", "30", "--models", str(tmp_path / "models")])
+    assert rc == 0
+    result = json.loads(js.read_text())
+    assert result["fallback_used"] is False and result["n_scheduled"] > 0
+    assert_feasible(h, out)
