@@ -258,6 +258,7 @@ METRIC_LABELS = {
     "utilization": "prime-time utilization",
     "overtime_minutes": "staff overtime (min)",
     "cancellations": "cancellations by overrun or beds",
+    "total_cancellations": "cancellations, all causes (patient, staff, overrun, beds)",
     "spillover_cases": "spillover cases",
     "pacu_hold_minutes": "PACU hold (min)",
     "surgeon_idle_minutes": "surgeon idle (min)",
@@ -341,6 +342,8 @@ COLUMN_LABELS = {
     "w_overtime": "Overtime weight", "prime_time_utilization": "Prime-time utilization (simulated mean)",
     "p95_overtime_minutes": "P95 overtime (min, simulated)", "deferred_cases": "Deferred cases (planned)",
     "solver": "Solver", "current_policy": "Current policy",
+    "p95_overtime_lo": "P95 overtime, band low (min)", "p95_overtime_hi": "P95 overtime, band high (min)",
+    "mean_overtime_minutes": "Mean overtime (min, simulated)", "expected_overtime_minutes": "Expected overtime (min, planned mean)",
     "expected_cases": "Expected add-ons", "expected_minutes": "Expected add-on minutes",
     "reserve_minutes": "Reserve (min, P80 of add-on minutes)",
 }
@@ -355,3 +358,14 @@ def column_label(column: str) -> str:
 def words(df: pd.DataFrame) -> pd.DataFrame:
     """The frame with its columns in words (for st.dataframe; exports keep the contract's names)."""
     return df.rename(columns=column_label)
+
+
+def kpi_delta_color(key: str, change: float, worse: list[str], lower_is_better: set[str]) -> str:
+    """st.metric's delta colour by what the KPI means, not by its sign: green for better, red for
+    worse. Higher utilization is only better when nothing else got worse (two rooms fewer raise it
+    by deferring cases), so it is grey then."""
+    if key in lower_is_better:
+        return "inverse"
+    if key == "prime_time_utilization" and change > 0 and worse:
+        return "off"
+    return "normal"

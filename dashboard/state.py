@@ -122,6 +122,21 @@ def import_upload(
     return done.hospital_id, done.result
 
 
+@st.cache_data(max_entries=8, show_spinner="Reading the export and suggesting a mapping...")
+def suggested_mapping(source_name: str, source_bytes: bytes) -> str:
+    """The commented mapping engine.onboard suggests for an uploaded export (InputError if unreadable)."""
+    from engine.ingest import relabel_problems
+    from engine.onboard import suggest_mapping
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / Path(source_name).name
+        src.write_bytes(source_bytes)
+        try:
+            return suggest_mapping(src).text
+        except InputError as exc:
+            raise relabel_problems(exc, {str(Path(tmp).resolve()) + os.sep: "", tmp + os.sep: ""}) from exc
+
+
 def hospital_versions(hospital_id: str) -> pd.DataFrame:
     """The stored versions of a hospital, newest first (engine.store.Store.list_versions)."""
     return store().list_versions(hospital_id)
@@ -450,11 +465,17 @@ def frontier(hospital_id: str, version: str, loaded_at_: str, start: str) -> pd.
 
 
 @st.cache_resource(max_entries=4, show_spinner="Looking for the coming week's risks...")
-def week_risks(hospital_id: str, version: str, loaded_at_: str, start: str) -> list:
+def week_risks(hospital_id: str, version: str, loaded_at_: str, start: str, days: int = 5) -> list:
+    """The coming days' risks, read from the same cached plans the Schedule page shows for each day
+    (its default settings), so both pages give one number for deferrals and P80 finishes."""
     from engine.overview import week_risks as _risks
+    from engine.plan import PlanParams
 
     _, loaded = current_hospital()
-    return _risks(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start)
+    first = pd.Timestamp(start).normalize()
+    plans = {d: cached_plan(hospital_id, version, loaded_at_, str(d.date()), PlanParams())
+             for d in pd.date_range(first, periods=days) if d.weekday() < 5}
+    return _risks(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start, days=days, plans=plans)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")

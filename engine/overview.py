@@ -72,7 +72,11 @@ def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.
 def frontier(h: Hospital, forecasts: pd.DataFrame, start, weights: list[float] | None = None, reps: int = 200,
              seed: int = 0, base: PlanParams | None = None) -> pd.DataFrame:
     """Plans across overtime weightings, each simulated: utilization vs P95 overtime and deferrals.
-    The current policy (``base``) is one of the points and is marked."""
+    The current policy (``base``) is one of the points and is marked.
+
+    Bases: utilization and overtime are simulated means/P95 over ``reps`` days (one seed: the same
+    random days for every point); ``expected_overtime_minutes`` is the plan's own (planned, mean over
+    the forecast durations); ``p95_overtime_lo/hi`` the chance band of the simulated P95."""
     base = base or PlanParams()
     weights = sorted(set((weights or [0.25, 1.0, 3.0, 10.0, 30.0]) + [base.w_overtime]))
     sc = load_scenario("normal")
@@ -81,17 +85,40 @@ def frontier(h: Hospital, forecasts: pd.DataFrame, start, weights: list[float] |
         res = plan(h, forecasts, start, base.with_(w_overtime=w, label=f"w_overtime={w:g}"))
         sim = simulate(h, res.schedule, forecasts, sc, reps, seed, params=SimParams())
         pr = sim.per_rep
+        ot = pr["overtime_minutes"].to_numpy(dtype=float)
+        lo, hi = _p95_interval(ot, seed)
         rows.append({"w_overtime": w, "prime_time_utilization": float(pr["utilization"].mean()),
-                     "p95_overtime_minutes": float(np.percentile(pr["overtime_minutes"], 95)),
+                     "p95_overtime_minutes": float(np.percentile(ot, 95)),
+                     "p95_overtime_lo": lo, "p95_overtime_hi": hi,
+                     "mean_overtime_minutes": float(ot.mean()),
+                     "expected_overtime_minutes": float(res.kpis["expected_overtime_minutes"]),
                      "deferred_cases": res.kpis["n_deferred"], "solver": res.kpis["solver"],
                      "current_policy": w == base.w_overtime})
     return pd.DataFrame(rows)
 
 
-def week_risks(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, params: PlanParams | None = None) -> list[dict[str, Any]]:
+def _p95_interval(values: np.ndarray, seed: int, n_boot: int = 400) -> tuple[float, float]:
+    """A 90% bootstrap interval of the P95 of ``values``: how much the P95 of a few hundred simulated
+    days moves by chance. Every frontier point is simulated on the same random days (common random
+    numbers, one seed), so points differ by their schedules, but a P95 over 200 days still rests
+    on its 10 worst days: a difference inside these intervals is not a trend."""
+    if not len(values):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boot = np.percentile(rng.choice(values, size=(n_boot, len(values)), replace=True), 95, axis=1)
+    return float(np.percentile(boot, 5)), float(np.percentile(boot, 95))
+
+
+def week_risks(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, params: PlanParams | None = None,
+               plans: dict | None = None) -> list[dict[str, Any]]:
     """Plain-language risks of the coming days from each day's plan: PACU binding, rooms likely to
-    run past close, staffing below the block schedule, deferrals, high cancellation risk."""
+    run past close, staffing below the block schedule, deferrals, high cancellation risk.
+
+    ``plans`` (date -> PlanResult) are the plans to read, e.g. the very plans the Schedule page
+    shows, so both pages give the same deferrals and P80 finishes; a day without one is planned
+    here with ``params`` (default: the rules schedule, fast). Each risk names its basis."""
     params = params or PlanParams(solver="rules")
+    plans = {pd.Timestamp(k).normalize(): v for k, v in (plans or {}).items()}
     start = pd.Timestamp(start).normalize()
     out = []
     st = h.staffing.set_index("date")
@@ -99,9 +126,10 @@ def week_risks(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, param
         d = start + pd.Timedelta(days=i)
         if d.weekday() >= 5:
             continue
-        res = plan(h, forecasts, d, params.with_(days=1))
+        res = plans.get(d) or plan(h, forecasts, d, params.with_(days=1))
         s = res.schedule
         label = f"{d:%A %d %b}"
+        basis = f"{res.kpis['solver']} plan"
         sched = s[s["status"] == "scheduled"]
         if not len(s):
             continue
@@ -120,7 +148,8 @@ def week_risks(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, param
             last = sched.assign(close=close).groupby("room_id").agg(end80=("end_p80", "max"), close=("close", "first"))
             past = ((pd.to_datetime(last["end80"]) - d).dt.total_seconds() / 60 - last["close"])
             for room, mins in past[past > 15].sort_values(ascending=False).head(3).items():
-                out.append({"date": d, "severity": 2, "risk": f"{label}: {room} likely to run {mins:.0f} min past close (P80)"})
+                out.append({"date": d, "severity": 2, "risk": f"{label}: {room} likely to run {mins:.0f} min past close "
+                                                              f"(planned, its last case ending at P80; {basis})"})
         blocked_rooms = h.blocks[h.blocks["date"] == d]["room_id"].nunique()
         staffed = int(min(st["staffed_rooms"].get(d, 0), st["anesthesia_teams"].get(d, 0)))
         if staffed < blocked_rooms:
@@ -128,7 +157,8 @@ def week_risks(h: Hospital, forecasts: pd.DataFrame, start, days: int = 5, param
                                                           f"{blocked_rooms - staffed} lists cannot run as blocked"})
         n_def = int((s["status"] == "deferred").sum())
         if n_def:
-            out.append({"date": d, "severity": 2, "risk": f"{label}: {n_def} booked cases do not fit and would be deferred"})
+            out.append({"date": d, "severity": 2, "risk": f"{label}: {n_def} booked case{'s' if n_def != 1 else ''} "
+                                                          f"{'do' if n_def != 1 else 'does'} not fit and would be deferred ({basis})"})
         f = forecasts.set_index("case_id")
         risky = [cid for cid in sched["case_id"] if cid in f.index and f.loc[cid, "cancel_prob"] >= 0.3]
         if risky:

@@ -51,6 +51,8 @@ with risks_tab:
     elif mv is None:
         st.info("Train a forecasting model (Forecasts page) to see the coming week's risks.")
     else:
+        st.caption("Read from each day's plan with the Schedule page's default settings (the same cached plan), "
+                   "so deferrals and P80 finishes here are the Schedule page's numbers.")
         risks = state.week_risks(hid, mv.version, lat, str(first_day.date()))
         if not risks:
             st.success("No risk found in the coming week's plans.")
@@ -67,11 +69,13 @@ with frontier_tab:
     elif mv is None:
         st.info("Train a forecasting model first.")
     else:
-        st.caption(f"Plans of {first_day:%a %d %b} under different overtime weightings, each simulated 200 times: "
-                   "higher utilization costs overtime; bubble size is deferred cases.")
+        st.caption(f"Plans of {first_day:%a %d %b} under different overtime weightings, each simulated on the same 200 "
+                   "random days (one seed): higher utilization costs overtime; bubble size is deferred cases. A P95 over "
+                   "200 days rests on its 10 worst days, so it moves by chance: differences inside the 90% band "
+                   "(P95 low .. high) are not a trend. Expected overtime is the plan's own (planned mean).")
         f = state.frontier(hid, mv.version, lat, str(first_day.date()))
         st.plotly_chart(charts.frontier_chart(f), width="stretch", key="ov_frontier")
-        st.dataframe(f.round(3), hide_index=True, width="stretch", key="ov_frontier_table")
+        st.dataframe(charts.words(f.round(3)), hide_index=True, width="stretch", key="ov_frontier_table")
 with tails_tab:
     if not booked:
         st.info(NO_BOOKED)

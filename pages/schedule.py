@@ -16,8 +16,8 @@ from engine.plan.views import day_list, day_list_html, pacu_occupancy
 st.title("Schedule")
 DEFAULTS = PlanParams()
 ALT_COLUMNS = {"alternative": "Alternative", "n_scheduled": "Scheduled", "n_deferred": "Deferred",
-               "utilization": "Prime-time utilization", "expected_overtime_minutes": "Expected overtime (min)",
-               "p80_overtime_minutes": "P80 overtime (min)", "pacu_peak": "PACU peak (patients)",
+               "utilization": "Prime-time utilization (planned, P50)", "expected_overtime_minutes": "Expected overtime (min, planned mean)",
+               "p80_overtime_minutes": "Overtime if last cases end at P80 (min, planned)", "pacu_peak": "PACU peak (patients)",
                "schedule_from": "Schedule from"}
 
 hid, loaded = state.require_hospital()
@@ -53,12 +53,16 @@ js = result.to_json()
 m = st.columns(6)
 m[0].metric("Scheduled", k["n_scheduled"])
 m[1].metric("Deferred", k["n_deferred"])
-m[2].metric("Prime-time utilization", f"{k['utilization']:.1%}")
-m[3].metric("Expected overtime", f"{k['expected_overtime_minutes']:.0f} min")
+m[2].metric("Prime-time utilization (planned, P50)", f"{k['utilization']:.1%}",
+            help="Prime time the plan fills if every case runs to its P50.")
+m[3].metric("Expected overtime (planned mean)", f"{k['expected_overtime_minutes']:.0f} min",
+            help="Mean minutes past close over the forecast durations of this plan's cases, delays carried from case to case.")
 m[4].metric("PACU peak (patients)", k["pacu_peak"])
 m[5].metric("Solver", k["solver"])
 status = {"optimal": "solved to the MIP gap", "time_limit": "stopped at the time limit", "infeasible": "infeasible",
           "error": "failed", "not_available": "not available"}.get(js["status"], js["status"])
+st.caption("Planned figures for this schedule as it stands. The Simulation and What-if pages replay it with "
+           "cancellations, add-ons and late starts too, so their simulated overtime differs and says so.")
 st.caption(f"Solver {k['solver']}: {status}" + ("" if js["mip_gap"] is None else f", gap {js['mip_gap']:.2%}")
            + f", {js['solve_seconds']:.1f} s.")
 
@@ -130,7 +134,10 @@ with alt_tab:
                        "are the same schedule. A longer time limit or fewer days may let the optimizer finish.")
         st.plotly_chart(charts.alternatives_bars(table), width="stretch", key="alternatives_chart")
         st.caption("Same hard rules, different weights: utilization-first fills prime time harder, "
-                   "overtime-averse protects the close at P80. Ranked by the order shown.")
+                   "overtime-averse protects the close at P80. Ranked by the order shown. Expected overtime is the mean "
+                   "over the forecast durations with delays carried from case to case; 'if last cases end at P80' takes "
+                   "each room's planned P80 finish as it stands (no carried delay), so it can be below the mean: it is "
+                   "not the 80th percentile of overtime.")
     else:
         st.caption("Three ranked alternatives (utilization-first, balanced, overtime-averse) with their KPIs side by side.")
 

@@ -101,9 +101,17 @@ e.plotly_chart(charts.policy_ecdf(per_rep, metric), width="stretch", key="sim_ec
 st.subheader("Tails")
 rows = []
 for n, r in comp.results.items():
-    for m in CONTRACT_METRICS:
-        rows.append({"policy": n, "metric": m, **{s: r.summary[m].get(s) for s in ("mean", "p5", "p50", "p95", "worst5_mean")}})
-st.dataframe(pd.DataFrame(rows).round(2), hide_index=True, width="stretch", key="sim_tails")
+    for m in (*CONTRACT_METRICS, "total_cancellations"):
+        if m in r.summary:
+            rows.append({"policy": n, "metric": m, **{s: r.summary[m].get(s) for s in ("mean", "p5", "p50", "p95", "worst5_mean")}})
+st.dataframe(pd.DataFrame(rows).round(2), hide_index=True, width="stretch", key="sim_tails",
+             column_config={"metric": st.column_config.TextColumn("metric", help="; ".join(
+                 f"{m}: {charts.METRIC_LABELS.get(m, m)}" for m in (*CONTRACT_METRICS, "total_cancellations")))})
+st.caption("Simulated over the replications (each policy on the same random days). `cancellations` are the day's own "
+           "(a case that would overrun close plus the cap, or PACU beds); `total_cancellations` adds patient and staff "
+           "cancellations and is the figure the What-if page shows as 'Cancellations (all causes)'. Overtime here is "
+           "simulated; the Schedule page's expected overtime is planned (forecast durations only, no add-ons, late "
+           "starts or cancellations).")
 
 if len(comp.paired):
     st.subheader("Policy comparison (paired, 95% intervals)")

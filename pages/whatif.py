@@ -18,8 +18,13 @@ KPI_LABELS = {
     "p95_overtime_minutes": ("P95 overtime (min)", 1, 0, "", ""),
     "deferred_cases": ("Deferred cases", 1, 0, "", ""),
     "pacu_hold_minutes": ("PACU hold (min)", 1, 1, "", ""),
-    "cancellations": ("Cancellations", 1, 1, "", ""),
+    "cancellations": ("Cancellations (all causes)", 1, 1, "", ""),
 }
+# Each KPI's basis, said under the row (one number per quantity: the Simulation page's
+# "cancellations by overrun or beds" is a part of the all-causes count here).
+KPI_BASIS = ("Basis: deferred cases as planned; utilization, PACU hold and cancellations are means over "
+             "{reps} simulated days, overtime their P95 (same random days for every what-if). Cancellations count every "
+             "cause: patient, staff, overrun and PACU beds.")
 COMPARE_LABELS = {
     "prime_time_utilization": "Prime-time utilization (share)",
     "p95_overtime_minutes": "P95 overtime (min)",
@@ -29,7 +34,7 @@ COMPARE_LABELS = {
     "bumped_cases": "Elective cases bumped by add-ons",
     "spillover_cases": "Cases with no room time left (spillover)",
     "pacu_hold_minutes": "PACU hold (min)",
-    "cancellations": "Cancellations",
+    "cancellations": "Cancellations (all causes)",
 }
 SETTING_LABELS = {
     "staffed_rooms_delta": "Staffed rooms (change)", "staffed_rooms_by_day": "Staffed rooms on a day",
@@ -65,11 +70,16 @@ def show_run(run) -> None:
     """The KPIs against the baseline, the cases that moved and the day's Gantt chart (the table and
     the chart once the answer is final: a first answer is drawn as fast as it can be)."""
     k = st.columns(len(KPI_LABELS))
+    worse = [key for key in LOWER_IS_BETTER if run.kpis[key] > baseline.kpis[key] + 1e-9]
     for col, (key, (label, scale, dec, unit, delta_unit)) in zip(k, KPI_LABELS.items()):
         v, b = run.kpis[key], baseline.kpis[key]
         change = round((v - b) * scale, dec)
         col.metric(label, f"{v * scale:.{dec}f}{unit}", delta=f"{change:+.{dec}f}{delta_unit}" if change else None,
-                   delta_color="inverse" if key in LOWER_IS_BETTER else "normal")
+                   delta_color=charts.kpi_delta_color(key, change, worse, LOWER_IS_BETTER))
+    st.caption(KPI_BASIS.format(reps=REPS)
+               + (" Utilization is not shown as better: it rose while "
+                  + ", ".join(KPI_LABELS[w][0].lower() for w in sorted(worse)) + " got worse."
+                  if worse and run.kpis["prime_time_utilization"] > baseline.kpis["prime_time_utilization"] else ""))
     s = run.plan.solve
     if run.final:
         answer = "final answer"

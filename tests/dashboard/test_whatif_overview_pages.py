@@ -70,8 +70,12 @@ def test_overview_shows_kpis_risks_frontier(trained):
     labels = set(_metrics(at))
     assert {"Prime-time utilization", "Overtime per week (min)", "Elective cancellations", "Add-ons per week",
             "On-time first cases"} <= labels
-    frontier = next(df.value for df in at.dataframe if "w_overtime" in df.value.columns)
-    assert frontier["current_policy"].sum() == 1 and len(frontier) >= 4
+    frontier = next(df.value for df in at.dataframe if "Overtime weight" in df.value.columns)
+    assert frontier["Current policy"].sum() == 1 and len(frontier) >= 4
+    assert not any("_" in c for c in frontier.columns)  # columns in words
+    # Each point's P95 comes with its chance band (same random days for every point).
+    assert (frontier["P95 overtime, band low (min)"] <= frontier["P95 overtime (min, simulated)"] + 1e-9).all()
+    assert (frontier["P95 overtime (min, simulated)"] <= frontier["P95 overtime, band high (min)"] + 1e-9).all()
     risks = [*at.error, *at.warning, *at.info, *at.success]
     assert risks  # a risk sentence or the explicit all-clear
 
