@@ -219,10 +219,27 @@ class PublishFlow(VersionStore):
         recorded = [g for g in self.recorded_gates(version_id) if g.gate == "hard_rules"]
         if recorded:
             return recorded[0]
+        published = self._published_hard_rules(version_id)
+        if published is not None:
+            return published
         return GateResult("hard_rules", False,
                           f"The hard rules were never checked for version {version_id}, so it cannot be published.",
                           "Run the safety gates on this version (they include the hard-rules check), then publish.",
                           True, GATE_RULES["hard_rules"], {"checked": False}, CHECKS["hard_rules"])
+
+    def _published_hard_rules(self, version_id: int) -> GateResult | None:
+        """The hard-rules result audited when this version was published (a check made at publication)."""
+        lg = self.t["gov_audit_log"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(lg.c.payload_json).where(lg.c.version_id == int(version_id), lg.c.kind == "publish")
+                               .order_by(lg.c.entry_id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        g = next((x for x in json.loads(row.payload_json).get("gates", []) if x.get("gate") == "hard_rules"), None)
+        if g is None or not g.get("passed"):
+            return None
+        return GateResult("hard_rules", True, g["message"], "", True, GATE_RULES["hard_rules"], {"checked": True},
+                          g.get("checked") or CHECKS["hard_rules"])
 
     def _check_hard_rules(self, ver: ScheduleVersion, hospital: Any) -> GateResult:
         h = getattr(hospital, "hospital", hospital)

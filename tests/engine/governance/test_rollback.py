@@ -44,7 +44,8 @@ def test_rollback_to_last_approved_keeps_history(gov: Governance, hid: str, plan
         gov.rollback(hid, day1, VIEWER, reason="x")
     with pytest.raises(PermissionError, match="may not roll back"):
         gov.rollback(hid, day1, BOARD, reason="x")
-    r = gov.rollback(hid, day1, COORD, reason="surgeons report Monday's new plan is unworkable", hospital=hospital)
+    # the target's hard rules were checked when it was published (audited): no hospital needed to restore it
+    r = gov.rollback(hid, day1, COORD, reason="surgeons report Monday's new plan is unworkable")
     assert r.status == "published" and r.source == "rollback" and r.parent_id == a.version_id and r.rollback_of == b.version_id
     assert r.approved_by == "lena"  # it carries the approval of the schedule it restores
     hist = gov.history(hid).set_index("version_id")
@@ -217,3 +218,24 @@ def test_drill_wholesale_relabel_is_rejected_at_import(folder_copy) -> None:
     edit_csv(folder_copy, "cases.csv", lambda df: df.assign(service_line=df["service_line"].replace("Orthopedics", "ORTHO")))
     with pytest.raises(InputError, match=r"cases.csv.*unknown service line 'ORTHO'"):
         load_hospital(folder_copy)
+
+
+def test_rollback_never_restores_an_approved_schedule_that_breaks_a_hard_rule(gov: Governance, hid: str, planned,
+                                                                               hospital, forecasts, day1) -> None:
+    from engine.governance import Override
+
+    a = _publish(gov, hid, planned, hospital)
+    s = planned.schedule[planned.schedule["status"] == "scheduled"].sort_values(["room_id", "start"])
+    host = s.iloc[0]
+    mover = s[s["room_id"] != host["room_id"]].iloc[0]
+    bad = gov.override(a.version_id, Override(mover["case_id"], "move", "surgeon_request", room_id=host["room_id"],
+                                              start=f"{pd.Timestamp(host['start']):%H:%M}"),
+                       COORD, hospital=hospital, allow_violations=True)
+    gov.approve(bad.version_id, LEAD)  # approved, never published: the last approved schedule before the next one
+    c = _publish(gov, hid, plan(hospital, forecasts, day1, PlanParams(days=1, solver="rules")), hospital)
+    with pytest.raises(PublicationWithheld, match="never checked"):
+        gov.rollback(hid, day1, COORD, reason="back")
+    with pytest.raises(PublicationWithheld, match="H4"):
+        gov.rollback(hid, day1, COORD, reason="back", hospital=hospital)
+    assert gov.current_published(hid, day1).attrs["version_ids"] == [c.version_id]
+    assert read_log(gov.engine, hid).iloc[-1]["kind"] == "rollback_withheld"
