@@ -33,7 +33,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.forecast import ForecastParams, Forecaster, Registry, evaluate, train_and_register  # noqa: E402
+from engine.forecast import Forecaster, Registry, evaluate, train_and_register  # noqa: E402
+from engine.forecast.params import TRAINING  # noqa: E402
 from engine.generator import GeneratorParams, write_hospital  # noqa: E402
 from engine.hospital import load_cases, load_hospital  # noqa: E402
 from tests.engine.forecast import shapes  # noqa: E402
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["demo", "real", "noise", "short", "old", "timing"])
     args = ap.parse_args()
     rows, timing = [], []
-    base = ForecastParams()
+    base = TRAINING  # what `train` and `evaluate` use: tuned per hospital
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)

@@ -93,9 +93,11 @@ def _load_cases_arg(path: Path):
 
 
 def _forecast_params(args: argparse.Namespace, declared: list[str] | None = None):
-    """ForecastParams from ``--iterations``, ``--extra-features a,b,c`` (else the folder's
-    ``extra_features``) and ``--tune``."""
-    from engine.forecast import ForecastParams
+    """ForecastParams for a model trained for use (``TRAINING``: tuned per hospital) with
+    ``--iterations``, ``--extra-features a,b,c`` (else the folder's ``extra_features``) and ``--tune``."""
+    from dataclasses import replace
+
+    from engine.forecast.params import TRAINING
 
     chosen: dict[str, Any] = {}
     if args.iterations:
@@ -106,7 +108,7 @@ def _forecast_params(args: argparse.Namespace, declared: list[str] | None = None
     if getattr(args, "tune", None) is not None:
         chosen["tune"] = args.tune
     try:
-        return ForecastParams(**chosen)
+        return replace(TRAINING, **chosen)
     except ValueError as exc:
         raise InputError(f"bad option: {exc}", file="command line") from exc
 
@@ -323,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--extra-features", default=None, metavar="A,B,C",
                    help="extra cases.csv columns to use as features (default: the folder's settings.toml extra_features)")
     e.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
-                   help="choose model settings by time-split validation (default: ForecastParams.tune, on)")
+                   help="choose model settings by time-split validation (default: on)")
 
     t = add("train", "Backtest, train on all history and register the forecasting model.", _cmd_train)
     t.add_argument("--data", type=Path, required=True, metavar="DIR")
@@ -333,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--extra-features", default=None, metavar="A,B,C",
                    help="extra cases.csv columns to use as features (default: settings.toml extra_features)")
     t.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
-                   help="choose model settings by time-split validation (default: ForecastParams.tune, on)")
+                   help="choose model settings by time-split validation (default: on)")
 
     pl = add("plan", "Plan booked cases into rooms and times (optimizer or rules) and write schedule.csv.", _cmd_plan)
     pl.add_argument("--data", type=Path, required=True, metavar="DIR")

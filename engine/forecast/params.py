@@ -44,9 +44,11 @@ class ForecastParams:
       ``extra_features`` or ``--extra-features``); numbers are numeric, short labels categorical,
       free text (e.g. procedure names) a token key; the guardrail policy still applies.
     - ``tune``: choose iterations, depth, learning rate and shrinkage per hospital by a
-      time-split validation inside fit (``tune_budget_s`` of training time at most; on by default,
-      so ``train``, ``evaluate`` and the dashboard's retraining make the same choices). The
-      defaults above are CatBoost's usual starting point, not tuned on the demo generator.
+      time-split validation inside fit (``tune_budget_s`` of training time at most). Off for
+      library calls (tests, plan and simulation fixtures keep their settings); on wherever a model
+      is trained for use: ``train_and_register`` without params (the dashboard's retraining) and
+      the ``train`` and ``evaluate`` commands (``TRAINING``). The defaults above are CatBoost's
+      usual starting point, not tuned on the demo generator.
     """
 
     quantiles: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -74,7 +76,7 @@ class ForecastParams:
     blend_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     min_blend_group_cases: int = 150
     extra_features: tuple[str, ...] = ()
-    tune: bool = True
+    tune: bool = False
     tune_budget_s: float = 20.0
 
     def __post_init__(self) -> None:
@@ -107,3 +109,7 @@ class ForecastParams:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# The settings a model trained for use starts from: the defaults, tuned per hospital.
+TRAINING = ForecastParams(tune=True)

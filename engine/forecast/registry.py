@@ -24,7 +24,7 @@ from engine.errors import InputError
 from engine.forecast.drift import DriftParams, drift_report, overall_state
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.forecaster import Forecaster
-from engine.forecast.params import ForecastParams
+from engine.forecast.params import TRAINING, ForecastParams
 from engine.hospital import Hospital
 from engine.io import atomic_write_folder, atomic_write_json
 
@@ -173,7 +173,7 @@ def train_and_register(
     The saved version carries the backtest's metrics, its per-service-line table, per-case
     predictions and the drift report (training window against the most recent weeks).
     """
-    params = params or ForecastParams()
+    params = params or TRAINING
     if not params.extra_features:
         declared = declared_extra_features(hospital)
         if declared:

@@ -9,7 +9,7 @@ from engine.generator import GeneratorParams, write_hospital
 from engine.hospital import load_hospital
 
 # Few CatBoost iterations: tests check behaviour; accuracy at full size is in bench/.
-FAST = ForecastParams(iterations=80, cancel_iterations=60, calibration_days=60, min_train_cases=100, tune=False)
+FAST = ForecastParams(iterations=80, cancel_iterations=60, calibration_days=60, min_train_cases=100)
 
 
 @pytest.fixture(scope="session")
