@@ -102,6 +102,7 @@ def test_below_the_minimum_history_says_how_much_is_needed(small_hospital, raw, 
 
 
 # ------------------------------------------------------------------ an old extract
+@pytest.mark.slow
 def test_old_extract_takes_its_as_of_date_and_backtest_window_from_the_data(small_hospital, raw, tmp_path):
     folder, h = small_hospital
     start = h.as_of() - pd.Timedelta(days=300)
@@ -127,6 +128,7 @@ def test_text_key_shares_signal_between_abbreviations():
     assert text_key(pd.Series(["Total knee arthroplasty"])).iloc[0] != k.iloc[0]
 
 
+@pytest.mark.slow
 def test_declared_extra_features_are_used_and_guardrails_still_apply(small_hospital, raw, tmp_path):
     folder, h = small_hospital
     r, truth = raw
@@ -148,6 +150,7 @@ def test_declared_extra_features_are_used_and_guardrails_still_apply(small_hospi
     assert not pred["reasons"].str.contains("xn_|xc_|txt_").any()
 
 
+@pytest.mark.slow
 def test_extra_features_with_signal_improve_the_forecast_cli(small_hospital, raw, tmp_path):
     _, h = small_hospital
     d, n_bad = shapes.real_export(*raw, seed=2)
@@ -168,6 +171,7 @@ def test_extra_features_with_signal_improve_the_forecast_cli(small_hospital, raw
 
 
 # ------------------------------------------------------------------ never worse than the baseline
+@pytest.mark.slow
 def test_never_worse_than_the_procedure_median_on_pure_noise_features(small_hospital, raw, tmp_path):
     _, h = small_hospital
     cases = _load(shapes.noise_table(*raw, seed=4), tmp_path)
@@ -218,6 +222,7 @@ def test_reasons_add_up_from_the_stated_starting_value_to_the_p50(fitted):
 
 
 # ------------------------------------------------------------------ per-hospital model choices
+@pytest.mark.slow
 def test_tuning_chooses_the_settings_with_the_lowest_time_split_loss(small_hospital):
     _, h = small_hospital
     params = replace(FAST, tune=True, tune_budget_s=1e6)
