@@ -245,12 +245,29 @@ def _cmd_fairness(args: argparse.Namespace) -> dict[str, Any]:
     from engine.hospital import load_hospital
     from engine.sim import read_schedule_file, validate_schedule
 
+    import pandas as pd
+
+    from engine.forecast import Registry
+
     h = load_hospital(args.data).hospital
     schedule = validate_schedule(h, read_schedule_file(args.schedule), file=str(args.schedule))
-    rep = fairness_report(h, schedule)
+    # Deferred cases' demand is their P50 from the registered model, as the plan counted it
+    # (booked minutes when no model is registered).
+    mv = Registry(args.models).load(args.name or args.data.resolve().name)
+    forecasts = None
+    if mv is not None:
+        booked = h.cases[h.cases["case_id"].isin(schedule["case_id"])]
+        start = pd.to_datetime(schedule["date"]).min()
+        forecasts = mv.forecaster.predict(booked, h.cases, as_of=min(h.as_of(), start))
+    rep = fairness_report(h, schedule, forecasts)
+    rep["demand_basis"] = f"P50 of model {mv.version}" if mv is not None else "booked minutes (no model registered)"
     worst = rep["disparities"].get("worst_group")
+    pol = rep["policy"]
     print(f"max prime-time gap {rep['max_prime_time_gap'] * 100:.1f} points ({worst}); "
-          f"{len(rep['by_service_line'])} service lines")
+          f"{len(rep['by_service_line'])} service lines; policy {pol['policy']['max_prime_time_gap_points']:g} points "
+          f"({pol['source']}): {'met' if pol['met'] else 'MISSED'}")
+    for line in pol["explanation"]:
+        print(f"  why: {line}")
     for sl, v in sorted(rep["by_service_line"].items(), key=lambda kv: -(kv[1]["prime_time_gap"] or 0)):
         print(f"  {sl:22s} demand {v['demand_share']:.3f}  prime {v['prime_time_share']:.3f}  late {v['late_slot_share'] or 0:.2f}"
               f"  overtime {v['overtime_burden_minutes']:.0f} min  deferred {v['deferral_rate']:.2f}")
@@ -366,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     fa = add("fairness", "Fairness of a schedule by service line (prime-time access, late slots, overtime, deferrals).", _cmd_fairness)
     fa.add_argument("--data", type=Path, required=True, metavar="DIR")
     fa.add_argument("--schedule", type=Path, required=True, metavar="schedule.csv")
+    fa.add_argument("--name", help="hospital id of the registered model (default: the folder's name)")
+    fa.add_argument("--models", type=Path, default=None, help="model registry folder (default var/models)")
 
     au = sub.add_parser("audit", help="Verify or export the hash-chained audit log.",
                         description="Verify or export the hash-chained audit log.")

@@ -134,12 +134,20 @@ def schedule_fairness(h: Hospital, schedule: pd.DataFrame, by: str = "service_li
 
 
 def fairness_report(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The contract's JSON: by_service_line and max_prime_time_gap (plus extras)."""
-    table, summary = schedule_fairness(h, schedule, "service_line", forecasts)
+    """The contract's JSON: by_service_line and max_prime_time_gap (plus extras).
+
+    ``max_prime_time_gap`` is taken over the lines with at least the fairness policy's
+    ``min_group_cases`` booked cases (settings ``[fairness]``, default 5); smaller lines stay in
+    ``by_service_line`` with their ``n_cases``. ``policy`` is the schedule against the policy."""
+    from engine.fairness.policy import check_policy
+
+    table, summary = schedule_fairness(h, schedule, "service_line", forecasts,
+                                       min_group_cases=h.settings.fairness.min_group_cases)
     keys = ["demand_share", "prime_time_share", "late_slot_share", "overtime_burden_minutes", "deferral_rate"]
     by_sl = {
         r["service_line"]: {k: (None if pd.isna(r[k]) else float(r[k])) for k in keys + ["prime_time_gap"]}
         | {"n_cases": int(r["n_cases"]), "n_scheduled": int(r["n_scheduled"])}
         for r in table.to_dict("records")
     }
-    return {"by_service_line": by_sl, "max_prime_time_gap": summary["max_prime_time_gap"], "disparities": summary}
+    return {"by_service_line": by_sl, "max_prime_time_gap": summary["max_prime_time_gap"], "disparities": summary,
+            "policy": check_policy(h, schedule, forecasts=forecasts).to_dict()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 SOLVERS = ("highs", "glpk", "rules")
+# The fairness term's weight per slack minute of prime time when only its limit is given.
+FAIRNESS_DEFAULT_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class PlanParams:
     w_stability_date_case: float = 40.0
     w_stability_room_case: float = 15.0
     w_fairness: float = 0.0
-    fairness_max_gap_points: float | None = None
+    fairness_max_gap_points: float | None = None  # None: the hospital's policy (settings [fairness])
+    fairness_policy: bool = True  # apply (and check) the fairness policy; False: plain plan, still reported
     hold_addon_rooms: bool = True
     w_addon_reserve: float = 3.0
     label: str = "balanced"

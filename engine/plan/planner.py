@@ -23,7 +23,7 @@ from engine.contract import UNKNOWN_SURGEON
 from engine.hospital import Hospital
 from engine.plan.instance import PlanInstance, build_instance, minutes_to_time, split_instance
 from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
-from engine.plan.params import ALTERNATIVES, PlanParams
+from engine.plan.params import ALTERNATIVES, FAIRNESS_DEFAULT_WEIGHT, PlanParams
 from engine.plan.rules import rules_assignment
 from engine.plan.score import score_assignment, sequenced_assignment
 from engine.plan.sequence import sequence, to_schedule
@@ -45,6 +45,7 @@ class PlanResult:
     held: list[str] = field(default_factory=list)  # open-room slots held free for add-ons
     optimizer_assignment: pd.DataFrame | None = None  # the optimizer's answer before sequencing
     notice: str | None = None  # said with an optimizer schedule that is used but not proven optimal
+    fairness: dict[str, Any] | None = None  # the schedule against the fairness policy (PolicyCheck.to_dict)
 
     def assignment(self) -> pd.DataFrame:
         """case_id, slot_id (None when deferred) of this plan: a MIP start for a similar plan."""
@@ -78,6 +79,7 @@ class PlanResult:
             "pacu_peak": self.kpis["pacu_peak"],
             "label": self.params.label,
             "addon_rooms_held": self.kpis.get("addon_rooms_held", []),
+            "fairness_policy": self.fairness,
         }
 
 
@@ -448,7 +450,54 @@ def _combine(solver: str, results: list[SolveResult], n_parts: int) -> SolveResu
                        f"{n_parts} independent parts: " + ", ".join(r.status for r in results))
 
 
-def plan(
+def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp | str,
+         params: PlanParams | None = None, *args: Any, **kw: Any) -> PlanResult:
+    """Plan ``params.days`` days from ``start_date`` under the hospital's fairness policy.
+
+    Arguments after ``params`` are those of :func:`plan_once`. With ``params.fairness_policy``
+    (the default) the allocator's fairness term is set to the policy's limit
+    (``settings.fairness.max_prime_time_gap_points`` unless ``params.fairness_max_gap_points``
+    names another) and the sequenced schedule is checked with the fairness report's own count
+    (:func:`engine.fairness.policy.check_policy`). The term approximates prime minutes (times
+    come after the MIP), so when the schedule misses the limit the optimizer is run once more
+    with the limit tightened by the miss and a heavier term, warm-started from the first answer;
+    the schedule that meets the policy (else the one closer to it) is kept. ``result.fairness``
+    says what was asked, what was reached and, when missed, why in words.
+    """
+    from engine.fairness.policy import check_policy
+
+    params = params or PlanParams()
+    policy = hospital.settings.fairness
+    if params.fairness_max_gap_points is not None:
+        policy = policy.model_copy(update={"max_prime_time_gap_points": params.fairness_max_gap_points})
+    stated = hospital.settings.fairness_stated or params.fairness_max_gap_points is not None
+    if not params.fairness_policy:
+        result = plan_once(hospital, forecasts, start_date, params, *args, **kw)
+        result.fairness = {**check_policy(hospital, result.schedule, policy, forecasts, stated).to_dict(), "applied": False}
+        return result
+    limit = policy.max_prime_time_gap_points
+    asked = params.with_(fairness_max_gap_points=limit)
+    result = plan_once(hospital, forecasts, start_date, asked, *args, **kw)
+    check = check_policy(hospital, result.schedule, policy, forecasts, stated)
+    retried = False
+    if not check.met and result.banner is None and params.solver != "rules" and check.excess_points > 0:
+        tighter = asked.with_(fairness_max_gap_points=max(0.0, limit - check.excess_points - 0.5),
+                              w_fairness=3 * max(asked.w_fairness, FAIRNESS_DEFAULT_WEIGHT))
+        # The term counts prime minutes as P50 x the slot's prime share; in a room shared by
+        # several lines the order decides who gets the morning, so the short lines also go first.
+        short = frozenset(b.group for b in check.breaches if b.metric == "prime_time_gap")
+        again = plan_once(hospital, forecasts, start_date, tighter, *args,
+                          **{**kw, "warm_start": result.assignment(), "memo": None, "first_lines": short})
+        check2 = check_policy(hospital, again.schedule, policy, forecasts, stated)
+        retried = True
+        if again.banner is None and (check2.met or check2.excess_points < check.excess_points):
+            result, check = again, check2
+            result.params = asked
+    result.fairness = {**check.to_dict(), "applied": True, "resolved_with_tighter_term": retried and check.met}
+    return result
+
+
+def plan_once(
     hospital: Hospital,
     forecasts: pd.DataFrame,
     start_date: pd.Timestamp | str,
@@ -462,8 +511,10 @@ def plan(
     warm_start: pd.DataFrame | None = None,
     memo: dict | None = None,
     addon_reserve: pd.DataFrame | None = None,
+    first_lines: frozenset[str] = frozenset(),
 ) -> PlanResult:
-    """Plan ``params.days`` days from ``start_date``. See module docstring for fallbacks.
+    """One plan of ``params.days`` days from ``start_date`` (no fairness check; see :func:`plan`).
+    See the module docstring for fallbacks.
 
     Re-planning passes ``published`` (with start times), ``locks``, ``downtime``, the current
     minute ``not_before_min`` and ``order='published'`` to keep the day's order where possible.
@@ -494,7 +545,8 @@ def plan(
     if params.solver == "rules":
         assignment, order, used = rules_assignment(inst), "booked_first", "rules"
         t1 = time.perf_counter()
-        seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min)
+        seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min,
+                           first_lines=first_lines)
         t_seq = time.perf_counter() - t1
     else:
         lock_problems = check_locks(inst)
@@ -527,7 +579,8 @@ def plan(
         if banner is None:
             order = order or "longest_first"
             t1 = time.perf_counter()
-            seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min)
+            seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min,
+                           first_lines=first_lines)
             t_seq += time.perf_counter() - t1
             # Never worse than the rules: both exported schedules scored on the model's objective.
             t1 = time.perf_counter()

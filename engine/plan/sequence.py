@@ -72,12 +72,14 @@ def _earliest_start(t0: int, case: pd.Series, pacu: list[tuple[int, int]], pacu_
 
 
 def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest_first",
-             not_before_min: int | None = None) -> pd.DataFrame:
+             not_before_min: int | None = None, first_lines: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Times for assigned cases. ``assignment``: case_id, slot_id (NaN = deferred by the
     assigner, with ``reason``). ``order``: ``longest_first`` (optimizer), ``booked_first``
     (rules: first come, first served by booking time) or ``published`` (re-planning: keep the
     published order, by ``published.start``). Urgent cases go first in any order. Unlocked
-    cases start no earlier than ``not_before_min`` (re-planning during the day).
+    cases start no earlier than ``not_before_min`` (re-planning during the day). With
+    ``longest_first``, cases of ``first_lines`` (service lines short of prime time under the
+    fairness policy) go before the other lines' cases of the same slot.
 
     Returns one row per case: case_id, slot_id, date, room_id, status, start_min, end50_min,
     end80_min, defer_reason.
@@ -122,7 +124,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             elif order == "published":
                 ids.sort(key=lambda i: (published_start.get(i, pd.Timestamp.max), i))
             else:
-                ids.sort(key=lambda i: (-c.loc[i, "p50_i"], i))
+                ids.sort(key=lambda i: (c.loc[i, "service_line"] not in first_lines, -c.loc[i, "p50_i"], i))
                 # The closing case runs last: the model sized the slot so that it starts before
                 # the block ends and ends by close + cap at P80 (instance.closing_case).
                 if len(ids) > 1:

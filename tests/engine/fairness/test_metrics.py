@@ -100,7 +100,13 @@ def test_fairness_cli_writes_contract_json_and_rejects_bad_input(mini, tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / "f.json").read_text())
     assert set(out["by_service_line"]) >= {"Urology", "Orthopedics", "General Surgery"}
-    assert 0 < out["max_prime_time_gap"] <= 1
+    # Every line of the mini hospital has fewer than the policy's default 5 cases: none is judged.
+    assert out["max_prime_time_gap"] == 0.0 and out["policy"]["judged_groups"] == [] and out["policy"]["met"]
+    settings = folder / "settings.toml"
+    settings.write_text(settings.read_text() + "\n[fairness]\nmin_group_cases = 1\n")
+    res = run("--data", str(folder), "--schedule", str(path), "--json", str(tmp_path / "f.json"))
+    out = json.loads((tmp_path / "f.json").read_text())
+    assert 0 < out["max_prime_time_gap"] <= 1 and out["policy"]["source"] == "settings.toml [fairness]"
     bad = run("--data", str(folder), "--schedule", str(tmp_path / "missing.csv"))
     assert bad.returncode == 2 and "missing.csv" in bad.stderr
 
