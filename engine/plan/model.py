@@ -128,6 +128,15 @@ def addon_reserve_short(m, d):
     return m.short[d] >= m.reserve[d] - sum(m.length[s] * m.held[s] for s in m.held_of_day[d])
 
 
+def started_case_opens_room(m, c, s):
+    """x[c,s] <= used[d,r] for a case already under way (a day-of re-plan's started lock) on a day
+    where opening rooms is a choice: its room keeps its team. Started cases are facts, so they do
+    not tie their surgeon to their room for the rest of the day (no z link): after a room goes
+    down its surgeon's remaining cases may move to another room (the sequencer keeps the
+    surgeon's intervals apart, H5)."""
+    return m.x[c, s] <= m.used[m.room_day[s]]
+
+
 def surgeon_room_link(m, c, s):
     """x[c,s] <= z[surgeon(c), date(s), room(s)]: a case puts its surgeon in its room for the day."""
     d, r = m.room_day[s]
@@ -151,10 +160,17 @@ def surgeon_opens_room(m, g, d, r):
 
 
 def staffed_rooms(m, d):
-    """sum_r used[d,r] + sum_(s held on d) held[s] <= min(staffed_rooms_d, anesthesia_teams_d), on days
-    with more rooms than that (DS): a room held for add-ons needs a team too."""
-    held = sum(m.held[s] for s in m.held_of_day.get(d, []))
-    return sum(m.used[rd] for rd in m.rooms_of_day[d]) + held <= m.room_cap[d]
+    """sum_r used[d,r] <= min(staffed_rooms_d, anesthesia_teams_d), on days with more rooms than
+    that (DS). A room held for add-ons is an opened room (held_room_opened), so it needs a team
+    once, whether or not an urgent case also runs in it (counting used + held charged a held
+    room that took an add-on two teams, and kept add-ons out of the held room: issue 14)."""
+    return sum(m.used[rd] for rd in m.rooms_of_day[d]) <= m.room_cap[d]
+
+
+def held_room_opened(m, s):
+    """held[s] <= used[d,r] for a held open room on a day where opening rooms is a choice: the
+    team waits in the held room for the add-ons."""
+    return m.held[s] <= m.used[m.room_day[s]]
 
 
 def surgeon_one_room(m, g, d):
@@ -202,7 +218,12 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.RD = pyo.Set(initialize=rd, dimen=2, ordered=True)
     m.D = pyo.Set(initialize=[d for d in inst.dates], ordered=True)
     surgeon = {ci: surgeon_key(g, ci) for ci, g in c["surgeon_id"].items()}
-    zk = sorted({(surgeon[ci], slot_date[si], slot_room[si]) for ci, si in pairs})
+    started = set()
+    if inst.locks is not None and len(inst.locks) and "started" in inst.locks.columns:
+        started = set(inst.locks.loc[inst.locks["started"].fillna(False).astype(bool), "case_id"])
+    linked = [(ci, si) for ci, si in pairs if ci not in started]
+    m.XL = pyo.Set(initialize=linked, dimen=2, ordered=True)
+    zk = sorted({(surgeon[ci], slot_date[si], slot_room[si]) for ci, si in linked})
     m.Z = pyo.Set(initialize=zk, dimen=3, ordered=True)
     m.GD = pyo.Set(initialize=sorted({(g, d) for g, d, _ in zk}), dimen=2, ordered=True)
 
@@ -276,7 +297,7 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.ZS = pyo.Set(initialize=[k for k in zk if k[1] in m.DS], dimen=3, ordered=True)
     # Surgeon-rooms whose eligible cases exceed the room time they could use (ZB).
     m.pairs_of_surgeon_room = {k: [] for k in zk}
-    for ci, si in pairs:
+    for ci, si in linked:
         d, r = m.room_day[si]
         m.pairs_of_surgeon_room[surgeon[ci], d, r].append((ci, si))
     room_minutes, demand = {}, {}
@@ -312,7 +333,10 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.one_closing = pyo.Constraint(m.SC, rule=one_closing_case)
     m.overtime = pyo.Constraint(m.S, rule=overtime_definition)
     m.idle_prime = pyo.Constraint(m.S, rule=idle_prime_definition)
-    m.surgeon_link = pyo.Constraint(m.X, rule=surgeon_room_link)
+    m.surgeon_link = pyo.Constraint(m.XL, rule=surgeon_room_link)
+    m.XS = pyo.Set(initialize=[(ci, si) for ci, si in pairs if ci in started and m.room_day[si] in m.RDS],
+                   dimen=2, ordered=True)
+    m.started_open = pyo.Constraint(m.XS, rule=started_case_opens_room)
     m.surgeon_capacity = pyo.Constraint(m.ZB, rule=surgeon_room_capacity)
     m.room_open = pyo.Constraint(m.ZS, rule=surgeon_opens_room)
     m.staffing = pyo.Constraint(m.DS, rule=staffed_rooms)
@@ -320,6 +344,8 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.held_free = pyo.Constraint(m.XH, rule=held_room_stays_free)
     m.held_capacity = pyo.Constraint(m.HO, rule=held_room_capacity)
     m.reserve_short = pyo.Constraint(m.DR, rule=addon_reserve_short)
+    m.HOS = pyo.Set(initialize=[si for si in ho if m.room_day[si] in m.RDS], ordered=True)
+    m.held_opened = pyo.Constraint(m.HOS, rule=held_room_opened)
     _add_fairness(m, inst, params)
     m.obj = pyo.Objective(rule=objective_rule, sense=pyo.minimize)
     return m
@@ -448,7 +474,8 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
         if (ci, si) not in m.X:
             continue
         d, r = m.room_day[si]
-        m.z[m.surgeon_of[ci], d, r].value = 1.0
+        if (m.surgeon_of[ci], d, r) in m.Z:
+            m.z[m.surgeon_of[ci], d, r].value = 1.0
         if (d, r) in m.RDS:
             m.used[d, r].value = 1.0
     for k in m.XC:
@@ -470,10 +497,16 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
         need = pyo.value(m.reserve[d])
         for si in m.held_of_day[d]:
             empty = all(m.x[ci, si].value < 0.5 for ci in m.cases_of_slot[si] if not m.urgent[ci])
-            hold = empty and free_teams >= 1 and need > 0
+            rd = m.room_day[si]
+            opened = rd in m.RDS and m.used[rd].value > 0.5  # an urgent case already has a team there
+            hold = empty and (opened or free_teams >= 1) and need > 0
             m.held[si].value = 1.0 if hold else 0.0
             if hold:
-                free_teams -= 1
+                if rd in m.RDS and not opened:
+                    m.used[rd].value = 1.0
+                    free_teams -= 1
+                elif rd not in m.RDS:
+                    free_teams -= 1
                 need -= pyo.value(m.length[si])
                 m.idle[si].value = 0.0
         m.short[d].value = max(0.0, need)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 SOLVERS = ("highs", "glpk", "rules")
+SEQUENCERS = ("cpsat", "greedy")
 # The fairness term's weight per slack minute of prime time when only its limit is given.
 FAIRNESS_DEFAULT_WEIGHT = 10.0
 
@@ -48,6 +49,9 @@ class PlanParams:
     fairness_policy: bool = True  # apply (and check) the fairness policy; False: plain plan, still reported
     hold_addon_rooms: bool = True
     w_addon_reserve: float = 3.0
+    sequencer: str = "cpsat"  # cpsat: PACU-aware CP-SAT times (engine/plan/cpsat.py); greedy: the event loop only
+    sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day
+    w_pacu_peak_bed: float = 150.0  # per bed of the day's planned PACU peak (staggering), see cpsat.py
     label: str = "balanced"
 
     def __post_init__(self) -> None:
@@ -55,6 +59,10 @@ class PlanParams:
             raise ValueError(f"days must be within 1..7, got {self.days!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.sequencer not in SEQUENCERS:
+            raise ValueError(f"sequencer must be one of {', '.join(SEQUENCERS)}, got {self.sequencer!r}")
+        if self.sequence_time_limit_s <= 0:
+            raise ValueError(f"sequence_time_limit_s must be > 0, got {self.sequence_time_limit_s!r}")
         if self.time_limit_s <= 0:
             raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s!r}")
         if not 0 <= self.mip_gap < 1:

@@ -396,7 +396,7 @@ def booked_date_start(inst: PlanInstance, params: PlanParams, budget_s: float) -
 
 # Settings that change neither the model nor which answer is better (the time limit is checked
 # apart: see _memo_serves).
-_NOT_IN_KEY = ("label", "gap_tolerance", "time_limit_s")
+_NOT_IN_KEY = ("label", "gap_tolerance", "time_limit_s", "sequencer", "sequence_time_limit_s", "w_pacu_peak_bed")
 
 
 def _memo_serves(entry, params: PlanParams) -> bool:
@@ -581,6 +581,8 @@ def plan_once(
             t1 = time.perf_counter()
             seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min,
                            first_lines=first_lines)
+            if order == "longest_first" and params.sequencer == "cpsat":
+                seq = _pacu_aware(inst, params, _with_reasons(assignment, diag), seq, not_before_min, models)
             t_seq += time.perf_counter() - t1
             # Never worse than the rules: both exported schedules scored on the model's objective.
             t1 = time.perf_counter()
@@ -618,6 +620,23 @@ def plan_once(
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
     return PlanResult(schedule, k, res, inst, params, banner, notes, seq, held, optimizer_assignment, notice)
+
+
+def _pacu_aware(inst: PlanInstance, params: PlanParams, assignment: pd.DataFrame, greedy: pd.DataFrame,
+                not_before_min: int | None, models: list) -> pd.DataFrame:
+    """CP-SAT's PACU-staggered times (engine/plan/cpsat.py) unless they cost more on the model's
+    objective than the PACU peak beds they save are worth (``w_pacu_peak_bed`` each): the greedy
+    event loop may place a case in another room that CP-SAT, which keeps each case's slot,
+    would defer."""
+    from engine.plan.cpsat import pacu_peak, sequence_cpsat
+
+    cp = sequence_cpsat(inst, assignment, params, not_before_min, greedy)
+    if cp is greedy:
+        return greedy
+    a = score_assignment(inst, params, sequenced_assignment(cp), models or None)
+    b = score_assignment(inst, params, sequenced_assignment(greedy), models or None)
+    saved = sum(pacu_peak(greedy, inst.pacu_minutes).values()) - sum(pacu_peak(cp, inst.pacu_minutes).values())
+    return cp if a - params.w_pacu_peak_bed * saved <= b + 1e-6 else greedy
 
 
 def _with_reasons(assignment: pd.DataFrame, diag: dict[str, str]) -> pd.DataFrame:
