@@ -146,3 +146,46 @@ def patient_group_audit_for(actor: User | str, hospital: Any, schedule: pd.DataF
     from engine.fairness.review import patient_group_audit
 
     return patient_group_audit(getattr(hospital, "hospital", hospital), schedule, forecasts)
+
+
+def set_fairness_policy(actor: User, folder: Any, hospital_id: str, policy: dict[str, Any], *, note: str = "",
+                        ledger: Any = None) -> Any:
+    """Change the fairness policy (settings.toml ``[fairness]``) if the actor may ``set_fairness_policy``.
+
+    The new section is validated as a whole first (an error names ``fairness.<key>``; nothing is
+    written); the settings file in force is kept as ``settings_history/settings-<UTC time>.toml``
+    beside it (the policy is versioned), then settings.toml is replaced in one move. One
+    ``set_fairness_policy`` audit entry records the policy before and after. Returns the new
+    :class:`engine.settings.FairnessPolicy`. TOML comments in settings.toml are not kept.
+    """
+    import datetime as dt
+    import shutil
+    import tomllib
+    from pathlib import Path
+
+    import tomli_w
+
+    from engine.contract import SETTINGS_FILE
+    from engine.errors import InputError
+    from engine.io import atomic_write_file
+    from engine.settings import parse_settings
+
+    actor = _signed_in(actor, "set_fairness_policy")
+    path = Path(folder) / SETTINGS_FILE
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    before = parse_settings(raw)[0]
+    settings, problems = parse_settings({**raw, "fairness": dict(policy)})
+    if problems:
+        raise InputError(problems)
+    text = tomli_w.dumps({**raw, "fairness": settings.fairness.model_dump(exclude_none=True)})
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = path.parent / "settings_history" / f"settings-{stamp}.toml"
+    # Audited before it takes effect: a change the log does not show never happens.
+    append(_ledger(ledger), hospital_id, "set_fairness_policy", actor.name, actor.role, {
+        "before": before.fairness.model_dump() if before else None, "before_stated": bool(before and before.fairness_stated),
+        "after": settings.fairness.model_dump(), "kept_as": f"settings_history/{kept.name}", "note": note or None})
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copy2(path, kept)
+    atomic_write_file(path, lambda p: p.write_text(text, encoding="utf-8"))
+    log.info("hospital %s: fairness policy changed by %s", hospital_id, actor.name)
+    return settings.fairness

@@ -29,6 +29,7 @@ GENESIS = "0" * 64
 AUDIT_KINDS = (
     "recommendation", "approve", "reject", "publish", "publish_withheld", "override", "rollback", "gate_decision",
     "sign_in", "note", "rollback_proposed", "emergency_rollback", "rollback_withheld", "retrain", "replan", "import_data",
+    "set_fairness_policy",
 )
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from engine.cli import main
+from engine.errors import InputError
 from engine.contract import SCHEDULE_KINDS
 from engine.io import write_csv
 from engine.fairness import fairness_report
@@ -133,3 +134,28 @@ def test_cli_plan_and_fairness_report_the_policy(fair_hospital: Path, tmp_path: 
     assert main(["plan", "--data", str(fair_hospital), "--date", "2027-01-04", "--out", str(tmp_path / "x.csv"),
                  "--json", str(js)]) == 2
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_changing_the_policy_is_a_governance_action_audited_and_versioned(fair_hospital: Path, tmp_path: Path) -> None:
+    from engine.governance import User, read_log
+    from engine.governance.actions import set_fairness_policy
+
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    before = (fair_hospital / "settings.toml").read_text()
+    with pytest.raises(PermissionError):
+        set_fairness_policy(User("carol", "coordinator"), fair_hospital, "fair", {"max_prime_time_gap_points": 3}, ledger=url)
+    board = User("gina", "governance")
+    with pytest.raises(InputError) as bad:
+        set_fairness_policy(board, fair_hospital, "fair", {"max_prime_time_gap_points": 300}, ledger=url)
+    assert "fairness.max_prime_time_gap_points" in str(bad.value)
+    assert (fair_hospital / "settings.toml").read_text() == before  # nothing written
+    new = set_fairness_policy(board, fair_hospital, "fair", {"max_prime_time_gap_points": 3, "min_group_cases": 2},
+                              note="board meeting 2027-01", ledger=url)
+    assert new.max_prime_time_gap_points == 3.0
+    h = load_hospital(fair_hospital).hospital
+    assert h.settings.fairness.max_prime_time_gap_points == 3.0 and h.settings.fairness.min_group_cases == 2
+    assert h.settings.prime_time == "07:30-12:30"  # the rest of the settings kept
+    kept = list((fair_hospital / "settings_history").glob("settings-*.toml"))
+    assert len(kept) == 1 and kept[0].read_text() == before
+    log = read_log(url, "fair")
+    assert list(log["kind"]) == ["set_fairness_policy"] and log.iloc[0]["actor"] == "gina"
