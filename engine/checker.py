@@ -407,7 +407,12 @@ def _context(
         caps = frozenset(p.strip().lower() for p in str(r.capabilities or "").split(";") if p.strip())
         rooms[r.room_id] = {"caps": caps, "open": _hhmm(r.open_time), "close": _hhmm(r.close_time)}
     blocks: dict[tuple[str, pd.Timestamp], list[dict[str, Any]]] = defaultdict(list)
-    for i, b in enumerate(h.blocks.itertuples(index=False)):
+    # Only the blocks of dates the schedule or the horizon names are ever looked up (the whole
+    # history's blocks made this the slowest part of a check); positions stay those of blocks.csv.
+    wanted = {pd.Timestamp(d).normalize() for d in s["date"].dropna()} | set(horizon)
+    bdates = pd.to_datetime(h.blocks["date"]).dt.normalize() if len(h.blocks) else pd.Series(dtype="datetime64[ns]")
+    positions = [i for i, keep in enumerate(bdates.isin(list(wanted)).to_numpy()) if keep]
+    for i, b in zip(positions, h.blocks.iloc[positions].itertuples(index=False)):
         blocks[(b.room_id, pd.Timestamp(b.date).normalize())].append(
             {
                 "row": i + 1,
