@@ -31,6 +31,9 @@ from engine.plan.solve import SolveResult, solve
 
 log = logging.getLogger(__name__)
 
+# How many other orders of the same answer a plan that misses the fairness policy tries.
+FAIRNESS_RESEQUENCINGS = 3
+
 
 @dataclass
 class PlanResult:
@@ -459,9 +462,10 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
     (``settings.fairness.max_prime_time_gap_points`` unless ``params.fairness_max_gap_points``
     names another) and the sequenced schedule is checked with the fairness report's own count
     (:func:`engine.fairness.policy.check_policy`). The term approximates prime minutes (times
-    come after the MIP), so when the schedule misses the limit the optimizer is run once more
-    with the limit tightened by the miss and a heavier term, warm-started from the first answer;
-    the schedule that meets the policy (else the one closer to it) is kept. ``result.fairness``
+    come after the MIP), so when the schedule misses the limit the same answer is sequenced again
+    with the short lines first (up to ``FAIRNESS_RESEQUENCINGS`` orders), then the optimizer runs
+    once more with the limit tightened by the miss and a heavier term (warm-started); the schedule
+    that meets the policy (else the one closest to it) is kept. ``result.fairness``
     says what was asked, what was reached and, when missed, why in words.
     """
     from engine.fairness.policy import check_policy
@@ -479,21 +483,48 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
     asked = params.with_(fairness_max_gap_points=limit)
     result = plan_once(hospital, forecasts, start_date, asked, *args, **kw)
     check = check_policy(hospital, result.schedule, policy, forecasts, stated)
-    retried = False
+    tries = 1
     if not check.met and result.banner is None and params.solver != "rules" and check.excess_points > 0:
-        tighter = asked.with_(fairness_max_gap_points=max(0.0, limit - check.excess_points - 0.5),
-                              w_fairness=3 * max(asked.w_fairness, FAIRNESS_DEFAULT_WEIGHT))
-        # The term counts prime minutes as P50 x the slot's prime share; in a room shared by
-        # several lines the order decides who gets the morning, so the short lines also go first.
-        short = frozenset(b.group for b in check.breaches if b.metric == "prime_time_gap")
-        again = plan_once(hospital, forecasts, start_date, tighter, *args,
-                          **{**kw, "warm_start": result.assignment(), "memo": None, "first_lines": short})
-        check2 = check_policy(hospital, again.schedule, policy, forecasts, stated)
-        retried = True
-        if again.banner is None and (check2.met or check2.excess_points < check.excess_points):
-            result, check = again, check2
-            result.params = asked
-    result.fairness = {**check.to_dict(), "applied": True, "resolved_with_tighter_term": retried and check.met}
+        # The term counts prime minutes as P50 x the slot's prime share, but in a room shared by
+        # several lines the order decides who gets the morning. So the same answer is sequenced
+        # again (the memo serves it: no second solve) with the short lines first in their rooms,
+        # and again with the lines that then fall short, a few times; then the optimizer runs once
+        # more with the limit tightened by the miss and a heavier term. The schedule that meets
+        # the policy is kept, else the one closest to it.
+        memo = kw.get("memo")
+        memo = {} if memo is None else memo
+        remember(memo, result)
+        first = result
+
+        def shortfall(c: Any) -> frozenset[str]:
+            return frozenset(b.group for b in c.breaches if b.metric == "prime_time_gap")
+
+        queue, seen, best_first = [shortfall(check)], set(), shortfall(check)
+        while queue and not check.met and len(seen) < FAIRNESS_RESEQUENCINGS:
+            lines = queue.pop(0)
+            seen.add(lines)
+            again = plan_once(hospital, forecasts, start_date, asked, *args,
+                              **{**kw, "warm_start": first.assignment(), "memo": memo, "first_lines": lines})
+            tries += 1
+            if again.banner is not None:
+                continue
+            c2 = check_policy(hospital, again.schedule, policy, forecasts, stated)
+            if c2.excess_points < check.excess_points:
+                result, check, best_first = again, c2, lines
+            if shortfall(c2) and shortfall(c2) not in seen:
+                queue.append(shortfall(c2))
+        if not check.met:
+            tighter = asked.with_(fairness_max_gap_points=max(0.0, limit - check.excess_points - 0.5),
+                                  w_fairness=3 * max(asked.w_fairness, FAIRNESS_DEFAULT_WEIGHT))
+            again = plan_once(hospital, forecasts, start_date, tighter, *args,
+                              **{**kw, "warm_start": first.assignment(), "memo": None, "first_lines": best_first})
+            tries += 1
+            if again.banner is None:
+                c2 = check_policy(hospital, again.schedule, policy, forecasts, stated)
+                if c2.excess_points < check.excess_points:
+                    result, check = again, c2
+        result.params = asked
+    result.fairness = {**check.to_dict(), "applied": True, "plans_tried": tries}
     return result
 
 
@@ -581,7 +612,9 @@ def plan_once(
             t1 = time.perf_counter()
             seq = sequence(inst, _with_reasons(assignment, diag), order=order, not_before_min=not_before_min,
                            first_lines=first_lines)
-            if order == "longest_first" and params.sequencer == "cpsat":
+            # A fairness re-solve (first_lines) keeps the order that gives the short lines the
+            # morning; CP-SAT would reorder the rooms for the PACU peak alone.
+            if order == "longest_first" and params.sequencer == "cpsat" and not first_lines:
                 seq = _pacu_aware(inst, params, _with_reasons(assignment, diag), seq, not_before_min, models)
             t_seq += time.perf_counter() - t1
             # Never worse than the rules: both exported schedules scored on the model's objective.
