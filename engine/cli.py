@@ -48,6 +48,16 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
     from engine.importer import import_hospital
 
+    if args.suggest_mapping:
+        from engine.onboard import suggest_mapping
+
+        suggestion = suggest_mapping(args.source)
+        sys.stdout.write(suggestion.text)
+        return {"source": str(args.source), "matches": suggestion.matches, "unused": suggestion.unused}
+    missing = [flag for flag, v in (("--mapping", args.mapping), ("--out", args.out)) if v is None]
+    if missing:
+        raise InputError(f"import needs {' and '.join(missing)} (or --suggest-mapping to write a mapping to start from)",
+                         file="command line")
     result = import_hospital(args.source, args.mapping, args.out)
     summary = result.summary()
     print(
@@ -73,6 +83,16 @@ def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     from engine.store import Store
 
     store = Store(args.db)
+    if args.append is not None:
+        from engine.ingest import append_cases
+
+        res = append_cases(args.data, args.append, store, name=args.name)
+        print(f"appended {args.append} to {res.hospital_id!r}: {res.added} added, {res.updated} updated, "
+              f"{res.unchanged} unchanged, {len(res.quarantine)} quarantined"
+              + (f"; new surgeons {', '.join(res.new_surgeons)}" if res.new_surgeons else ""))
+        for r in res.quarantine.head(20).itertuples():
+            print(f"  quarantined: {r.file}, row {r.row}, column '{r.column}': {r.reason}")
+        return res.summary()
     hid, loaded = ingest_folder(args.data, store, name=args.name)
     print(f"stored hospital {hid!r} ({len(loaded.hospital.cases)} cases, {loaded.report.n_quarantined} quarantined) in {store.url_safe}")
     return {"hospital": hid, "n_cases": len(loaded.hospital.cases), "n_quarantined": loaded.report.n_quarantined}
@@ -324,8 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = add("import", "Turn a foreign export (CSV, Parquet, Excel) into a hospital folder.", _cmd_import)
     i.add_argument("--source", type=Path, required=True, metavar="FILE")
-    i.add_argument("--mapping", type=Path, required=True, metavar="MAP.yaml")
-    i.add_argument("--out", type=Path, required=True, metavar="DIR")
+    i.add_argument("--mapping", type=Path, default=None, metavar="MAP.yaml", help="required unless --suggest-mapping")
+    i.add_argument("--out", type=Path, default=None, metavar="DIR", help="required unless --suggest-mapping")
+    i.add_argument("--suggest-mapping", action="store_true",
+                   help="write a commented mapping suggested from the source's headers and values to stdout")
 
     v = add("validate", "Validate a hospital folder and print its quality report.", _cmd_validate)
     v.add_argument("--data", type=Path, required=True, metavar="DIR")
@@ -334,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, required=True, metavar="DIR")
     s.add_argument("--db", default=None, metavar="URL", help="SQLAlchemy URL (default: DATABASE_URL or the embedded SQLite file)")
     s.add_argument("--name", default=None, help="hospital id in the store (default: the folder name)")
+    s.add_argument("--append", type=Path, default=None, metavar="FILE",
+                   help="add or update cases by case_id from this cases.csv increment (folder and store; idempotent)")
 
     e = add("evaluate", "Train on cases before a date and score forecasts on cases from it on.", _cmd_evaluate)
     e.add_argument("--data", type=Path, required=True, metavar="DIR_OR_CASES_CSV")

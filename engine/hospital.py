@@ -721,6 +721,11 @@ def _block_overlaps(blocks: pd.DataFrame) -> list[Problem]:
     """Blocks of one room and date must not overlap; each clash names the block it hits."""
     b = blocks.assign(_s=_minutes(blocks["start_time"]), _e=_minutes(blocks["end_time"]))
     b = b.dropna(subset=["room_id", "date", "_s", "_e"]).sort_values(["room_id", "date", "_s"], kind="stable")
+    # Fast path (vectorised): no block starts before the latest end of the earlier ones of its room-day.
+    latest = b.assign(_m=b.groupby(["room_id", "date"], sort=False)["_e"].cummax()).groupby(
+        ["room_id", "date"], sort=False)["_m"].shift()
+    if not (b["_s"] < latest).any():
+        return []
     problems = []
     for _, g in b.groupby(["room_id", "date"], sort=False):
         end, owner = -1.0, None

@@ -166,3 +166,179 @@ def problems_frame(problems: list[Problem]) -> pd.DataFrame:
         where = f"row {p.row} (line {p.row + 1})" if p.row is not None else "whole file"
         rows.append({"file": p.file, "where": where, "column": p.column or "", "problem": p.problem})
     return pd.DataFrame(rows, columns=["file", "where", "column", "problem"])
+
+
+# --------------------------------------------------------------------------- incremental feeds
+
+# A case's status may move forward (booked -> completed or cancelled), never back.
+_FINAL = ("completed", "cancelled")
+
+
+@dataclass
+class AppendResult:
+    """What an increment did: counts by case, and the rows set aside (named by the increment's file and row)."""
+
+    hospital_id: str
+    file: str
+    rows_read: int
+    added: int
+    updated: int
+    unchanged: int
+    quarantine: pd.DataFrame  # file, row, case_id, column, reason
+    new_surgeons: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated)
+
+    def summary(self) -> dict[str, Any]:
+        return {"hospital": self.hospital_id, "file": self.file, "rows_read": self.rows_read, "added": self.added,
+                "updated": self.updated, "unchanged": self.unchanged, "quarantined": int(len(self.quarantine)),
+                "new_surgeons": list(self.new_surgeons),
+                "problems": [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                             for r in self.quarantine.to_dict("records")]}
+
+
+def _contract_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Cases as contract text (missing = ""), for comparing and writing."""
+    from engine.contract import CASES_COLUMNS
+    from engine.io import format_for_contract
+
+    out = format_for_contract(df, CASES_COLUMNS)
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_float_dtype(s):
+            s = s.map(lambda v: "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+        out[col] = s.astype(object).where(s.notna(), "").astype(str)
+    return out
+
+
+def append_cases(
+    folder: str | Path,
+    increment: str | Path,
+    store: Store | None = None,
+    name: str | None = None,
+    params: ValidationParams | None = None,
+    increment_params: ValidationParams = ValidationParams(max_quarantine_share=1.0),
+) -> AppendResult:
+    """Add new cases and update changed ones (status, times, ...) by ``case_id`` from ``increment``
+    (a cases.csv in contract form; only its columns are updated) into the hospital folder and,
+    when ``store`` is given, the stored hospital, in place.
+
+    The increment is validated like cases.csv, against the folder's rooms, blocks and settings
+    (surgeons it introduces are added to surgeons.csv with their most frequent service line). Rows
+    that cannot be used are quarantined and named by the increment's file and row: bad values, an
+    unknown room, a case_id twice in the increment (the later copy), a status going backwards
+    (a completed or cancelled case cannot change status). Applying the same increment twice
+    changes nothing the second time (no write at all). An increment's bad rows are set aside however
+    many there are (``increment_params``: a small feed with two bad rows is still a feed); the
+    merged hospital is validated with ``params`` before anything is written. Raises InputError
+    (nothing written) when the folder or the increment is rejected as a whole.
+    """
+    import shutil
+    import tempfile
+
+    from engine.io import atomic_write_file, write_csv
+
+    folder, increment = Path(folder), Path(increment)
+    label = increment.name
+    base = load_hospital(folder, params)
+    hid = name or folder.resolve().name
+    if not increment.is_file():
+        raise InputError("the increment file does not exist", file=str(increment))
+    raw = pd.read_csv(increment, dtype=str, keep_default_na=False)
+    header = [c for c in raw.columns]
+    if "case_id" not in header:
+        raise InputError(Problem(label, None, "case_id", "the increment has no case_id column: cases are matched by it"))
+    # New surgeons join surgeons.csv (it lists who operates; a feed brings new people).
+    surgeons = base.hospital.surgeons
+    new_surgeons: list[str] = []
+    if {"surgeon_id", "service_line"} <= set(header):
+        known = set(surgeons["surgeon_id"]) | {"unknown", ""}
+        fresh = raw[~raw["surgeon_id"].str.strip().isin(known)]
+        if len(fresh):
+            add = (fresh.assign(surgeon_id=fresh["surgeon_id"].str.strip())
+                   .groupby("surgeon_id")["service_line"].agg(lambda s: s.str.strip().value_counts().index[0]))
+            new_surgeons = sorted(add.index)
+            surgeons = pd.concat([surgeons, pd.DataFrame({"surgeon_id": add.index, "service_line": add.values})],
+                                 ignore_index=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp) / folder.name
+        shutil.copytree(folder, t)
+        shutil.copyfile(increment, t / "cases.csv")
+        write_csv(surgeons, t / "surgeons.csv")
+        try:
+            inc = load_hospital(t, increment_params)
+        except InputError as exc:
+            raise relabel_problems(exc, {str(t / "cases.csv"): label, "cases.csv": label}) from exc
+    quarantine = inc.report.quarantine.copy()
+    quarantine = quarantine[quarantine["file"].isin(["cases.csv", label])].assign(file=label)
+    rows_of = {cid: i + 1 for i, cid in reversed(list(enumerate(raw["case_id"].str.strip())))}  # first occurrence
+
+    new = inc.hospital.cases
+    old = base.hospital.cases.set_index("case_id", drop=False)
+    cols = [c for c in header if c in new.columns]
+    conflicts = []
+    for rec in new[new["case_id"].isin(old.index)].itertuples(index=False):
+        before = old.at[rec.case_id, "status"]
+        if "status" in cols and before in _FINAL and rec.status != before:
+            conflicts.append({"file": label, "row": rows_of.get(rec.case_id, 0), "case_id": rec.case_id,
+                              "column": "status", "reason": f"status goes back: the case is already {before}, "
+                                                            f"the increment says {rec.status}"})
+    # A case_id twice in the increment with different data: which copy is right is unknown, so
+    # neither is used (validation already set the later copies aside).
+    ids = raw["case_id"].str.strip()
+    dups = raw[ids.duplicated(keep=False)].assign(case_id=ids[ids.duplicated(keep=False)])
+    for cid, g in dups.groupby("case_id"):
+        if len(g.drop_duplicates()) > 1:
+            conflicts.append({"file": label, "row": rows_of[cid], "case_id": cid, "column": "case_id",
+                              "reason": f"case_id {cid!r} appears {len(g)} times in the increment with different "
+                                        "data: none of its rows is used"})
+    if conflicts:
+        quarantine = pd.concat([quarantine, pd.DataFrame(conflicts)], ignore_index=True)
+        new = new[~new["case_id"].isin([c["case_id"] for c in conflicts])]
+
+    new_text = _contract_text(new[cols]).set_index("case_id", drop=False)
+    upd_ids = [i for i in new_text.index if i in old.index]
+    old_text = _contract_text(old.loc[upd_ids, cols].reset_index(drop=True)).set_index("case_id", drop=False)
+    changed = [i for i in upd_ids if not old_text.loc[i].equals(new_text.loc[i])]
+    added = [i for i in new_text.index if i not in old.index]
+    result = AppendResult(hid, label, len(raw), len(added), len(changed), len(upd_ids) - len(changed),
+                          quarantine.reset_index(drop=True), new_surgeons if (added or changed) else [])
+    if not result.changed:
+        log.info("append %s to %s: nothing new", label, hid)
+        return result
+
+    # Merge on the folder's own text (its quarantined rows stay as they were): changed cases take
+    # the increment's columns in place, new cases go last, each as the increment wrote it. (A new
+    # case whose id only a quarantined row of the folder had replaces that row.)
+    merged = pd.read_csv(folder / "cases.csv", dtype=str, keep_default_na=False)
+    for col in header:
+        if col not in merged.columns:
+            merged[col] = ""
+    first = raw.assign(case_id=raw["case_id"].str.strip()).drop_duplicates("case_id").set_index("case_id", drop=False)
+    where = pd.Series(merged.index, index=merged["case_id"].str.strip()).groupby(level=0).first()
+    in_place = [i for i in changed + added if i in where.index]
+    merged.loc[where[in_place].to_numpy(), header] = first.loc[in_place, header].to_numpy()
+    appended = [i for i in added if i not in where.index]
+    merged = pd.concat([merged, first.loc[appended].reindex(columns=merged.columns, fill_value="")], ignore_index=True)
+    # The stored rows: the increment's validated values over the stored case (columns it lacks kept).
+    typed_new = new.drop_duplicates("case_id").set_index("case_id", drop=False)
+    upd = old.loc[changed].copy()
+    for col in cols:
+        upd[col] = typed_new.loc[changed, col].to_numpy() if len(changed) else upd[col]
+    rows = pd.concat([upd.reset_index(drop=True), typed_new.loc[added].reset_index(drop=True)], ignore_index=True)
+    rows = rows.reindex(columns=list(old.columns) + [c for c in rows.columns if c not in old.columns])
+    # Every row was validated (the stored ones with the folder, the new ones with the increment), so
+    # the merged file is valid by construction: the store and the folder are written, nothing re-read.
+    atomic_write_file(folder / "cases.csv", lambda p: merged.to_csv(p, index=False))
+    if new_surgeons:
+        atomic_write_file(folder / "surgeons.csv", lambda p: write_csv(surgeons, p))
+    if store is not None:
+        if store.has_hospital(hid):
+            store.upsert_cases(hid, rows, surgeons=surgeons if new_surgeons else None, quarantine=result.quarantine)
+        else:
+            store.save_hospital(load_hospital(folder, params), name=hid)
+    log.info("append %s to %s: %d added, %d updated, %d unchanged, %d quarantined", label, hid, result.added,
+             result.updated, result.unchanged, len(result.quarantine))
+    return result

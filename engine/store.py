@@ -422,6 +422,62 @@ class Store:
                 self._delete(conn, aid)
             return self._delete(conn, hospital_id) > 0
 
+    def upsert_cases(self, hospital_id: str, cases: pd.DataFrame, surgeons: pd.DataFrame | None = None,
+                     quarantine: pd.DataFrame | None = None) -> None:
+        """Add or replace (by ``case_id``) cases of a stored hospital in one transaction, in place:
+        an incremental feed, not a new version. A replaced case keeps its place in the row order;
+        new cases go last. ``surgeons`` (when given) replaces the surgeons table; ``quarantine`` rows
+        are added to the hospital's; ``loaded_at`` moves to now. KeyError when the hospital is absent."""
+        t = self.md.tables
+        kinds = _TABLES["cases"]
+        with self.engine.begin() as conn:
+            head = self._head(conn, hospital_id)
+            if head is None:
+                raise KeyError(f"no hospital {hospital_id!r} in the store")
+            layout = json.loads(head._mapping["layout_json"] or "{}").get("extra_columns", {})
+            extra = list(layout.get("cases", []))
+            extra += [c for c in cases.columns if c not in kinds and c not in extra]
+            ids = [str(i) for i in cases["case_id"]]
+            have: dict[str, int] = {}
+            for chunk in range(0, len(ids), 500):  # IN lists of a portable size
+                part = ids[chunk:chunk + 500]
+                have.update(conn.execute(sa.select(t["cases"].c.case_id, t["cases"].c.row_no).where(
+                    t["cases"].c.hospital_id == hospital_id, t["cases"].c.case_id.in_(part))).all())
+                conn.execute(t["cases"].delete().where(t["cases"].c.hospital_id == hospital_id,
+                                                       t["cases"].c.case_id.in_(part)))
+            top = conn.execute(sa.select(sa.func.max(t["cases"].c.row_no))
+                               .where(t["cases"].c.hospital_id == hospital_id)).scalar()
+            nxt = max([int(top) if top is not None else -1, *have.values()]) + 1
+            rows = _records(cases, kinds, hospital_id)
+            for r in rows:
+                if r["case_id"] in have:
+                    r["row_no"] = have[r["case_id"]]
+                else:
+                    r["row_no"], nxt = nxt, nxt + 1
+            if rows:
+                conn.execute(t["cases"].insert(), rows)
+            if surgeons is not None:
+                conn.execute(t["surgeons"].delete().where(t["surgeons"].c.hospital_id == hospital_id))
+                srows = _records(surgeons, _TABLES["surgeons"], hospital_id)
+                if srows:
+                    conn.execute(t["surgeons"].insert(), srows)
+            if quarantine is not None and len(quarantine):
+                start = conn.execute(sa.select(sa.func.max(t["quarantine"].c.row_no))
+                                     .where(t["quarantine"].c.hospital_id == hospital_id)).scalar()
+                start = -1 if start is None else int(start)
+                qrows = quarantine.reset_index(drop=True).astype(object).where(quarantine.notna().to_numpy(), None) \
+                    .to_dict("records")
+                for i, r in enumerate(qrows):
+                    r["hospital_id"], r["row_no"] = hospital_id, start + 1 + i
+                    r["row"] = int(r["row"]) if r["row"] is not None else None
+                    for c in ("file", "case_id", "column", "reason"):
+                        r[c] = None if r[c] is None else str(r[c])
+                conn.execute(t["quarantine"].insert(), qrows)
+            layout["cases"] = extra
+            conn.execute(t["hospitals"].update().where(t["hospitals"].c.hospital_id == hospital_id)
+                         .values(loaded_at=_now(), layout_json=json.dumps({"extra_columns": layout})))
+        log.info("upserted %d cases into hospital %s", len(cases), hospital_id)
+
     def list_hospitals(self) -> pd.DataFrame:
         """The current version of every stored hospital (earlier versions: :meth:`list_versions`)."""
         t = self.md.tables["hospitals"]

@@ -402,3 +402,110 @@ def test_restore_through_the_engine_needs_the_role_and_is_audited(
     assert restore_version(store, hid, 1, User("cora", "coordinator")) == 2
     assert_same(rich, store.load_hospital(hid))
     assert read_log(store, hid).iloc[-1]["payload"] == {"event": "hospital_restored", "version": 1, "replaced_version": 2}
+
+
+# --------------------------------------------------------------------------- incremental feeds (ingest --append)
+
+INC_HEADER = "case_id,surgery_date,status,service_line,procedure_code,surgeon_id,room_id,wheels_in,wheels_out"
+
+
+def _increment(path: Path, *rows: str) -> Path:
+    path.write_text("\n".join([INC_HEADER, *rows]) + "\n")
+    return path
+
+
+@pytest.fixture
+def fed(store: Store, hid: str, tmp_path: Path):
+    """The mini hospital as a folder and in the store under ``hid``."""
+    from engine.ingest import ingest_folder
+
+    folder = write_mini_hospital(tmp_path / "feed")
+    ingest_folder(folder, store, name=hid)
+    return folder
+
+
+def test_append_adds_and_updates_by_case_id_and_is_idempotent(store: Store, hid: str, fed: Path, tmp_path: Path) -> None:
+    from engine.ingest import append_cases
+
+    before = store.load_hospital(hid).hospital.cases
+    inc = _increment(tmp_path / "feed-0104.csv",
+                     "C0062,2027-01-04,completed,Orthopedics,27130,S1,OR2,2027-01-04T07:35,2027-01-04T09:50",  # done
+                     "N0001,2027-01-06,booked,Urology,55866,S4,,,",  # new booking
+                     "N0002,2027-01-06,booked,Urology,55866,S9,,,")  # new booking by a new surgeon
+    r = append_cases(fed, inc, store, name=hid)
+    assert (r.added, r.updated, r.unchanged, len(r.quarantine)) == (2, 1, 0, 0)
+    assert r.new_surgeons == ["S9"]
+    after = store.load_hospital(hid).hospital
+    cases = after.cases.set_index("case_id")
+    assert len(cases) == len(before) + 2
+    assert cases.at["C0062", "status"] == "completed" and str(cases.at["C0062", "wheels_out"]) == "2027-01-04 09:50:00"
+    assert cases.at["C0062", "procedure_name"] == "Total hip arthroplasty"  # columns the increment lacks are kept
+    assert list(after.cases["case_id"]).index("C0062") == list(before["case_id"]).index("C0062")  # keeps its place
+    assert "S9" in set(after.surgeons["surgeon_id"])
+    folder_cases = load_hospital(fed).hospital.cases  # the folder follows the feed too
+    assert set(folder_cases["case_id"]) == set(after.cases["case_id"])
+    stamp = store.list_hospitals().set_index("hospital_id").at[hid, "loaded_at"]
+    mtime = (fed / "cases.csv").stat().st_mtime
+    again = append_cases(fed, inc, store, name=hid)  # the same file again: nothing changes
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 3) and not again.changed
+    assert store.list_hospitals().set_index("hospital_id").at[hid, "loaded_at"] == stamp
+    assert (fed / "cases.csv").stat().st_mtime == mtime
+    assert len(store.list_versions(hid)) == 1  # a feed updates in place, it is not a new version
+
+
+def test_append_quarantines_a_status_going_backwards(store: Store, hid: str, fed: Path, tmp_path: Path) -> None:
+    from engine.ingest import append_cases
+
+    inc = _increment(tmp_path / "inc.csv",
+                     "N0001,2027-01-06,booked,Urology,55866,S4,,,",
+                     "C0001,2026-12-01,booked,Orthopedics,27130,S1,OR2,,")  # completed -> booked
+    r = append_cases(fed, inc, store, name=hid)
+    q = r.quarantine
+    assert q[["file", "row", "case_id", "column"]].values.tolist() == [["inc.csv", 2, "C0001", "status"]]
+    assert "already completed" in q.at[0, "reason"]
+    assert store.load_hospital(hid).hospital.cases.set_index("case_id").at["C0001", "status"] == "completed"
+    assert r.added == 1
+    stored_q = store.load_hospital(hid).report.quarantine
+    assert ("inc.csv", 2) in set(zip(stored_q["file"], stored_q["row"]))
+
+
+def test_append_quarantines_an_unknown_room(store: Store, hid: str, fed: Path, tmp_path: Path) -> None:
+    from engine.ingest import append_cases
+
+    inc = _increment(tmp_path / "inc.csv",
+                     "N0001,2027-01-06,booked,Urology,55866,S4,OR9,,",
+                     "N0002,2027-01-06,booked,Urology,55866,S4,OR1,,")
+    r = append_cases(fed, inc, store, name=hid)
+    assert r.quarantine[["row", "case_id", "column"]].values.tolist() == [[1, "N0001", "room_id"]]
+    ids = set(store.load_hospital(hid).hospital.cases["case_id"])
+    assert "N0002" in ids and "N0001" not in ids
+
+
+def test_append_quarantines_a_duplicate_case_id_with_conflicting_data(store: Store, hid: str, fed: Path,
+                                                                       tmp_path: Path) -> None:
+    from engine.ingest import append_cases
+
+    inc = _increment(tmp_path / "inc.csv",
+                     "N0001,2027-01-06,booked,Urology,55866,S4,,,",
+                     "N0001,2027-01-07,booked,Urology,55866,S4,,,",  # same id, another date
+                     "N0002,2027-01-06,booked,Urology,55866,S4,,,",
+                     "N0002,2027-01-06,booked,Urology,55866,S4,,,")  # an identical resend: harmless
+    r = append_cases(fed, inc, store, name=hid)
+    q = r.quarantine.sort_values("row")
+    assert sorted(zip(q["row"], q["case_id"])) == [(1, "N0001"), (2, "N0001"), (4, "N0002")]
+    ids = set(store.load_hospital(hid).hospital.cases["case_id"])
+    assert "N0001" not in ids and "N0002" in ids
+
+
+def test_cli_ingest_append(store: Store, hid: str, fed: Path, tmp_path: Path, db_url: str) -> None:
+    import json
+
+    from engine.cli import main
+
+    inc = _increment(tmp_path / "inc.csv", "N0001,2027-01-06,booked,Urology,55866,S4,,,")
+    out = tmp_path / "r.json"
+    assert main(["ingest", "--data", str(fed), "--db", db_url, "--name", hid, "--append", str(inc), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["added"] == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("surgery_date,status\n2027-01-06,booked\n")
+    assert main(["ingest", "--data", str(fed), "--db", db_url, "--name", hid, "--append", str(bad)]) == 2
