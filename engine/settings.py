@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine import config
 from engine.contract import SETTINGS_FILE, SETTINGS_REQUIRED
 from engine.errors import Problem
 from engine.timeutil import parse_window
@@ -199,17 +200,8 @@ class HospitalSettings(BaseModel):
 
 def problems_of(exc: ValidationError, fname: str = SETTINGS_FILE) -> list[Problem]:
     """pydantic's errors -> Problems naming the key (``service_levels.finish_probability``)."""
-    out = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or None
-        if err["type"] == "missing":
-            msg = "required setting is missing"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a known setting of this section"
-        else:
-            msg = str(err["msg"]).removeprefix("Value error, ")
-        out.append(Problem(fname, None, key, msg))
-    return out
+    return config.problems_of(exc, fname, missing="required setting is missing",
+                              extra="is not a known setting of this section")
 
 
 def parse_settings(raw: dict[str, Any], fname: str = SETTINGS_FILE) -> tuple[HospitalSettings | None, list[Problem]]:

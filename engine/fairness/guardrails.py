@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from engine.errors import InputError
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from engine.config import read_toml, validate
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "data" / "policy" / "guardrails.toml"
 
@@ -21,21 +23,32 @@ class Guardrails:
     source: str
 
 
+class _GuardrailsFile(BaseModel):
+    """data/policy/guardrails.toml as written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forbidden_attributes: list[str]
+    audit_only: list[str] = []
+    uses: str = ""
+    refuses: str = ""
+
+    @field_validator("forbidden_attributes", "audit_only", mode="before")
+    @classmethod
+    def _columns(cls, v: Any) -> list[str]:
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            raise ValueError("must be a list of column names")
+        return [x.strip() for x in v]
+
+
 def policy_path() -> Path:
     return Path(os.environ.get("GUARDRAILS_FILE") or DEFAULT_POLICY)
 
 
 @lru_cache(maxsize=8)
 def _load(path: str, mtime: float) -> Guardrails:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"cannot read the guardrail policy: {exc}", file=path) from exc
-    forbidden = data.get("forbidden_attributes")
-    if not isinstance(forbidden, list) or not all(isinstance(x, str) for x in forbidden):
-        raise InputError("forbidden_attributes must be a list of column names", file=path)
-    return Guardrails(frozenset(forbidden), tuple(data.get("audit_only", [])), str(data.get("uses", "")).strip(),
-                      str(data.get("refuses", "")).strip(), path)
+    f = validate(_GuardrailsFile, read_toml(path), path)
+    return Guardrails(frozenset(f.forbidden_attributes), tuple(f.audit_only), f.uses.strip(), f.refuses.strip(), path)
 
 
 def load_guardrails() -> Guardrails:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from engine.config import read_toml, validate
 from engine.errors import InputError, Problem
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "data" / "scenarios"
@@ -48,8 +50,24 @@ KNOBS: dict[str, KnobSpec] = {
                                     "rooms added to (negative: removed from) staffing.csv's staffed rooms"),
     "pacu_beds_delta": KnobSpec("int", -1000, 100000, 0, "PACU beds added to (negative: removed from) staffing.csv"),
 }
-TOP_KEYS = {"name": str, "description": str, "knobs": dict}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class _ScenarioFile(BaseModel):
+    """A scenario file as written; knob values are checked against ``KNOBS`` (one spec table)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = None
+    description: str = ""
+    knobs: dict[str, Any] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME_RE.match(v):
+            raise ValueError(f"{v!r} must be letters, digits, '_' or '-'")
+        return v
 
 
 @dataclass(frozen=True)
@@ -140,26 +158,8 @@ def load_scenario(name_or_path: str | Path, folder: Path | None = None) -> Scena
                              file=str(folder))
         path = folder / f"{text}.toml"
     fname = str(path)
-    if not path.is_file():
-        raise InputError("scenario file not found", file=fname)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text: {exc}", file=fname) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", file=fname) from exc
-    problems = []
-    for key, v in raw.items():
-        want = TOP_KEYS.get(key)
-        if want is None:
-            problems.append(Problem(fname, None, key, f"unknown key (allowed: {', '.join(TOP_KEYS)})"))
-        elif not isinstance(v, want):
-            problems.append(Problem(fname, None, key, f"must be a {'table' if want is dict else 'string'}, got {v!r}"))
-    if "name" in raw and isinstance(raw["name"], str) and not _NAME_RE.match(raw["name"]):
-        problems.append(Problem(fname, None, "name", f"{raw['name']!r} must be letters, digits, '_' or '-'"))
-    if isinstance(raw.get("knobs", {}), dict):
-        problems += _knob_problems(raw.get("knobs", {}), fname)
+    f = validate(_ScenarioFile, read_toml(path), fname)
+    problems = _knob_problems(f.knobs, fname)
     if problems:
         raise InputError(problems)
-    return Scenario(name=raw.get("name", path.stem), description=raw.get("description", ""),
-                    knobs=dict(raw.get("knobs", {})), source=fname)
+    return Scenario(name=f.name or path.stem, description=f.description, knobs=dict(f.knobs), source=fname)
