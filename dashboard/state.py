@@ -177,15 +177,13 @@ def current_model(hospital_id: str):
 def train_model(hospital_id: str, loaded: LoadedHospital, progress) -> object:
     """Retrain on demand (the Forecasts page's button), then drop cached forecasts.
 
-    Raises PermissionError unless the signed-in role may retrain (data/roles.toml ``retrain``)."""
-    from engine.forecast import train_and_register
+    Through engine.governance.retrain: PermissionError unless the signed-in role may ``retrain``;
+    the new version is audited."""
+    from engine.governance import retrain
 
-    refusal = why_not("retrain")
-    if refusal:
-        raise PermissionError(refusal)
-
-    mv = train_and_register(loaded.hospital, hospital_id, registry=registry(), progress=progress)
+    mv = retrain(active_user(), loaded.hospital, hospital_id, registry=registry(), progress=progress, ledger=store())
     upcoming_forecasts.clear()
+    _masked_forecasts.clear()
     return mv
 
 
@@ -254,15 +252,13 @@ def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: 
 
 
 def replan(hospital_id: str, version: str, loaded_at_: str, schedule: pd.DataFrame, event, now, params):
-    """Re-plan the rest of the day after ``event`` (engine.plan.replan) on the unmasked forecasts.
-    Raises PermissionError unless the signed-in role may re-plan (data/roles.toml ``replan``)."""
-    from engine.plan.replan import replan as _replan
+    """Re-plan the rest of the day after ``event`` on the unmasked forecasts, through
+    engine.governance.replan_day: PermissionError unless the signed-in role may ``replan``; audited."""
+    from engine.governance import replan_day
 
-    refusal = why_not("replan")
-    if refusal:
-        raise PermissionError(refusal)
     _, loaded = current_hospital()
-    return _replan(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), schedule, event, now, params)
+    return replan_day(active_user(), loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), schedule,
+                      event, now, params, hospital_id=hospital_id, ledger=store())
 
 
 @st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
@@ -374,15 +370,9 @@ def _strip_name(text, name, code):
 def demo_sign_in() -> bool:
     """True when the demo sign-in (pick a role, no password) is offered: no users are configured
     (OR_USERS / OR_USERS_FILE / secrets) and ``OR_DEMO_SIGNIN`` is not 0."""
-    from engine.governance import auth
+    from engine.governance.auth import demo_signin_active
 
-    if auth.users_source() is not None:
-        return False
-    enabled = getattr(auth, "demo_signin_enabled", None)
-    if enabled is not None:
-        return bool(enabled())
-    # Until engine.governance.auth.demo_signin_enabled lands: the same rule, read here.
-    return os.environ.get("OR_DEMO_SIGNIN", "1").strip().lower() not in ("0", "false", "no", "off")
+    return demo_signin_active()
 
 
 def users_configured() -> bool:

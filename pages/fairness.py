@@ -12,10 +12,10 @@ from engine.fairness import (
     history_as_schedule,
     history_demand,
     load_guardrails,
-    patient_group_audit,
     review_pack_html,
     schedule_fairness,
 )
+from engine.governance import patient_group_audit_for
 from engine.plan import PlanParams
 
 st.title("Fairness review")
@@ -133,7 +133,8 @@ with audit_tab:
     if audit_refusal:
         st.info(f"The patient-group audit is not available: {audit_refusal}")
     else:
-        audit = patient_group_audit(h, schedule, forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
+        audit = patient_group_audit_for(state.active_user(), h, schedule,
+                                        forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
         st.markdown("Audit only: these attributes are **never** model inputs. The table checks whether any patient group "
                     "ends up in late slots or deferred more often, and whether cancellation risk differs by group.")
         if len(audit):
@@ -164,7 +165,7 @@ with policy_tab:
 pack = review_pack_html(
     h.name, f"Fairness review: {source}",
     {f"By {by}": table.rename(columns=charts.fairness_label),
-     **({} if audit_refusal else {"Patient-group audit": patient_group_audit(h, schedule)})},
+     **({} if audit_refusal else {"Patient-group audit": patient_group_audit_for(state.active_user(), h, schedule)})},
     flagged, {"Largest prime-time shortfall": f"{summary['max_prime_time_gap'] * 100:.1f} points ({summary.get('worst_group') or 'n/a'})",
               "Minimum group size for flags and spreads": f"{params.min_group_cases} booked cases",
               "Flag threshold": f"{params.max_prime_gap_points * 100:.1f} points"},

@@ -10,6 +10,7 @@ from dashboard import state
 from engine.errors import InputError
 from engine.governance import (
     ConflictError,
+    HardRuleViolation,
     Override,
     PublicationWithheld,
     WorkflowError,
@@ -48,6 +49,9 @@ def act(label: str, fn, *args, say_done: bool = True, **kwargs):
     except PublicationWithheld as exc:
         msgs.append(("error", f"Publication withheld: {exc}"))
         msgs.extend(("warning", f"**{g.gate}**: {g.message} Next: {g.inspect_next}") for g in exc.gates if g.withholds)
+    except HardRuleViolation as exc:
+        msgs.append(("error", f"{label} refused: it breaks hard rule{'s' if len(exc.rules) > 1 else ''} "
+                              f"{', '.join(exc.rules)} (docs/hard-rules.md). {exc}"))
     except ConflictError as exc:
         msgs.append(("error", f"The schedule changed while you were working: {exc}"))
     except (WorkflowError, InputError, ValueError) as exc:
@@ -115,27 +119,38 @@ with versions_tab:
                 st.session_state["gov_gate_results"] = (int(vid), gates)
             st.rerun()
         if b[3].button("Publish", key="gov_publish", type="primary", disabled=bool(blocked["publish"]), help=blocked["publish"]):
-            act("Publication", gov.publish, int(vid), user)
+            # The engine checks the hard rules again on the schedule itself (hospital=h), whatever the gates said.
+            act("Publication", gov.publish, int(vid), user, hospital=h)
             st.rerun()
         shown = st.session_state.get("gov_gate_results")
         if shown and shown[0] == int(vid):
             st.markdown(f"**Safety gates, as last run on version {vid}**")
             for g in shown[1]:
                 (st.success if g.passed else st.error if g.blocking else st.warning)(
-                    f"**{g.gate}**: {g.message}" + (f" Next: {g.inspect_next}" if not g.passed and g.inspect_next else ""))
+                    f"**{g.gate}**: {g.message}" + (f" Next: {g.inspect_next}" if not g.passed and g.inspect_next else "")
+                    + (f"  \n*Checked:* {g.checked}" if getattr(g, "checked", "") else ""))
         st.dataframe(mask_for_role(ver.schedule, user), hide_index=True, width="stretch", key="gov_version_schedule")
         st.divider()
-        st.markdown("**Rollback**: return the schedule in force to the last approved version or to the rules-based "
-                    "block schedule. The version rolled back is kept and marked.")
+        st.markdown("**Rollback**: return the schedule in force to the last approved version (published at once, its "
+                    "approval carried) or to the rules-based block schedule (a new *proposed* version: leadership approves "
+                    "it, the gates run, then it is published). The version rolled back is kept and marked. An emergency "
+                    "publishes the rules schedule at once, audited as an emergency; the hard rules still apply.")
         r = st.columns(3)
         day = r[0].date_input("Date", value=pd.Timestamp(ver.horizon_start).date(), key="gov_rollback_date")
         target = r[1].selectbox("Return to", ["last_approved", "rules"], key="gov_rollback_to",
                                 format_func={"last_approved": "last approved schedule", "rules": "rules-based block schedule"}.get)
         reason = r[2].text_input("Reason", key="gov_rollback_reason")
+        emergency = st.checkbox("Emergency: publish the rules schedule now, without approval (audited as an emergency; "
+                                "the reason must say why)", key="gov_rollback_emergency", disabled=target != "rules")
         rollback_refusal = state.why_not("rollback")
         if st.button("Roll back", key="gov_rollback", disabled=rollback_refusal is not None, help=rollback_refusal):
             rules = rules_schedule(h, pd.Timestamp(day), 1) if target == "rules" else None
-            act("Rollback", gov.rollback, hid, pd.Timestamp(day), user, to=target, reason=reason, rules=rules)
+            out = act("Rollback", gov.rollback, hid, pd.Timestamp(day), user, to=target, reason=reason, rules=rules,
+                      hospital=h, emergency=bool(emergency and target == "rules"), say_done=False)
+            if out is not None:
+                then = (" and needs approval, gates and publication before it is in force." if out.status == "proposed"
+                        else " (emergency, audited)." if emergency else ".")
+                st.session_state[FLASH].append(("success", f"Rollback done: version {out.version_id} is {out.status}{then}"))
             st.rerun()
 
 with override_tab:
@@ -157,6 +172,8 @@ with override_tab:
             room = p[0].selectbox("Room (move)", [""] + sorted(h.rooms["room_id"]), key="ov_room")
             start = p[1].text_input("Start HH:MM (move)", key="ov_start")
             text = p[2].text_input("Text (required for 'other')", key="ov_text")
+            keep_broken = st.checkbox("If it breaks a hard rule, keep it anyway as a version that cannot be published "
+                                      "until it is fixed", key="ov_keep_infeasible")
             override_refusal = state.why_not("override")
             submitted = st.form_submit_button("Record the override", disabled=override_refusal is not None,
                                               help=override_refusal)
@@ -167,10 +184,16 @@ with override_tab:
             except (ValueError, InputError) as exc:
                 st.session_state.setdefault(FLASH, []).append(("error", f"Override refused: {exc}"))
             if ov is not None:
-                new = act("Override", gov.override, int(vid), ov, user, say_done=False)
+                new = act("Override", gov.override, int(vid), ov, user, hospital=h, allow_violations=bool(keep_broken),
+                          say_done=False)
                 if new is not None:
-                    st.session_state[FLASH].append(("success", f"New proposed version {new.version_id}; "
-                                                               "it needs approval before publication."))
+                    gate = gov.hard_rules_gate(new.version_id, hospital=h)
+                    if gate.passed:
+                        st.session_state[FLASH].append(("success", f"New proposed version {new.version_id}; "
+                                                                   "it needs approval before publication."))
+                    else:
+                        st.session_state[FLASH].append(("warning", f"New proposed version {new.version_id} breaks the hard "
+                                                                   f"rules and cannot be published until fixed: {gate.message}"))
             st.rerun()
         ovs = gov.overrides(hid, user) if can(user, "view_schedule") else pd.DataFrame()
         if len(ovs):

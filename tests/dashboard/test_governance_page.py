@@ -46,9 +46,11 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     at.selectbox(key="gov_rollback_to").set_value("rules")
     at.button(key="gov_rollback").click().run()
     if published:
-        assert "Rollback: done." in _texts(at.success)
+        # A rollback to the rules is a new proposed version: it goes through approval (issue 14, defect 4).
+        assert any(t.startswith("Rollback done: version") and "is proposed and needs approval" in t for t in _texts(at.success))
         history = next(df.value for df in at.dataframe if "version_id" in df.value.columns and "status" in df.value.columns)
-        assert "rolled_back" in set(history["status"]) and len(history) >= 2
+        assert history["status"].iloc[0] == "published" or "proposed" in set(history["status"])
+        assert len(history) >= 2 and "rolled_back" not in set(history["status"])
     else:
         assert any("Rollback refused" in t or "Not allowed" in t for t in _texts(at.error))
 
