@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.govcli import add_gov_parser
 
     add_gov_parser(sub)  # python -m engine gov ... (engine/govcli.py)
+    from engine.api.cli import add_serve_parser
+
+    add_serve_parser(sub)  # python -m engine serve ... (engine/api/cli.py)
     return p
 
 

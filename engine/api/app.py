@@ -1,0 +1,214 @@
+"""The FastAPI application: ``/api/v1`` (health, schedule, plan jobs, events, governance), plus the FHIR,
+iCalendar and HL7 routers. Errors: 401 no/unknown token, 403 role, 404 unknown id, 409 conflict, 413
+body too large, 422 bad field (``detail`` names it), 503 database unavailable."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+import sqlalchemy.exc
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from engine.api.auth import current_user, needs
+from engine.api.jobs import JobRunner
+from engine.api.models import EVENT_KINDS, EventRequest, PlanRequest
+from engine.api.service import DuplicateKey, Service, ServiceParams, records
+from engine.errors import InputError
+from engine.governance import ConflictError, PublicationWithheld, User, WorkflowError, mask_reasons_for_role
+from engine.plan.replan import Event
+
+log = logging.getLogger(__name__)
+
+
+def problem_detail(exc: BaseException) -> tuple[int, Any]:
+    """(status, detail) for an engine exception; the detail names the field where the engine does."""
+    if isinstance(exc, InputError):
+        return 422, [{"loc": ["body", p.column] if p.column else ["body"], "msg": p.problem,
+                      **({"row": p.row} if p.row is not None else {})} for p in exc.problems]
+    if isinstance(exc, PermissionError):
+        return 403, str(exc)
+    if isinstance(exc, (DuplicateKey,)):
+        return 409, [{"loc": ["body", "idempotency_key"], "msg": str(exc)}]
+    if isinstance(exc, PublicationWithheld):
+        return 409, {"message": str(exc), "failed": [{"gate": g.gate, "message": g.message} for g in exc.gates]}
+    if isinstance(exc, (ConflictError, WorkflowError)):
+        return 409, str(exc)
+    if isinstance(exc, KeyError):
+        return 404, str(exc.args[0]) if exc.args else str(exc)
+    if isinstance(exc, ValueError):
+        return 422, str(exc)
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        return 503, "the database is unavailable; nothing was changed, try again shortly"
+    return 500, f"internal failure: {type(exc).__name__}"
+
+
+def _http(exc: BaseException) -> HTTPException:
+    code, detail = problem_detail(exc)
+    return HTTPException(code, detail=detail)
+
+
+def _day(value: str, field: str) -> pd.Timestamp:
+    import datetime as dt
+
+    try:
+        if len(value) == 10:
+            return pd.Timestamp(dt.date.fromisoformat(value))
+    except (ValueError, TypeError):
+        pass
+    raise HTTPException(422, detail=[{"loc": ["query", field], "msg": f"{value!r} is not a date (YYYY-MM-DD)"}])
+
+
+def _event(req: EventRequest, svc: Service) -> Event:
+    """The re-planner's Event for a request; 422 naming the missing or unknown field."""
+    def bad(field: str, msg: str) -> HTTPException:
+        return HTTPException(422, detail=[{"loc": ["body", field], "msg": msg}])
+
+    kind = EVENT_KINDS[req.type]
+    if kind is None:
+        raise bad("type", f"{req.type!r} events are accepted by the contract but not re-planned yet; supported: "
+                          + ", ".join(k for k, v in EVENT_KINDS.items() if v))
+    if kind in ("cancellation", "running_long", "add_on") and not req.case_id:
+        raise bad("case_id", f"case_id is required for a {req.type} event")
+    if kind == "running_long" and req.extra_minutes is None:
+        raise bad("extra_minutes", "extra_minutes (minutes beyond the P50 from now on) is required for case_running_long")
+    if kind == "room_down":
+        if not req.room_id:
+            raise bad("room_id", "room_id is required for a room_down event")
+        if req.room_id not in set(svc.hospital.rooms["room_id"]):
+            raise bad("room_id", f"unknown room {req.room_id!r}")
+        return Event("room_down", room_id=req.room_id)
+    if kind == "add_on":
+        if not req.service_line:
+            raise bad("service_line", "service_line is required for a case_booked event")
+        p50 = req.p50 or req.booked_minutes
+        if p50 is None:
+            raise bad("p50", "p50 or booked_minutes (expected minutes) is required for a case_booked event")
+        p80 = req.p80 or 1.25 * p50
+        if p80 < p50:
+            raise bad("p80", f"p80 ({p80}) must be >= p50 ({p50})")
+        if req.surgeon_id and req.surgeon_id != "unknown" and req.surgeon_id not in set(svc.hospital.surgeons["surgeon_id"]):
+            raise bad("surgeon_id", f"unknown surgeon {req.surgeon_id!r}")
+        add = {"case_id": req.case_id, "service_line": req.service_line, "p50": float(p50), "p80": float(p80),
+               "surgeon_id": req.surgeon_id or "unknown", "urgency": req.urgency or "urgent",
+               "required_equipment": req.required_equipment or ""}
+        if req.procedure_code:
+            add["procedure_code"] = req.procedure_code
+        return Event("add_on", add_on=add)
+    return Event(kind, case_id=req.case_id, extra_minutes=float(req.extra_minutes or 0.0))
+
+
+def create_app(params: ServiceParams | None = None, service: Service | None = None) -> FastAPI:
+    """The service app for one hospital (``service`` given: reuse it, e.g. in tests)."""
+    svc = service or Service(params)  # type: ignore[arg-type]
+    jobs = JobRunner(lambda exc: {"status_code": problem_detail(exc)[0], "detail": problem_detail(exc)[1]})
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        jobs.stop()
+
+    app = FastAPI(lifespan=lifespan, title="Predictive OR allocation", version="1",
+                  description="Schedules, plans, events and standards (FHIR R4, HL7 v2, iCalendar) for one hospital. "
+                              "Every route needs `Authorization: Bearer <token>` (OR_API_TOKENS / OR_API_TOKENS_FILE).")
+    app.state.service, app.state.jobs = svc, jobs
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > svc.params.max_body_bytes):
+            return JSONResponse({"detail": f"the request body is larger than {svc.params.max_body_bytes} bytes"}, 413)
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Elapsed-Ms"] = f"{(time.perf_counter() - t0) * 1000:.1f}"
+        return response
+
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    async def db_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": problem_detail(exc)[1]}, 503, headers={"Retry-After": "5"})
+
+    @app.get("/api/v1/health", tags=["service"])
+    def health(user: User = Depends(current_user)) -> dict[str, Any]:
+        """Alive, which hospital, and whether the store answers."""
+        db = "ok"
+        try:
+            with svc.gov.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sqlalchemy.exc.SQLAlchemyError:
+            db = "unavailable"
+        return {"status": "ok" if db == "ok" else "degraded", "hospital_id": svc.hospital_id, "database": db,
+                "user": user.name, "role": user.role}
+
+    @app.get("/api/v1/schedule", tags=["schedules"])
+    def schedule(date: str = Query(..., description="YYYY-MM-DD"), days: int = Query(1, ge=1, le=14),
+                 user: User = Depends(needs("view_schedule"))) -> dict[str, Any]:
+        """The schedule per day: the published version in force, else the newest proposed one (schedule.csv
+        columns; patient details masked for non-clinical roles)."""
+        df, used = svc.schedule(_day(date, "date"), days)
+        return {"hospital_id": svc.hospital_id, "versions": used, "schedule": records(mask_reasons_for_role(df, user))}
+
+    @app.post("/api/v1/plan", status_code=202, tags=["schedules"])
+    def plan_job(req: PlanRequest, user: User = Depends(needs("propose"))) -> dict[str, Any]:
+        """Plan and propose the horizon in the background: 202 with the job id (GET /api/v1/jobs/{id})."""
+        start = pd.Timestamp(req.date)
+        job = jobs.submit("plan", user.name, lambda progress: svc.propose_plan(user, start, req.days, req.solver,
+                                                                              req.time_limit_s, progress))
+        return {"id": job.id, "status": job.status}
+
+    @app.get("/api/v1/jobs/{job_id}", tags=["schedules"])
+    def job(job_id: str, user: User = Depends(current_user)) -> dict[str, Any]:
+        j = jobs.get(job_id)
+        if j is None:
+            raise HTTPException(404, detail=f"no job {job_id!r}")
+        return j.view()
+
+    @app.post("/api/v1/events", tags=["events"])
+    def event(req: EventRequest, user: User = Depends(needs("replan"))) -> JSONResponse:
+        """Apply an event and re-plan its day (proposed through governance, audited). The same
+        idempotency_key again returns the first answer (header ``Idempotent-Replay: true``)."""
+        body = req.model_dump(mode="json")
+        try:
+            old = svc.replayed(req.idempotency_key, body)
+            if old is not None:
+                return JSONResponse(old, headers={"Idempotent-Replay": "true"})
+            ev = _event(req, svc)
+            at = pd.Timestamp(req.at) if req.at is not None else svc.now()
+            answer, replay = svc.apply_event(user, req.idempotency_key, body, ev, at)
+        except HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to a status naming the field
+            if problem_detail(exc)[0] == 500:
+                log.exception("event failed")
+            raise _http(exc) from exc
+        return JSONResponse(answer, headers={"Idempotent-Replay": "true" if replay else "false"})
+
+    from engine.api.routes_gov import add_governance_routes
+
+    add_governance_routes(app, svc, _http)
+    for extra in ("engine.api.ical", "engine.api.fhir", "engine.api.hl7"):
+        try:
+            mod = __import__(extra, fromlist=["router"])
+        except ModuleNotFoundError as exc:
+            if exc.name != extra:
+                raise
+            continue
+        app.include_router(mod.make_router(svc, _event_applier(svc)))
+
+    return app
+
+
+def _event_applier(svc: Service):
+    """apply(user, EventRequest) -> (answer, replayed): the events path, for HL7 and the drop folder."""
+    def apply(user: User, req: EventRequest) -> tuple[dict, bool]:
+        body = req.model_dump(mode="json")
+        old = svc.replayed(req.idempotency_key, body)
+        if old is not None:
+            return old, True
+        ev = _event(req, svc)
+        at = pd.Timestamp(req.at) if req.at is not None else svc.now()
+        return svc.apply_event(user, req.idempotency_key, body, ev, at)
+
+    return apply
