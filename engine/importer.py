@@ -1652,6 +1652,7 @@ def import_hospital(source: str | Path, mapping_path: str | Path, out_dir: str |
         # Validation knows service lines from surgeons.csv; cases of 'unknown' surgeons would
         # otherwise be quarantined for a service line no named surgeon has.
         settings["service_lines"] = sorted(str(v) for v in cases["service_line"].dropna().unique())
+    _clock_from_history(settings, cases)
     written: dict[str, Any] = {}
 
     def build(tmp: Path) -> None:
@@ -1693,6 +1694,22 @@ def import_hospital(source: str | Path, mapping_path: str | Path, out_dir: str |
     log.info("import: %s rows read, %s written, %s quarantined", rows_read, len(cases),
              quarantined)
     return result
+
+
+def _clock_from_history(settings: dict[str, Any], cases: pd.DataFrame) -> None:
+    """A hospital's clock cannot be earlier than its last completed case: when the export's history
+    runs past today (a test or demo extract), ``as_of`` is set to the day after it (unless given)."""
+    if "as_of" in settings or "status" not in cases.columns or "surgery_date" not in cases.columns:
+        return
+    done = pd.to_datetime(cases.loc[cases["status"].isin(["completed", "cancelled"]), "surgery_date"], errors="coerce")
+    if not done.notna().any():
+        return
+    after = (done.max() + pd.Timedelta(days=1)).normalize()
+    if after > pd.Timestamp.now().normalize():
+        settings["as_of"] = after.date().isoformat()
+        log.warning("import: the export has completed cases up to %s, after today: the hospital's clock "
+                    "(settings.as_of) is set to %s; give settings.as_of in the mapping to change it",
+                    f"{done.max():%Y-%m-%d}", settings["as_of"])
 
 
 def _infer_files(mapping: Mapping, cases: pd.DataFrame, rooms: pd.DataFrame | None, tmp: Path,

@@ -6,6 +6,10 @@ the importer and data/mappings/or_utilization_export.yaml have a realistic file 
 Deliberately messy but valid: a case running past midnight, 12-hour times, dates without
 leading zeros, blank optional fields, padded cells, an unmapped extra column.
 
+It also writes ``or_utilization_export_pacu.csv``, the onboarding variant: ten weeks of history with
+rooms kept by one service per weekday, a booked week and PACU in/out times (for inferred blocks,
+staffing and PACU beds).
+
 Run: ``python data/samples/make_or_utilization_export.py`` (same output every time).
 """
 from __future__ import annotations
@@ -118,13 +122,68 @@ def _rows() -> list[list[str]]:
     return rows
 
 
-def main() -> None:
-    rows = _rows()
-    with OUT.open("w", newline="", encoding="utf-8") as fh:
+OUT_PACU = Path(__file__).with_name("or_utilization_export_pacu.csv")
+PACU_HEADER = [*HEADER, "PACU In", "PACU Out"]
+
+
+def _rows_pacu() -> list[list[str]]:
+    """The variant: ten weeks of history (Nov 9 2026 .. Jan 15 2027), a booked week (Jan 18-22) and
+    PACU times; each room keeps one service per weekday (as block schedules do), HYBRID 1 is shared."""
+    rng = random.Random(20270118)
+    days = [dt.date(2026, 11, 9) + dt.timedelta(days=i) for i in range(75)]
+    days = [d for d in days if d.weekday() < 5]
+    services = list(SERVICES)
+    rows: list[list[str]] = []
+    encounter = 990100
+    for day in days:
+        is_future = day >= dt.date(2027, 1, 18)
+        for r, room in enumerate(ROOMS):
+            service = rng.choice(services) if room == "HYBRID 1" else services[(r + day.weekday()) % len(services)]
+            surgeon = SERVICES[service][0][day.toordinal() % len(SERVICES[service][0])]
+            clock = dt.datetime.combine(day, dt.time(7, 30))
+            while clock.hour < 15:
+                cpt, desc, typical = rng.choice(SERVICES[service][1])
+                booked = int(round(typical * rng.uniform(0.8, 1.1) / 5) * 5)
+                status = "booked" if is_future else ("cancelled" if rng.random() < 0.06 else "completed")
+                row = {h: "" for h in PACU_HEADER}
+                row.update({"Encounter ID": str(encounter), "Date": _date(day, rng), "OR Suite": room,
+                            "Service": service, "Surgeon": surgeon, "CPT Code": cpt, "CPT Description": desc,
+                            "Booked Time (min)": str(booked), "OR Schedule": _time(clock, False),
+                            "Case Status": STATUS_TEXT[status], "Patient Class": rng.choice(CLASSES),
+                            "ASA": rng.choice(["1", "2", "3", "3E"]), "Anesthesia Type": rng.choice(ANESTHESIA),
+                            "Cancel Reason": rng.choice(CANCEL_REASONS) if status == "cancelled" else "",
+                            "Add On": rng.choices(["N", "Y"], weights=[92, 8])[0],
+                            "Anesthesiologist": rng.choice(ANESTHESIOLOGISTS)})
+                encounter += 1
+                if status == "completed":
+                    wheels_in = clock + dt.timedelta(minutes=rng.randint(-5, 20))
+                    room_minutes = max(40, int(booked * rng.lognormvariate(0.05, 0.2)))
+                    wheels_out = wheels_in + dt.timedelta(minutes=room_minutes)
+                    pacu_in = wheels_out + dt.timedelta(minutes=rng.randint(3, 10))
+                    pacu_out = pacu_in + dt.timedelta(minutes=rng.randint(45, 120))
+                    row.update({"Wheels In": _time(wheels_in, False),
+                                "Start Time": _time(wheels_in + dt.timedelta(minutes=15), False),
+                                "End Time": _time(wheels_out - dt.timedelta(minutes=10), False),
+                                "Wheels Out": _time(wheels_out, False), "PACU In": _time(pacu_in, False),
+                                "PACU Out": _time(pacu_out, False)})
+                    clock = wheels_out + dt.timedelta(minutes=30)
+                else:
+                    clock = clock + dt.timedelta(minutes=booked + 30)
+                rows.append([row[h] for h in PACU_HEADER])
+    return rows
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(HEADER)
+        w.writerow(header)
         w.writerows(rows)
-    print(f"wrote {OUT} ({len(rows)} rows)")
+    print(f"wrote {path} ({len(rows)} rows)")
+
+
+def main() -> None:
+    _write(OUT, HEADER, _rows())
+    _write(OUT_PACU, PACU_HEADER, _rows_pacu())
 
 
 if __name__ == "__main__":

@@ -901,3 +901,13 @@ def test_plan_runs_on_an_imported_folder_whose_last_week_is_booked(onboarded, tm
     result = json.loads(js.read_text())
     assert result["fallback_used"] is False and result["n_scheduled"] > 0
     assert_feasible(h, out)
+
+
+def test_clock_is_set_only_when_history_runs_past_today(tmp_path: Path) -> None:
+    import_hospital(SAMPLE, MAPPING, tmp_path / "future")  # completed cases up to 2027-01-15
+    assert str(load_hospital(tmp_path / "future").hospital.settings.as_of) == "2027-01-16"
+    past = make_export("iso", weeks=3, start=dt.date(2025, 3, 3))
+    src = write_export(past, tmp_path / "past.csv")
+    (tmp_path / "m.yaml").write_text(suggest_mapping(src).text)
+    import_hospital(src, tmp_path / "m.yaml", tmp_path / "past")
+    assert load_hospital(tmp_path / "past").hospital.settings.as_of is None  # a real extract: the wall clock
