@@ -21,6 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 
+# The environment the session's server runs with (its DATABASE_URL, HOSPITAL_DIR...), for tests that
+# read what the app stored.
+SERVER: dict[str, str] = {}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,6 +41,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     env = {**os.environ, "HOSPITAL_DIR": str(folder), "DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite'}",
            "MODELS_DIR": str(tmp / "models"), "IMPORT_DIR": str(tmp / "imports")}
+    SERVER.update(env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
