@@ -1,0 +1,74 @@
+"""HL7 v2 SIU in: S15/S26 cancel, S12 book; ACKs parsed back with hl7apy; bad messages AE/AR naming the field."""
+from __future__ import annotations
+
+from hl7apy.parser import parse_message
+
+from engine.governance import read_log
+from tests.engine.api.conftest import auth, plan_and_publish
+
+H = {"Content-Type": "x-application/hl7-v2+er7"}
+
+
+def siu(trigger: str, control: str, case_id: str, extra: list[str] | None = None, when: str = "202701040700",
+        duration: str = "60") -> str:
+    segs = [f"MSH|^~\\&|EPIC|MAIN|ORALLOC|MAIN|{when}||SIU^{trigger}^SIU_S12|{control}|P|2.5",
+            f"SCH|{case_id}|{case_id}|||||BOOK^Booking||{duration}|min|^^{duration}^{when}00"]
+    return "\r".join(segs + (extra or [])) + "\r"
+
+
+def post(client, text: str, who: str = "coordinator"):
+    return client.post("/api/v1/hl7", content=text.encode(), headers={**H, **auth(who)})
+
+
+def msa(r) -> tuple[str, str, str]:
+    m = parse_message(r.text.replace("\n", "\r"), find_groups=False)
+    err = m.err.err_2.to_er7() if "ERR" in [s.name for s in m.children] else ""
+    return m.msa.msa_1.to_er7(), m.msa.msa_3.to_er7(), err
+
+
+def test_cancel_message_replans_once_and_is_acknowledged(client, service) -> None:
+    vid = plan_and_publish(client)
+    sched = service.gov.version(vid).schedule
+    gone = sched[sched["status"] == "scheduled"].sort_values("start").iloc[-1]["case_id"]
+    r = post(client, siu("S15", "MSG001", gone))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("x-application/hl7-v2+er7")
+    code, text, _ = msa(r)
+    assert code == "AA" and f"case {gone} was cancelled" in text, text
+    n = (read_log(service.gov.engine, service.hospital_id)["kind"] == "replan").sum()
+    code2, text2, _ = msa(post(client, siu("S15", "MSG001", gone)))
+    assert code2 == "AA" and text2.startswith("already applied")
+    assert (read_log(service.gov.engine, service.hospital_id)["kind"] == "replan").sum() == n == 1
+
+
+def test_booking_message_adds_the_case_to_the_day(client, service) -> None:
+    plan_and_publish(client)
+    r = post(client, siu("S12", "MSG100", "NEW1", ["AIS|1||47562", "AIL|1||OR3", "AIP|1||S3^Surgeon"], when="202701041000",
+                         duration="45"))
+    code, text, _ = msa(r)
+    assert code == "AA", text
+    latest = service.gov.history(service.hospital_id)["version_id"].max()
+    s = service.gov.version(int(latest)).schedule
+    assert "NEW1" in set(s["case_id"]) and s.set_index("case_id").loc["NEW1", "service_line"] == "General Surgery"
+
+
+def test_bad_messages_get_ae_or_ar_naming_the_field(client) -> None:
+    plan_and_publish(client)
+    bad = [
+        ("PID|1||123", "AR", "MSH^1"),
+        ("MSH|bad", "AR", "MSH^1"),
+        ("MSH|^~\\&|EPIC|MAIN|ORALLOC|MAIN|202701040700||ADT^A01|M1|P|2.5\rPID|1||123\r", "AR", "MSH^1^9"),
+        (siu("S14", "M2", "C0041"), "AR", "MSH^1^9"),
+        (siu("S15", "", "C0041"), "AR", "MSH^1^10"),
+        (siu("S15", "M3", ""), "AE", "SCH^1^2"),
+        (siu("S15", "M4", "C9999"), "AE", "SCH^1^2"),
+        (siu("S15", "M5", "C0041", when="2027-01-04"), "AE", "MSH^1^7"),
+        (siu("S12", "M6", "NEW2", ["AIP|1||S9"]), "AE", "AIP^1^3"),
+        (siu("S12", "M7", "NEW3", ["AIP|1||S3"], duration="long"), "AE", "SCH^1^9"),
+    ]
+    for text, want, where in bad:
+        r = post(client, text)
+        assert r.status_code == 200, text
+        code, msg, err = msa(r)
+        assert (code, err) == (want, where), (text, code, err, msg)
+    assert post(client, siu("S15", "M8", "C0041"), who="viewer").status_code == 403
+    assert client.post("/api/v1/hl7", content=siu("S15", "M9", "C0041").encode(), headers=H).status_code == 401
