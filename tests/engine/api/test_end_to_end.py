@@ -1,0 +1,52 @@
+"""The issue's journey in-process: plan, approve, publish; a cancellation re-plans the day; the re-plan is
+approved and published; the day reads back as a validated FHIR Bundle and as an iCal feed without the case.
+Plus: the database going away answers 503 and changes nothing."""
+from __future__ import annotations
+
+import sqlalchemy.exc
+from fhir.resources.R4B.bundle import Bundle
+from icalendar import Calendar
+
+from tests.engine.api.conftest import DAY, auth, plan_and_publish
+
+
+def test_cancellation_flows_to_fhir_and_ical(client, service) -> None:
+    vid = plan_and_publish(client)
+    sched = service.gov.version(vid).schedule
+    row = sched[sched["status"] == "scheduled"].sort_values("start").iloc[-1]
+    gone, room = row["case_id"], row["room_id"]
+    r = client.post("/api/v1/events", json={"type": "case_cancelled", "case_id": gone, "at": f"{DAY}T07:00",
+                                            "idempotency_key": "e2e-1"}, headers=auth("coordinator"))
+    assert r.status_code == 200, r.text
+    new = r.json()["version_id"]
+    assert client.post(f"/api/v1/versions/{new}/approve", json={"note": "re-plan"}, headers=auth("leadership")).status_code == 200
+    r = client.post(f"/api/v1/versions/{new}/publish", headers=auth("coordinator"))
+    assert r.status_code == 200, r.text
+    s = client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("viewer")).json()
+    assert s["versions"][0] == {"date": DAY, "version_id": new, "status": "published"}
+    assert gone not in {x["case_id"] for x in s["schedule"]}
+    b = Bundle.model_validate(client.get("/fhir/Appointment", params={"date": DAY}, headers=auth("viewer")).json())
+    ids = {e.resource.id for e in b.entry}
+    assert gone not in ids and len(ids) == len(s["schedule"])
+    cal = Calendar.from_ical(client.get(f"/ical/room/{room}.ics", params={"date": DAY}, headers=auth("viewer")).content)
+    assert gone not in {str(e["uid"]).split("@")[0] for e in cal.walk("VEVENT")}
+
+
+def test_database_unavailable_is_503_and_nothing_changes(client, service, monkeypatch) -> None:
+    plan_and_publish(client)
+    n_versions = len(service.gov.history(service.hospital_id))
+
+    def down(*a, **k):
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+
+    with monkeypatch.context() as m:
+        m.setattr(service.gov, "published_version", down)
+        r = client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("viewer"))
+        assert r.status_code == 503 and "database is unavailable" in r.text and r.headers["retry-after"] == "5"
+        r = client.post("/api/v1/events", json={"type": "room_down", "room_id": "OR1", "at": f"{DAY}T08:00",
+                                                "idempotency_key": "db-1"}, headers=auth("coordinator"))
+        assert r.status_code == 503
+    assert len(service.gov.history(service.hospital_id)) == n_versions
+    r = client.post("/api/v1/events", json={"type": "room_down", "room_id": "OR1", "at": f"{DAY}T08:00",
+                                            "idempotency_key": "db-1"}, headers=auth("coordinator"))
+    assert r.status_code == 200 and r.headers["idempotent-replay"] == "false"  # the failed attempt left no key behind
