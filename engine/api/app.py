@@ -105,15 +105,32 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
     """The service app for one hospital (``service`` given: reuse it, e.g. in tests)."""
     svc = service or Service(params)  # type: ignore[arg-type]
     jobs = JobRunner(lambda exc: {"status_code": problem_detail(exc)[0], "detail": problem_detail(exc)[1]})
+    drop = None
+    if svc.params.hl7_drop_dir is not None:
+        import os
+
+        from engine.api.hl7 import DropFolder
+        from engine.governance import user_from_token
+
+        token = os.environ.get("OR_DROP_TOKEN")
+        if not token:
+            raise PermissionError("OR_DROP_TOKEN must hold the API token the HL7 drop folder acts as")
+        drop = DropFolder(svc.params.hl7_drop_dir, svc, _event_applier(svc), user_from_token(token),
+                          svc.params.hl7_drop_interval_s)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if drop is not None:
+            drop.start()
         yield
+        if drop is not None:
+            drop.stop()
         jobs.stop()
 
     app = FastAPI(lifespan=lifespan, title="Predictive OR allocation", version="1",
                   description="Schedules, plans, events and standards (FHIR R4, HL7 v2, iCalendar) for one hospital. "
                               "Every route needs `Authorization: Bearer <token>` (OR_API_TOKENS / OR_API_TOKENS_FILE).")
-    app.state.service, app.state.jobs = svc, jobs
+    app.state.service, app.state.jobs, app.state.hl7_drop = svc, jobs, drop
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):

@@ -27,10 +27,13 @@ def _serve(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError([Problem("command line", None, "--port", f"must be within 1..65535, got {args.port}")])
     try:
         params = ServiceParams(data_dir=args.data, db_url=args.db, hospital_id=args.name, models_dir=args.models,
-                               event_solver=args.event_solver, event_time_limit_s=args.event_time_limit)
+                               event_solver=args.event_solver, event_time_limit_s=args.event_time_limit, hl7_drop_dir=args.hl7_drop)
     except ValueError as exc:
         raise InputError([Problem("command line", None, None, str(exc))]) from exc
-    app = create_app(params)
+    try:
+        app = create_app(params)
+    except PermissionError as exc:
+        raise InputError([Problem("environment", None, "OR_DROP_TOKEN", str(exc))]) from exc
     log.warning("serving %s on http://%s:%d (tokens from %s; docs at /docs)", app.state.service.hospital_id, args.host,
                 args.port, source)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -51,4 +54,7 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     s.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
     s.add_argument("--event-solver", choices=["highs", "glpk", "rules"], default="highs", help="solver of event re-plans")
     s.add_argument("--event-time-limit", type=float, default=10.0, metavar="S", help="time limit of an event re-plan")
+    s.add_argument("--hl7-drop", type=Path, default=None, metavar="DIR",
+                   help="also read HL7 messages (*.hl7) from this folder, as the user of the OR_DROP_TOKEN token; "
+                        "ACKs in DIR/ack, messages moved to DIR/done or DIR/error")
     return s

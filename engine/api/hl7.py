@@ -154,36 +154,92 @@ def to_event(svc: Service, msh: dict[str, str], m: Any) -> EventRequest:
         raise Reject("AE", FIELD_SOURCE.get(field, "SCH^1"), f"{field}: {e['msg']}", "102^Data type error^HL70357") from exc
 
 
+def handle_message(svc: Service, apply: Callable[[User, EventRequest], tuple[dict, bool]], user: User, raw: str) -> tuple[str, str]:
+    """(ACK text, acknowledgement code AA/AE/AR) for one ER7 message: the API route and the drop folder."""
+    msh: dict[str, str] = {}
+    try:
+        msh, m = read_message(raw)
+        req = to_event(svc, msh, m)
+        answer, replay = apply(user, req)
+        text = (("already applied: " if replay else "applied: ") +
+                f"{answer['event']}; re-planned as version {answer['version_id']} ({answer['n_changes']} change(s))")
+        return ack(msh, "AA", text), "AA"
+    except Reject as exc:
+        return ack(msh, exc.code, str(exc), (exc.where, exc.error_code)), exc.code
+    except HTTPException as exc:  # the events path's 422 naming an event field (403 is raised on)
+        if exc.status_code != 422:
+            raise
+        d = exc.detail[0] if isinstance(exc.detail, list) and exc.detail else {"loc": [], "msg": str(exc.detail)}
+        field = d["loc"][-1] if d.get("loc") else "type"
+        return ack(msh, "AE", str(d.get("msg")), (FIELD_SOURCE.get(str(field), "SCH^1"),
+                                                   "207^Application internal error^HL70357")), "AE"
+    except InputError as exc:
+        p = exc.problems[0]
+        return ack(msh, "AE", p.problem, (FIELD_SOURCE.get(str(p.column), "SCH^1"), "204^Unknown key identifier^HL70357")), "AE"
+    except DuplicateKey as exc:
+        return ack(msh, "AE", str(exc), ("MSH^1^10", "205^Duplicate key identifier^HL70357")), "AE"
+
+
 def make_router(svc: Service, apply: Callable[[User, EventRequest], tuple[dict, bool]]) -> APIRouter:
     router = APIRouter(tags=["HL7 v2"])
 
     @router.post("/api/v1/hl7", response_class=Response)
     async def hl7_in(request: Request, user: User = Depends(needs("replan"))) -> Response:
         """An HL7 v2 SIU message (ER7 text body) -> the matching event; answered with an ACK (AA/AE/AR)."""
-        raw = (await request.body()).decode("utf-8", errors="replace")
-        msh: dict[str, str] = {}
-        try:
-            msh, m = read_message(raw)
-            req = to_event(svc, msh, m)
-            import anyio
+        import anyio
 
-            answer, replay = await anyio.to_thread.run_sync(apply, user, req)
-            text = (("already applied: " if replay else "applied: ") +
-                    f"{answer['event']}; re-planned as version {answer['version_id']} ({answer['n_changes']} change(s))")
-            return Response(ack(msh, "AA", text), media_type=HL7_TYPE)
-        except Reject as exc:
-            return Response(ack(msh, exc.code, str(exc), (exc.where, exc.error_code)), media_type=HL7_TYPE)
-        except HTTPException as exc:  # the events path's 422 naming an event field
-            d = exc.detail[0] if isinstance(exc.detail, list) and exc.detail else {"loc": [], "msg": str(exc.detail)}
-            field = d["loc"][-1] if d.get("loc") else "type"
-            return Response(ack(msh, "AE", str(d.get("msg")), (FIELD_SOURCE.get(str(field), "SCH^1"),
-                                                                "207^Application internal error^HL70357")), media_type=HL7_TYPE)
-        except InputError as exc:
-            p = exc.problems[0]
-            return Response(ack(msh, "AE", p.problem, (FIELD_SOURCE.get(str(p.column), "SCH^1"),
-                                                         "204^Unknown key identifier^HL70357")), media_type=HL7_TYPE)
-        except DuplicateKey as exc:
-            return Response(ack(msh, "AE", str(exc), ("MSH^1^10", "205^Duplicate key identifier^HL70357")),
-                            media_type=HL7_TYPE)
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        text, _ = await anyio.to_thread.run_sync(handle_message, svc, apply, user, raw)
+        return Response(text, media_type=HL7_TYPE)
 
     return router
+
+
+class DropFolder:
+    """HL7 messages from a folder: each ``*.hl7`` file is handled as ``POST /api/v1/hl7`` by ``user`` (the
+    folder's identity), its ACK written to ``ack/<name>.ack`` and the file moved to ``done/`` (AA) or
+    ``error/`` (AE/AR, or a failure). Polled every ``interval_s`` on a daemon thread."""
+
+    def __init__(self, folder: Any, svc: Service, apply: Callable[[User, EventRequest], tuple[dict, bool]], user: User,
+                 interval_s: float = 2.0) -> None:
+        import threading
+        from pathlib import Path
+
+        from engine.governance import require
+
+        require(user, "replan")  # the folder's identity must be allowed to re-plan, checked once at start
+        self.folder, self.svc, self.apply, self.user, self.interval_s = Path(folder), svc, apply, user, interval_s
+        for sub in ("ack", "done", "error"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="engine-api-hl7-drop", daemon=True)
+
+    def start(self) -> "DropFolder":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def poll_once(self) -> list[tuple[str, str]]:
+        """Handle every waiting message (oldest first); [(file name, code)]."""
+        import os
+
+        from engine.io import atomic_write_file
+
+        done = []
+        for f in sorted(self.folder.glob("*.hl7"), key=lambda p: (p.stat().st_mtime, p.name)):
+            try:
+                text, code = handle_message(self.svc, self.apply, self.user, f.read_text(encoding="utf-8", errors="replace"))
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is down: leave the file for the next poll
+                log.warning("HL7 drop folder: %s not handled yet: %s", f.name, exc)
+                continue
+            atomic_write_file(self.folder / "ack" / f"{f.stem}.ack", lambda p: p.write_text(text, encoding="utf-8"))
+            os.replace(f, self.folder / ("done" if code == "AA" else "error") / f.name)
+            done.append((f.name, code))
+        return done
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll_once()

@@ -33,7 +33,8 @@ LIVE_STATUSES = ("proposed", "approved", "published")
 class ServiceParams:
     """How the service runs. ``db_url`` None: ``DATABASE_URL`` or the embedded SQLite file (as the
     dashboard); ``models_dir`` None: the default registry. ``event_solver`` / ``event_time_limit_s``: the
-    re-plan an event triggers. ``max_body_bytes``: larger request bodies get 413."""
+    re-plan an event triggers. ``max_body_bytes``: larger request bodies get 413. ``hl7_drop_dir``: a folder
+    of HL7 messages to poll (as the user of the ``OR_DROP_TOKEN`` token)."""
 
     data_dir: Path
     db_url: str | None = None
@@ -42,6 +43,8 @@ class ServiceParams:
     event_solver: str = "highs"
     event_time_limit_s: float = 10.0
     max_body_bytes: int = 1_000_000
+    hl7_drop_dir: Path | None = None
+    hl7_drop_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not Path(self.data_dir).is_dir():
@@ -50,6 +53,8 @@ class ServiceParams:
             raise ValueError(f"event_solver must be one of {', '.join(SOLVERS)}, got {self.event_solver!r}")
         if not 0 < self.event_time_limit_s <= 600:
             raise ValueError(f"event_time_limit_s must be within (0, 600], got {self.event_time_limit_s!r}")
+        if not 0 < self.hl7_drop_interval_s <= 3600:
+            raise ValueError(f"hl7_drop_interval_s must be within (0, 3600], got {self.hl7_drop_interval_s!r}")
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
 

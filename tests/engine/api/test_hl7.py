@@ -72,3 +72,27 @@ def test_bad_messages_get_ae_or_ar_naming_the_field(client) -> None:
         assert (code, err) == (want, where), (text, code, err, msg)
     assert post(client, siu("S15", "M8", "C0041"), who="viewer").status_code == 403
     assert client.post("/api/v1/hl7", content=siu("S15", "M9", "C0041").encode(), headers=H).status_code == 401
+
+
+def test_drop_folder_handles_messages_like_the_api(service, client, tmp_path, monkeypatch) -> None:
+    from engine.api.app import _event_applier
+    from engine.api.hl7 import DropFolder
+    from engine.governance import User
+
+    vid = plan_and_publish(client)
+    sched = service.gov.version(vid).schedule
+    gone = sched[sched["status"] == "scheduled"].sort_values("start").iloc[-1]["case_id"]
+    drop = tmp_path / "drop"
+    d = DropFolder(drop, service, _event_applier(service), User("carol", "coordinator"))
+    (drop / "a.hl7").write_text(siu("S15", "DROP1", gone).replace("\r", "\n"))
+    (drop / "b.hl7").write_text(siu("S15", "DROP2", "C9999"))
+    got = dict(d.poll_once())
+    assert got == {"a.hl7": "AA", "b.hl7": "AE"}
+    assert (drop / "done" / "a.hl7").exists() and (drop / "error" / "b.hl7").exists() and not list(drop.glob("*.hl7"))
+    m = parse_message((drop / "ack" / "a.ack").read_bytes().decode(), find_groups=False)
+    assert m.msa.msa_1.to_er7() == "AA" and m.msa.msa_2.to_er7() == "DROP1"
+    assert d.poll_once() == []
+    import pytest
+
+    with pytest.raises(PermissionError, match="may not re-plan"):
+        DropFolder(drop, service, _event_applier(service), User("vic", "viewer"))
