@@ -1,6 +1,8 @@
 """Plotly figure builders. They take engine DataFrames and return figures; no state, no I/O."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -342,6 +344,7 @@ COLUMN_LABELS = {
     "w_overtime": "Overtime weight", "prime_time_utilization": "Prime-time utilization (simulated mean)",
     "p95_overtime_minutes": "P95 overtime (min, simulated)", "deferred_cases": "Deferred cases (planned)",
     "solver": "Solver", "current_policy": "Current policy",
+    "n_overridden": "Overridden cases (n)", "n_recommended": "Recommended cases (n)", "override_rate": "Override rate",
     "p95_overtime_lo": "P95 overtime, band low (min)", "p95_overtime_hi": "P95 overtime, band high (min)",
     "mean_overtime_minutes": "Mean overtime (min, simulated)", "expected_overtime_minutes": "Expected overtime (min, planned mean)",
     "expected_cases": "Expected add-ons", "expected_minutes": "Expected add-on minutes",
@@ -352,7 +355,10 @@ COLUMN_LABELS = {
 def column_label(column: str) -> str:
     """A column name in words: the table above, else the name with spaces and a capital."""
     c = str(column)
-    return COLUMN_LABELS.get(c) or FAIRNESS_LABELS.get(c) or (c.replace("_", " ").capitalize() if "_" in c else c)
+    if c in COLUMN_LABELS or c in FAIRNESS_LABELS:
+        return COLUMN_LABELS.get(c) or FAIRNESS_LABELS[c]
+    # An engine name (lower case, underscores) becomes words; a label already in words stays as it is.
+    return c.replace("_", " ").capitalize() if re.fullmatch(r"[a-z0-9_]+", c) else c
 
 
 def words(df: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import charts, state
 from engine.errors import InputError
 from engine.governance import (
     ConflictError,
@@ -16,7 +16,6 @@ from engine.governance import (
     WorkflowError,
     can,
     load_catalog,
-    mask_for_role,
     rules_schedule,
 )
 from engine.plan import PlanParams
@@ -24,7 +23,7 @@ from engine.plan import PlanParams
 st.title("Governance")
 
 current = state.current_hospital()
-user = st.session_state.get("active_user")
+user = state.active_user()
 if current is None or user is None:
     st.info("Choose a hospital (Data page) and sign in (sidebar).")
     st.stop()
@@ -86,8 +85,8 @@ with versions_tab:
     if not len(hist):
         st.info("No schedule version yet: propose one.")
     else:
-        st.dataframe(hist[["version_id", "status", "horizon_start", "horizon_end", "source", "created_by", "approved_by",
-                           "published_by", "status_note", "model_version", "n_cases"]],
+        st.dataframe(charts.words(hist[["version_id", "status", "horizon_start", "horizon_end", "source", "created_by", "approved_by",
+                           "published_by", "status_note", "model_version", "n_cases"]]),
                      hide_index=True, width="stretch", key="gov_history")
         vid = st.selectbox("Version", hist["version_id"].tolist()[::-1], key="gov_version")
         ver = gov.version(int(vid))
@@ -129,7 +128,7 @@ with versions_tab:
                 (st.success if g.passed else st.error if g.blocking else st.warning)(
                     f"**{g.gate}**: {g.message}" + (f" Next: {g.inspect_next}" if not g.passed and g.inspect_next else "")
                     + (f"  \n*Checked:* {g.checked}" if getattr(g, "checked", "") else ""))
-        st.dataframe(mask_for_role(ver.schedule, user), hide_index=True, width="stretch", key="gov_version_schedule")
+        st.dataframe(charts.words(charts.display_table(state.mask_frame(ver.schedule, user.role))), hide_index=True, width="stretch", key="gov_version_schedule")
         st.divider()
         st.markdown("**Rollback**: return the schedule in force to the last approved version (published at once, its "
                     "approval carried) or to the rules-based block schedule (a new *proposed* version: leadership approves "
@@ -197,21 +196,21 @@ with override_tab:
             st.rerun()
         ovs = gov.overrides(hid, user) if can(user, "view_schedule") else pd.DataFrame()
         if len(ovs):
-            st.dataframe(mask_for_role(ovs, user), hide_index=True, width="stretch", key="gov_overrides")
+            st.dataframe(charts.words(state.mask_frame(ovs, user.role)), hide_index=True, width="stretch", key="gov_overrides")
 
 with rates_tab:
     if can(user, "view_override_rates"):
         for by in ("service_line", "code"):
             rates = gov.override_rates(hid, by=by, actor=user)
             st.markdown(f"**By {by.replace('_', ' ')}**")
-            st.dataframe(rates, hide_index=True, width="stretch", key=f"gov_rates_{by}")
+            st.dataframe(charts.words(rates), hide_index=True, width="stretch", key=f"gov_rates_{by}")
     else:
         st.info("Override rates are not available to your role.")
 
 with audit_tab:
     if can(user, "view_audit"):
         log_df = gov.audit_log(hid, user)
-        st.dataframe(log_df, hide_index=True, width="stretch", key="gov_audit")
+        st.dataframe(charts.words(log_df), hide_index=True, width="stretch", key="gov_audit")
     else:
         st.info("The audit log is read by leadership and governance.")
     if st.button("Verify the audit chain", key="gov_verify"):
@@ -233,4 +232,4 @@ with rules_tab:
     rows = [{"id": r.id, "name": r.name, "mode": r.mode, "severity": r.severity, "owner": r.owner,
              "override_role": r.override_role, "description": r.description} for r in catalog.rules.values()]
     st.markdown(f"Rules version `{catalog.rules_version}`. The optimizer reads the enforced rules.")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gov_rules")
+    st.dataframe(charts.words(pd.DataFrame(rows)), hide_index=True, width="stretch", key="gov_rules")

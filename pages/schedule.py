@@ -47,6 +47,10 @@ if result.banner:
 for d in result.diagnosis:
     st.warning(f"Diagnosis: {d}")
 k = result.kpis
+if result.notice:
+    st.warning(result.notice)
+if k.get("service_level"):
+    st.caption(k["service_level"]["text"])
 if k.get("addon_rooms_held"):
     st.info("Held free for add-ons (the add-on forecast's P80 reserve): " + ", ".join(k["addon_rooms_held"]) + ".")
 js = result.to_json()
@@ -116,7 +120,7 @@ with pacu_tab:
 with deferred_tab:
     deferred = schedule[schedule["status"] == "deferred"]
     st.markdown(f"**{len(deferred)} deferred cases** in the horizon.")
-    st.dataframe(charts.display_table(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]]),
+    st.dataframe(charts.words(charts.display_table(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]])),
                  hide_index=True, width="stretch")
 
 with alt_tab:
@@ -189,7 +193,7 @@ with replan_tab:
         st.markdown(f"**After {rr.event.describe()}**: {len(rr.changes)} changes; "
                     f"{rr.result.kpis['n_scheduled']} scheduled, {rr.result.kpis['n_deferred']} deferred.")
         moved = rr.changes["minutes"].map(lambda v: "" if pd.isna(v) else f"{v:+.0f}")
-        st.dataframe(rr.changes.assign(minutes=moved).rename(columns={"minutes": "start moved (min)"}),
+        st.dataframe(charts.words(rr.changes.assign(minutes=moved).rename(columns={"minutes": "start moved (min)"})),
                      hide_index=True, width="stretch", key="replan_changes")
         st.plotly_chart(charts.gantt(rr.result.schedule, day, closes, highlight=set(rr.changes["case_id"])),
                         width="stretch", key="replan_gantt")

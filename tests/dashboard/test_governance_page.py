@@ -38,8 +38,8 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     published = "Publication: done." in _texts(at.success)
     withheld = any("Publication withheld" in t for t in _texts(at.error))
     assert published or withheld  # a gate may withhold on the small demo; either way it is explained
-    history = next(df.value for df in at.dataframe if "version_id" in df.value.columns and "status" in df.value.columns)
-    assert history["status"].iloc[0] in {"published", "approved"}
+    history = next(df.value for df in at.dataframe if "Version" in df.value.columns and "Status" in df.value.columns)
+    assert history["Status"].iloc[0] in {"published", "approved"}
     at.button(key="gov_verify").click().run()
     assert any("intact" in t for t in _texts(at.success)) and "Verification: done." not in _texts(at.success)
     at.text_input(key="gov_rollback_reason").input("drill: rules fallback")
@@ -48,9 +48,9 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     if published:
         # A rollback to the rules is a new proposed version: it goes through approval (issue 14, defect 4).
         assert any(t.startswith("Rollback done: version") and "is proposed and needs approval" in t for t in _texts(at.success))
-        history = next(df.value for df in at.dataframe if "version_id" in df.value.columns and "status" in df.value.columns)
-        assert history["status"].iloc[0] == "published" or "proposed" in set(history["status"])
-        assert len(history) >= 2 and "rolled_back" not in set(history["status"])
+        history = next(df.value for df in at.dataframe if "Version" in df.value.columns and "Status" in df.value.columns)
+        assert history["Status"].iloc[0] == "published" or "proposed" in set(history["Status"])
+        assert len(history) >= 2 and "rolled_back" not in set(history["Status"])
     else:
         assert any("Rollback refused" in t or "Not allowed" in t for t in _texts(at.error))
 
@@ -70,8 +70,8 @@ def test_override_needs_text_for_other_and_creates_a_new_version(trained):
     # One message per action: the new version and what it needs next.
     done = _texts(at.success)
     assert any(t.startswith("New proposed version") for t in done) and "Override: done." not in done
-    overrides = next(df.value for df in at.dataframe if "code" in df.value.columns)
-    assert "other" in set(overrides["code"])
+    overrides = next(df.value for df in at.dataframe if "Code" in df.value.columns)
+    assert "other" in set(overrides["Code"])
 
 
 def test_viewer_cannot_read_audit_or_rates(trained):

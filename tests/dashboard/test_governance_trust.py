@@ -46,11 +46,13 @@ def _texts(elements):
 
 
 def _history(at):
-    return next(df.value for df in at.dataframe if "version_id" in df.value.columns and "status" in df.value.columns)
+    h = next(df.value for df in at.dataframe if "Version" in df.value.columns and "Status" in df.value.columns)
+    return h.rename(columns={"Version": "version_id", "Status": "status"})
 
 
 def _version_schedule(at):
-    return next(df.value for df in at.dataframe if "case_id" in df.value.columns and "room_id" in df.value.columns)
+    s = next(df.value for df in at.dataframe if "Case" in df.value.columns and "Room" in df.value.columns)
+    return s.rename(columns={"Case": "case_id", "Room": "room_id", "Status": "status", "Start": "start"})
 
 
 def _submit_override(at, case, room, start, keep=False):

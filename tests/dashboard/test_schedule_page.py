@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 
 from tests.dashboard.conftest import app
 
@@ -32,6 +34,9 @@ def test_schedule_page_plans_and_shows_gantt_pacu_deferred_exports(trained):
     downloads = at.get("download_button")
     assert len(downloads) == 3  # schedule.csv and two printable day lists
     assert any("deferred cases" in m.value for m in at.markdown)
+    # Tables in words (issue 14, defects 9: `end_p50` was shown raw in the day list).
+    day_list = next(df.value for df in at.dataframe if "Procedure" in df.value.columns)
+    assert {"End at P50", "End at P80"} <= set(day_list.columns) and "end_p50" not in day_list.columns
 
 
 def test_switching_to_rules_solver_replans(trained):
@@ -71,8 +76,9 @@ def test_replan_a_cancellation_lists_the_change(trained):
     forms = at.get("form_submit_button")
     forms[-1].click().run()
     assert not at.exception
-    changes = next(df.value for df in at.dataframe if "change" in df.value.columns)
-    assert "removed" in set(changes["change"])
+    changes = next(df.value for df in at.dataframe if "Change" in df.value.columns)
+    assert "removed" in set(changes["Change"])
+    assert not any(re.fullmatch(r"[a-z0-9_]+", c) for c in changes.columns)  # columns in words
     assert not changes["start moved (min)"].isna().any()  # blank, not None, where no start moved
 
 
