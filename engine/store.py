@@ -474,8 +474,16 @@ class Store:
                         r[c] = None if r[c] is None else str(r[c])
                 conn.execute(t["quarantine"].insert(), qrows)
             layout["cases"] = extra
+            # The quality report counts the feed too: its new cases and the rows it set aside.
+            quality = json.loads(head._mapping["quality_json"] or "{}")
+            cq = quality.setdefault("cases.csv", {"file": "cases.csv", "rows": 0, "quarantined": 0, "rejected": False,
+                                              "warnings": [], "problems": []})
+            cq["rows"] = int(cq.get("rows", 0)) + sum(1 for r in rows if r["case_id"] not in have) \
+                + (len(quarantine) if quarantine is not None else 0)
+            cq["quarantined"] = int(cq.get("quarantined", 0)) + (len(quarantine) if quarantine is not None else 0)
             conn.execute(t["hospitals"].update().where(t["hospitals"].c.hospital_id == hospital_id)
-                         .values(loaded_at=_now(), layout_json=json.dumps({"extra_columns": layout})))
+                         .values(loaded_at=_now(), layout_json=json.dumps({"extra_columns": layout}),
+                                 quality_json=json.dumps(quality)))
         log.info("upserted %d cases into hospital %s", len(cases), hospital_id)
 
     def list_hospitals(self) -> pd.DataFrame:

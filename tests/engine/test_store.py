@@ -459,7 +459,9 @@ def test_append_quarantines_a_status_going_backwards(store: Store, hid: str, fed
     inc = _increment(tmp_path / "inc.csv",
                      "N0001,2027-01-06,booked,Urology,55866,S4,,,",
                      "C0001,2026-12-01,booked,Orthopedics,27130,S1,OR2,,")  # completed -> booked
+    quarantined_before = store.load_hospital(hid).report.n_quarantined
     r = append_cases(fed, inc, store, name=hid)
+    assert store.load_hospital(hid).report.n_quarantined == quarantined_before + 1  # the report counts the feed
     q = r.quarantine
     assert q[["file", "row", "case_id", "column"]].values.tolist() == [["inc.csv", 2, "C0001", "status"]]
     assert "already completed" in q.at[0, "reason"]
