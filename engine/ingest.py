@@ -264,7 +264,11 @@ def append_cases(
                                  ignore_index=True)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp) / folder.name
-        shutil.copytree(folder, t)
+        t.mkdir()
+        # What cases are checked against: rooms, surgeons, settings (blocks and staffing are not needed).
+        for f in folder.iterdir():
+            if f.is_file() and f.name not in ("cases.csv", "blocks.csv", "staffing.csv"):
+                shutil.copyfile(f, t / f.name)
         shutil.copyfile(increment, t / "cases.csv")
         write_csv(surgeons, t / "surgeons.csv")
         try:
