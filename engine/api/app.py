@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from typing import Any
 
@@ -105,6 +106,7 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
     """The service app for one hospital (``service`` given: reuse it, e.g. in tests)."""
     svc = service or Service(params)  # type: ignore[arg-type]
     jobs = JobRunner(lambda exc: {"status_code": problem_detail(exc)[0], "detail": problem_detail(exc)[1]})
+    event_jobs = JobRunner(lambda exc: {"status_code": problem_detail(exc)[0], "detail": problem_detail(exc)[1]})
     drop = None
     if svc.params.hl7_drop_dir is not None:
         import os
@@ -126,6 +128,7 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
         if drop is not None:
             drop.stop()
         jobs.stop()
+        event_jobs.stop()
 
     app = FastAPI(lifespan=lifespan, title="Predictive OR allocation", version="1",
                   description="Schedules, plans, events and standards (FHIR R4, HL7 v2, iCalendar) for one hospital. "
@@ -177,15 +180,20 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
 
     @app.get("/api/v1/jobs/{job_id}", tags=["schedules"])
     def job(job_id: str, user: User = Depends(current_user)) -> dict[str, Any]:
-        j = jobs.get(job_id)
+        j = jobs.get(job_id) or event_jobs.get(job_id)
         if j is None:
             raise HTTPException(404, detail=f"no job {job_id!r}")
         return j.view()
 
-    @app.post("/api/v1/events", tags=["events"])
-    def event(req: EventRequest, user: User = Depends(needs("replan"))) -> JSONResponse:
+    pending: dict[str, tuple[str, dict[str, Any]]] = {}  # idempotency key -> (job id, body) of an event still queued
+    pending_lock = threading.Lock()
+
+    @app.post("/api/v1/events", tags=["events"], responses={202: {"description": "accepted as a job (wait=false)"}})
+    def event(req: EventRequest, wait: bool = Query(True, description="false: answer 202 with a job id at once"),
+              user: User = Depends(needs("replan"))) -> JSONResponse:
         """Apply an event and re-plan its day (proposed through governance, audited). The same
-        idempotency_key again returns the first answer (header ``Idempotent-Replay: true``)."""
+        idempotency_key again returns the first answer (header ``Idempotent-Replay: true``), or with
+        ``wait=false`` the same job."""
         body = req.model_dump(mode="json")
         try:
             old = svc.replayed(req.idempotency_key, body)
@@ -193,6 +201,26 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
                 return JSONResponse(old, headers={"Idempotent-Replay": "true"})
             ev = _event(req, svc)
             at = pd.Timestamp(req.at) if req.at is not None else svc.now()
+            if not wait:
+                with pending_lock:
+                    queued = pending.get(req.idempotency_key)
+                    if queued is not None:
+                        if queued[1] != body:
+                            raise DuplicateKey(f"idempotency_key {req.idempotency_key!r} was already used for a different event")
+                        return JSONResponse({"id": queued[0], "status": event_jobs.get(queued[0]).status},  # type: ignore[union-attr]
+                                            202, headers={"Idempotent-Replay": "true"})
+
+                    def run(progress, key=req.idempotency_key):
+                        try:
+                            progress(0.1, "re-planning")
+                            return svc.apply_event(user, key, body, ev, at)[0]
+                        finally:
+                            with pending_lock:
+                                pending.pop(key, None)
+
+                    job = event_jobs.submit("event", user.name, run)
+                    pending[req.idempotency_key] = (job.id, body)
+                return JSONResponse({"id": job.id, "status": job.status}, 202, headers={"Idempotent-Replay": "false"})
             answer, replay = svc.apply_event(user, req.idempotency_key, body, ev, at)
         except HTTPException:
             raise

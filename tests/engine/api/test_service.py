@@ -189,3 +189,26 @@ def test_read_latency_in_process(client) -> None:
         times.append((time.perf_counter() - t0) * 1000)
     s = pd.Series(times)
     print(f"schedule read in-process: p50 {s.median():.1f} ms, p95 {s.quantile(0.95):.1f} ms")
+
+
+def test_event_as_a_job_is_accepted_at_once_and_idempotent(client, service) -> None:
+    plan_and_publish(client)
+    rows = client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("coordinator")).json()["schedule"]
+    gone = sorted((r for r in rows if r["status"] == "scheduled"), key=lambda r: r["start"])[-1]["case_id"]
+    body = {"type": "case_cancelled", "case_id": gone, "at": f"{DAY}T07:00", "idempotency_key": "async-1"}
+    r = client.post("/api/v1/events", params={"wait": "false"}, json=body, headers=auth("coordinator"))
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    again = client.post("/api/v1/events", params={"wait": "false"}, json=body, headers=auth("coordinator"))
+    assert again.status_code in (200, 202)
+    if again.status_code == 202:
+        assert again.json()["id"] == job_id  # still queued or running: the same job
+    j = wait_job(client, job_id)
+    assert j["status"] == "done" and j["result"]["event"] == f"case {gone} was cancelled", j
+    later = client.post("/api/v1/events", params={"wait": "false"}, json=body, headers=auth("coordinator"))
+    assert later.status_code == 200 and later.json() == j["result"]
+    assert (read_log(service.gov.engine, service.hospital_id)["kind"] == "replan").sum() == 1
+    bad = client.post("/api/v1/events", params={"wait": "false"}, json={**body, "case_id": "C9999", "idempotency_key": "async-2"},
+                      headers=auth("coordinator"))
+    jb = wait_job(client, bad.json()["id"])
+    assert jb["status"] == "failed" and jb["error"]["status_code"] == 422 and "case_id" in str(jb["error"]["detail"])
