@@ -44,7 +44,8 @@ class ForecastParams:
       ``extra_features`` or ``--extra-features``); numbers are numeric, short labels categorical,
       free text (e.g. procedure names) a token key; the guardrail policy still applies.
     - ``tune``: choose iterations, depth, learning rate and shrinkage per hospital by a
-      time-split validation inside fit (``tune_budget_s`` of training time at most). Off for
+      time-split validation inside fit (``tune_budget_s`` of training time at most, counted in CPU
+      seconds per thread: about the wall time on an unshared machine, and load-independent). Off for
       library calls (tests, plan and simulation fixtures keep their settings); on wherever a model
       is trained for use: ``train_and_register`` without params (the dashboard's retraining) and
       the ``train`` and ``evaluate`` commands (``TRAINING``). The defaults above are CatBoost's

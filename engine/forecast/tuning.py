@@ -6,6 +6,9 @@ the latest ``VALIDATION_SHARE`` validates, the cases before it (the most recent
 early stopping on the validation cases' MultiQuantile loss, which also gives its number of
 iterations; the candidate with the lowest validation loss wins. Candidates run in order, the
 defaults first, until ``tune_budget_s`` is spent, so the budget bounds the extra training time.
+The budget counts CPU seconds per CatBoost thread (process time / ``thread_count``), about the
+wall time on an unshared machine: on a shared, loaded one the wall clock would cut the search
+short and the same data would get different settings.
 The shrinkage of the surgeon x procedure median (``shrinkage_cases``) is chosen on the same
 validation cases by the MAE of the shrunk median itself (no model fit: it is computed from the
 feature columns). The defaults (depth 6, learning rate 0.1, shrinkage 5 cases) are CatBoost's
@@ -61,7 +64,10 @@ def tune(features: pd.DataFrame, minutes: np.ndarray, usable: np.ndarray, featur
     Returns the chosen params (``tune`` off, so refits do not tune again) and a report of what was
     tried. With too few cases to validate, the params are returned unchanged.
     """
-    t0 = time.perf_counter()
+    def clock() -> float:
+        return time.process_time() / max(params.thread_count, 1)
+
+    t0 = clock()
     rows = np.flatnonzero(usable & np.isfinite(minutes) & (minutes > 0))
     times = pd.to_datetime(features["decision_time"]).to_numpy(dtype="datetime64[ns]")[rows]
     rows = rows[np.argsort(times, kind="mergesort")]
@@ -80,10 +86,10 @@ def tune(features: pd.DataFrame, minutes: np.ndarray, usable: np.ndarray, featur
     best: tuple[float, int, float, int] | None = None
     last = 0.0
     for depth, lr in candidates(params):
-        if best is not None and time.perf_counter() - t0 + last > params.tune_budget_s:
+        if best is not None and clock() - t0 + last > params.tune_budget_s:
             report["stopped"] = "training-time budget"
             break
-        t1 = time.perf_counter()
+        t1 = clock()
         m = CatBoostRegressor(
             loss_function=f"MultiQuantile:alpha={alphas}", iterations=2 * params.iterations, depth=depth,
             learning_rate=lr, max_ctr_complexity=params.max_ctr_complexity, random_seed=params.random_state,
@@ -93,7 +99,7 @@ def tune(features: pd.DataFrame, minutes: np.ndarray, usable: np.ndarray, featur
         m.fit(pool_tr, eval_set=pool_va)
         loss = float(m.get_best_score()["validation"][next(iter(m.get_best_score()["validation"]))])
         iters = int(m.get_best_iteration()) + 1
-        last = time.perf_counter() - t1
+        last = clock() - t1
         report["tried"].append({"depth": depth, "learning_rate": lr, "iterations": iters, "loss": loss, "seconds": round(last, 1)})
         if best is None or loss < best[0]:
             best = (loss, depth, lr, iters)
@@ -106,6 +112,6 @@ def tune(features: pd.DataFrame, minutes: np.ndarray, usable: np.ndarray, featur
     chosen = replace(params, depth=depth, learning_rate=lr, iterations=iterations,
                      shrinkage_cases=k if k is not None else params.shrinkage_cases, tune=False)
     report.update({"depth": depth, "learning_rate": lr, "iterations": iterations, "shrinkage_cases": chosen.shrinkage_cases,
-                   "seconds": round(time.perf_counter() - t0, 1)})
+                   "seconds": round(clock() - t0, 1)})
     log.info("tuning: %s", report)
     return chosen, report
