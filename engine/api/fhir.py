@@ -5,7 +5,8 @@ fields used here are R4's). Every resource is validated on the way out; a resour
 validate is a bug and fails the request (500) rather than sending something a receiver would reject.
 
 Mapping: one Appointment per case of the published schedule (status ``booked``; ``waitlist`` when
-deferred, without times) and per case cancelled that day (``cancelled``); its room is a
+deferred, without times) and per case cancelled that day (``cancelled``: in cases.csv, or by a
+cancellation event while the schedule without it is published); its room is a
 ``Location`` participant, its surgeon a ``Practitioner`` participant, the service line the
 ``serviceType``, the procedure code the ``reasonCode`` (the procedure name only for clinical roles).
 Times carry the hospital's ``timezone`` offset when settings.toml names one, else UTC (+00:00;
@@ -136,6 +137,12 @@ def appointments(svc: Service, day: pd.Timestamp, user: User) -> list[dict[str, 
     for r in gone.itertuples(index=False):
         out.append(resource(r.case_id, "cancelled", r.surgeon_id, r.service_line, r.room_id if isinstance(r.room_id, str) else None,
                             None, None, None))
+    # cancelled today by an event (API or HL7): gone from the re-planned schedule, still an Appointment
+    for cid in sorted(svc.cancelled_by_events(day) - seen - set(gone["case_id"])):
+        if cid in cases.index:
+            c0 = cases.loc[cid]
+            out.append(resource(cid, "cancelled", c0["surgeon_id"], c0["service_line"], None, None, None,
+                                "Cancelled today (event)."))
     return out
 
 

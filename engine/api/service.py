@@ -231,7 +231,7 @@ class Service:
             ver = self.gov.propose(self.hospital_id, rr.result, user, hospital=self.hospital, plan_json=pj,
                                    horizon=(day, day), parent_id=base.version_id, note=f"API event: {event.describe()}")
             changes = rr.changes.astype(object).where(rr.changes.notna(), None)
-            answer = {"event": event.describe(), "idempotency_key": key, "date": f"{day:%Y-%m-%d}",
+            answer = {"event": event.describe(), "event_kind": event.kind, "case_id": event.case_id, "idempotency_key": key, "date": f"{day:%Y-%m-%d}",
                       "at": at.isoformat(), "base_version_id": base.version_id, "version_id": ver.version_id,
                       "status": ver.status, "n_changes": int(len(changes)), "changes": changes.to_dict("records"),
                       "solver": pj.get("solver"), "fallback_used": pj.get("fallback_used"), "forecasts": source}
@@ -242,6 +242,19 @@ class Service:
                                                response_json=json.dumps(answer, default=str),
                                                at=datetime.now(timezone.utc).replace(tzinfo=None)))
             return json.loads(json.dumps(answer, default=str)), False
+
+
+    def cancelled_by_events(self, day: pd.Timestamp) -> set[str]:
+        """Case ids a cancellation event (API or HL7) removed from ``day``'s schedule."""
+        t = self._events
+        with self.gov.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.response_json).where(t.c.hospital_id == self.hospital_id)).all()
+        out = set()
+        for (text,) in rows:
+            a = json.loads(text)
+            if a.get("event_kind") == "cancellation" and a.get("date") == f"{day:%Y-%m-%d}" and a.get("case_id"):
+                out.add(str(a["case_id"]))
+        return out
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

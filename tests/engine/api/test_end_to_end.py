@@ -26,8 +26,9 @@ def test_cancellation_flows_to_fhir_and_ical(client, service) -> None:
     assert s["versions"][0] == {"date": DAY, "version_id": new, "status": "published"}
     assert gone not in {x["case_id"] for x in s["schedule"]}
     b = Bundle.model_validate(client.get("/fhir/Appointment", params={"date": DAY}, headers=auth("viewer")).json())
-    ids = {e.resource.id for e in b.entry}
-    assert gone not in ids and len(ids) == len(s["schedule"])
+    status = {e.resource.id: e.resource.status for e in b.entry}
+    assert status.pop(gone) == "cancelled" and len(status) == len(s["schedule"])  # cancelled by the event, still listed
+    assert set(status.values()) <= {"booked", "waitlist"}
     cal = Calendar.from_ical(client.get(f"/ical/room/{room}.ics", params={"date": DAY}, headers=auth("viewer")).content)
     assert gone not in {str(e["uid"]).split("@")[0] for e in cal.walk("VEVENT")}
 
