@@ -31,10 +31,11 @@ def _tab(page, name: str):
 
 
 def _choose(page, label: str, option: str, scope=None):
+    _idle(page)
     box = (scope or page).locator("[data-testid='stSelectbox']").filter(has_text=label).first
     box.click()
     page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).first.click(timeout=60_000)
 
 
 def _latest_version_schedule():
