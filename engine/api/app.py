@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy.exc
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from engine.api.auth import current_user, needs

@@ -5,7 +5,7 @@ import logging
 import queue
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.auth import current_user
 from engine.api.service import Service
-from engine.governance import Override, User, rules_schedule
+from engine.governance import Override, User, require, rules_schedule
 
 
 class NoteRequest(BaseModel):
@@ -65,7 +65,7 @@ def add_governance_routes(app: FastAPI, svc: Service, http: Callable[[BaseExcept
     @app.get("/api/v1/versions/{vid}", tags=["governance"])
     def get_version(vid: int, user: User = Depends(current_user)) -> dict[str, Any]:
         same_hospital(vid)
-        return run(lambda: (gov._require(user, "view_schedule"), gov.version(vid))[1])
+        return run(lambda: (require(user, "view_schedule", gov.roles), gov.version(vid))[1])
 
     @app.post("/api/v1/versions/{vid}/approve", tags=["governance"])
     def approve(vid: int, req: NoteRequest, user: User = Depends(current_user)) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def add_governance_routes(app: FastAPI, svc: Service, http: Callable[[BaseExcept
         same_hospital(vid)
 
         def go():
-            gov._require(user, "publish")
+            require(user, "publish", gov.roles)
             ver = gov.version(vid)
             model = None
             if ver.model_version:

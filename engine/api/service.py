@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +17,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from engine.errors import InputError, Problem
-from engine.governance import Governance, User, booked_forecasts, plan_params_from_catalog, replan_day, replan_plan_json
+from engine.governance import (Governance, User, booked_forecasts, plan_params_from_catalog, replan_day, replan_plan_json,
+                               require)
 from engine.governance.canonical import schedule_from_records, schedule_to_records
 from engine.plan import PlanParams, plan
 from engine.plan.replan import Event
@@ -172,7 +173,7 @@ class Service:
     def propose_plan(self, user: User, start: pd.Timestamp, days: int, solver: str, time_limit_s: float,
                      progress: Callable[[float, str], None]) -> dict[str, Any]:
         """Plan the horizon and propose it through governance (role ``propose``, audited ``recommendation``)."""
-        self.gov._require(user, "propose")
+        require(user, "propose", self.gov.roles)
         progress(0.1, "forecasting")
         fc, model, source = self.forecasts(start)
         params = plan_params_from_catalog(self.gov.catalog, PlanParams(days=days, solver=solver, time_limit_s=time_limit_s))
@@ -209,7 +210,7 @@ class Service:
             old = self.replayed(key, body)
             if old is not None:
                 return old, True
-            self.gov._require(user, "replan")
+            require(user, "replan", self.gov.roles)
             day = at.normalize()
             base = self.working_version(day)
             if base is None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.api import Service, ServiceParams, create_app
