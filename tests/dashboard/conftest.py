@@ -56,35 +56,3 @@ def trained(small_env, small_folder):
     train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
     return small_env
 
-
-# Issue 14's role actions (data/roles.toml). Until the roles file grants them, the dashboard tests
-# run on a copy that does, so they test the pages against the matrix the issue asks for; once the
-# file has them this fixture changes nothing.
-ISSUE14_ACTIONS = {
-    "retrain": ("retrain the forecasting model", ["coordinator"]),
-    "replan": ("re-plan the day after an event", ["coordinator"]),
-    "import_data": ("import or replace a hospital's data", ["coordinator"]),
-    "view_patient_groups": ("read the patient-group fairness audit", ["governance"]),
-}
-
-
-@pytest.fixture(autouse=True)
-def issue14_roles(tmp_path_factory, monkeypatch):
-    import re
-    import tomllib
-
-    src = REPO / "data" / "roles.toml"
-    text = src.read_text(encoding="utf-8")
-    known = tomllib.loads(text).get("actions", {})
-    missing = {a: v for a, v in ISSUE14_ACTIONS.items() if a not in known}
-    if not missing:
-        return
-    text = text.replace("[actions]\n", "[actions]\n" + "".join(f'{a} = "{d}"\n' for a, (d, _) in missing.items()), 1)
-    for role in ("coordinator", "leadership", "governance", "viewer"):
-        extra = [a for a, (_, who) in missing.items() if role in who]
-        if extra:
-            text = re.sub(rf"(\[roles\.{role}\][^\[]*?can = \[)", lambda m: m.group(1) + "".join(f'"{a}", ' for a in extra),
-                          text, count=1, flags=re.S)
-    path = tmp_path_factory.mktemp("roles") / "roles.toml"
-    path.write_text(text, encoding="utf-8")
-    monkeypatch.setenv("OR_ROLES_FILE", str(path))
