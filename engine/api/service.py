@@ -178,12 +178,29 @@ class Service:
         fc, model, source = self.forecasts(start)
         params = plan_params_from_catalog(self.gov.catalog, PlanParams(days=days, solver=solver, time_limit_s=time_limit_s))
         progress(0.3, f"planning ({solver})")
-        result = plan(self.hospital, fc, start, params)
+        h = self.with_event_cancellations(start, days)
+        result = plan(h, fc, start, params)
         progress(0.9, "proposing")
         with self._write_lock:
             ver = self.gov.propose(self.hospital_id, result, user, hospital=self.hospital, model=model,
                                    horizon=(start, start + pd.Timedelta(days=days - 1)), note=f"API plan ({source})")
-        return {"version_id": ver.version_id, "status": ver.status, "forecasts": source, "plan": result.to_json()}
+        return {"version_id": ver.version_id, "status": ver.status, "forecasts": source, "plan": result.to_json(),
+                "cancelled_by_events": sorted(set(h.cases["case_id"][h.cases["status"] == "cancelled"])
+                                              - set(self.hospital.cases["case_id"][self.hospital.cases["status"] == "cancelled"]))}
+
+    def with_event_cancellations(self, start: pd.Timestamp, days: int):
+        """The hospital with the cases that cancellation events removed in the horizon marked cancelled: a
+        plan made after an event does not bring the cancelled case back (the events do not rewrite cases.csv)."""
+        import dataclasses
+
+        gone: set[str] = set()
+        for i in range(days):
+            gone |= self.cancelled_by_events(start + pd.Timedelta(days=i))
+        if not gone:
+            return self.hospital
+        c = self.hospital.cases
+        hit = c["case_id"].isin(gone) & (c["status"] == "booked")
+        return dataclasses.replace(self.hospital, cases=c.assign(status=c["status"].where(~hit, "cancelled")))
 
     def _request_hash(self, body: dict[str, Any]) -> str:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()

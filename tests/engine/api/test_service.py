@@ -212,3 +212,17 @@ def test_event_as_a_job_is_accepted_at_once_and_idempotent(client, service) -> N
                       headers=auth("coordinator"))
     jb = wait_job(client, bad.json()["id"])
     assert jb["status"] == "failed" and jb["error"]["status_code"] == 422 and "case_id" in str(jb["error"]["detail"])
+
+
+def test_a_plan_after_a_cancellation_event_leaves_the_case_out(client, service) -> None:
+    plan_and_publish(client)
+    rows = client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("coordinator")).json()["schedule"]
+    gone = sorted((r for r in rows if r["status"] == "scheduled"), key=lambda r: r["start"])[-1]["case_id"]
+    r = client.post("/api/v1/events", json={"type": "case_cancelled", "case_id": gone, "at": f"{DAY}T07:00",
+                                            "idempotency_key": "gone-1"}, headers=auth("coordinator"))
+    assert r.status_code == 200, r.text
+    r = client.post("/api/v1/plan", json={"date": DAY, "solver": "rules"}, headers=auth("coordinator"))
+    j = wait_job(client, r.json()["id"])
+    assert j["status"] == "done" and j["result"]["cancelled_by_events"] == [gone]
+    assert gone not in set(service.gov.version(j["result"]["version_id"]).schedule["case_id"])
+    assert (service.hospital.cases.set_index("case_id").loc[gone, "status"]) == "booked"  # the engine's data untouched
