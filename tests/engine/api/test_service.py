@@ -226,3 +226,26 @@ def test_a_plan_after_a_cancellation_event_leaves_the_case_out(client, service) 
     assert j["status"] == "done" and j["result"]["cancelled_by_events"] == [gone]
     assert gone not in set(service.gov.version(j["result"]["version_id"]).schedule["case_id"])
     assert (service.hospital.cases.set_index("case_id").loc[gone, "status"]) == "booked"  # the engine's data untouched
+
+
+def test_override_and_rollback_over_the_api(client, service) -> None:
+    first = plan_and_publish(client)
+    sched = service.gov.version(first).schedule
+    row = sched[sched["status"] == "scheduled"].iloc[0]
+    r = client.post(f"/api/v1/versions/{first}/override", json={"case_id": row["case_id"], "action": "lock",
+                                                               "code": "surgeon_request", "note": "keep it"},
+                    headers=auth("coordinator"))
+    assert r.status_code == 200, r.text
+    ov = r.json()
+    assert ov["status"] == "proposed" and ov["parent_id"] == first and ov["plan"]["edited"] is True
+    again = client.post(f"/api/v1/versions/{first}/override", json={"case_id": row["case_id"], "action": "lock",
+                                                                   "code": "surgeon_request"}, headers=auth("coordinator"))
+    assert again.status_code == 409 and "changed while you were working" in again.text  # optimistic concurrency
+    r = client.post("/api/v1/rollback", json={"date": DAY, "to": "last_approved", "reason": "test"}, headers=auth("viewer"))
+    assert r.status_code == 403
+    r = client.post("/api/v1/rollback", json={"date": DAY, "reason": ""}, headers=auth("coordinator"))
+    assert r.status_code == 422 and "reason" in r.text
+    r = client.post("/api/v1/rollback", json={"date": DAY, "to": "rules", "reason": "feed looks wrong"},
+                    headers=auth("coordinator"))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "proposed" and r.json()["rollback_of"] == first  # the rules schedule goes through approval
