@@ -11,6 +11,8 @@ re-exports its public names, so ``from engine.importer import ...`` is all calle
 - ``reading``: :func:`read_source`;
 - ``values``: the date, time and datetime parsers;
 - ``apply``: :func:`apply_mapping`, :func:`derive_rooms`, :func:`derive_surgeons`;
+- ``clean``: :func:`clean_cases` (the mapping's ``clean:`` section: surgeons, procedure codes and
+  service lines merged however they are spelled; ambiguous names left and listed);
 - ``pipeline``: :func:`import_hospital` and :class:`ImportResult` (plus blocks and staffing
   inferred by ``engine.onboard.infer`` where the mapping gives none).
 
@@ -26,6 +28,7 @@ What each stage does:
   ``engine.hospital.load_hospital`` and only then swaps it in at ``out_dir``.
 """
 from engine.importer.apply import apply_mapping, derive_rooms, derive_surgeons
+from engine.importer.clean import CleanRules, Merge, NotMerged, clean_cases
 from engine.importer.mapping import (
     BAD_VALUE_POLICIES,
     DEFAULT_FORMATS,
@@ -48,6 +51,9 @@ from engine.importer.reading import read_source
 
 __all__ = [
     "BAD_VALUE_POLICIES",
+    "CleanRules",
+    "Merge",
+    "NotMerged",
     "DEFAULT_FORMATS",
     "DERIVE_KINDS",
     "EXTRA_COLUMN_POLICIES",
@@ -62,6 +68,7 @@ __all__ = [
     "RoomsSpec",
     "SourceOptions",
     "apply_mapping",
+    "clean_cases",
     "derive_rooms",
     "derive_surgeons",
     "import_hospital",

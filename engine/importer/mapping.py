@@ -12,6 +12,7 @@ import yaml
 
 from engine.contract import CASE_STATUSES, CASES_COLUMNS, CASES_REQUIRED, SETTINGS_FILE, SETTINGS_REQUIRED, URGENCIES
 from engine.errors import InputError, Problem
+from engine.importer.clean import CleanRules, parse_clean
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 _TOP_KEYS = ("version", "name", "description", "source", "formats", "columns", "constants",
              "extras", "value_maps", "unmapped_values", "extra_columns", "bad_values",
-             "max_bad_row_fraction", "settings", "rooms", "files", "infer")
+             "max_bad_row_fraction", "settings", "rooms", "files", "infer", "clean")
 _SPEC_KEYS = {"column", "date", "time", "derive", "format", "date_format", "time_format", "map",
               "unmapped", "if_missing", "optional", "roll_over_midnight", "after", "start",
               "max_roll_over_hours",
@@ -166,6 +167,7 @@ class Mapping:
     files: dict[str, Path] = field(default_factory=dict)  # contract file name -> path
     # blocks/staffing inferred from history when not given (engine.onboard.infer); see _parse_infer
     infer: dict[str, Any] = field(default_factory=lambda: {"blocks": True, "staffing": True})
+    clean: CleanRules | None = None  # entity clean-up (engine.importer.clean); None = none
 
     @property
     def name(self) -> str:
@@ -329,11 +331,12 @@ def parse_mapping(data: Any, path: str | Path = "<mapping>") -> Mapping:
     settings = _parse_settings(data.get("settings"), "settings" in files, errs)
     rooms = _parse_rooms(data.get("rooms"), errs)
     infer = _parse_infer(data.get("infer"), errs)
+    clean = parse_clean(data.get("clean"), errs)
     errs.raise_if_any()
     return Mapping(path=path, source=source, formats=formats, fields=fields, constants=constants,
                    extras=extras, order=order, extra_columns=extra_columns, bad_values=bad_values,
                    max_bad_row_fraction=float(max_bad), settings=settings, rooms=rooms,
-                   files=files, infer=infer)
+                   files=files, infer=infer, clean=clean)
 
 
 _INFER_FLAGS = ("blocks", "staffing")

@@ -15,6 +15,7 @@ from engine.io import atomic_write_folder, write_csv
 from engine.importer.mapping import FILE_KEYS, Mapping, load_mapping
 from engine.importer.reading import read_source
 from engine.importer.apply import apply_mapping, derive_rooms, derive_surgeons
+from engine.importer.clean import Merge, NotMerged, clean_cases
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class ImportResult:
     report: Any = None  # engine.hospital.QualityReport of the written folder
     quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)  # by source row
     files: list[str] = field(default_factory=list)
+    merged: list[Merge] = field(default_factory=list)  # spellings made one by the mapping's clean:
+    not_merged: list[NotMerged] = field(default_factory=list)  # left as they were: ambiguous
 
     def summary(self) -> dict[str, Any]:
         """Machine-readable summary (the CLI's ``--json`` payload); JSON-serialisable."""
@@ -49,6 +52,8 @@ class ImportResult:
             "problems": [_problem_dict(p) for p in self.problems],
             "warnings": [_problem_dict(p) for p in self.warnings],
             "report": report,
+            "clean": {"merged": [m.to_dict() for m in self.merged],
+                      "not_merged": [n.to_dict() for n in self.not_merged]},
         }
 
     def describe(self, limit: int = 20) -> str:
@@ -56,6 +61,10 @@ class ImportResult:
         lines = [f"imported {self.source} -> {self.out_dir}: {self.rows_read} rows read, "
                  f"{self.rows_written} written, {self.rows_quarantined} quarantined"]
         lines += [f"warning: {p}" for p in self.warnings]
+        lines += [f"merged: {m.text}" for m in self.merged[:limit]]
+        if len(self.merged) > limit:
+            lines.append(f"... and {len(self.merged) - limit} more merges")
+        lines += [f"{n.text}" for n in self.not_merged]
         rows = [f"quarantined: {r.file}, row {r.source_row}, column '{r.column}': {r.reason}"
                 for r in self.quarantine.itertuples()] if len(self.quarantine) else []
         lines += rows[:limit]
@@ -158,6 +167,12 @@ def import_hospital(source: str | Path, mapping_path: str | Path, out_dir: str |
         log.warning("import: ... and %d more problems", len(problems) - 20)
 
     settings = dict(mapping.settings)
+    # Entity clean-up before anything is derived from the cases: validation sees the merged ids.
+    cases, merged, not_merged = clean_cases(cases, mapping.clean, settings.get("service_lines"))
+    for m in merged:
+        log.info("import: merged %s", m.text)
+    for n in not_merged:
+        log.warning("import: %s", n.text)
     if "service_lines" not in settings and "service_line" in cases.columns:
         # Validation knows service lines from surgeons.csv; cases of 'unknown' surgeons would
         # otherwise be quarantined for a service line no named surgeon has.
@@ -200,7 +215,8 @@ def import_hospital(source: str | Path, mapping_path: str | Path, out_dir: str |
     result = ImportResult(source=source, out_dir=out_dir, rows_read=rows_read,
                           rows_written=len(cases), rows_quarantined=quarantined,
                           rows_set_aside=set_aside, problems=problems, warnings=warnings,
-                          report=report, quarantine=quarantine, files=written["files"])
+                          report=report, quarantine=quarantine, files=written["files"],
+                          merged=merged, not_merged=not_merged)
     log.info("import: %s rows read, %s written, %s quarantined", rows_read, len(cases),
              quarantined)
     return result

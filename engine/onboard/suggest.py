@@ -444,6 +444,8 @@ def _render(path: Path, opts: SourceOptions, df: pd.DataFrame, matches: dict[str
         if "surgeon_id" in matches:
             add(f"  surgeon_name: {_q(matches['surgeon_id'])}")
         add("")
+    L.extend(_clean_lines(df, matches))
+    add("")
     unused = [h for h in df.columns if h not in matches.values()]
     if unused:
         add("# Not used (add under columns or extras if they matter):")
@@ -469,6 +471,22 @@ def _render(path: Path, opts: SourceOptions, df: pd.DataFrame, matches: dict[str
     add(f"  close_time: {_q(close_t)}")
     add("  capabilities: [general]")
     return "\n".join(L) + "\n"
+
+
+def _surgeon_ids_in_brackets(vals: list[str]) -> bool:
+    return bool(vals) and sum(bool(re.search(r"\((\w+)\)\s*$", v)) for v in vals) >= 0.9 * len(vals)
+
+
+def _clean_lines(df: pd.DataFrame, matches: dict[str, str]) -> list[str]:
+    """The commented ``clean:`` section, with the surgeon, code and service spellings seen."""
+    from engine.importer.clean import suggest_clean_lines
+
+    def seen(target: str, limit: int = 200) -> list[str]:
+        return [v for v, _ in _counts(df[matches[target]], limit)] if target in matches else []
+
+    surgeons = seen("surgeon_id")
+    return suggest_clean_lines(surgeons, seen("procedure_code", 500), seen("service_line"),
+                               surgeon_is_column=not _surgeon_ids_in_brackets(surgeons))
 
 
 def _spec_text(target: str, matches: dict[str, str], kinds: dict[str, ColumnKind], date_h: str | None) -> str:
@@ -526,8 +544,7 @@ def _render_column(add, target: str, matches: dict[str, str], kinds: dict[str, C
         return
     if target == "surgeon_id":
         vals = [v for v, _ in _counts(df[h], 200)]
-        with_id = sum(bool(re.search(r"\((\w+)\)\s*$", v)) for v in vals)
-        if vals and with_id >= 0.9 * len(vals):
+        if _surgeon_ids_in_brackets(vals):
             add(f"  surgeon_id:   # e.g. {_q(vals[0])}: the id in brackets")
             add(f"    {{derive: regex, column: {_q(h)}, pattern: '\\((\\w+)\\)\\s*$', if_missing: unknown}}")
         else:
