@@ -264,6 +264,25 @@ def test_ambiguous_names_in_an_import_are_listed_not_merged(tmp_path: Path) -> N
     assert "10234" in set(cases["surgeon_id"])
 
 
+def test_cli_import_lists_merges_in_json_and_ambiguous_names_on_stderr(tmp_path: Path) -> None:
+    src, df = _messy_epic(tmp_path)
+    chen = df.index[df["Primary Surgeon"] == "Chen, Wei (11502)"]
+    df.loc[chen[::2], "Primary Surgeon"] = "Smith, James"
+    df.loc[chen[1::4], "Primary Surgeon"] = "J. Smith"
+    src = write_export(df, tmp_path / "ambiguous.csv")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([str(PYTHON), "-m", "engine", "import", "--source", str(src), "--mapping",
+                           str(_messy_mapping(src, tmp_path, CLEAN)), "--out", str(tmp_path / "out"),
+                           "--json", str(tmp_path / "result.json")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "surgeon 'J. Smith' not merged: ambiguous" in proc.stderr
+    clean = json.loads((tmp_path / "result.json").read_text())["clean"]
+    assert {m["into"] for m in clean["merged"] if m["kind"] == "surgeon"} == {"10234", "10871"}
+    assert any(m["kind"] == "procedure code" and m["into"] == "27447" for m in clean["merged"])
+    assert [n["value"] for n in clean["not_merged"]] == ["J. Smith"]
+
+
 # --------------------------------------------------------------------------- suggest-mapping
 
 
