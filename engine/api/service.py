@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pandas as pd
 import sqlalchemy as sa
+import sqlalchemy.exc
 
 from engine.errors import InputError, Problem
 from engine.governance import (Governance, User, booked_forecasts, plan_params_from_catalog, replan_day, replan_plan_json,
@@ -73,7 +74,7 @@ def _events_table(md: sa.MetaData) -> sa.Table:
 
 
 class DuplicateKey(Exception):
-    """An idempotency key already used for a different request."""
+    """An idempotency key already used for a different request, or still being applied elsewhere."""
 
 
 class Service:
@@ -215,6 +216,9 @@ class Service:
             return None
         if r.request_sha256 != self._request_hash(body) or r.hospital_id != self.hospital_id:
             raise DuplicateKey(f"idempotency_key {key!r} was already used for a different event")
+        if not r.response_json:
+            raise DuplicateKey(f"idempotency_key {key!r}: this event is being applied by another request since "
+                               f"{r.at:%H:%M:%S} UTC; ask again shortly")
         return json.loads(r.response_json)
 
     def apply_event(self, user: User, key: str, body: dict[str, Any], event: Event, at: pd.Timestamp) -> tuple[dict, bool]:
@@ -244,21 +248,37 @@ class Service:
             fc, _, source = self.forecasts(day)
             params = plan_params_from_catalog(self.gov.catalog, PlanParams(
                 days=1, solver=self.params.event_solver, time_limit_s=self.params.event_time_limit_s))
-            rr = replan_day(user, self.hospital, fc, current, event, at, params, hospital_id=self.hospital_id, ledger=self.gov)
-            pj = replan_plan_json(rr, current, at)
-            ver = self.gov.propose(self.hospital_id, rr.result, user, hospital=self.hospital, plan_json=pj,
-                                   horizon=(day, day), parent_id=base.version_id, note=f"API event: {event.describe()}")
-            changes = rr.changes.astype(object).where(rr.changes.notna(), None)
-            answer = {"event": event.describe(), "event_kind": event.kind, "case_id": event.case_id, "idempotency_key": key, "date": f"{day:%Y-%m-%d}",
-                      "at": at.isoformat(), "base_version_id": base.version_id, "version_id": ver.version_id,
-                      "status": ver.status, "n_changes": int(len(changes)), "changes": changes.to_dict("records"),
-                      "solver": pj.get("solver"), "fallback_used": pj.get("fallback_used"), "forecasts": source}
+            # Reserve the key first (its own transaction): a second service on the same store cannot apply the
+            # same event meanwhile (the primary key refuses it); a failure releases the key, success fills it.
             t = self._events
+            try:
+                with self.gov.engine.begin() as conn:
+                    conn.execute(t.insert().values(idempotency_key=key, hospital_id=self.hospital_id,
+                                                   request_sha256=self._request_hash(body), actor=user.name, response_json="",
+                                                   at=datetime.now(timezone.utc).replace(tzinfo=None)))
+            except sa.exc.IntegrityError:
+                old = self.replayed(key, body)  # raises while the other request is still at work
+                if old is not None:
+                    return old, True
+                raise
+            try:
+                rr = replan_day(user, self.hospital, fc, current, event, at, params, hospital_id=self.hospital_id,
+                                ledger=self.gov)
+                pj = replan_plan_json(rr, current, at)
+                ver = self.gov.propose(self.hospital_id, rr.result, user, hospital=self.hospital, plan_json=pj,
+                                       horizon=(day, day), parent_id=base.version_id, note=f"API event: {event.describe()}")
+            except BaseException:
+                with self.gov.engine.begin() as conn:
+                    conn.execute(t.delete().where(t.c.idempotency_key == key, t.c.response_json == ""))
+                raise
+            changes = rr.changes.astype(object).where(rr.changes.notna(), None)
+            answer = {"event": event.describe(), "event_kind": event.kind, "case_id": event.case_id, "idempotency_key": key,
+                      "date": f"{day:%Y-%m-%d}", "at": at.isoformat(), "base_version_id": base.version_id,
+                      "version_id": ver.version_id, "status": ver.status, "n_changes": int(len(changes)),
+                      "changes": changes.to_dict("records"), "solver": pj.get("solver"),
+                      "fallback_used": pj.get("fallback_used"), "forecasts": source}
             with self.gov.engine.begin() as conn:
-                conn.execute(t.insert().values(idempotency_key=key, hospital_id=self.hospital_id,
-                                               request_sha256=self._request_hash(body), actor=user.name,
-                                               response_json=json.dumps(answer, default=str),
-                                               at=datetime.now(timezone.utc).replace(tzinfo=None)))
+                conn.execute(t.update().where(t.c.idempotency_key == key).values(response_json=json.dumps(answer, default=str)))
             return json.loads(json.dumps(answer, default=str)), False
 
 
@@ -269,6 +289,8 @@ class Service:
             rows = conn.execute(sa.select(t.c.response_json).where(t.c.hospital_id == self.hospital_id)).all()
         out = set()
         for (text,) in rows:
+            if not text:
+                continue
             a = json.loads(text)
             if a.get("event_kind") == "cancellation" and a.get("date") == f"{day:%Y-%m-%d}" and a.get("case_id"):
                 out.add(str(a["case_id"]))

@@ -249,3 +249,31 @@ def test_override_and_rollback_over_the_api(client, service) -> None:
                     headers=auth("coordinator"))
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "proposed" and r.json()["rollback_of"] == first  # the rules schedule goes through approval
+
+
+def test_a_key_reserved_by_another_service_is_not_applied_twice(client, service) -> None:
+    """Two services on one store: the one that reserved the key applies it; the other answers 409 meanwhile."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    plan_and_publish(client)
+    rows = client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("coordinator")).json()["schedule"]
+    gone = [r for r in rows if r["status"] == "scheduled"][0]["case_id"]
+    body = {"type": "case_cancelled", "case_id": gone, "at": f"{DAY}T07:00", "idempotency_key": "shared-1"}
+    req_hash = service._request_hash({**body, **{k: None for k in ("room_id", "extra_minutes", "service_line", "surgeon_id",
+                                                                    "procedure_code", "booked_minutes", "p50", "p80",
+                                                                    "urgency", "required_equipment")},
+                                      "at": f"{DAY}T07:00:00"})
+    with service.gov.engine.begin() as conn:  # as another service would, mid-way through the same event
+        conn.execute(service._events.insert().values(idempotency_key="shared-1", hospital_id=service.hospital_id,
+                                                     request_sha256=req_hash, actor="carol", response_json="",
+                                                     at=dt.datetime(2027, 1, 4, 7, 0, 1)))
+    r = client.post("/api/v1/events", json=body, headers=auth("coordinator"))
+    assert r.status_code == 409 and "being applied by another request" in r.text, r.text
+    assert (read_log(service.gov.engine, service.hospital_id)["kind"] == "replan").sum() == 0
+    with service.gov.engine.begin() as conn:
+        conn.execute(sa.delete(service._events))
+    assert client.post("/api/v1/events", json=body, headers=auth("coordinator")).status_code == 200
+    with service.gov.engine.connect() as conn:
+        assert conn.execute(sa.select(service._events.c.response_json)).scalar_one() != ""
