@@ -64,6 +64,8 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
         f"imported {args.source} -> {args.out}: {summary['rows_written']} cases written, "
         f"{summary['rows_quarantined']} quarantined"
     )
+    for line in result.describe().splitlines()[1:]:  # what the mapping's clean: merged, and what it left
+        print(f"  {line}")
     return summary
 
 
