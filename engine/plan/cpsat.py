@@ -14,9 +14,11 @@ decides its start minute. Model (all minutes from midnight, integers):
   disjunction per such pair (the assignment seldom has any: the MIP keeps a surgeon in one room);
 - PACU: ``AddCumulative`` of the recovery intervals [start_i + P50_i, + pacu) with demand 1 and
   capacity ``peak`` <= beds (H8); ``peak`` is a variable, and minimising it staggers arrivals.
+  (Tried and not kept: a second cumulative over [P50 end, P80 end + stay) to stagger with room
+  for the durations' spread; on the seed-11 week it raised simulated PACU holds.)
 
 Objective (minimise): sum_i defer_i (1 - keep_i) + w_pacu_peak x peak + w_overtime x sum_r
-late_r + sum_i start_i / 1000, where late_r >= start_i + P80_i - close_r (the room's P80 finish
+late_r, where late_r >= start_i + P80_i - close_r (the room's P80 finish
 past close, as the MIP's overtime term) and the last term prefers early starts. The greedy
 sequencer's times (engine/plan/sequence.py) are handed to CP-SAT as a hint, so its answer is
 never worse than the greedy one by this objective; when CP-SAT finds nothing (no solution within
@@ -96,7 +98,7 @@ def _solve_day(inst: PlanInstance, assignment: pd.DataFrame, params: PlanParams,
     locks = inst.locks.set_index("case_id") if inst.locks is not None and len(inst.locks) else None
     hint = greedy.set_index("case_id")
     m = cp_model.CpModel()
-    start, keep, info, skipped = {}, {}, {}, []
+    start, keep, info, skipped, earliest = {}, {}, {}, [], {}
     room_iv: dict[str, list] = {}
     pacu_iv = []
     for cid, sid in zip(a["case_id"], a["slot_id"]):
@@ -116,11 +118,13 @@ def _solve_day(inst: PlanInstance, assignment: pd.DataFrame, params: PlanParams,
             skipped.append(cid)
             continue
         s = m.NewIntVar(lo, hi, f"s_{cid}")
+        earliest[cid] = lo
         k = m.NewConstant(1) if locked else m.NewBoolVar(f"k_{cid}")
         start[cid], keep[cid] = s, k
         info[cid] = (sid, sl["room_id"], p50, p80, int(sl["close_min"]), hi)
         room_iv.setdefault(sl["room_id"], []).append(m.NewOptionalFixedSizeIntervalVar(s, p50 + turn, k, f"r_{cid}"))
         pacu_iv.append(m.NewOptionalIntervalVar(s + p50, pacu, s + p50 + pacu, k, f"p_{cid}"))
+
         if cid in hint.index and hint.at[cid, "status"] == "scheduled" and hint.at[cid, "slot_id"] == sid:
             m.AddHint(s, int(hint.at[cid, "start_min"]))
             if not locked:
@@ -157,7 +161,7 @@ def _solve_day(inst: PlanInstance, assignment: pd.DataFrame, params: PlanParams,
     m.Minimize(sum(scale * defer[cid] * (1 - keep[cid]) for cid in start)
                + int(scale * params.w_pacu_peak_bed) * peak
                + int(scale * params.w_overtime) * sum(late)
-               + sum(start.values()))
+               + int(scale * params.w_sequence_delay) * sum(start[cid] - earliest[cid] for cid in start))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(params.sequence_time_limit_s)
     solver.parameters.num_workers = 2

@@ -22,6 +22,7 @@ from engine.plan.params import PlanParams
 from engine.timeutil import hhmm_to_minutes
 
 log = logging.getLogger(__name__)
+Z80 = 0.8416  # standard normal score of the 80th percentile
 
 
 @dataclass
@@ -40,6 +41,12 @@ class PlanInstance:
     locks: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     addon_reserve: pd.Series | None = None  # date -> add-on minutes to hold open rooms for
+    # Service level (settings [service_levels]): a room finishes by close + finish_plus_minutes
+    # with probability finish_probability (model.service_level_risk).
+    finish_plus_minutes: float = 30.0
+    finish_probability: float = 0.8
+    min_scheduled: int | None = None  # the rules schedule's case count (model.keep_rules_count)
+    rules_placed: set | None = None  # the cases the rules schedule places (split by part)
 
     def slots_of(self, case_id: str) -> pd.Series:
         return self.eligible.loc[self.eligible["case_id"] == case_id, "slot_id"]
@@ -123,6 +130,11 @@ def build_instance(
     c["p95"] = f["p95"].reindex(c.index).astype(float) if "p95" in f.columns else c["p80"]
     c["cancel_prob"] = f["cancel_prob"].reindex(c.index).astype(float) if "cancel_prob" in f.columns else 0.0
     # Integer planning minutes: exported times then match the plan to the minute.
+    # Each case's duration distribution as the simulation draws it (log-normal through P50 and
+    # P80): mean and variance, for a room-day's total (model.service_level_risk).
+    sig = np.log(np.maximum(c["p80"], c["p50"] + 1e-6) / c["p50"].clip(lower=1e-6)) / Z80
+    c["dur_mean"] = c["p50"] * np.exp(sig ** 2 / 2)
+    c["dur_var"] = c["p50"] ** 2 * np.exp(sig ** 2) * np.expm1(sig ** 2)
     c["p50_i"] = np.ceil(c["p50"]).astype(int)
     c["p80_i"] = np.maximum(np.ceil(c["p80"]).astype(int), c["p50_i"])
     bm = pd.to_numeric(c["booked_minutes"], errors="coerce")
@@ -156,6 +168,8 @@ def build_instance(
         turnover_minutes=h.settings.turnover_minutes, pacu_minutes=h.settings.pacu_minutes,
         overtime_cap_minutes=cap, prime_start=ps, prime_end=pe, published=published, locks=locks,
     )
+    sl = h.settings.service_levels
+    inst.finish_plus_minutes, inst.finish_probability = float(sl.finish_by_close_plus_minutes), float(sl.finish_probability)
     if params.hold_addon_rooms and addon_reserve is not None and len(addon_reserve):
         r = addon_reserve.assign(date=pd.to_datetime(addon_reserve["date"]).dt.normalize()).set_index("date")["reserve_minutes"]
         inst.addon_reserve = r.reindex(dates).fillna(0.0).astype(float)
@@ -298,6 +312,13 @@ def ceil_int(x: float) -> int:
     return int(math.ceil(x - 1e-9))
 
 
+def _part_count(inst: PlanInstance, cids) -> int | None:
+    """The rules' case count within a part: ``min_scheduled`` split by the cases it placed."""
+    if inst.min_scheduled is None or getattr(inst, "rules_placed", None) is None:
+        return None
+    return int(len(set(cids) & inst.rules_placed))
+
+
 def split_instance(inst: PlanInstance) -> list[PlanInstance]:
     """Independent parts of an instance: groups of dates no case can move between.
 
@@ -342,5 +363,7 @@ def split_instance(inst: PlanInstance) -> list[PlanInstance]:
             overtime_cap_minutes=inst.overtime_cap_minutes, prime_start=inst.prime_start, prime_end=inst.prime_end,
             published=inst.published, locks=inst.locks, notes=inst.notes,
             addon_reserve=inst.addon_reserve.loc[sorted(ds)] if inst.addon_reserve is not None else None,
+            finish_plus_minutes=inst.finish_plus_minutes, finish_probability=inst.finish_probability,
+            min_scheduled=_part_count(inst, cids), rules_placed=inst.rules_placed,
         ))
     return parts

@@ -94,6 +94,24 @@ def overtime_definition(m, s):
     return m.over[s] >= load - m.turnover - m.length[s]
 
 
+def service_level_risk(m, s):
+    """risk[s] >= sum_c (mean_c + turnover) x[c,s] - turnover + z_p (sum_c var_c x[c,s] + V0_s) / (2 sqrt V0_s)
+    - (block minutes_s + L), for a slot whose block runs to the room's close (SL).
+
+    The room's finish is the sum of its cases' durations (and turnovers); with the normal
+    approximation its p-quantile is sum mean + z_p sqrt(sum var), where p is the service level's
+    ``finish_probability`` and L its ``finish_by_close_plus_minutes``. sqrt is concave, so its
+    tangent at V0_s (the variance of a slot filled with its typical eligible cases) lies above
+    it: the linear term is a safe (conservative) chance constraint, exact at V = V0_s. risk[s] is
+    the minutes by which the room's p-quantile finish passes close + L (soft, penalised by
+    w_service_level per minute; see PlanParams)."""
+    cases = m.cases_of_slot[s]
+    v0 = m.sl_v0[s]
+    load = sum((m.dur_mean[c] + m.turnover) * m.x[c, s] for c in cases) - m.turnover
+    spread = m.sl_z * (sum(m.dur_var[c] * m.x[c, s] for c in cases) + v0) / (2 * v0 ** 0.5)
+    return m.risk[s] >= load + spread - m.length[s] - m.sl_plus
+
+
 def idle_prime_definition(m, s):
     """idle[s] >= prime minutes of the slot x (1 - held[s]) - sum_c (P50_c + turnover) x[c,s].
 
@@ -191,14 +209,28 @@ def fair_prime_share(m, g):
     return prime_g + m.fair_slack[g] >= (m.demand_share[g] - m.max_gap) * total
 
 
+# A case fewer than the rules schedule places costs this many deferrals (keep_rules_count).
+FEWER_THAN_RULES_DEFERRALS = 20
+
+
+def keep_rules_count(m):
+    """sum_(c,s) x[c,s] + fewer >= min_scheduled: no fewer cases than the rules schedule places
+    (soft, but ``fewer`` costs FEWER_THAN_RULES_DEFERRALS deferrals per case, more than any
+    service-level saving of one case: a rules schedule may break a model rule, e.g. a surgeon
+    in two rooms in a day, so a hard floor could be infeasible)."""
+    return sum(m.x[p] for p in m.X) + m.fewer >= m.min_scheduled
+
+
 def objective_rule(m):
     """min  w_ot sum over + w_idle (sum idle - sum_d unstaffed_prime_d) + sum_c defer_c (1 - sum_s x[c,s])
-    + sum_(c,s) move_cost[c,s] x[c,s] + w_reserve sum_d short[d] (+ the fairness term), where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
+    + sum_(c,s) move_cost[c,s] x[c,s] + w_reserve sum_d short[d] + w_sl sum_s risk[s] (service level,
+    service_level_risk) (+ the fairness term), where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
     prime minutes of a room: the constant that makes the idle term count staffed rooms only."""
     defer = sum(m.defer_cost[c] * (1 - sum(m.x[c, s] for s in m.pairs_of_case[c])) for c in m.C)
     idle = sum(m.idle[s] for s in m.S) - sum(m.unstaffed_prime[d] for d in m.DS)
     return (m.w_ot * sum(m.over[s] for s in m.S) + m.w_idle * idle
-            + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost
+            + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost + m.risk_cost
+            + FEWER_THAN_RULES_DEFERRALS * m.w_defer * m.fewer
             + m.w_reserve * sum(m.short[d] for d in m.DR))
 
 
@@ -323,6 +355,12 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.urgent = c["is_urgent"].astype(bool).to_dict()
     m.XH = pyo.Set(initialize=[(ci, si) for si in ho for ci in m.cases_of_slot[si] if not m.urgent[ci]], dimen=2, ordered=True)
 
+    _add_service_level(m, inst, params, s, c)
+    m.w_defer = pyo.Param(initialize=float(params.w_defer_case))
+    m.min_scheduled = pyo.Param(initialize=float(inst.min_scheduled or 0))
+    m.fewer = pyo.Var(domain=pyo.NonNegativeReals, bounds=(0, float(inst.min_scheduled or 0)))
+    if inst.min_scheduled:
+        m.rules_count = pyo.Constraint(rule=keep_rules_count)
     m.assign_once = pyo.Constraint(m.C, rule=assign_at_most_once)
     locked = [ci for ci in (inst.locks["case_id"] if inst.locks is not None and len(inst.locks) else []) if m.pairs_of_case.get(ci)]
     m.L = pyo.Set(initialize=locked, ordered=True)
@@ -349,6 +387,46 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     _add_fairness(m, inst, params)
     m.obj = pyo.Objective(rule=objective_rule, sense=pyo.minimize)
     return m
+
+
+def service_level_weight(inst: PlanInstance, params: PlanParams) -> float:
+    """The cost of a minute by which a room's ``finish_probability``-quantile finish passes close +
+    ``finish_by_close_plus_minutes``: ``params.w_service_level`` when given, else a deferral's cost
+    over the median case's P50, divided by 1 - ``finish_probability``: a room that breaks the
+    level by one median case costs as much as deferring 1 / (1 - p) cases (5 at p = 0.8, 20 at
+    0.95). The level is a promise, so it weighs more than a deferral, and a stricter level
+    weighs more; the rules' case count is kept by ``keep_rules_count`` (min_scheduled), so the
+    optimizer defers no more cases than the rules do to keep it. Replaces the fixed trade-off of
+    a deferral (1000) against 3 per overtime minute (one deferral = 333 minutes)."""
+    if params.w_service_level is not None:
+        return float(params.w_service_level)
+    if not len(inst.cases):
+        return 0.0
+    return float(params.w_defer_case / max(float(inst.cases["p50"].median()), 1.0) / (1.0 - inst.finish_probability))
+
+
+def _add_service_level(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams, s: pd.DataFrame,
+                       c: pd.DataFrame) -> None:
+    from statistics import NormalDist
+
+    m.dur_mean = pyo.Param(m.C, initialize=c["dur_mean"].astype(float).to_dict() if "dur_mean" in c else c["p50"].astype(float).to_dict())
+    m.dur_var = pyo.Param(m.C, initialize=c["dur_var"].astype(float).to_dict() if "dur_var" in c else {ci: 0.0 for ci in c.index})
+    m.sl_z = pyo.Param(initialize=NormalDist().inv_cdf(inst.finish_probability))
+    m.sl_plus = pyo.Param(initialize=float(inst.finish_plus_minutes))
+    m.w_sl = pyo.Param(initialize=service_level_weight(inst, params))
+    reach = [si for si in s.index if s.at[si, "end_min"] >= s.at[si, "close_min"] and m.cases_of_slot[si]]
+    v0 = {}
+    for si in reach:
+        cases = m.cases_of_slot[si]
+        mean = sum(pyo.value(m.dur_mean[ci]) for ci in cases) / len(cases)
+        var = sum(pyo.value(m.dur_var[ci]) for ci in cases) / len(cases)
+        n0 = max(1.0, pyo.value(m.length[si]) / (mean + inst.turnover_minutes))
+        v0[si] = max(n0 * var, 1.0)
+    m.SL = pyo.Set(initialize=reach if params.w_service_level != 0 else [], ordered=True)
+    m.sl_v0 = pyo.Param(m.SL, initialize={si: v0[si] for si in m.SL})
+    m.risk = pyo.Var(m.SL, domain=pyo.NonNegativeReals)
+    m.service_level = pyo.Constraint(m.SL, rule=service_level_risk)
+    m.risk_cost = pyo.Expression(expr=m.w_sl * sum(m.risk[si] for si in m.SL))
 
 
 def _add_fairness(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams) -> None:
@@ -492,6 +570,13 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
             p80 = {ci: pyo.value(m.p80[ci]) for ci in cases}
             last = closing_case(m.slot_row[si], p50, p80, pyo.value(m.turnover), strict=False)
             m.y[last, si].value = 1.0
+    m.fewer.value = max(0.0, pyo.value(m.min_scheduled) - len([1 for ci in chosen if (ci, chosen[ci]) in m.X]))
+    for si in m.SL:
+        cases = [ci for ci in m.cases_of_slot[si] if m.x[ci, si].value > 0.5]
+        v0 = pyo.value(m.sl_v0[si])
+        load = sum(pyo.value(m.dur_mean[ci]) + pyo.value(m.turnover) for ci in cases) - pyo.value(m.turnover)
+        spread = pyo.value(m.sl_z) * (sum(pyo.value(m.dur_var[ci]) for ci in cases) + v0) / (2 * v0 ** 0.5)
+        m.risk[si].value = max(0.0, load + spread - pyo.value(m.length[si]) - pyo.value(m.sl_plus))
     for d in m.DR:
         free_teams = (pyo.value(m.room_cap[d]) - sum(m.used[rd].value for rd in m.rooms_of_day[d])) if d in m.DS else len(m.held_of_day[d])
         need = pyo.value(m.reserve[d])

@@ -49,8 +49,11 @@ class PlanParams:
     fairness_policy: bool = True  # apply (and check) the fairness policy; False: plain plan, still reported
     hold_addon_rooms: bool = True
     w_addon_reserve: float = 3.0
+    w_service_level: float | None = None  # per minute of a room's service-level finish past close + L; None: derived (model.service_level_weight)
+    keep_rules_count: bool = True  # schedule no fewer cases than the rules schedule (soft; model.keep_rules_count)
     sequencer: str = "cpsat"  # cpsat: PACU-aware CP-SAT times (engine/plan/cpsat.py); greedy: the event loop only
     sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day
+    w_sequence_delay: float = 0.001  # per minute a case waits past its earliest start in the sequencer (cpsat.py)
     w_pacu_peak_bed: float = 150.0  # per bed of the day's planned PACU peak (staggering), see cpsat.py
     label: str = "balanced"
 
@@ -74,8 +77,10 @@ class PlanParams:
         if not 0 <= self.overtime_spread <= 1:
             raise ValueError(f"overtime_spread must be within 0..1, got {self.overtime_spread!r}")
         for f in fields(self):
-            if f.name.startswith("w_") and getattr(self, f.name) < 0:
+            if f.name.startswith("w_") and getattr(self, f.name) is not None and getattr(self, f.name) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)!r}")
+        if self.w_service_level is not None and self.w_service_level < 0:
+            raise ValueError(f"w_service_level must be >= 0, got {self.w_service_level!r}")
         if self.fairness_max_gap_points is not None and not 0 <= self.fairness_max_gap_points <= 100:
             raise ValueError(f"fairness_max_gap_points must be within 0..100, got {self.fairness_max_gap_points!r}")
 

@@ -277,7 +277,8 @@ def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
 
 
 def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | None = None,
-             models_out: list | None = None) -> tuple[SolveResult, pd.DataFrame | None, list[str], dict[str, float]]:
+             models_out: list | None = None, rules_start: pd.DataFrame | None = None
+             ) -> tuple[SolveResult, pd.DataFrame | None, list[str], dict[str, float]]:
     """Build and solve the assignment MIP, one independent part at a time.
 
     Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS,
@@ -288,6 +289,9 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     instance). Returns the combined result (objectives and bounds add up), the assignment (None
     when a part has no solution), the open-room slots held for add-ons and the build and solve
     seconds. ``models_out`` (a list) receives the parts' models (to score schedules with).
+    ``rules_start`` (the rules schedule's case_id, slot_id), cut down by feasible_start, is the
+    MIP start instead of the other start when it scores better on the model: the optimizer then
+    starts from a schedule at least as good as the rules one.
     """
     t_model = t_solve = 0.0
     parts = split_instance(inst)
@@ -310,6 +314,8 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
             start, start_s = booked_date_start(part, params, START_SHARE * share)
             t_solve += start_s
             share = max(floor, share - start_s)
+        if rules_start is not None and params.solver == "highs":
+            start = _better_start(model, start, feasible_start(part, rules_start))
         warm = start is not None and params.solver == "highs"
         if warm:
             set_start(model, start)
@@ -351,6 +357,15 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     if models_out is not None:
         models_out.extend(models)
     return combined, assignment, [si for h in held for si in h], {"model_s": t_model, "solve_s": t_solve}
+
+
+def _better_start(model, a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:
+    """The MIP start (a or b) with the lower objective on ``model`` (a when b is no better)."""
+    from engine.plan.score import start_value
+
+    if a is None:
+        return b
+    return b if start_value(model, b) < start_value(model, a) - 1e-6 else a
 
 
 # Share of a multi-day part's time spent on the booked-date start (see booked_date_start).
@@ -399,7 +414,8 @@ def booked_date_start(inst: PlanInstance, params: PlanParams, budget_s: float) -
 
 # Settings that change neither the model nor which answer is better (the time limit is checked
 # apart: see _memo_serves).
-_NOT_IN_KEY = ("label", "gap_tolerance", "time_limit_s", "sequencer", "sequence_time_limit_s", "w_pacu_peak_bed")
+_NOT_IN_KEY = ("label", "gap_tolerance", "time_limit_s", "sequencer", "sequence_time_limit_s", "w_pacu_peak_bed",
+               "w_sequence_delay")
 
 
 def _memo_serves(entry, params: PlanParams) -> bool:
@@ -431,7 +447,8 @@ def model_key(inst: PlanInstance, params: PlanParams) -> str:
                   inst.addon_reserve.to_frame() if inst.addon_reserve is not None else pd.DataFrame()):
         h.update(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())
     h.update(repr(sorted((k, v) for k, v in params.to_dict().items() if k not in _NOT_IN_KEY)).encode())
-    h.update(repr((inst.turnover_minutes, inst.overtime_cap_minutes, inst.prime_start, inst.prime_end)).encode())
+    h.update(repr((inst.turnover_minutes, inst.overtime_cap_minutes, inst.prime_start, inst.prime_end,
+                   inst.finish_plus_minutes, inst.finish_probability, inst.min_scheduled)).encode())
     return h.hexdigest()
 
 
@@ -589,6 +606,19 @@ def plan_once(
         t_seq = time.perf_counter() - t1
     else:
         lock_problems = check_locks(inst)
+        rules_a = rules_assignment(inst)
+        t1 = time.perf_counter()
+        rules_seq = sequence(inst, _with_reasons(rules_a, diag), order="booked_first", not_before_min=not_before_min)
+        t_seq += time.perf_counter() - t1
+        if params.keep_rules_count:
+            # The rules' cases in open rooms on days with an add-on reserve are not counted: the
+            # floor must not push electives into the rooms the plan may hold for add-ons.
+            done = rules_seq[rules_seq["status"] == "scheduled"]
+            reserve = inst.addon_reserve if inst.addon_reserve is not None else pd.Series(dtype=float)
+            holdable = done["slot_id"].map(lambda si: inst.slots.at[si, "kind"] == "open"
+                                           and reserve.get(inst.slots.at[si, "date"], 0.0) > 0)
+            placed = set(done.loc[~holdable.astype(bool), "case_id"])
+            inst.min_scheduled, inst.rules_placed = len(placed), placed
         key = model_key(inst, params) if memo is not None else None
         if lock_problems:
             res, assignment, t = None, None, {}
@@ -596,7 +626,8 @@ def plan_once(
             res, assignment, held, limit = memo[key]
             assignment, t, reused = assignment.copy(), {}, True
         else:
-            res, assignment, held, t = optimize(inst, params, warm_start, models_out=models)
+            res, assignment, held, t = optimize(inst, params, warm_start, models_out=models,
+                                                rules_start=sequenced_assignment(rules_seq))
             if key is not None and res.has_solution:
                 memo[key] = (res, assignment.copy(), held, params.time_limit_s)
         timings.update(t)
@@ -611,10 +642,6 @@ def plan_once(
                 "error": f"The {params.solver} solver failed ({res.message}).",
                 "time_limit": f"The {params.solver} solver found no schedule within {params.time_limit_s:.0f} s.",
             }.get(res.status, f"The {params.solver} solver returned no schedule ({res.status}).")
-        rules_a = rules_assignment(inst)
-        t1 = time.perf_counter()
-        rules_seq = sequence(inst, _with_reasons(rules_a, diag), order="booked_first", not_before_min=not_before_min)
-        t_seq += time.perf_counter() - t1
         if banner is None:
             order = order or "longest_first"
             t1 = time.perf_counter()
@@ -653,6 +680,7 @@ def plan_once(
     timings["sequence_s"] = t_seq + time.perf_counter() - t1
     k = kpis(inst, seq, used)
     k.update(judged)
+    k["service_level"] = service_level_summary(inst, params)
     k["solve_seconds"] = round(time.perf_counter() - t0, 3)
     k["reused_solution"] = reused
     k["solution_time_limit_s"] = limit
@@ -661,6 +689,23 @@ def plan_once(
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
     return PlanResult(schedule, k, res, inst, params, banner, notes, seq, held, optimizer_assignment, notice)
+
+
+def service_level_summary(inst: PlanInstance, params: PlanParams) -> dict[str, Any]:
+    """The service level the plan was weighed against and the weights that follow from it, in words
+    and numbers (shown on the Schedule page; see model.service_level_weight)."""
+    from engine.plan.model import service_level_weight
+
+    w = service_level_weight(inst, params)
+    return {"finish_by_close_plus_minutes": inst.finish_plus_minutes, "finish_probability": inst.finish_probability,
+            "w_service_level_per_minute": round(w, 2), "w_defer_case": params.w_defer_case,
+            "w_pacu_peak_bed": params.w_pacu_peak_bed, "keep_rules_count": params.keep_rules_count,
+            "text": (f"Service level: each room finishes by close + {inst.finish_plus_minutes:.0f} min with probability "
+                     f"{inst.finish_probability:.0%}. A minute past it costs {w:.1f} (a deferral costs "
+                     f"{params.w_defer_case:.0f}: breaking the level by a median case costs "
+                     f"{1 / (1 - inst.finish_probability):.0f} deferrals); each bed of PACU peak costs "
+                     f"{params.w_pacu_peak_bed:.0f}" + ("; no fewer cases than the block rules schedule."
+                                                         if params.keep_rules_count else "."))}
 
 
 def _pacu_aware(inst: PlanInstance, params: PlanParams, assignment: pd.DataFrame, greedy: pd.DataFrame,

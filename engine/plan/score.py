@@ -32,6 +32,13 @@ def _fairness_slack_at_least(m: pyo.ConcreteModel) -> None:
         m.fair_slack[g].value = max(0.0, need)
 
 
+def start_value(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> float:
+    """The objective of ``m`` at ``assignment`` (the variables are set to it, as a MIP start)."""
+    set_start(m, assignment)
+    _fairness_slack_at_least(m)
+    return float(pyo.value(m.obj))
+
+
 def score_assignment(inst: PlanInstance, params: PlanParams, assignment: pd.DataFrame,
                      models: list[pyo.ConcreteModel] | None = None) -> float:
     """The assignment MIP's objective at ``assignment`` (case_id, slot_id; None = deferred).

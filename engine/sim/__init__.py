@@ -26,9 +26,10 @@ from engine.sim.runner import (
     simulate,
 )
 from engine.sim.scenario import KNOBS, Scenario, available_scenarios, load_scenario
+from engine.sim.verdict import DecisionComparison, decision_comparison, verdict_sentence
 
 __all__ = [
-    "ADDON_POLICIES", "Actuals", "CONTRACT_METRICS", "ENGINES", "EXTRA_METRICS", "KNOBS", "POLICIES", "PolicyComparison",
+    "ADDON_POLICIES", "Actuals", "DecisionComparison", "decision_comparison", "verdict_sentence", "CONTRACT_METRICS", "ENGINES", "EXTRA_METRICS", "KNOBS", "POLICIES", "PolicyComparison",
     "Replay", "Scenario", "SimInstance", "SimParams", "SimResult", "SweepResult", "as_booked_schedule",
     "available_scenarios", "booked_minutes_forecasts", "build_instance", "compare_policies", "describe",
     "load_scenario", "paired_differences", "policy_schedules", "read_schedule_file", "replay_actuals", "replay_week",

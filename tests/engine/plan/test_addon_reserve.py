@@ -17,7 +17,7 @@ def _open_rooms(inst) -> set:
 
 
 def test_a_costly_reserve_holds_open_rooms_free_and_the_schedule_stays_feasible(h, fc):
-    params = PlanParams(time_limit_s=20, w_addon_reserve=50.0)
+    params = PlanParams(time_limit_s=20, w_addon_reserve=500.0)
     res = plan(h, fc, MONDAY, params, addon_reserve=_reserve(2000))
     open_rooms = _open_rooms(res.instance)
     assert open_rooms, "the test hospital needs unblocked room time on the first day"
@@ -32,7 +32,7 @@ def test_a_costly_reserve_holds_open_rooms_free_and_the_schedule_stays_feasible(
 
 def test_no_reserve_or_hold_off_holds_nothing(h, fc):
     for params, reserve in ((PlanParams(time_limit_s=20), _reserve(0)),
-                            (PlanParams(time_limit_s=20, hold_addon_rooms=False, w_addon_reserve=50.0), _reserve(2000))):
+                            (PlanParams(time_limit_s=20, hold_addon_rooms=False, w_addon_reserve=500.0), _reserve(2000))):
         res = plan(h, fc, MONDAY, params, addon_reserve=reserve)
         assert res.held == [] and res.kpis["addon_rooms_held"] == []
     inst = build_instance(h, fc, MONDAY, PlanParams(hold_addon_rooms=False), addon_reserve=_reserve(2000))
@@ -46,7 +46,7 @@ def test_held_rooms_need_staff_too(h, fc):
     staffed = rooms - 2
     st.loc[st["date"] == MONDAY, ["staffed_rooms", "anesthesia_teams"]] = staffed
     hs = with_(h, staffing=st)
-    res = plan(hs, fc, MONDAY, PlanParams(time_limit_s=20, w_addon_reserve=50.0), addon_reserve=_reserve(2000))
+    res = plan(hs, fc, MONDAY, PlanParams(time_limit_s=20, w_addon_reserve=500.0), addon_reserve=_reserve(2000))
     used = res.schedule.loc[res.schedule["status"] == "scheduled", "room_id"].nunique()
     assert used + len(res.held) <= staffed
     assert_no_violations(hs, res.schedule, horizon(1))
@@ -61,7 +61,7 @@ def test_the_default_reserve_comes_from_the_addon_forecast(h, fc):
 
 def test_a_held_room_still_takes_an_urgent_case(h, fc):
     """Rooms are held for add-ons: an urgent case that can only go to open time may use a held room."""
-    params = PlanParams(time_limit_s=20, w_addon_reserve=50.0)
+    params = PlanParams(time_limit_s=20, w_addon_reserve=500.0)
     base = plan(h, fc, MONDAY, params, addon_reserve=_reserve(2000))
     held_slot = base.held[0]
     room = base.instance.slots.at[held_slot, "room_id"]

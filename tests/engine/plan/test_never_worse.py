@@ -29,8 +29,8 @@ def test_a_schedule_worse_than_the_rules_falls_back(h, fc, monkeypatch) -> None:
     """An optimizer that defers everything scores worse than the rules: the rules schedule is used."""
     real = planner_mod.optimize
 
-    def lazy(inst, params, warm_start=None, models_out=None):
-        res, a, held, t = real(inst, params, warm_start, models_out)
+    def lazy(inst, params, warm_start=None, models_out=None, **kw):
+        res, a, held, t = real(inst, params, warm_start, models_out, **kw)
         return res, a.assign(slot_id=None, reason="deferred"), [], t
 
     monkeypatch.setattr(planner_mod, "optimize", lazy)

@@ -10,7 +10,7 @@ from engine.plan import PlanParams, plan
 from engine.plan.replan import Event, replan
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, with_
 
-PARAMS = PlanParams(time_limit_s=20, w_addon_reserve=50.0)
+PARAMS = PlanParams(time_limit_s=20, w_addon_reserve=500.0)
 NOW = MONDAY + pd.Timedelta(hours=10)
 
 
