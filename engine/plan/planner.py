@@ -613,7 +613,11 @@ def plan_once(
         if params.keep_rules_count:
             # The rules' cases in open rooms on days with an add-on reserve are not counted: the
             # floor must not push electives into the rooms the plan may hold for add-ons.
-            done = rules_seq[rules_seq["status"] == "scheduled"]
+            # Counted without the PACU limit, which the model does not see: the floor (and so the
+            # model and its memo key) does not change with the PACU beds of a what-if.
+            roomy = replace(inst, staffing=inst.staffing.assign(pacu_beds=10 ** 6))
+            floor_seq = sequence(roomy, _with_reasons(rules_a, diag), order="booked_first", not_before_min=not_before_min)
+            done = floor_seq[floor_seq["status"] == "scheduled"]
             reserve = inst.addon_reserve if inst.addon_reserve is not None else pd.Series(dtype=float)
             holdable = done["slot_id"].map(lambda si: inst.slots.at[si, "kind"] == "open"
                                            and reserve.get(inst.slots.at[si, "date"], 0.0) > 0)
