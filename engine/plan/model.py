@@ -18,7 +18,7 @@ import pyomo.environ as pyo
 
 from engine.contract import surgeon_key
 from engine.plan.instance import PlanInstance, closing_case, slot_fits
-from engine.plan.params import PlanParams
+from engine.plan.params import FAIRNESS_DEFAULT_WEIGHT, PlanParams
 
 
 # ----------------------------------------------------------------- constraint rules
@@ -447,7 +447,7 @@ def _add_fairness(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams) 
     m.max_gap = pyo.Param(initialize=params.fairness_max_gap_points / 100.0)
     m.fair_slack = pyo.Var(m.G, domain=pyo.NonNegativeReals)
     m.fair_share = pyo.Constraint(m.G, rule=fair_prime_share)
-    weight = params.w_fairness if params.w_fairness > 0 else 10.0
+    weight = params.w_fairness if params.w_fairness > 0 else FAIRNESS_DEFAULT_WEIGHT
     m.fair_cost = pyo.Expression(expr=weight * sum(m.fair_slack[g] for g in m.G))
 
 
