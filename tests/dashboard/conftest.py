@@ -15,14 +15,24 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def mini_env(tmp_path, monkeypatch):
-    folder = write_mini_hospital(tmp_path / "mini")
+def use_hospital(monkeypatch, folder, tmp_path, models=None) -> None:
+    """Point the dashboard at ``folder`` with a fresh store, models folder and import folder."""
     monkeypatch.setenv("HOSPITAL_DIR", str(folder))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
-    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("MODELS_DIR", str(models or tmp_path / "models"))
     monkeypatch.setenv("IMPORT_DIR", str(tmp_path / "imports"))
     monkeypatch.chdir(REPO)
+
+
+def sign_in_as(at, role) -> None:
+    """Demo sign-in as ``role`` (no users configured), failing on any exception."""
+    at.selectbox(key="demo_role").set_value(role).run()
+    assert not at.exception, at.exception
+
+
+@pytest.fixture
+def mini_env(tmp_path, monkeypatch):
+    use_hospital(monkeypatch, write_mini_hospital(tmp_path / "mini"), tmp_path)
     return tmp_path
 
 
@@ -35,11 +45,7 @@ def small_folder(tmp_path_factory):
 
 @pytest.fixture
 def small_env(small_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOSPITAL_DIR", str(small_folder))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
-    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("IMPORT_DIR", str(tmp_path / "imports"))
-    monkeypatch.chdir(REPO)
+    use_hospital(monkeypatch, small_folder, tmp_path)
     return tmp_path
 
 

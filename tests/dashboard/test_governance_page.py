@@ -2,12 +2,7 @@
 from __future__ import annotations
 
 
-from tests.dashboard.conftest import app
-
-
-def _as(at, role):
-    at.selectbox(key="demo_role").set_value(role).run()
-    assert not at.exception, at.exception
+from tests.dashboard.conftest import app, sign_in_as
 
 
 def _texts(elements):
@@ -17,7 +12,7 @@ def _texts(elements):
 def test_propose_approve_gate_publish_verify_rollback(trained):
     at = app()
     at.run()
-    _as(at, "coordinator")
+    sign_in_as(at, "coordinator")
     at.switch_page("../pages/governance.py").run()
     at.button(key="gov_propose").click().run()
     assert "Proposal: done." in _texts(at.success)
@@ -26,7 +21,7 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
     approve = at.button(key="gov_approve")
     assert approve.disabled and "may not" in approve.help
     assert at.button(key="gov_publish").disabled and "is proposed" in at.button(key="gov_publish").help
-    _as(at, "leadership")
+    sign_in_as(at, "leadership")
     at.button(key="gov_approve").click().run()
     assert "Approval: done." in _texts(at.success)
     at.button(key="gov_gates").click().run()
@@ -58,7 +53,7 @@ def test_propose_approve_gate_publish_verify_rollback(trained):
 def test_override_needs_text_for_other_and_creates_a_new_version(trained):
     at = app()
     at.run()
-    _as(at, "coordinator")
+    sign_in_as(at, "coordinator")
     at.switch_page("../pages/governance.py").run()
     at.button(key="gov_propose").click().run()
     at.selectbox(key="ov_action").set_value("defer")
@@ -77,6 +72,6 @@ def test_override_needs_text_for_other_and_creates_a_new_version(trained):
 def test_viewer_cannot_read_audit_or_rates(trained):
     at = app()
     at.run()
-    _as(at, "viewer")
+    sign_in_as(at, "viewer")
     at.switch_page("../pages/governance.py").run()
     assert any("not available to your role" in t or "read by leadership" in t for t in _texts(at.info))

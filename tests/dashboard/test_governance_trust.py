@@ -9,7 +9,7 @@ import pytest
 from engine.forecast import Registry, train_and_register
 from engine.generator import GeneratorParams, write_hospital
 from engine.hospital import load_hospital
-from tests.dashboard.conftest import REPO, app
+from tests.dashboard.conftest import app, sign_in_as, use_hospital
 from tests.engine.forecast.conftest import FAST
 
 pytestmark = pytest.mark.slow
@@ -28,17 +28,8 @@ def week_folder(tmp_path_factory):
 @pytest.fixture
 def trained(week_folder, tmp_path, monkeypatch):
     root, folder = week_folder
-    monkeypatch.setenv("HOSPITAL_DIR", str(folder))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
-    monkeypatch.setenv("MODELS_DIR", str(root / "models"))
-    monkeypatch.setenv("IMPORT_DIR", str(tmp_path / "imports"))
-    monkeypatch.chdir(REPO)
+    use_hospital(monkeypatch, folder, tmp_path, models=root / "models")
     return tmp_path
-
-
-def _as(at, role):
-    at.selectbox(key="demo_role").set_value(role).run()
-    assert not at.exception, at.exception
 
 
 def _texts(elements):
@@ -79,7 +70,7 @@ def _double_booking(at):
 def test_impossible_overrides_are_refused_or_kept_unpublishable(trained):
     at = app()
     at.run()
-    _as(at, "coordinator")
+    sign_in_as(at, "coordinator")
     at.switch_page("../pages/governance.py").run()
     at.button(key="gov_propose").click().run()
     n0 = len(_history(at))
@@ -98,7 +89,7 @@ def test_impossible_overrides_are_refused_or_kept_unpublishable(trained):
     hist = _history(at)
     assert len(hist) == n0 + 1
     bad = int(hist["version_id"].max())
-    _as(at, "leadership")
+    sign_in_as(at, "leadership")
     at.selectbox(key="gov_version").set_value(bad).run()
     at.button(key="gov_approve").click().run()
     at.button(key="gov_gates").click().run()
@@ -112,18 +103,18 @@ def test_impossible_overrides_are_refused_or_kept_unpublishable(trained):
 def test_rollback_to_rules_needs_approval_and_emergency_is_immediate(trained):
     at = app()
     at.run()
-    _as(at, "coordinator")
+    sign_in_as(at, "coordinator")
     at.switch_page("../pages/governance.py").run()
     at.button(key="gov_propose").click().run()
     vid = int(_history(at)["version_id"].max())
-    _as(at, "leadership")
+    sign_in_as(at, "leadership")
     at.selectbox(key="gov_version").set_value(vid).run()
     at.button(key="gov_approve").click().run()
     at.button(key="gov_gates").click().run()
     at.button(key="gov_publish").click().run()
     if "Publication: done." not in _texts(at.success):
         pytest.skip("withheld: " + " / ".join(_texts(at.warning) + _texts(at.error)))
-    _as(at, "coordinator")
+    sign_in_as(at, "coordinator")
     at.text_input(key="gov_rollback_reason").input("solver outage drill")
     at.selectbox(key="gov_rollback_to").set_value("rules").run()
     at.button(key="gov_rollback").click().run()

@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-from tests.dashboard.conftest import app
+from tests.dashboard.conftest import app, sign_in_as
 
 pytestmark = pytest.mark.slow
-
-
-def _as(at, role):
-    at.selectbox(key="demo_role").set_value(role).run()
-    assert not at.exception, at.exception
 
 
 def _booked_names(folder) -> list[str]:
@@ -54,7 +49,7 @@ def test_viewer_on_forecasts_cannot_retrain_and_sees_no_procedure_names(trained,
     names = _booked_names(small_folder)
     at = app()
     at.run()
-    _as(at, "viewer")
+    sign_in_as(at, "viewer")
     at.switch_page("../pages/forecasts.py").run()
     assert not at.exception, at.exception
     retrain = at.button(key="retrain")
@@ -73,7 +68,7 @@ def test_coordinator_still_sees_procedure_names_and_may_retrain(trained, small_f
     names = _booked_names(small_folder)
     at = app()
     at.run()
-    _as(at, "coordinator")
+    sign_in_as(at, "coordinator")
     at.switch_page("../pages/forecasts.py").run()
     table = next(df.value for df in at.dataframe if "reasons" in df.value.columns)
     assert set(table["procedure_name"]) & set(names)
@@ -87,7 +82,7 @@ def test_viewer_on_schedule_day_list_and_downloads_are_masked_and_replan_is_off(
     names = _booked_names(small_folder)
     at = app()
     at.run()
-    _as(at, "leadership")  # not clinical: masked like a viewer, but a real planning audience
+    sign_in_as(at, "leadership")  # not clinical: masked like a viewer, but a real planning audience
     at.switch_page("../pages/schedule.py").run()
     assert not at.exception, at.exception
     assert not _leaks(_texts(at), names)
@@ -104,7 +99,7 @@ def test_viewer_on_schedule_day_list_and_downloads_are_masked_and_replan_is_off(
 def test_viewer_on_fairness_sees_why_not_and_governance_buttons_say_why(trained):
     at = app()
     at.run()
-    _as(at, "viewer")
+    sign_in_as(at, "viewer")
     at.switch_page("../pages/fairness.py").run()
     assert not at.exception, at.exception
     assert any("Fairness reports are not available" in i.value for i in at.info)
@@ -121,7 +116,7 @@ def test_fairness_patient_group_audit_needs_its_own_permission(trained):
     roles = load_roles()
     at = app()
     at.run()
-    _as(at, "leadership")
+    sign_in_as(at, "leadership")
     at.switch_page("../pages/fairness.py").run()
     assert not at.exception, at.exception
     audit_shown = any("fair_audit" == getattr(df, "key", None) for df in at.dataframe) or \
