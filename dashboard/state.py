@@ -476,6 +476,17 @@ def fairness_cost(hospital_id: str, version: str, loaded_at_: str, start: str, d
     return fairness_term_cost(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start, days, gap)
 
 
+def set_fairness_policy(hospital_id: str, h, policy: dict, note: str = "") -> None:
+    """The governance action (role-checked and audited in the engine) on the hospital's folder; the
+    folder's new mtime makes the next run re-ingest it, so every cached plan follows."""
+    from engine.governance.actions import set_fairness_policy as change
+
+    folder = Path(h.source)
+    if not (folder / "settings.toml").is_file():
+        raise ValueError(f"This hospital's settings are not in a folder this dashboard can change ({h.source or 'no folder'}).")
+    change(active_user(), folder, hospital_id, policy, note=note, ledger=store())
+
+
 # --------------------------------------------------------------------------- page preambles
 
 

@@ -15,6 +15,7 @@ from engine.fairness import (
     review_pack_html,
     schedule_fairness,
 )
+from engine.fairness.policy import check_policy
 from engine.governance import patient_group_audit_for
 from engine.plan import PlanParams
 
@@ -41,9 +42,10 @@ source = c[0].selectbox("Schedule", ["proposed (optimizer)", "rules-based baseli
 by = c[1].selectbox("Group by", ["service_line", "surgeon_id", "site"], key="fair_by",
                     format_func={"service_line": "service line", "surgeon_id": "surgeon", "site": "site"}.get)
 days = c[2].number_input("Days planned", min_value=1, max_value=7, value=1, key="fair_days")
+policy = h.settings.fairness  # the governance board's policy: flags default to its limit
 threshold = c[3].number_input("Flag prime-time gap above (points)", min_value=0.0, max_value=50.0,
-                              value=DEFAULTS.max_prime_gap_points * 100, step=0.5, key="fair_threshold")
-params = FairnessParams(max_prime_gap_points=threshold / 100, min_group_cases=DEFAULTS.min_group_cases)
+                              value=float(policy.max_prime_time_gap_points), step=0.5, key="fair_threshold")
+params = FairnessParams(max_prime_gap_points=threshold / 100, min_group_cases=policy.min_group_cases)
 
 forecasts = None
 if source.startswith("history"):
@@ -92,7 +94,7 @@ if summary["small_groups"]:
                "a rate by 100%.")
 
 heat, bars, flags_tab, trend_tab, audit_tab, term_tab, policy_tab = st.tabs(
-    ["Heatmap", "Prime time vs demand", "Flags", "Trends", "Patient groups (audit)", "Fairness term", "Guardrails"])
+    ["Heatmap", "Prime time vs demand", "Flags", "Trends", "Patient groups (audit)", "Fairness policy", "Guardrails"])
 with heat:
     st.plotly_chart(charts.fairness_heatmap(table, by), width="stretch", key="fair_heatmap")
     st.dataframe(charts.fairness_display_table(table, by), hide_index=True, width="stretch", key="fair_table")
@@ -141,18 +143,47 @@ with audit_tab:
             st.dataframe(audit.pivot_table(index=["attribute", "group"], columns="metric", values="value").round(3).reset_index(),
                          hide_index=True, width="stretch", key="fair_audit")
 with term_tab:
-    st.markdown("The allocator can hold every service line's prime-time share within a set number of points of its "
-                "demand share. Here is what that costs, planning each day with and without the term.")
+    source_words = "settings.toml [fairness]" if h.settings.fairness_stated else \
+        "the shipped default: this hospital's settings.toml has no [fairness] section"
+    st.markdown(f"**Policy in force** ({source_words}): no service line with at least {policy.min_group_cases} booked "
+                f"cases may get a prime-time share more than **{policy.max_prime_time_gap_points:g} points** below its "
+                "demand share. Every plan applies it (Schedule, What-if, re-planning, the command line).")
+    verdict = check_policy(h, schedule, forecasts=forecasts)
+    if verdict.met:
+        st.success(f"This schedule meets the policy: largest shortfall {verdict.max_prime_time_gap_points:.1f} points.")
+    else:
+        st.warning(f"This schedule misses the policy: largest shortfall {verdict.max_prime_time_gap_points:.1f} points.")
+        for line in verdict.explanation:
+            st.markdown(f"- {line}")
+    policy_refusal = state.why_not("set_fairness_policy")
+    with st.expander("Change the policy (governance board)"):
+        with st.form("fair_policy_form"):
+            new_gap = st.number_input("Largest allowed prime-time shortfall (points)", min_value=0.0, max_value=100.0,
+                                      value=float(policy.max_prime_time_gap_points), step=0.5, key="fair_policy_gap")
+            new_min = st.number_input("Judge service lines with at least this many booked cases", min_value=1,
+                                      value=int(policy.min_group_cases), step=1, key="fair_policy_min")
+            note = st.text_input("Reason for the change (kept in the audit log)", key="fair_policy_note")
+            if st.form_submit_button("Change the policy", disabled=policy_refusal is not None,
+                                     help=policy_refusal):
+                try:
+                    state.set_fairness_policy(hid, h, {"max_prime_time_gap_points": float(new_gap),
+                                                       "min_group_cases": int(new_min)}, note)
+                    st.success("Policy changed and audited; the previous settings.toml is kept. Plans use it from now on.")
+                except (PermissionError, ValueError) as exc:
+                    st.error(str(exc))
+        if policy_refusal:
+            st.caption(f"Only the governance board changes the policy: {policy_refusal}")
+    st.markdown("Here is what the policy costs, as measured: each day planned without and with it.")
     if mv is None:
         st.info("Train a forecasting model first (Forecasts page).")
-    elif st.button(f"Compare plans with a {threshold:g}-point fairness term", key="fair_term_button") or \
+    elif st.button(f"Compare plans with a {threshold:g}-point policy", key="fair_term_button") or \
             st.session_state.get("fair_term_shown") == threshold:
         st.session_state["fair_term_shown"] = threshold
         start_t = state.first_booked_day(h)
         cost = state.fairness_cost(hid, mv.version, state.loaded_at(hid), str(start_t.date()), int(days), float(threshold))
         st.dataframe(cost.round(3), hide_index=True, width="stretch", key="fair_term_table")
         a, b = cost.iloc[0], cost.iloc[1]
-        st.markdown(f"Cost of the term: utilization {100 * (b['utilization'] - a['utilization']):+.1f} points, expected overtime "
+        st.markdown(f"Cost of the policy: utilization {100 * (b['utilization'] - a['utilization']):+.1f} points, expected overtime "
                     f"{b['expected_overtime_minutes'] - a['expected_overtime_minutes']:+.0f} min, deferrals "
                     f"{b['deferred'] - a['deferred']:+.0f}; largest prime-time gap {a['max_prime_time_gap_points']:.1f} -> "
                     f"{b['max_prime_time_gap_points']:.1f} points.")

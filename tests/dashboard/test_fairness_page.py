@@ -55,7 +55,8 @@ def test_fairness_term_cost_shown(trained):
     assert not at.exception
     cost = next(df.value for df in at.dataframe if "max_prime_time_gap_points" in df.value.columns)
     assert len(cost) == 2
-    assert any("Cost of the term" in md.value for md in at.markdown)
+    assert any("Cost of the policy" in md.value for md in at.markdown)
+    assert any("Policy in force" in md.value for md in at.markdown)
 
 
 def _table_with_empty_group():
@@ -89,3 +90,34 @@ def test_display_table_shows_na_not_none_and_keeps_numbers():
 def test_kpi_and_addon_titles_are_plain_words():
     k = pd.DataFrame({"period": pd.date_range("2027-01-04", periods=3, freq="W"), "addon_cases": [3, 4, 5]})
     assert charts.kpi_trend(k, "addon_cases").layout.title.text == "Add-on cases"
+
+
+@pytest.mark.slow
+def test_policy_shown_and_changed_only_by_the_board(small_folder, tmp_path, monkeypatch):
+    """The Fairness page states the policy in force and its source; the governance board (and no one
+    else) changes it, audited, and the folder's settings.toml then carries it."""
+    import shutil
+
+    from engine.forecast import Registry, train_and_register
+    from engine.governance import read_log
+    from engine.hospital import load_hospital
+    from tests.dashboard.conftest import sign_in_as, use_hospital
+    from tests.engine.forecast.conftest import FAST
+
+    folder = tmp_path / small_folder.name
+    shutil.copytree(small_folder, folder)  # the session's folder stays as it is
+    train_and_register(load_hospital(folder).hospital, folder.name, FAST, Registry(tmp_path / "models"), test_days=60)
+    use_hospital(monkeypatch, folder, tmp_path)
+    at = _open()
+    assert any("Policy in force" in md.value and "shipped default" in md.value and "5 points" in md.value
+               for md in at.markdown)
+    submit = next(b for b in at.button if b.label == "Change the policy")
+    assert submit.disabled  # the demo's first role is not the board
+    sign_in_as(at, "governance")
+    at.number_input(key="fair_policy_gap").set_value(3.0)
+    at.text_input(key="fair_policy_note").input("board meeting")
+    next(b for b in at.button if b.label == "Change the policy").click().run()
+    assert not at.exception, at.exception
+    assert load_hospital(folder).hospital.settings.fairness.max_prime_time_gap_points == 3.0
+    log = read_log(f"sqlite:///{tmp_path / 'store.sqlite'}", folder.name)
+    assert "set_fairness_policy" in set(log["kind"])
