@@ -195,7 +195,25 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
         idempotency_key again returns the first answer (header ``Idempotent-Replay: true``), or with
         ``wait=false`` the same job."""
         body = req.model_dump(mode="json")
+
+        def same_job() -> JSONResponse | None:
+            """The job this service already runs for the key (its reservation is not another service's)."""
+            queued = pending.get(req.idempotency_key)
+            if queued is None:
+                return None
+            if queued[1] != body:
+                raise DuplicateKey(f"idempotency_key {req.idempotency_key!r} was already used for a different event")
+            return JSONResponse({"id": queued[0], "status": event_jobs.get(queued[0]).status},  # type: ignore[union-attr]
+                                202, headers={"Idempotent-Replay": "true"})
+
         try:
+            if not wait:
+                # Before the store's check: while this service's job runs, the key is reserved
+                # there without an answer, which the store reads as another service's (409).
+                with pending_lock:
+                    running = same_job()
+                if running is not None:
+                    return running
             old = svc.replayed(req.idempotency_key, body)
             if old is not None:
                 return JSONResponse(old, headers={"Idempotent-Replay": "true"})
@@ -203,12 +221,9 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
             at = pd.Timestamp(req.at) if req.at is not None else svc.now()
             if not wait:
                 with pending_lock:
-                    queued = pending.get(req.idempotency_key)
-                    if queued is not None:
-                        if queued[1] != body:
-                            raise DuplicateKey(f"idempotency_key {req.idempotency_key!r} was already used for a different event")
-                        return JSONResponse({"id": queued[0], "status": event_jobs.get(queued[0]).status},  # type: ignore[union-attr]
-                                            202, headers={"Idempotent-Replay": "true"})
+                    running = same_job()
+                    if running is not None:
+                        return running
 
                     def run(progress, key=req.idempotency_key):
                         try:
