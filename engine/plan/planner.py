@@ -480,11 +480,11 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
     names another) with the fairness report's own count
     (:func:`engine.fairness.policy.check_policy`). The term approximates prime minutes (times
     come after the MIP). The plan is first made without the term: when it meets the policy it is
-    kept (the policy costs nothing that day). Otherwise the term is added at the limit, then the
-    best answer is sequenced again
-    with the short lines first (up to ``FAIRNESS_RESEQUENCINGS`` orders), then the optimizer runs
-    once more with the limit tightened by the miss and a heavier term (warm-started); the schedule
-    that meets the policy (else the one closest to it) is kept. ``result.fairness``
+    kept (the policy costs nothing that day). Otherwise the same answer is sequenced again with
+    the short lines first (up to ``FAIRNESS_RESEQUENCINGS`` orders, no re-solve), then the term is
+    added at the limit (warm-started, with its own orders), then the optimizer runs once more with
+    the limit tightened by the miss and a heavier term; the schedule that meets the policy (else
+    the one closest to it) is kept. ``result.fairness``
     says what was asked, what was reached and, when missed, why in words.
     """
     from engine.fairness.policy import check_policy
@@ -504,41 +504,48 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
     result = plan_once(hospital, forecasts, start_date, params.with_(fairness_max_gap_points=None), *args, **kw)
     check = check_policy(hospital, result.schedule, policy, forecasts, stated)
     tries = 1
-    if not check.met and result.banner is None and params.solver != "rules" and check.excess_points > 0:
-        termed = plan_once(hospital, forecasts, start_date, asked, *args, **{**kw, "warm_start": result.assignment()})
-        tries += 1
-        if termed.banner is None:
-            c2 = check_policy(hospital, termed.schedule, policy, forecasts, stated)
-            if c2.excess_points < check.excess_points:
-                result, check = termed, c2
-        # The term counts prime minutes as P50 x the slot's prime share, but in a room shared by
-        # several lines the order decides who gets the morning. So the same answer is sequenced
-        # again (the memo serves it: no second solve) with the short lines first in their rooms,
-        # and again with the lines that then fall short, a few times; then the optimizer runs once
-        # more with the limit tightened by the miss and a heavier term. The schedule that meets
-        # the policy is kept, else the one closest to it.
-        memo = kw.get("memo")
-        memo = {} if memo is None else memo
-        remember(memo, result)
-        first = result
 
-        def shortfall(c: Any) -> frozenset[str]:
-            return frozenset(b.group for b in c.breaches if b.metric == "prime_time_gap")
+    def shortfall(c: Any) -> frozenset[str]:
+        return frozenset(b.group for b in c.breaches if b.metric == "prime_time_gap")
 
-        queue, seen, best_first = [shortfall(check)], set(), shortfall(check)
-        while queue and not check.met and len(seen) < FAIRNESS_RESEQUENCINGS:
+    def resequence(base: PlanResult, base_check: Any) -> tuple[PlanResult, Any, frozenset[str]]:
+        """The same answer sequenced again with the short lines first in their rooms, then with
+        the lines that fall short next (a few orders; a memo of this call serves the answer, so
+        nothing is solved again): in a room shared by several lines the order decides who gets
+        the morning, which the term's P50 x prime-share estimate cannot see."""
+        nonlocal tries
+        memo: dict = {}  # this call's own: the caller's memo keeps only what the caller remembers
+        remember(memo, base)
+        best, best_check, best_first = base, base_check, shortfall(base_check)
+        queue, seen = [shortfall(base_check)], set()
+        while queue and not best_check.met and len(seen) < FAIRNESS_RESEQUENCINGS:
             lines = queue.pop(0)
             seen.add(lines)
-            again = plan_once(hospital, forecasts, start_date, first.params, *args,
-                              **{**kw, "warm_start": first.assignment(), "memo": memo, "first_lines": lines})
+            again = plan_once(hospital, forecasts, start_date, base.params, *args,
+                              **{**kw, "warm_start": base.assignment(), "memo": memo, "first_lines": lines})
             tries += 1
             if again.banner is not None:
                 continue
             c2 = check_policy(hospital, again.schedule, policy, forecasts, stated)
-            if c2.excess_points < check.excess_points:
-                result, check, best_first = again, c2, lines
+            if c2.excess_points < best_check.excess_points:
+                best, best_check, best_first = again, c2, lines
             if shortfall(c2) and shortfall(c2) not in seen:
                 queue.append(shortfall(c2))
+        return best, best_check, best_first
+
+    if not check.met and result.banner is None and params.solver != "rules" and check.excess_points > 0:
+        # Cheapest first: other orders of the same answer; then the term at the limit
+        # (warm-started), with its own orders; then the limit tightened by the miss and a heavier
+        # term. The schedule that meets the policy is kept, else the one closest to it.
+        first = result
+        result, check, best_first = resequence(result, check)
+        if not check.met:
+            termed = plan_once(hospital, forecasts, start_date, asked, *args, **{**kw, "warm_start": first.assignment()})
+            tries += 1
+            if termed.banner is None:
+                t_result, t_check, t_first = resequence(termed, check_policy(hospital, termed.schedule, policy, forecasts, stated))
+                if t_check.excess_points < check.excess_points:
+                    result, check, best_first = t_result, t_check, t_first
         if not check.met:
             tighter = asked.with_(fairness_max_gap_points=max(0.0, limit - check.excess_points - 0.5),
                                   w_fairness=3 * max(asked.w_fairness, FAIRNESS_DEFAULT_WEIGHT))
@@ -549,6 +556,9 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
                 c2 = check_policy(hospital, again.schedule, policy, forecasts, stated)
                 if c2.excess_points < check.excess_points:
                     result, check = again, c2
+    # The answer under the policy is the answer to this request: a caller's memo keyed by these
+    # params then serves it again (a what-if the model does not see re-sequences, no re-solve).
+    result.params = params.with_(fairness_max_gap_points=None)
     result.fairness = {**check.to_dict(), "applied": True, "plans_tried": tries}
     return result
 
