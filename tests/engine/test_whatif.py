@@ -89,7 +89,7 @@ def test_whatif_answers_first_then_final_and_reuse(setting):
     runs = list(whatif_answers(h, f, day, w, params, session, reps=50, first_answer_s=0.05))
     assert runs[-1].final and all(not r.final for r in runs[:-1]) and 1 <= len(runs) <= 2
     s = runs[-1].plan.solve
-    assert s is not None and (s.status == "optimal" or s.mip_gap <= params.gap_tolerance)
+    assert s is not None and s.has_solution and runs[-1].plan.banner is None  # the optimizer's schedule, not a fallback
     if len(runs) == 2:
         assert runs[0].plan.solve.mip_gap > params.mip_gap  # refined only when the first was not proven
     again = list(whatif_answers(h, f, day, w, params, session, reps=50))
