@@ -86,8 +86,9 @@ def _spread(values: pd.Series) -> tuple[float | None, float | None]:
 
 def schedule_fairness(h: Hospital, schedule: pd.DataFrame, by: str = "service_line",
                       forecasts: pd.DataFrame | None = None,
-                      min_group_cases: int = 1) -> tuple[pd.DataFrame, dict[str, Any]]:
+                      min_group_cases: int = 1, cases: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-group metrics and disparities for one grouping (service_line, surgeon_id or site).
+    ``cases``: this schedule's :func:`case_table`, when the caller has already built it.
 
     Disparities and the worst group consider only groups with ``min_group_cases`` booked cases or more."""
     if by not in GROUPS:
@@ -99,7 +100,7 @@ def schedule_fairness(h: Hospital, schedule: pd.DataFrame, by: str = "service_li
         "deferral_rate_difference": None, "deferral_rate_ratio": None, "overtime_burden_difference": None,
         "min_group_cases": int(min_group_cases), "small_groups": [],
     }
-    t = case_table(h, schedule, forecasts)
+    t = case_table(h, schedule, forecasts) if cases is None else cases
     if not len(t):
         return pd.DataFrame(columns=[by]), empty_summary
     sf = t[by].astype(str)

@@ -75,7 +75,9 @@ def check_policy(h: Hospital, schedule: pd.DataFrame, policy: FairnessPolicy | N
     """The schedule against ``policy`` (default: the hospital's own, ``h.settings.fairness``)."""
     if policy is None:
         policy, stated = h.settings.fairness, h.settings.fairness_stated if stated is None else stated
-    table, summary = schedule_fairness(h, schedule, "service_line", forecasts, min_group_cases=policy.min_group_cases)
+    t = case_table(h, schedule, forecasts)  # built once: the table, the overall rates and the reasons
+    table, summary = schedule_fairness(h, schedule, "service_line", forecasts, min_group_cases=policy.min_group_cases,
+                                       cases=t)
     big = table[table["n_cases"] >= policy.min_group_cases] if len(table) else table
     gap = 100.0 * float(summary["max_prime_time_gap"]) if len(big) else 0.0
     breaches: list[PolicyBreach] = []
@@ -86,9 +88,8 @@ def check_policy(h: Hospital, schedule: pd.DataFrame, policy: FairnessPolicy | N
                                              policy.max_prime_time_gap_points))
     late_gap = defer_gap = None
     if len(big):
-        sched = schedule["status"] == "scheduled"
-        t = case_table(h, schedule, forecasts)
-        overall_late = float(t.loc[t["status"] == "scheduled", "late"].mean()) if sched.any() else np.nan
+        sched = t["status"] == "scheduled"
+        overall_late = float(t.loc[sched, "late"].mean()) if sched.any() else np.nan
         overall_defer = float(t["deferred"].mean())
         late = 100 * (big["late_slot_share"] - overall_late)
         defer = 100 * (big["deferral_rate"] - overall_defer)
@@ -105,18 +106,18 @@ def check_policy(h: Hospital, schedule: pd.DataFrame, policy: FairnessPolicy | N
                         worst_group=summary["worst_group"], late_slot_share_gap_points=_round(late_gap),
                         deferral_rate_gap_points=_round(defer_gap), breaches=breaches,
                         judged_groups=sorted(str(g) for g in big["service_line"]) if len(big) else [])
-    check.explanation = explain(h, schedule, check, table, forecasts)
+    check.explanation = explain(h, check, table, t)
     return check
 
 
-def explain(h: Hospital, schedule: pd.DataFrame, check: PolicyCheck, table: pd.DataFrame,
-            forecasts: pd.DataFrame | None = None) -> list[str]:
-    """Why each breached line misses the policy, in words, from the schedule's own evidence."""
+def explain(h: Hospital, check: PolicyCheck, table: pd.DataFrame, cases: pd.DataFrame) -> list[str]:
+    """Why each breached line misses the policy, in words, from the schedule's own evidence
+    (``table``: the per-line metrics; ``cases``: the schedule's :func:`case_table`)."""
     if check.met:
         return []
     ps, pe = h.settings.prime_window
     prime_len = pe - ps
-    t = case_table(h, schedule, forecasts).set_index("case_id")
+    t = cases.set_index("case_id")
     lines: list[str] = []
     for b in check.breaches:
         g = b.group
