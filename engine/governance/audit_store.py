@@ -210,16 +210,40 @@ def is_serialization_conflict(exc: BaseException) -> bool:
     return False
 
 
+_AFTER_COMMIT = "gov_after_commit"
+
+
+def after_commit(conn: sa.Connection, fn: Callable[[], Any]) -> None:
+    """Run ``fn`` once the transaction :func:`run_tx` runs on ``conn`` has committed (never after a rollback).
+
+    Outside :func:`run_tx` there is no commit to wait for that this code can see: ``fn`` runs at once.
+    """
+    pending = conn.info.get(_AFTER_COMMIT)
+    if pending is None:
+        fn()
+    else:
+        pending.append(fn)
+
+
 def run_tx(engine: sa.Engine, fn: Callable[[sa.Connection], T], attempts: int = 40) -> T:
     """Run ``fn(conn)`` in one transaction, retrying only serialization conflicts (:func:`is_serialization_conflict`).
 
     Every other error (ConflictError, PermissionError, a NOT NULL violation, a missing table, ...) passes
-    straight through after rollback, on the first attempt.
+    straight through after rollback, on the first attempt. Callbacks registered with :func:`after_commit`
+    (the audit checkpoint) run after the commit, once.
     """
     for i in range(attempts):
+        pending: list[Callable[[], Any]] = []
         try:
             with engine.begin() as conn:
-                return fn(conn)
+                conn.info[_AFTER_COMMIT] = pending
+                try:
+                    out = fn(conn)
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)  # info lives with the pooled DBAPI connection
+            for cb in pending:
+                cb()
+            return out
         except (Retry, sa.exc.DBAPIError) as exc:
             if i == attempts - 1 or not is_serialization_conflict(exc):
                 raise
