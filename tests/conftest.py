@@ -12,6 +12,14 @@ import sqlalchemy as sa
 from tests.minihospital import write_mini_hospital
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The audit chain is keyed (engine/governance/audit.py): every test, and every process a test starts,
+# gets a test key and its own checkpoint folder (never the developer's var/).
+if not (os.environ.get("OR_AUDIT_KEY") or os.environ.get("OR_AUDIT_KEY_FILE")):
+    os.environ["OR_AUDIT_KEY"] = "test-audit-key-not-a-secret-0123456789"
+if not os.environ.get("OR_AUDIT_CHECKPOINT_DIR"):
+    import tempfile
+
+    os.environ["OR_AUDIT_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="or-audit-checkpoints-")
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 _pg_status: dict[str, str | None] = {}
