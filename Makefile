@@ -29,9 +29,14 @@ var/models/demo/current.json: $(DEMO)/cases.csv
 
 demo: $(DEMO)/cases.csv var/models/demo/current.json
 
-run: venv demo
+# The audit chain's HMAC key lives outside the database (README "Audit key"): created once, owner-only.
+var/audit.key:
+	@mkdir -p var && umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
+	@echo "== Created the audit key $@ (keep it outside the database; back it up)"
+
+run: venv demo var/audit.key
 	@echo "== Serving the dashboard on http://localhost:$(PORT)"
-	HOSPITAL_DIR=$(DEMO) $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+	HOSPITAL_DIR=$(DEMO) OR_AUDIT_KEY_FILE=$${OR_AUDIT_KEY_FILE:-var/audit.key} $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
 test: venv
 	$(BIN)/python -m pytest -q
