@@ -48,6 +48,12 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
     from engine.importer import import_hospital
 
+    if args.fhir is not None:  # a FHIR R4 Bundle
+        from engine.importer.fhir import import_fhir_command
+
+        return import_fhir_command(args.fhir, args.out)
+    if args.source is None:
+        raise InputError("import needs --source FILE (or --fhir BUNDLE.json)", file="command line")
     if args.suggest_mapping:
         from engine.onboard import suggest_mapping
 
@@ -206,6 +212,9 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as exc:
         raise InputError(f"bad option: {exc}", file="command line") from exc
     start = _date_arg(args.date, "--date")
+    from engine.governance.audit import audit_key
+
+    audit_key()  # no audit key: stop before any work (exit 2 naming OR_AUDIT_KEY / OR_AUDIT_KEY_FILE)
     loaded = load_hospital(args.data)
     h = loaded.hospital
     hid = args.name or args.data.resolve().name
