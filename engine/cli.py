@@ -38,6 +38,10 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
         )
     except ValueError as exc:
         raise InputError(f"bad option: {exc}", file="command line") from exc
+    if args.sites != 1:  # a network of sites (engine/network/cli.py)
+        from engine.network.cli import cmd_generate_network
+
+        return cmd_generate_network(args, params)
     t0 = time.perf_counter()
     counts = write_hospital(args.out, params)
     seconds = time.perf_counter() - t0
@@ -212,6 +216,10 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as exc:
         raise InputError(f"bad option: {exc}", file="command line") from exc
     start = _date_arg(args.date, "--date")
+    if args.all_sites:  # every site of a network as its own Dask task (engine/network/cli.py)
+        from engine.network.cli import cmd_plan_network
+
+        return cmd_plan_network(args, params, start)
     from engine.governance.audit import audit_key
 
     audit_key()  # no audit key: stop before any work (exit 2 naming OR_AUDIT_KEY / OR_AUDIT_KEY_FILE)
@@ -358,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mapping", type=Path, default=None, metavar="MAP.yaml", help="required unless --suggest-mapping")
     i.add_argument("--out", type=Path, default=None, metavar="DIR", help="required unless --suggest-mapping")
     i.add_argument("--suggest-mapping", action="store_true",
+    g.add_argument("--sites", type=int, default=1,
+                   help="a network of N sites, one hospital folder each, --rooms rooms per site (1: one hospital)")
                    help="write a commented mapping suggested from the source's headers and values to stdout")
 
     v = add("validate", "Validate a hospital folder and print its quality report.", _cmd_validate)
@@ -407,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="normal, high_addon, staff_shortage, bed_constraint (data/scenarios/) or a scenario file")
     sm.add_argument("--reps", type=int, required=True, help="replications (> 0)")
     sm.add_argument("--seed", type=int, default=0, help="the same seed gives any schedule the same random days")
+    pl.add_argument("--all-sites", action="store_true",
+                    help="plan every site of a network folder as its own Dask task; --out is then a folder")
+    pl.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="with --all-sites: this Dask scheduler (default: a LocalCluster; 'inprocess': one by one here)")
+    pl.add_argument("--workers", type=int, default=2, help="with --all-sites: LocalCluster workers (default 2)")
+    pl.add_argument("--db", default=None, metavar="URL", help="store whose audit log records the plan (default: DATABASE_URL or the embedded SQLite file)")
     sm.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://host:8786)")
     sm.add_argument("--engine", choices=["vector", "simpy"], default=None,
                     help="vectorised numpy or the SimPy reference (default: SimParams.engine)")
@@ -445,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    from engine.network.cli import add_network_parser
+
+    add_network_parser(sub)  # python -m engine network train ... (engine/network/cli.py)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

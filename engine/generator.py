@@ -37,6 +37,7 @@ __all__ = [
     "GeneratorParams",
     "generate_hospital",
     "write_hospital",
+    "write_frames",
     "SERVICE_LINE_NAMES",
     "EQUIPMENT",
     "OUTPUT_FILES",
@@ -1430,21 +1431,25 @@ def write_hospital(out_dir: str | Path, params: GeneratorParams | None = None) -
 
     Returns the number of data rows per CSV file (and 1 for settings.toml).
     """
-    import tomli_w
-
     params = params or GeneratorParams()
     frames = generate_hospital(params)
     counts: dict[str, int] = {}
-
-    def write(tmp: Path) -> None:
-        for name, kinds in _KINDS.items():
-            df = frames[name]
-            assert isinstance(df, pd.DataFrame)
-            write_csv(df, tmp / name, kinds)
-            counts[name] = len(df)
-        (tmp / SETTINGS_FILE).write_bytes(tomli_w.dumps(frames[SETTINGS_FILE]).encode("utf-8"))
-        counts[SETTINGS_FILE] = 1
-
-    atomic_write_folder(out_dir, write)
+    atomic_write_folder(out_dir, lambda tmp: counts.update(write_frames(frames, tmp)))
     logger.info("wrote hospital to %s: %s", out_dir, counts)
+    return counts
+
+
+def write_frames(frames: dict[str, pd.DataFrame | dict[str, Any]], folder: Path) -> dict[str, int]:
+    """Write generated frames (as :func:`generate_hospital` returns them) into an existing folder;
+    returns the data rows per file. Not atomic by itself: callers write into a temp folder."""
+    import tomli_w
+
+    counts: dict[str, int] = {}
+    for name, kinds in _KINDS.items():
+        df = frames[name]
+        assert isinstance(df, pd.DataFrame)
+        write_csv(df, folder / name, kinds)
+        counts[name] = len(df)
+    (folder / SETTINGS_FILE).write_bytes(tomli_w.dumps(frames[SETTINGS_FILE]).encode("utf-8"))
+    counts[SETTINGS_FILE] = 1
     return counts

@@ -1,0 +1,88 @@
+"""plan --all-sites: every site an independent Dask task, each schedule checked, failures isolated."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engine.cli import main
+from engine.network import INPROCESS, load_network, owners, plan_network, released
+from engine.plan import PlanParams
+from tests.engine.network.conftest import START
+from tests.feasibility import check_schedule
+
+QUICK_PLAN = PlanParams(days=5, time_limit_s=5.0, sequence_time_limit_s=1.0)
+DATES = [pd.Timestamp(START) + pd.Timedelta(days=i) for i in range(5)]
+
+
+def test_owner_of_a_cross_site_surgeon_day_has_the_most_block_minutes(tiny_network: Path) -> None:
+    net = load_network(tiny_network)
+    owned = owners(net, DATES)
+    assert len(owned), "the tiny network should have surgeons with work at two sites on one day"
+    for r in owned.itertuples():
+        minutes = {}
+        for site in net.sites:
+            b = pd.read_csv(site.folder / "blocks.csv", dtype=str)
+            b = b[(b["surgeon_id"] == r.surgeon_id) & (pd.to_datetime(b["date"]) == r.date)]
+            to_min = lambda s: s.str.slice(0, 2).astype(int) * 60 + s.str.slice(3, 5).astype(int)  # noqa: E731
+            minutes[site.name] = float((to_min(b["end_time"]) - to_min(b["start_time"])).sum()) if len(b) else 0.0
+        assert minutes[r.owner] == max(minutes[s] for s in r.sites.split(";"))
+        for s in r.sites.split(";"):
+            gives = released(owned, s)
+            hit = (gives["surgeon_id"] == r.surgeon_id) & (gives["date"] == r.date)
+            assert hit.any() == (s != r.owner)
+
+
+def test_three_sites_on_a_two_worker_local_cluster_are_each_feasible(trained_network: tuple[Path, Path]) -> None:
+    root, models = trained_network
+    net = load_network(root)
+    seen: list[tuple[int, str]] = []
+    result = plan_network(net, START, QUICK_PLAN, n_workers=2, models=models,
+                          progress=lambda done, total, site, state: seen.append((done, state)))
+    assert result.cluster == "LocalCluster(2 workers)"
+    assert result.failed == [] and [s.site for s in result.sites] == [s.name for s in net.sites]
+    assert seen[-1][0] == 3 and {st for _, st in seen} >= {"submitted", "ok"}
+    for site, out in zip(net.sites, result.sites):
+        assert out.plan["status"] and "mip_gap" in out.plan and "fallback_used" in out.plan
+        violations = check_schedule(site.folder, out.schedule, horizon_dates=DATES)
+        assert violations == [], violations[:5]
+    # across sites: no surgeon is in two rooms at once, and each cross-site surgeon-day is worked at its owner only
+    assert result.union_violations == []
+    every = result.schedule()
+    done = every[every["status"] == "scheduled"]
+    for r in result.owned.itertuples():
+        where = set(done.loc[(done["surgeon_id"] == r.surgeon_id) & (pd.to_datetime(done["date"]) == r.date), "site"])
+        assert where <= {r.owner}
+    left = every[every["reason"].fillna("").str.startswith("cross-site surgeon")]
+    assert len(left) == sum(s.summary()["n_released"] for s in result.sites)
+    assert (left["status"] == "deferred").all()
+
+
+def test_a_failing_site_does_not_fail_the_others(trained_network: tuple[Path, Path], tmp_path: Path) -> None:
+    root, models = trained_network
+    broken = tmp_path / "tri"
+    shutil.copytree(root, broken)
+    net = load_network(broken)
+    rooms = net.sites[1].folder / "rooms.csv"
+    rooms.write_text(rooms.read_text().replace("07:30", "7h30", 1))
+    out = tmp_path / "out"
+    code = main(["plan", "--data", str(broken), "--all-sites", "--date", START, "--days", "2", "--time-limit", "3",
+                 "--scheduler", INPROCESS, "--models", str(models), "--out", str(out), "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["failed"] == [net.sites[1].name]
+    bad = report["sites"][1]
+    assert not bad["ok"] and "rooms.csv" in bad["error"]
+    for i in (0, 2):
+        assert report["sites"][i]["ok"] and report["sites"][i]["n_violations"] == 0
+        assert (out / net.sites[i].folder.name / "schedule.csv").exists()
+    assert not (out / net.sites[1].folder.name).exists()
+
+
+def test_unreachable_scheduler_exits_2(tiny_network: Path, tmp_path: Path) -> None:
+    code = main(["plan", "--data", str(tiny_network), "--all-sites", "--date", START, "--scheduler", "tcp://127.0.0.1:9",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
