@@ -12,10 +12,11 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from engine.forecast import addon_forecast_for
 from engine.hospital import Hospital
 from engine.plan import PlanParams, PlanResult, plan
 from engine.plan.planner import addon_reserve_minutes, remember
-from engine.sim import SimParams, load_scenario, simulate
+from engine.sim import SimParams, load_scenario, schedule_dates, simulate
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,11 @@ def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: P
         session.warm_start = result.assignment()
     t1 = time.perf_counter()
     sc = load_scenario(scenario).with_(addon_multiplier=w.addon_multiplier)
-    addon_fc = None
-    if session is not None:
-        if session.addon_forecast is None:
-            from engine.forecast import forecast_addons
-
-            days = sorted(pd.to_datetime(result.schedule["date"].dropna()).dt.normalize().unique())
-            first = min(days) if days else h.as_of()
-            session.addon_forecast = forecast_addons(h.cases, days, as_of=min(pd.Timestamp(first), h.as_of()))
-        addon_fc = session.addon_forecast
+    addon_fc = session.addon_forecast if session is not None else None
+    if addon_fc is None:
+        addon_fc = addon_forecast_for(h, schedule_dates({"": result.schedule}))
+        if session is not None:
+            session.addon_forecast = addon_fc
     sim = simulate(h2, result.schedule, f2, sc, reps, seed, addon_forecast=addon_fc, params=SimParams())
     t2 = time.perf_counter()
     pr = sim.per_rep

@@ -1,5 +1,6 @@
 """Forecasting: as-of features, duration quantiles, cancellation, add-ons, reasons, registry."""
-from engine.forecast.addons import AddonParams, forecast_addon_totals, forecast_addons
+from engine.forecast.addons import AddonParams, addon_forecast_for, forecast_addon_totals, forecast_addons
+from engine.forecast.fallback import booked_forecasts
 from engine.forecast.drift import DriftParams, drift_report, overall_state, psi
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.features import build_features, model_columns
@@ -15,6 +16,8 @@ __all__ = [
     "Forecaster",
     "ModelVersion",
     "Registry",
+    "addon_forecast_for",
+    "booked_forecasts",
     "build_features",
     "drift_report",
     "evaluate",

@@ -166,3 +166,12 @@ def _simulate(rng: np.random.Generator, mean: float, var: float, durations: np.n
     draws = rng.choice(durations, size=(n, maxc))
     mask = np.arange(maxc)[None, :] < counts[:, None]
     return (draws * mask).sum(axis=1)
+
+
+def addon_forecast_for(hospital, dates) -> pd.DataFrame:
+    """The add-on forecast (:func:`forecast_addons`) of ``dates`` for ``hospital``, as every caller
+    makes it once and passes down (plan, simulate, what-if): as of the first date or the
+    hospital's clock, whichever is earlier, so no add-on on or after either is seen."""
+    days = sorted({pd.Timestamp(d).normalize() for d in dates})
+    as_of = min(days[0], hospital.as_of()) if days else hospital.as_of()
+    return forecast_addons(hospital.cases, days, as_of=as_of)

@@ -275,12 +275,13 @@ def build_instance(
     schedule: pd.DataFrame,
     forecasts: pd.DataFrame,
     scenario: Scenario,
-    addon_forecast: pd.DataFrame | None = None,
+    addon_forecast: pd.DataFrame,
     params: SimParams | None = None,
     actuals: Actuals | None = None,
     addons: AddonModel | None = None,
 ) -> SimInstance:
-    """Arrays per date of ``schedule`` (see module docstring)."""
+    """Arrays per date of ``schedule`` (see module docstring). ``addon_forecast`` is the caller's
+    (``engine.forecast.addon_forecast_for``; an empty frame: no add-ons), never recomputed here."""
     params = params or SimParams()
     sched = validate_schedule(hospital, schedule)
     settings = hospital.settings
@@ -300,11 +301,6 @@ def build_instance(
     if addons is None:
         first = min(dates) if dates else hospital.as_of()
         addons = addon_model(hospital, min(pd.Timestamp(first), hospital.as_of()), lines, params)
-    if addon_forecast is None:
-        from engine.forecast import forecast_addons
-
-        first = min(dates) if dates else hospital.as_of()
-        addon_forecast = forecast_addons(hospital.cases, dates, as_of=min(pd.Timestamp(first), hospital.as_of()))
     rooms_tab = hospital.rooms.set_index("room_id")
     caps = {r: _equipment(v) for r, v in rooms_tab["capabilities"].items()}
     staffing = hospital.staffing.set_index("date") if len(hospital.staffing) else pd.DataFrame()

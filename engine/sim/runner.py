@@ -7,7 +7,6 @@ schedule meets the same random days.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -22,7 +21,6 @@ from engine.errors import InputError
 from engine.hospital import Hospital
 from engine.sim import metrics as M
 from engine.sim.draws import make_draws
-from engine.contract import SCHEDULE_COLUMNS
 from engine.sim.instance import Actuals, SimInstance, addon_model, build_instance, service_lines
 from engine.timeutil import hhmm_to_minutes
 from engine.sim.params import SimParams
@@ -30,8 +28,6 @@ from engine.sim.rng import rep_keys
 from engine.sim.scenario import Scenario, load_scenario
 
 log = logging.getLogger(__name__)
-
-POLICIES = ("optimized", "rules", "as_booked")
 
 
 @dataclass
@@ -142,6 +138,22 @@ def _scenario(s: Scenario | str) -> Scenario:
     return s if isinstance(s, Scenario) else load_scenario(s)
 
 
+def schedule_dates(schedules: dict[str, pd.DataFrame]) -> list[pd.Timestamp]:
+    """The dates the schedules cover, sorted."""
+    frames = [s["date"] for s in schedules.values()]
+    return sorted(set(pd.to_datetime(pd.concat(frames)).dt.normalize().dropna())) if frames else []
+
+
+def _addon_input(hospital: Hospital, schedules: dict[str, pd.DataFrame], addon_forecast: pd.DataFrame | None) -> pd.DataFrame:
+    """The caller's add-on forecast, or (for a caller that has none) the one made for the schedules'
+    dates by :func:`engine.forecast.addon_forecast_for`, once per run and shared by every schedule."""
+    if addon_forecast is not None:
+        return addon_forecast
+    from engine.forecast import addon_forecast_for
+
+    return addon_forecast_for(hospital, schedule_dates(schedules))
+
+
 def simulate(
     hospital: Hospital,
     schedule: pd.DataFrame,
@@ -158,13 +170,15 @@ def simulate(
     """Simulate ``schedule`` ``reps`` times under ``scenario``; the same seed gives the same days.
 
     ``forecasts``: case_id, p50, p80, p95, cancel_prob for the scheduled cases.
-    ``addon_forecast``: ``engine.forecast.forecast_addons`` output for the schedule's dates
-    (computed from the hospital when None; an empty frame means no add-ons).
+    ``addon_forecast``: the add-on forecast for the schedule's dates, made once by the caller
+    (``engine.forecast.addon_forecast_for``; made here only when None; an empty frame means no add-ons).
     ``actuals``: historical replay (durations, cancellations and add-ons that happened).
     """
     _check_run(reps, seed)
     params = params or SimParams()
     t0 = time.perf_counter()
+    if instance is None:
+        addon_forecast = _addon_input(hospital, {"": schedule}, addon_forecast)
     inst = instance or build_instance(hospital, schedule, forecasts, _scenario(scenario), addon_forecast, params, actuals)
     parts = _run_tasks([(inst, seed, a, b) for a, b in _blocks(reps, params.chunk_reps)], scheduler_address,
                        params.dask_timeout_s)
@@ -246,8 +260,8 @@ def _stat_fn(stat: str, lower_is_worse: bool):
 
 def _shared_addons(hospital: Hospital, schedules: dict[str, pd.DataFrame], params: SimParams):
     """The historical add-on pool, the same for every schedule compared: built once, as of the first date."""
-    dates = pd.to_datetime(pd.concat([s["date"] for s in schedules.values()])).dropna()
-    first = min(dates.min().normalize(), hospital.as_of()) if len(dates) else hospital.as_of()
+    dates = schedule_dates(schedules)
+    first = min(dates[0], hospital.as_of()) if dates else hospital.as_of()
     return addon_model(hospital, first, service_lines(hospital), params)
 
 
@@ -274,11 +288,7 @@ def compare_policies(
     if not schedules:
         raise ValueError("schedules must name at least one schedule")
     sc = _scenario(scenario)
-    if addon_forecast is None and actuals is None:
-        from engine.forecast import forecast_addons
-
-        dates = sorted(set(pd.to_datetime(pd.concat([s["date"] for s in schedules.values()])).dt.normalize().dropna()))
-        addon_forecast = forecast_addons(hospital.cases, dates, as_of=min(min(dates), hospital.as_of()))
+    addon_forecast = _addon_input(hospital, schedules, addon_forecast)
     params = params or SimParams()
     addons = _shared_addons(hospital, schedules, params)
     results: dict[str, SimResult] = {}
@@ -297,81 +307,6 @@ def compare_policies(
         frames.append(pdiff)
     paired = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return PolicyComparison(results, paired)
-
-
-def as_booked_schedule(hospital: Hospital, forecasts: pd.DataFrame, start_date, days: int = 1,
-                       cases: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The booked cases at their booked room and ``scheduled_start`` (contract schedule form).
-
-    Where ``scheduled_start`` is missing the room's list is sequenced the coordinators' way:
-    booking order, back to back by ``booked_minutes`` plus turnover from the room's open time.
-    ``end_p50``/``end_p80`` use the forecasts; ``planned_end`` (an added column) is the
-    coordinators' own promise, start + booked minutes, and is what reliability is measured against.
-    """
-    start = pd.Timestamp(start_date).normalize()
-    dates = [start + pd.Timedelta(days=i) for i in range(days)]
-    src = hospital.cases if cases is None else cases
-    b = src[(src["status"] == "booked") & src["surgery_date"].isin(dates)].copy()
-    f = forecasts.drop_duplicates("case_id").set_index("case_id")
-    missing = sorted(set(b["case_id"]) - set(f.index))
-    if missing:
-        raise InputError(f"no forecast for {len(missing)} booked cases, e.g. {missing[:3]}", file="forecasts")
-    turn = hospital.settings.turnover_minutes
-    pacu = hospital.settings.pacu_minutes
-    opens = hospital.rooms.set_index("room_id")["open_time"].map(hhmm_to_minutes).to_dict()
-    rows = []
-    for (d, room), g in b.groupby([b["surgery_date"], b["room_id"].fillna("")], sort=True):
-        g = g.assign(_o=g["scheduled_start"].fillna(g["booked_at"]).fillna(pd.Timestamp.max)).sort_values(["_o", "case_id"])
-        cursor = None
-        for c in g.itertuples():
-            if not room:
-                rows.append({"case_id": c.case_id, "surgeon_id": c.surgeon_id, "service_line": c.service_line, "date": d,
-                             "room_id": np.nan, "status": "deferred", "reason": "booked without a room"})
-                continue
-            booked = float(c.booked_minutes) if pd.notna(c.booked_minutes) else float(f.at[c.case_id, "p50"])
-            if pd.notna(c.scheduled_start):
-                st = pd.Timestamp(c.scheduled_start)
-            else:
-                st = cursor if cursor is not None else d + pd.Timedelta(minutes=opens.get(room, 450.0))
-            cursor = st + pd.Timedelta(minutes=booked + turn)
-            p50, p80 = float(f.at[c.case_id, "p50"]), float(max(f.at[c.case_id, "p80"], f.at[c.case_id, "p50"]))
-            e50 = st + pd.Timedelta(minutes=p50)
-            rows.append({"case_id": c.case_id, "surgeon_id": c.surgeon_id, "service_line": c.service_line, "date": d,
-                         "room_id": room, "status": "scheduled", "start": st, "end_p50": e50,
-                         "end_p80": st + pd.Timedelta(minutes=p80), "pacu_in": e50, "pacu_out": e50 + pd.Timedelta(minutes=pacu),
-                         "reason": f"as booked: {room} at {st:%H:%M}, {booked:.0f} booked minutes",
-                         "planned_end": st + pd.Timedelta(minutes=booked)})
-    out = pd.DataFrame(rows, columns=SCHEDULE_COLUMNS + ["planned_end"])
-    for col in ("start", "end_p50", "end_p80", "pacu_in", "pacu_out", "planned_end", "date"):
-        out[col] = pd.to_datetime(out[col])
-    return out
-
-
-def policy_schedules(hospital: Hospital, forecasts: pd.DataFrame, start_date, days: int = 1,
-                     plan_params=None, policies: Sequence[str] = POLICIES) -> dict[str, pd.DataFrame]:
-    """The schedules compared: ``optimized`` (HiGHS plan), ``rules`` (block rules), ``as_booked``.
-
-    Each planned schedule carries its plan's JSON summary in ``DataFrame.attrs['plan']``
-    (solver used, fallback banner), since a HiGHS plan may fall back to rules.
-    """
-    from engine.plan import PlanParams, plan
-
-    base = plan_params or PlanParams(days=days)
-    base = base.with_(days=days)
-    out: dict[str, pd.DataFrame] = {}
-    for name in policies:
-        if name == "as_booked":
-            out[name] = as_booked_schedule(hospital, forecasts, start_date, days)
-            continue
-        if name not in ("optimized", "rules"):
-            raise ValueError(f"policies must be among {', '.join(POLICIES)}, got {name!r}")
-        res = plan(hospital, forecasts, start_date, base.with_(solver="highs" if name == "optimized" else "rules"))
-        sched = res.schedule.copy()
-        sched.attrs["plan"] = res.to_json()
-        if res.banner:
-            log.warning("%s plan fell back: %s", name, res.banner)
-        out[name] = sched
-    return out
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -408,11 +343,7 @@ def run_sweep(
     t0 = time.perf_counter()
     knobs = list(knobs) if knobs else [{}]
     scs = [_scenario(s) for s in scenarios]
-    if addon_forecast is None:
-        from engine.forecast import forecast_addons
-
-        dates = sorted(set(pd.to_datetime(pd.concat([s["date"] for s in schedules.values()])).dt.normalize().dropna()))
-        addon_forecast = forecast_addons(hospital.cases, dates, as_of=min(min(dates), hospital.as_of()))
+    addon_forecast = _addon_input(hospital, schedules, addon_forecast)
     insts: dict[tuple[str, str, str], SimInstance] = {}
     addons = _shared_addons(hospital, schedules, params)
     for pol, sched in schedules.items():
@@ -446,21 +377,6 @@ def run_sweep(
 SYSTEM_CANCEL_REASONS = ("ran out of time", "no staff")
 
 
-def booked_minutes_forecasts(cases: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Forecasts from booked minutes alone (no model): P50 = booked; P80/P95 from the history's
-    ratio of actual to booked minutes; cancel_prob = the historical elective cancellation rate."""
-    done = history[(history["status"] == "completed") & history["booked_minutes"].notna() & history["wheels_in"].notna()]
-    ratio = ((done["wheels_out"] - done["wheels_in"]).dt.total_seconds() / 60 / done["booked_minutes"]).to_numpy()
-    r50, r80, r95 = np.percentile(ratio, [50, 80, 95]) if len(ratio) else (1.0, 1.25, 1.5)
-    el = history[history["urgency"].fillna("elective") == "elective"]
-    el = el[el["status"].isin(["completed", "cancelled"])]
-    rate = float((el["status"] == "cancelled").mean()) if len(el) else 0.05
-    b = cases["booked_minutes"].astype(float).to_numpy()
-    # P50 is the booking itself; the spread above it is the history's (P80, P95 over P50 of actual/booked).
-    return pd.DataFrame({"case_id": cases["case_id"].to_numpy(), "p50": b, "p80": b * max(r80 / r50, 1.0),
-                         "p95": b * max(r95 / r50, 1.0), "cancel_prob": rate})
-
-
 def replay_actuals(hospital: Hospital, dates: list[pd.Timestamp]) -> Actuals:
     """What happened on ``dates``: durations, patient/booking cancellations and the add-ons."""
     c = hospital.cases
@@ -480,65 +396,3 @@ def replay_actuals(hospital: Hospital, dates: list[pd.Timestamp]) -> Actuals:
         "required_equipment": add["required_equipment"].to_numpy(), "case_id": add["case_id"].to_numpy(),
     })
     return Actuals(durations=durations, cancelled=cancelled, addons=addons, showed=showed)
-
-
-@dataclass
-class Replay:
-    comparison: PolicyComparison
-    schedules: dict[str, pd.DataFrame]
-    forecasts: pd.DataFrame
-    actuals: Actuals
-    dates: list[pd.Timestamp]
-
-
-def replay_week(
-    hospital: Hospital,
-    week_start,
-    forecaster=None,
-    days: int = 7,
-    scenario: Scenario | str = "normal",
-    reps: int = 200,
-    seed: int = 0,
-    params: SimParams | None = None,
-    plan_params=None,
-    policies: Sequence[str] = POLICIES,
-) -> Replay:
-    """Replay a past week: its elective cases re-planned by each policy, run on what happened.
-
-    The week's elective cases (completed or cancelled) are treated as booked as of
-    ``week_start``; forecasts come from ``forecaster`` (it should be trained on data before
-    ``week_start``; ``predict`` only sees history before it) or, when None, from booked minutes.
-    Each policy plans them; the simulation then uses the ACTUAL durations, patient/booking
-    cancellations and add-ons of the week. Cases cancelled by the day itself (ran out of time,
-    no staff) have no actual duration and are drawn from their forecast; turnovers, PACU stays,
-    late starts and downtime are drawn (history cannot say how another schedule would have gone).
-    """
-    start = pd.Timestamp(week_start).normalize()
-    dates = [start + pd.Timedelta(days=i) for i in range(days)]
-    if start >= hospital.as_of():
-        raise InputError(f"week_start {start:%Y-%m-%d} is not in the past (as of {hospital.as_of():%Y-%m-%d})",
-                         file="command line")
-    c = hospital.cases
-    history = c[c["surgery_date"] < start]
-    wk = c[c["surgery_date"].isin(dates) & (c["urgency"].fillna("elective") == "elective")
-           & c["status"].isin(["completed", "cancelled"])].copy()
-    wk["status"] = "booked"
-    for col in ("wheels_in", "wheels_out", "procedure_start", "procedure_end"):
-        wk[col] = pd.NaT
-    wk["cancellation_reason"] = np.nan
-    h2 = dataclasses.replace(hospital, cases=pd.concat([history, wk], ignore_index=True),
-                             settings=hospital.settings.with_updates(as_of=start.date()))
-    if forecaster is not None:
-        forecasts = forecaster.predict(wk, history, as_of=start)[["case_id", "p50", "p80", "p95", "cancel_prob"]]
-    else:
-        forecasts = booked_minutes_forecasts(wk, history)
-    schedules = {}
-    for name in policies:
-        if name == "as_booked":
-            schedules[name] = as_booked_schedule(h2, forecasts, start, days)
-        else:
-            schedules.update(policy_schedules(h2, forecasts, start, days, plan_params, policies=(name,)))
-    actuals = replay_actuals(hospital, dates)
-    cmp_ = compare_policies(h2, schedules, forecasts, scenario, reps, seed, pd.DataFrame(columns=["date", "service_line", "expected_cases"]),
-                            params, actuals=actuals)
-    return Replay(cmp_, schedules, forecasts, actuals, dates)
