@@ -86,6 +86,8 @@ AUDIT_KINDS = (
     "recommendation", "approve", "reject", "publish", "publish_withheld", "override", "rollback", "gate_decision",
     "sign_in", "note", "rollback_proposed", "emergency_rollback", "rollback_withheld", "retrain", "replan", "import_data",
     "set_fairness_policy",
+    # issue 19 (engine/pilot): replays, shadow runs, daily monitoring, drills, incidents, canary
+    "replay", "shadow_run", "shadow_report", "monitor", "drill", "incident", "canary_start", "canary_stop",
 )
 
 
