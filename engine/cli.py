@@ -230,9 +230,15 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     booked = h.cases[h.cases["status"] == "booked"]
     forecasts = mv.forecaster.predict(booked, h.cases, as_of=min(h.as_of(), start))
     result = plan(h, forecasts, start, params)
-    atomic_write_file(args.out, lambda p: write_csv(result.schedule, p, SCHEDULE_KINDS))
     out = result.to_json()
     out["model_version"] = mv.version
+    from engine.pilot.record import record  # every recommendation audited (issue 19), before the file is written
+
+    out["audit_seq"] = record(args.db, hid, "recommendation", hospital=h, model_version=mv.version, params=params, summary={
+        "command": "plan", "horizon": [f"{start:%Y-%m-%d}", args.days], **{k: out.get(k) for k in (
+            "solver", "status", "objective", "mip_gap", "n_scheduled", "n_deferred", "fallback_used")}},
+        schedule=result.schedule).seq
+    atomic_write_file(args.out, lambda p: write_csv(result.schedule, p, SCHEDULE_KINDS))
     if result.banner:
         print(f"FALLBACK: {result.banner}", file=sys.stderr)
     for d in result.diagnosis:
