@@ -80,5 +80,6 @@ pages = [
     st.Page("../pages/overview.py", title="Leadership overview", icon=":material/insights:", url_path="overview"),
     st.Page("../pages/fairness.py", title="Fairness review", icon=":material/balance:", url_path="fairness"),
     st.Page("../pages/governance.py", title="Governance", icon=":material/verified_user:", url_path="governance"),
+    st.Page("../pages/rollout.py", title="Pilot & rollout", icon=":material/rocket_launch:", url_path="rollout"),
 ]
 st.navigation(pages).run()
