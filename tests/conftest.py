@@ -20,6 +20,12 @@ if not os.environ.get("OR_AUDIT_CHECKPOINT_DIR"):
     import tempfile
 
     os.environ["OR_AUDIT_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="or-audit-checkpoints-")
+# `plan` and `replay` audit their recommendation in the default store: a test that names no store
+# writes to a temporary one, never to the developer's var/store.sqlite.
+if not os.environ.get("DATABASE_URL"):
+    import tempfile
+
+    os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='or-test-store-')}/store.sqlite"
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 _pg_status: dict[str, str | None] = {}
