@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 
 from engine.api.auth import current_user, needs
 from engine.api.jobs import JobRunner
-from engine.api.models import EVENT_KINDS, EventRequest, PlanRequest
+from engine.api.events import BadEvent, Pending, to_event
+from engine.api.models import EventRequest, PlanRequest
 from engine.api.service import DuplicateKey, Service, ServiceParams, records
 from engine.errors import InputError
 from engine.governance import ConflictError, PublicationWithheld, User, WorkflowError, mask_reasons_for_role
@@ -63,43 +64,12 @@ def _day(value: str, field: str) -> pd.Timestamp:
     raise HTTPException(422, detail=[{"loc": ["query", field], "msg": f"{value!r} is not a date (YYYY-MM-DD)"}])
 
 
-def _event(req: EventRequest, svc: Service) -> Event:
-    """The re-planner's Event for a request; 422 naming the missing or unknown field."""
-    def bad(field: str, msg: str) -> HTTPException:
-        return HTTPException(422, detail=[{"loc": ["body", field], "msg": msg}])
-
-    kind = EVENT_KINDS[req.type]
-    if kind is None:
-        raise bad("type", f"{req.type!r} events are accepted by the contract but not re-planned yet; supported: "
-                          + ", ".join(k for k, v in EVENT_KINDS.items() if v))
-    if kind in ("cancellation", "running_long", "add_on") and not req.case_id:
-        raise bad("case_id", f"case_id is required for a {req.type} event")
-    if kind == "running_long" and req.extra_minutes is None:
-        raise bad("extra_minutes", "extra_minutes (minutes beyond the P50 from now on) is required for case_running_long")
-    if kind == "room_down":
-        if not req.room_id:
-            raise bad("room_id", "room_id is required for a room_down event")
-        if req.room_id not in set(svc.hospital.rooms["room_id"]):
-            raise bad("room_id", f"unknown room {req.room_id!r}")
-        return Event("room_down", room_id=req.room_id)
-    if kind == "add_on":
-        if not req.service_line:
-            raise bad("service_line", "service_line is required for a case_booked event")
-        p50 = req.p50 or req.booked_minutes
-        if p50 is None:
-            raise bad("p50", "p50 or booked_minutes (expected minutes) is required for a case_booked event")
-        p80 = req.p80 or 1.25 * p50
-        if p80 < p50:
-            raise bad("p80", f"p80 ({p80}) must be >= p50 ({p50})")
-        if req.surgeon_id and req.surgeon_id != "unknown" and req.surgeon_id not in set(svc.hospital.surgeons["surgeon_id"]):
-            raise bad("surgeon_id", f"unknown surgeon {req.surgeon_id!r}")
-        add = {"case_id": req.case_id, "service_line": req.service_line, "p50": float(p50), "p80": float(p80),
-               "surgeon_id": req.surgeon_id or "unknown", "urgency": req.urgency or "urgent",
-               "required_equipment": req.required_equipment or ""}
-        if req.procedure_code:
-            add["procedure_code"] = req.procedure_code
-        return Event("add_on", add_on=add)
-    return Event(kind, case_id=req.case_id, extra_minutes=float(req.extra_minutes or 0.0))
+def _event(req: EventRequest, svc: Service) -> Event | Pending:
+    """The re-planner's Event for a request (engine/api/events.py); 422 naming the missing or unknown field."""
+    try:
+        return to_event(req, set(svc.hospital.rooms["room_id"]), set(svc.hospital.surgeons["surgeon_id"]))
+    except BadEvent as exc:
+        raise HTTPException(422, detail=[{"loc": ["body", exc.field], "msg": str(exc)}]) from exc
 
 
 def create_app(params: ServiceParams | None = None, service: Service | None = None) -> FastAPI:

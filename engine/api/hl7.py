@@ -1,13 +1,14 @@
-"""HL7 v2 scheduling messages in (``hl7apy``): SIU^S12 (new booking), S15 (cancel), S26 (no-show) become
-events (``case_booked``, ``case_cancelled``) on the same path as ``POST /api/v1/events``; the answer
-is an HL7 ACK: ``AA`` applied (or already applied: the message control id MSH-10 is the
-idempotency key), ``AE`` a field the engine refuses (ERR names the segment and field, nothing
-changed), ``AR`` a message that cannot be read or a type not handled (S13/S14 reschedule/modify are
-not mapped to a re-plan event yet).
+"""HL7 v2 scheduling messages in (``hl7apy``): SIU^S12 (new booking), S13 (reschedule), S14 (modify),
+S15 (cancel), S26 (no-show) become events (``case_booked``, ``case_rescheduled``, ``case_modified``,
+``case_cancelled``) on the same path as ``POST /api/v1/events``; the answer is an HL7 ACK: ``AA``
+applied (or already applied: the message control id MSH-10 is the idempotency key), ``AE`` a field the
+engine refuses (ERR names the segment and field, nothing changed), ``AR`` a message that cannot be
+read or a type not handled.
 
 Fields read: MSH-7 (when: the event time), MSH-9 (type), MSH-10 (control id), SCH-2 filler / SCH-1
-placer appointment id (the case_id), SCH-9/SCH-10 duration and units (S12), AIP-3 the surgeon (S12:
-the service line is the surgeon's), AIS-3 the procedure code (S12, optional).
+placer appointment id (the case_id), SCH-9/SCH-10 duration and units (S12, S14), SCH-11.4 the
+appointment's start (S13; else AIS-4), AIP-3 the surgeon (S12: the service line is the surgeon's),
+AIS-3 the procedure code (S12, optional).
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ HL7_TYPE = "x-application/hl7-v2+er7"
 #: event field -> the HL7 field it came from (named in the ACK's ERR segment)
 FIELD_SOURCE = {"case_id": "SCH^1^2", "at": "MSH^1^7", "p50": "SCH^1^9", "booked_minutes": "SCH^1^9",
                 "service_line": "AIP^1^3", "surgeon_id": "AIP^1^3", "procedure_code": "AIS^1^3",
-                "idempotency_key": "MSH^1^10", "type": "MSH^1^9"}
-TRIGGERS = {"S12": "case_booked", "S15": "case_cancelled", "S26": "case_cancelled"}
+                "idempotency_key": "MSH^1^10", "type": "MSH^1^9", "new_start": "SCH^1^11"}
+TRIGGERS = {"S12": "case_booked", "S13": "case_rescheduled", "S14": "case_modified", "S15": "case_cancelled",
+            "S26": "case_cancelled"}
 
 
 class Reject(Exception):
@@ -107,6 +109,18 @@ def _field(m: Any, seg: str, n: int, comp: int | None = None) -> str:
     return v
 
 
+def _minutes(m: Any) -> float:
+    """SCH-9 (duration) in minutes (SCH-10 units: minutes unless hours); Reject AE naming SCH-9."""
+    raw = _field(m, "SCH", 9, 1)
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise Reject("AE", "SCH^1^9", f"SCH-9 (appointment duration) must be a number, got {raw!r}",
+                     "101^Required field missing^HL70357" if not raw else "102^Data type error^HL70357") from None
+    unit = _field(m, "SCH", 10, 1).lower()
+    return minutes * (60 if unit in ("h", "hr", "hour", "hours") else 1)
+
+
 def to_event(svc: Service, msh: dict[str, str], m: Any) -> EventRequest:
     """The EventRequest a SIU message stands for; Reject naming the segment and field otherwise."""
     mtype = _field(m, "MSH", 9, 1)
@@ -115,7 +129,8 @@ def to_event(svc: Service, msh: dict[str, str], m: Any) -> EventRequest:
         raise Reject("AR", "MSH^1^9", f"MSH-9 {mtype}^{trigger}: only SIU scheduling messages are accepted",
                      "200^Unsupported message type^HL70357")
     if trigger not in TRIGGERS:
-        raise Reject("AR", "MSH^1^9", f"MSH-9 SIU^{trigger}: handled are S12 (booking), S15 (cancel), S26 (no-show)",
+        raise Reject("AR", "MSH^1^9", f"MSH-9 SIU^{trigger}: handled are S12 (booking), S13 (reschedule), S14 (modify), "
+                                      "S15 (cancel), S26 (no-show)",
                      "201^Unsupported event code^HL70357")
     control = msh.get("control") or ""
     if not control:
@@ -127,15 +142,18 @@ def to_event(svc: Service, msh: dict[str, str], m: Any) -> EventRequest:
                      "101^Required field missing^HL70357")
     at = _ts(_field(m, "MSH", 7, 1), "MSH^1^7")
     body: dict[str, Any] = {"type": TRIGGERS[trigger], "case_id": case_id, "at": at, "idempotency_key": f"hl7:{control}"}
+    if trigger == "S13":
+        raw, where = _field(m, "SCH", 11, 4), "SCH^1^11"
+        if not raw:
+            raw, where = _field(m, "AIS", 4, 1), "AIS^1^4"
+        if not raw:
+            raise Reject("AE", "SCH^1^11", "SCH-11.4 (or AIS-4) must give the new start of a rescheduled appointment",
+                         "101^Required field missing^HL70357")
+        body["new_start"] = _ts(raw, where)
+    if trigger == "S14":
+        body["booked_minutes"] = _minutes(m)
     if trigger == "S12":
-        raw = _field(m, "SCH", 9, 1)
-        try:
-            minutes = float(raw)
-        except ValueError:
-            raise Reject("AE", "SCH^1^9", f"SCH-9 (appointment duration) must be a number, got {raw!r}",
-                         "101^Required field missing^HL70357" if not raw else "102^Data type error^HL70357") from None
-        unit = _field(m, "SCH", 10, 1).lower()
-        minutes *= 60 if unit in ("h", "hr", "hour", "hours") else 1
+        minutes = _minutes(m)
         surgeon = _field(m, "AIP", 3, 1)
         s = svc.hospital.surgeons
         line = s.loc[s["surgeon_id"] == surgeon, "service_line"]

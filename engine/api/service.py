@@ -22,6 +22,7 @@ from engine.governance import (Governance, User, booked_forecasts, plan_params_f
                                require)
 from engine.governance.canonical import schedule_from_records, schedule_to_records
 from engine.plan import PlanParams, plan
+from engine.api.events import Pending, with_staffing
 from engine.plan.replan import Event
 from engine.store import Store, default_url
 
@@ -190,18 +191,21 @@ class Service:
                                               - set(self.hospital.cases["case_id"][self.hospital.cases["status"] == "cancelled"]))}
 
     def with_event_cancellations(self, start: pd.Timestamp, days: int):
-        """The hospital with the cases that cancellation events removed in the horizon marked cancelled: a
-        plan made after an event does not bring the cancelled case back (the events do not rewrite cases.csv)."""
+        """The hospital with the cases that cancellation events removed in the horizon marked cancelled, and the
+        staffing that staffing events set: a plan made after an event does not undo it (the events do not
+        rewrite the folder)."""
         import dataclasses
 
         gone: set[str] = set()
+        h = self.hospital
         for i in range(days):
             gone |= self.cancelled_by_events(start + pd.Timedelta(days=i))
+            h = self.hospital_for(start + pd.Timedelta(days=i), h)  # and the staffing events left
         if not gone:
-            return self.hospital
-        c = self.hospital.cases
+            return h
+        c = h.cases
         hit = c["case_id"].isin(gone) & (c["status"] == "booked")
-        return dataclasses.replace(self.hospital, cases=c.assign(status=c["status"].where(~hit, "cancelled")))
+        return dataclasses.replace(h, cases=c.assign(status=c["status"].where(~hit, "cancelled")))
 
     def _request_hash(self, body: dict[str, Any]) -> str:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
@@ -221,7 +225,8 @@ class Service:
                                f"{r.at:%H:%M:%S} UTC; ask again shortly")
         return json.loads(r.response_json)
 
-    def apply_event(self, user: User, key: str, body: dict[str, Any], event: Event, at: pd.Timestamp) -> tuple[dict, bool]:
+    def apply_event(self, user: User, key: str, body: dict[str, Any], event: "Event | Pending",
+                    at: pd.Timestamp) -> tuple[dict, bool]:
         """Re-plan ``at``'s day after ``event`` (``replan_day``: role ``replan``, audited) and propose the result.
 
         Idempotent by ``key``: the same event again returns the first answer and does nothing
@@ -239,13 +244,17 @@ class Service:
                                                                "plan the day first (POST /api/v1/plan)")])
             s = base.schedule
             current = s[pd.to_datetime(s["date"]).dt.normalize() == day]
+            fc, _, source = self.forecasts(day)
+            hospital, extra, event_type = self.hospital_for(day), {}, getattr(event, "type", None)
+            if isinstance(event, Pending):  # needs the day's schedule: case_started, staffing_changed, ...
+                r = event.resolve(current, fc, at, hospital)
+                event, at, hospital, extra = r.event, r.now, r.hospital or hospital, r.extra
             if event.case_id and event.kind in ("cancellation", "running_long") and event.case_id not in set(current["case_id"]):
                 raise InputError([Problem("event", None, "case_id", f"case {event.case_id!r} is not in the schedule of "
                                                                     f"{day:%Y-%m-%d} (version {base.version_id})")])
             if event.kind == "add_on" and event.case_id in set(current["case_id"]):
                 raise InputError([Problem("event", None, "case_id", f"case {event.case_id!r} is already in the schedule of "
                                                                     f"{day:%Y-%m-%d}")])
-            fc, _, source = self.forecasts(day)
             params = plan_params_from_catalog(self.gov.catalog, PlanParams(
                 days=1, solver=self.params.event_solver, time_limit_s=self.params.event_time_limit_s))
             # Reserve the key first (its own transaction): a second service on the same store cannot apply the
@@ -262,39 +271,50 @@ class Service:
                     return old, True
                 raise
             try:
-                rr = replan_day(user, self.hospital, fc, current, event, at, params, hospital_id=self.hospital_id,
+                rr = replan_day(user, hospital, fc, current, event, at, params, hospital_id=self.hospital_id,
                                 ledger=self.gov)
                 pj = replan_plan_json(rr, current, at)
-                ver = self.gov.propose(self.hospital_id, rr.result, user, hospital=self.hospital, plan_json=pj,
+                ver = self.gov.propose(self.hospital_id, rr.result, user, hospital=hospital, plan_json=pj,
                                        horizon=(day, day), parent_id=base.version_id, note=f"API event: {event.describe()}")
             except BaseException:
                 with self.gov.engine.begin() as conn:
                     conn.execute(t.delete().where(t.c.idempotency_key == key, t.c.response_json == ""))
                 raise
             changes = rr.changes.astype(object).where(rr.changes.notna(), None)
-            answer = {"event": event.describe(), "event_kind": event.kind, "case_id": event.case_id, "idempotency_key": key,
+            answer = {"event": event.describe(), "event_kind": event.kind, "event_type": event_type or body.get("type"),
+                      "case_id": event.case_id, "idempotency_key": key,
                       "date": f"{day:%Y-%m-%d}", "at": at.isoformat(), "base_version_id": base.version_id,
                       "version_id": ver.version_id, "status": ver.status, "n_changes": int(len(changes)),
                       "changes": changes.to_dict("records"), "solver": pj.get("solver"),
-                      "fallback_used": pj.get("fallback_used"), "forecasts": source}
+                      "fallback_used": pj.get("fallback_used"), "forecasts": source, **extra}
             with self.gov.engine.begin() as conn:
                 conn.execute(t.update().where(t.c.idempotency_key == key).values(response_json=json.dumps(answer, default=str)))
             return json.loads(json.dumps(answer, default=str)), False
 
 
-    def cancelled_by_events(self, day: pd.Timestamp) -> set[str]:
-        """Case ids a cancellation event (API or HL7) removed from ``day``'s schedule."""
+    def _answers(self, day: pd.Timestamp) -> list[dict[str, Any]]:
+        """The stored answers of the events applied to ``day``, in the order they were applied."""
         t = self._events
         with self.gov.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.response_json).where(t.c.hospital_id == self.hospital_id)).all()
-        out = set()
-        for (text,) in rows:
-            if not text:
-                continue
-            a = json.loads(text)
-            if a.get("event_kind") == "cancellation" and a.get("date") == f"{day:%Y-%m-%d}" and a.get("case_id"):
-                out.add(str(a["case_id"]))
-        return out
+            rows = conn.execute(sa.select(t.c.response_json).where(t.c.hospital_id == self.hospital_id)
+                                .order_by(t.c.at)).all()
+        out = [json.loads(text) for (text,) in rows if text]
+        return [a for a in out if a.get("date") == f"{day:%Y-%m-%d}"]
+
+    def cancelled_by_events(self, day: pd.Timestamp) -> set[str]:
+        """Case ids a cancellation event (API or HL7; a reschedule to another day too) removed from ``day``'s schedule."""
+        return {str(a["case_id"]) for a in self._answers(day) if a.get("event_kind") == "cancellation" and a.get("case_id")}
+
+    def staffing_by_events(self, day: pd.Timestamp) -> dict[str, int] | None:
+        """``day``'s staffing as the last staffing_changed event left it (None: as staffing.csv says)."""
+        last = [a["staffing"] for a in self._answers(day) if a.get("staffing")]
+        return last[-1] if last else None
+
+    def hospital_for(self, day: pd.Timestamp, hospital: Any = None):
+        """The hospital as the events of ``day`` left its staffing (a plan or event of the day keeps a change)."""
+        h = hospital if hospital is not None else self.hospital
+        st = self.staffing_by_events(day)
+        return h if st is None else with_staffing(h, day, st)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -57,7 +57,7 @@ def test_bad_messages_get_ae_or_ar_naming_the_field(client) -> None:
         ("PID|1||123", "AR", "MSH^1"),
         ("MSH|bad", "AR", "MSH^1"),
         ("MSH|^~\\&|EPIC|MAIN|ORALLOC|MAIN|202701040700||ADT^A01|M1|P|2.5\rPID|1||123\r", "AR", "MSH^1^9"),
-        (siu("S14", "M2", "C0041"), "AR", "MSH^1^9"),
+        (siu("S17", "M2", "C0041"), "AR", "MSH^1^9"),
         (siu("S15", "", "C0041"), "AR", "MSH^1^10"),
         (siu("S15", "M3", ""), "AE", "SCH^1^2"),
         (siu("S15", "M4", "C9999"), "AE", "SCH^1^2"),
@@ -65,13 +65,59 @@ def test_bad_messages_get_ae_or_ar_naming_the_field(client) -> None:
         (siu("S12", "M6", "NEW2", ["AIP|1||S9"]), "AE", "AIP^1^3"),
         (siu("S12", "M7", "NEW3", ["AIP|1||S3"], duration="long"), "AE", "SCH^1^9"),
     ]
+    first = _first_case(client)
+    bad += [
+        (siu("S13", "M10", first).replace("^^60^20270104070000", ""), "AE", "SCH^1^11"),  # no new start
+        (siu("S13", "M11", first).replace("^^60^20270104070000", "^^60^202701041500"), "AE", "SCH^1^11"),  # same day
+        (siu("S13", "M12", first).replace("^^60^20270104070000", "^^60^2027-01-06"), "AE", "SCH^1^11"),  # bad time
+        (siu("S14", "M13", first, duration="1"), "AE", "SCH^1^9"),  # not longer than its forecast
+        (siu("S14", "M14", first, duration=""), "AE", "SCH^1^9"),  # no duration
+        (siu("S14", "M15", "C9999", duration="600"), "AE", "SCH^1^2"),  # unknown case
+    ]
+    before = client.get("/api/v1/schedule", params={"date": "2027-01-04"}, headers=auth("coordinator")).json()
     for text, want, where in bad:
         r = post(client, text)
         assert r.status_code == 200, text
         code, msg, err = msa(r)
         assert (code, err) == (want, where), (text, code, err, msg)
+    after = client.get("/api/v1/schedule", params={"date": "2027-01-04"}, headers=auth("coordinator")).json()
+    assert after == before  # nothing changed
     assert post(client, siu("S15", "M8", "C0041"), who="viewer").status_code == 403
     assert client.post("/api/v1/hl7", content=siu("S15", "M9", "C0041").encode(), headers=H).status_code == 401
+
+
+def _first_case(client) -> str:
+    s = client.get("/api/v1/schedule", params={"date": "2027-01-04"}, headers=auth("coordinator")).json()["schedule"]
+    return sorted((r for r in s if r["status"] == "scheduled"), key=lambda r: r["start"])[0]["case_id"]
+
+
+def test_reschedule_to_another_day_takes_the_case_off_the_day(client, service) -> None:
+    plan_and_publish(client)
+    cid = _first_case(client)
+    r = post(client, siu("S13", "RS1", cid).replace("^^60^20270104070000", "^^60^202701061000"))
+    code, text, _ = msa(r)
+    assert code == "AA" and f"case {cid} was rescheduled to 2027-01-06 10:00" in text, text
+    latest = service.gov.version(int(service.gov.history(service.hospital_id)["version_id"].max()))
+    assert latest.status == "proposed" and cid not in set(latest.schedule["case_id"])
+    log = read_log(service.gov.engine, service.hospital_id)
+    assert "rescheduled to 2027-01-06" in log[log["kind"] == "replan"].astype(str).to_string()
+
+
+def test_modification_booked_longer_pushes_the_room(client, service) -> None:
+    vid = plan_and_publish(client)
+    sched = service.gov.version(vid).schedule
+    on = sched[sched["status"] == "scheduled"].sort_values("start")
+    room = on.groupby("room_id").size().idxmax()  # a room with a case behind the first one
+    cid = on[on["room_id"] == room].iloc[0]["case_id"]
+    r = post(client, siu("S14", "MOD1", cid, duration="6", when="202701040600").replace("|6|min|", "|6|h|"))
+    code, text, _ = msa(r)
+    assert code == "AA", text
+    new = service.gov.version(int(service.gov.history(service.hospital_id)["version_id"].max())).schedule.set_index("case_id")
+    behind = on[(on["room_id"] == room)].iloc[1]["case_id"]
+    old = on.set_index("case_id")
+    assert new.loc[cid, "end_p50"] > old.loc[cid, "end_p50"]  # re-planned at the booked 6 h
+    assert new.loc[behind, "status"] == "deferred" or new.loc[behind, "start"] > old.loc[behind, "start"] \
+        or new.loc[behind, "room_id"] != room
 
 
 def test_drop_folder_handles_messages_like_the_api(service, client, tmp_path, monkeypatch) -> None:

@@ -85,8 +85,17 @@ def test_bad_requests_name_the_field(client) -> None:
                                               "idempotency_key": "k"}, headers=h), 422, "p50"),
         (client.post("/api/v1/events", json={"type": "case_booked", "case_id": "A1", "service_line": "Urology", "p50": 60,
                                               "surgeon_id": "S99", "idempotency_key": "k"}, headers=h), 422, "surgeon_id"),
-        (client.post("/api/v1/events", json={"type": "case_started", "case_id": "C1", "idempotency_key": "k"}, headers=h),
-         422, "type"),
+        (client.post("/api/v1/events", json={"type": "case_started", "case_id": "C1", "started_at": "noon",
+                                              "idempotency_key": "k"}, headers=h), 422, "started_at"),
+        (client.post("/api/v1/events", json={"type": "case_started", "idempotency_key": "k"}, headers=h), 422, "case_id"),
+        (client.post("/api/v1/events", json={"type": "staffing_changed", "idempotency_key": "k"}, headers=h),
+         422, "staffed_rooms"),
+        (client.post("/api/v1/events", json={"type": "staffing_changed", "pacu_beds": -2, "idempotency_key": "k"},
+                     headers=h), 422, "pacu_beds"),
+        (client.post("/api/v1/events", json={"type": "case_rescheduled", "case_id": "C1", "idempotency_key": "k"},
+                     headers=h), 422, "new_start"),
+        (client.post("/api/v1/events", json={"type": "case_modified", "case_id": "C1", "idempotency_key": "k"},
+                     headers=h), 422, "booked_minutes"),
         (client.post("/api/v1/events", json={"type": "case_cancelled", "case_id": "C1", "at": "yesterday",
                                               "idempotency_key": "k"}, headers=h), 422, "at"),
         (client.get("/api/v1/jobs/nope", headers=h), 404, None),
@@ -261,10 +270,9 @@ def test_a_key_reserved_by_another_service_is_not_applied_twice(client, service)
     rows = client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("coordinator")).json()["schedule"]
     gone = [r for r in rows if r["status"] == "scheduled"][0]["case_id"]
     body = {"type": "case_cancelled", "case_id": gone, "at": f"{DAY}T07:00", "idempotency_key": "shared-1"}
-    req_hash = service._request_hash({**body, **{k: None for k in ("room_id", "extra_minutes", "service_line", "surgeon_id",
-                                                                    "procedure_code", "booked_minutes", "p50", "p80",
-                                                                    "urgency", "required_equipment")},
-                                      "at": f"{DAY}T07:00:00"})
+    from engine.api.models import EventRequest
+
+    req_hash = service._request_hash(EventRequest.model_validate(body).model_dump(mode="json"))
     with service.gov.engine.begin() as conn:  # as another service would, mid-way through the same event
         conn.execute(service._events.insert().values(idempotency_key="shared-1", hospital_id=service.hospital_id,
                                                      request_sha256=req_hash, actor="carol", response_json="",
