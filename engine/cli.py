@@ -105,6 +105,12 @@ def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
         for r in res.quarantine.head(20).itertuples():
             print(f"  quarantined: {r.file}, row {r.row}, column '{r.column}': {r.reason}")
         return res.summary()
+    if (args.data / "network.toml").is_file():  # a network: every site under its folder's name
+        from engine.ingest import ingest_network
+
+        stored = ingest_network(args.data, store)
+        print(f"stored {len(stored)} sites ({', '.join(h for h, _ in stored)}) in {store.url_safe}")
+        return {"hospitals": [h for h, _ in stored], "n_cases": sum(len(lh.hospital.cases) for _, lh in stored)}
     hid, loaded = ingest_folder(args.data, store, name=args.name)
     print(f"stored hospital {hid!r} ({len(loaded.hospital.cases)} cases, {loaded.report.n_quarantined} quarantined) in {store.url_safe}")
     return {"hospital": hid, "n_cases": len(loaded.hospital.cases), "n_quarantined": loaded.report.n_quarantined}

@@ -346,3 +346,15 @@ def append_cases(
     log.info("append %s to %s: %d added, %d updated, %d unchanged, %d quarantined", label, hid, result.added,
              result.updated, result.unchanged, len(result.quarantine))
     return result
+
+
+def ingest_network(root: str | Path, store: Store, params: ValidationParams | None = None
+                   ) -> list[tuple[str, LoadedHospital]]:
+    """Validate and store every site of a network folder (``network.toml``), each under its
+    folder's name, as ``ingest --data SITE`` would; a plain hospital folder is one site. Every
+    site is validated before any is stored, so a rejected site stores nothing."""
+    from engine.network.sites import load_network
+
+    sites = load_network(root).sites
+    loaded = [(Path(s.folder).resolve().name, load_hospital(s.folder, params)) for s in sites]
+    return [(store.save_hospital(lh, name=hid), lh) for hid, lh in loaded]

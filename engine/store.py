@@ -17,9 +17,11 @@ a saved hospital loads back equal to what was saved.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import threading
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,12 @@ def _metadata() -> sa.MetaData:
         cols += [sa.Column(c, _SA_TYPES[k]) for c, k in kinds.items()]
         cols.append(sa.Column("extra_json", sa.Text))
         sa.Table(table, md, *cols)
+    # The queries pages and the API make (migration 0002): a day's cases, a surgeon's history.
+    cases = md.tables["cases"]
+    sa.Index("ix_cases_hospital_date", cases.c.hospital_id, cases.c.surgery_date)
+    sa.Index("ix_cases_hospital_surgeon", cases.c.hospital_id, cases.c.surgeon_id, cases.c.surgery_date)
+    blocks = md.tables["blocks"]
+    sa.Index("ix_blocks_hospital_date", blocks.c.hospital_id, blocks.c.date)
     sa.Table(
         "quarantine",
         md,
@@ -104,6 +112,11 @@ def _metadata() -> sa.MetaData:
         sa.Column("reason", sa.Text),
     )
     return md
+
+
+def store_metadata() -> sa.MetaData:
+    """The store's tables (the target of the Alembic migrations in migrations/)."""
+    return _metadata()
 
 
 # ---------------------------------------------------------------- settings as JSON
@@ -220,6 +233,64 @@ def _quality_from_json(data: dict[str, Any], quarantine: pd.DataFrame) -> Qualit
     return QualityReport(files=files, quarantine=quarantine)
 
 
+# ---------------------------------------------------------------- engines, pooling, bulk loading
+
+_ENGINES: dict[str, sa.Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine(url: str) -> sa.Engine:
+    """One engine (one connection pool) per URL in a process, shared by every ``Store(url)``.
+
+    PostgreSQL: a ``QueuePool`` of ``DATABASE_POOL_SIZE`` (default 5) connections plus
+    ``DATABASE_MAX_OVERFLOW`` (default 10), checked before use (``pool_pre_ping``, so a restarted
+    server costs one retry, not an error) and recycled after 30 minutes. SQLite keeps SQLAlchemy's
+    default pool.
+    """
+    with _ENGINES_LOCK:
+        eng = _ENGINES.get(url)
+        if eng is None:
+            kw: dict[str, Any] = {}
+            if sa.engine.make_url(url).get_backend_name() == "postgresql":
+                kw = {"pool_size": int(os.environ.get("DATABASE_POOL_SIZE", "5")),
+                      "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW", "10")),
+                      "pool_pre_ping": True, "pool_recycle": 1800}
+            eng = _ENGINES[url] = sa.create_engine(url, **kw)
+        return eng
+
+
+def _copy_value(v: Any) -> str:
+    r"""One field of a PostgreSQL ``COPY ... CSV NULL '\N'`` line: NULL unquoted, text quoted."""
+    if v is None:
+        return r"\N"
+    if isinstance(v, (datetime, date, time)):
+        return v.isoformat()
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return repr(v)
+    return '"' + str(v).replace('"', '""') + '"'
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in bulk: ``COPY FROM STDIN`` on PostgreSQL (psycopg2's ``copy_expert``),
+    else one executemany (SQLAlchemy batches it: "insertmanyvalues")."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2":
+        conn.execute(table.insert(), rows)
+        return
+    cols = [c.name for c in table.columns]
+    buf = io.StringIO()
+    for r in rows:
+        buf.write(",".join(_copy_value(r.get(c)) for c in cols))
+        buf.write("\n")
+    buf.seek(0)
+    quote = conn.dialect.identifier_preparer.quote
+    sql = (f"COPY {quote(table.name)} ({', '.join(quote(c) for c in cols)}) FROM STDIN "
+           "WITH (FORMAT csv, NULL '\\N')")
+    with conn.connection.cursor() as cur:  # the DBAPI connection of this transaction
+        cur.copy_expert(sql, buf)
+
+
 class Store:
     """A hospital store at ``url`` (default :func:`default_url`)."""
 
@@ -227,7 +298,7 @@ class Store:
         self.url = url or default_url()
         if self.url.startswith("sqlite:///") and len(self.url) > len("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(self.url)
+        self.engine = _engine(self.url)
         self.md = _metadata()
         self.md.create_all(self.engine)
         self._upgrade_schema()
@@ -253,6 +324,16 @@ class Store:
                     # Another process may have added it meanwhile; fail only if it is still absent.
                     if col.name not in {c["name"] for c in sa.inspect(self.engine).get_columns(name)}:
                         raise
+        # Indexes added since a store was made (create_all only creates those of new tables).
+        for table in self.md.tables.values():
+            have = {ix["name"] for ix in sa.inspect(self.engine).get_indexes(table.name)}
+            for ix in table.indexes:
+                if ix.name not in have:
+                    try:
+                        ix.create(self.engine, checkfirst=True)
+                    except sa.exc.DBAPIError:
+                        if ix.name not in {i["name"] for i in sa.inspect(self.engine).get_indexes(table.name)}:
+                            raise
 
     @property
     def url_safe(self) -> str:
@@ -260,7 +341,7 @@ class Store:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the pool's idle connections (the engine stays usable; it is shared per URL)."""
         self.engine.dispose()
 
     def save_hospital(self, loaded: LoadedHospital, name: str | None = None) -> str:
@@ -292,9 +373,7 @@ class Store:
                 },
             )
             for table, kinds in _TABLES.items():
-                rows = _records(frames[table], kinds, hid)
-                if rows:
-                    conn.execute(t[table].insert(), rows)
+                _bulk_insert(conn, t[table], _records(frames[table], kinds, hid))
             q = loaded.report.quarantine
             if len(q):
                 qrows = q.reset_index(drop=True).astype(object).where(q.notna().to_numpy(), None).to_dict("records")
@@ -454,8 +533,7 @@ class Store:
                     r["row_no"] = have[r["case_id"]]
                 else:
                     r["row_no"], nxt = nxt, nxt + 1
-            if rows:
-                conn.execute(t["cases"].insert(), rows)
+            _bulk_insert(conn, t["cases"], rows)
             if surgeons is not None:
                 conn.execute(t["surgeons"].delete().where(t["surgeons"].c.hospital_id == hospital_id))
                 srows = _records(surgeons, _TABLES["surgeons"], hospital_id)
@@ -532,3 +610,23 @@ class Store:
         )
         report = _quality_from_json(json.loads(m["quality_json"]), quarantine)
         return LoadedHospital(hospital, report)
+
+    def _cases_where(self, hospital_id: str, *conds: Any) -> pd.DataFrame:
+        t = self.md.tables
+        c = t["cases"]
+        with self.engine.connect() as conn:
+            head = self._head(conn, hospital_id)
+            if head is None:
+                raise KeyError(f"no hospital {hospital_id!r} in the store")
+            extra = json.loads(head._mapping["layout_json"] or "{}").get("extra_columns", {}).get("cases", [])
+            rows = conn.execute(sa.select(c).where(c.c.hospital_id == hospital_id, *conds).order_by(c.c.row_no)).all()
+        return _frame(rows, _TABLES["cases"], extra)
+
+    def cases_on(self, hospital_id: str, day: date | str | pd.Timestamp) -> pd.DataFrame:
+        """One day's cases of a stored hospital, in file order (index ``ix_cases_hospital_date``)."""
+        d = pd.Timestamp(day).date()
+        return self._cases_where(hospital_id, self.md.tables["cases"].c.surgery_date == d)
+
+    def surgeon_history(self, hospital_id: str, surgeon_id: str) -> pd.DataFrame:
+        """Every case of one surgeon at a stored hospital, in file order (``ix_cases_hospital_surgeon``)."""
+        return self._cases_where(hospital_id, self.md.tables["cases"].c.surgeon_id == surgeon_id)

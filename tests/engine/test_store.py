@@ -15,8 +15,12 @@ import pytest
 import sqlalchemy as sa
 
 import engine.store as store_mod
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
 from engine.hospital import LoadedHospital, load_hospital
-from engine.store import Store, default_url
+from engine.store import Store, default_url, store_metadata
 from tests.conftest import pg_private_schema
 from tests.minihospital import CASES_HEADER, SETTINGS, case_rows, write_mini_hospital
 
@@ -511,3 +515,77 @@ def test_cli_ingest_append(store: Store, hid: str, fed: Path, tmp_path: Path, db
     bad = tmp_path / "bad.csv"
     bad.write_text("surgery_date,status\n2027-01-06,booked\n")
     assert main(["ingest", "--data", str(fed), "--db", db_url, "--name", hid, "--append", str(bad)]) == 2
+
+
+# --------------------------------------------------------------------------- Alembic migrations, query indexes (issue 21)
+
+MIGRATIONS_REPO = Path(__file__).resolve().parents[2]
+NEW_IN_0002 = {"ix_cases_hospital_date", "ix_cases_hospital_surgeon", "ix_blocks_hospital_date"}
+
+
+def _config(url: str) -> Config:
+    cfg = Config(str(MIGRATIONS_REPO / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_REPO / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _diff(url: str) -> list:
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with eng.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), store_metadata())
+    eng.dispose()
+    return diff
+
+
+@pytest.fixture
+def empty_pg(pg_url: str):
+    with pg_private_schema("alembic_test") as url:
+        yield url
+
+
+def test_upgrade_head_on_an_empty_schema_gives_todays_metadata(empty_pg: str) -> None:
+    command.upgrade(_config(empty_pg), "head")
+    assert _diff(empty_pg) == []
+    eng = sa.create_engine(empty_pg, poolclass=sa.pool.NullPool)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
+        names = {ix["name"] for t in ("cases", "blocks") for ix in sa.inspect(conn).get_indexes(t)}
+    eng.dispose()
+    assert NEW_IN_0002 <= names
+
+
+def test_base_revision_is_the_schema_before_migrations(empty_pg: str) -> None:
+    command.upgrade(_config(empty_pg), "0001")
+    diff = _diff(empty_pg)
+    # the base lacks exactly the indexes revision 0002 adds, nothing else
+    assert sorted(d[1].name for d in diff if d[0] == "add_index") == sorted(NEW_IN_0002)
+    assert all(d[0] == "add_index" for d in diff)
+    command.downgrade(_config(empty_pg), "base")
+    eng = sa.create_engine(empty_pg, poolclass=sa.pool.NullPool)
+    assert set(sa.inspect(eng).get_table_names()) == {"alembic_version"}
+    eng.dispose()
+
+
+def test_a_store_made_at_the_base_gains_the_indexes(empty_pg: str) -> None:
+    command.upgrade(_config(empty_pg), "0001")
+    Store(empty_pg)  # Store() adds what an older store lacks
+    assert _diff(empty_pg) == []
+
+
+def test_day_and_surgeon_queries(tmp_path: Path) -> None:
+    from engine.ingest import ingest_folder
+    from tests.minihospital import case_rows, write_mini_hospital
+
+    folder = write_mini_hospital(tmp_path / "mini", case_rows())
+    store = Store(f"sqlite:///{tmp_path / 's.sqlite'}")
+    hid, loaded = ingest_folder(folder, store)
+    cases = loaded.hospital.cases
+    day = cases["surgery_date"].iloc[0]
+    got = store.cases_on(hid, day)
+    assert list(got["case_id"]) == list(cases.loc[cases["surgery_date"] == day, "case_id"])
+    sid = cases["surgeon_id"].iloc[0]
+    hist = store.surgeon_history(hid, sid)
+    assert list(hist["case_id"]) == list(cases.loc[cases["surgeon_id"] == sid, "case_id"]) and len(hist)
+    with pytest.raises(KeyError):
+        store.cases_on("nobody", day)
