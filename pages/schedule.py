@@ -197,3 +197,13 @@ with replan_tab:
                      hide_index=True, width="stretch", key="replan_changes")
         st.plotly_chart(charts.gantt(rr.result.schedule, day, closes, highlight=set(rr.changes["case_id"])),
                         width="stretch", key="replan_gantt")
+
+# Network plans (issue 21): the progress of `plan --all-sites` runs, site by site (dashboard/network_state.py).
+from dashboard import network_state  # noqa: E402
+
+runs = network_state.network_runs()
+if runs:
+    st.subheader("Network plans")
+    for i, run in enumerate(runs):
+        st.progress(run.fraction, text=run.caption)
+        st.dataframe(run.table, hide_index=True, width="stretch", key=f"network_run_{i}")

@@ -61,7 +61,11 @@ def test_three_sites_on_a_two_worker_local_cluster_are_each_feasible(trained_net
     assert (left["status"] == "deferred").all()
 
 
-def test_a_failing_site_does_not_fail_the_others(trained_network: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_failing_site_does_not_fail_the_others(trained_network: tuple[Path, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from dashboard.network_state import network_runs
+
+    monkeypatch.setenv("NETWORK_PROGRESS_DIR", str(tmp_path / "progress"))
     root, models = trained_network
     broken = tmp_path / "tri"
     shutil.copytree(root, broken)
@@ -80,6 +84,12 @@ def test_a_failing_site_does_not_fail_the_others(trained_network: tuple[Path, Pa
         assert report["sites"][i]["ok"] and report["sites"][i]["n_violations"] == 0
         assert (out / net.sites[i].folder.name / "schedule.csv").exists()
     assert not (out / net.sites[1].folder.name).exists()
+    # progress: on the command line, and in the file the Schedule page reads
+    err = capsys.readouterr().err
+    assert f"[3/3]" in err and f"{net.sites[1].name}: failed" in err
+    (run,) = network_runs()
+    assert run.fraction == 1.0 and "failed: " + net.sites[1].name in run.caption
+    assert list(run.table["State"]) == ["ok", "failed", "ok"]
 
 
 def test_unreachable_scheduler_exits_2(tiny_network: Path, tmp_path: Path) -> None:
