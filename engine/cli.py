@@ -372,14 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rooms", type=int, default=16)
     g.add_argument("--history-days", type=int, default=730)
     g.add_argument("--horizon-days", type=int, default=14)
+    g.add_argument("--sites", type=int, default=1,
+                   help="a network of N sites, one hospital folder each, --rooms rooms per site (1: one hospital)")
 
     i = add("import", "Turn a foreign export (CSV, Parquet, Excel) into a hospital folder.", _cmd_import)
-    i.add_argument("--source", type=Path, required=True, metavar="FILE")
+    i.add_argument("--source", type=Path, default=None, metavar="FILE", help="required unless --fhir")
+    i.add_argument("--fhir", type=Path, default=None, metavar="BUNDLE.json",
+                   help="import a FHIR R4 Bundle (Appointment, Procedure, Encounter, Location, Practitioner) instead")
     i.add_argument("--mapping", type=Path, default=None, metavar="MAP.yaml", help="required unless --suggest-mapping")
     i.add_argument("--out", type=Path, default=None, metavar="DIR", help="required unless --suggest-mapping")
     i.add_argument("--suggest-mapping", action="store_true",
-    g.add_argument("--sites", type=int, default=1,
-                   help="a network of N sites, one hospital folder each, --rooms rooms per site (1: one hospital)")
                    help="write a commented mapping suggested from the source's headers and values to stdout")
 
     v = add("validate", "Validate a hospital folder and print its quality report.", _cmd_validate)
@@ -421,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", type=Path, required=True, metavar="schedule.csv")
     pl.add_argument("--name", default=None, help="hospital id for the model registry (default: the folder name)")
     pl.add_argument("--models", type=Path, default=None, metavar="DIR", help="model registry (default: var/models)")
+    pl.add_argument("--all-sites", action="store_true",
+                    help="plan every site of a network folder as its own Dask task; --out is then a folder")
+    pl.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="with --all-sites: this Dask scheduler (default: a LocalCluster; 'inprocess': one by one here)")
+    pl.add_argument("--workers", type=int, default=2, help="with --all-sites: LocalCluster workers (default 2)")
+    pl.add_argument("--db", default=None, metavar="URL", help="store whose audit log records the plan (default: DATABASE_URL or the embedded SQLite file)")
 
     sm = add("simulate", "Simulate a schedule's days under a scenario (Monte Carlo, common random numbers).", _cmd_simulate)
     sm.add_argument("--data", type=Path, required=True, metavar="DIR")
@@ -429,12 +437,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="normal, high_addon, staff_shortage, bed_constraint (data/scenarios/) or a scenario file")
     sm.add_argument("--reps", type=int, required=True, help="replications (> 0)")
     sm.add_argument("--seed", type=int, default=0, help="the same seed gives any schedule the same random days")
-    pl.add_argument("--all-sites", action="store_true",
-                    help="plan every site of a network folder as its own Dask task; --out is then a folder")
-    pl.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="with --all-sites: this Dask scheduler (default: a LocalCluster; 'inprocess': one by one here)")
-    pl.add_argument("--workers", type=int, default=2, help="with --all-sites: LocalCluster workers (default 2)")
-    pl.add_argument("--db", default=None, metavar="URL", help="store whose audit log records the plan (default: DATABASE_URL or the embedded SQLite file)")
     sm.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://host:8786)")
     sm.add_argument("--engine", choices=["vector", "simpy"], default=None,
                     help="vectorised numpy or the SimPy reference (default: SimParams.engine)")
@@ -465,17 +467,20 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.govcli import add_gov_parser
 
     add_gov_parser(sub)  # python -m engine gov ... (engine/govcli.py)
+    from engine.network.cli import add_network_parser
+
+    add_network_parser(sub)  # python -m engine network train ... (engine/network/cli.py)
     from engine.api.cli import add_serve_parser
 
     add_serve_parser(sub)  # python -m engine serve ... (engine/api/cli.py)
+    from engine.pilotcli import add_pilot_parsers
+
+    add_pilot_parsers(sub)  # python -m engine replay|shadow|monitor|drill|canary|incident ... (engine/pilotcli.py)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    from engine.network.cli import add_network_parser
-
-    add_network_parser(sub)  # python -m engine network train ... (engine/network/cli.py)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
