@@ -38,8 +38,10 @@ run: venv demo var/audit.key
 	@echo "== Serving the dashboard on http://localhost:$(PORT)"
 	HOSPITAL_DIR=$(DEMO) OR_AUDIT_KEY_FILE=$${OR_AUDIT_KEY_FILE:-var/audit.key} $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
+# Two workers (CI has 2 cores); each test file stays on one worker, the browser tests share one.
+TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: venv
 	for f in bench/bench_*.py; do $(BIN)/python $$f; done

@@ -52,6 +52,15 @@ def pg_unavailable_reason() -> str | None:
     return _pg_status["reason"]
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test``): a test file stays on one worker,
+    so its module fixtures are made once; the browser tests share one worker, so one server."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            path = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group("browser" if path.startswith("tests/browser/") else path))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -1,6 +1,7 @@
 """AppTest fixtures: the dashboard on a temporary store, hospital folder and model registry."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,27 @@ def app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=180)
 
 
-@pytest.fixture
-def trained(small_env, small_folder):
-    """small_env with a quickly trained forecasting model registered for the small hospital."""
+@pytest.fixture(scope="session")
+def small_models(small_folder, tmp_path_factory) -> Path:
+    """A registry holding one quickly trained model of the small hospital, trained once per session
+    (per worker under xdist); tests get a copy (see ``trained``), so one that retrains changes only its own."""
     from tests.engine.forecast.conftest import FAST
 
-    h = load_hospital(small_folder).hospital
-    train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
+    root = tmp_path_factory.mktemp("dash_models")
+    train_and_register(load_hospital(small_folder).hospital, small_folder.name, FAST, Registry(root), test_days=60)
+    return root
+
+
+def copy_models(models: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a session's model registry (``tmp_path / "models"``, where use_hospital points)."""
+    dst = tmp_path / "models"
+    shutil.copytree(models, dst, dirs_exist_ok=True)
+    return dst
+
+
+@pytest.fixture
+def trained(small_env, small_models):
+    """small_env with the session's quickly trained model registered for the small hospital (a copy)."""
+    copy_models(small_models, small_env)
     return small_env
 

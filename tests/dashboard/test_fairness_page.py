@@ -93,20 +93,18 @@ def test_kpi_and_addon_titles_are_plain_words():
 
 
 @pytest.mark.slow
-def test_policy_shown_and_changed_only_by_the_board(small_folder, tmp_path, monkeypatch):
+def test_policy_shown_and_changed_only_by_the_board(small_folder, small_models, tmp_path, monkeypatch):
     """The Fairness page states the policy in force and its source; the governance board (and no one
     else) changes it, audited, and the folder's settings.toml then carries it."""
     import shutil
 
-    from engine.forecast import Registry, train_and_register
     from engine.governance import read_log
     from engine.hospital import load_hospital
-    from tests.dashboard.conftest import sign_in_as, use_hospital
-    from tests.engine.forecast.conftest import FAST
+    from tests.dashboard.conftest import copy_models, sign_in_as, use_hospital
 
     folder = tmp_path / small_folder.name
     shutil.copytree(small_folder, folder)  # the session's folder stays as it is
-    train_and_register(load_hospital(folder).hospital, folder.name, FAST, Registry(tmp_path / "models"), test_days=60)
+    copy_models(small_models, tmp_path)  # the session's model of this same folder
     use_hospital(monkeypatch, folder, tmp_path)
     at = _open()
     assert any("Policy in force" in md.value and "shipped default" in md.value and "5 points" in md.value

@@ -27,9 +27,7 @@ def test_forecasts_page_without_model_offers_training_and_trains(small_env, smal
     assert Registry(small_env / "models").current_version(small_folder.name) is not None
 
 
-def test_forecasts_page_shows_accuracy_calibration_drift_and_case_reasons(small_env, small_folder):
-    h = load_hospital(small_folder).hospital
-    train_and_register(h, small_folder.name, FAST, Registry(small_env / "models"), test_days=60)
+def test_forecasts_page_shows_accuracy_calibration_drift_and_case_reasons(trained):
     at = app()
     at.run()
     with warnings.catch_warnings(record=True) as caught:
