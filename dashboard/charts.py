@@ -284,19 +284,59 @@ def policy_ecdf(per_rep: dict[str, pd.DataFrame], metric: str) -> go.Figure:
     return fig
 
 
+def _unit_axes(d: pd.DataFrame, label: str, group: str | None, x_title: str) -> go.Figure:
+    """Intervals (``diff``, ``ci_lo``, ``ci_hi``) in one panel per unit group (engine.sim.verdict.UNIT_GROUPS):
+    minutes, utilization points and counts never share an axis."""
+    from plotly.subplots import make_subplots
+
+    from engine.sim.verdict import UNIT_GROUPS
+
+    d = d.assign(_axis=d["unit"].map(lambda u: UNIT_GROUPS.get(u, u)))
+    axes = [a for a in dict.fromkeys(UNIT_GROUPS.values()) if a in set(d["_axis"])] + \
+        sorted(set(d["_axis"]) - set(UNIT_GROUPS.values()))
+    heights = [max(1, d.loc[d["_axis"] == a, label].nunique()) for a in axes]
+    fig = make_subplots(rows=len(axes), cols=1, row_heights=heights, vertical_spacing=0.12,
+                        subplot_titles=[f"{x_title} ({a})" for a in axes])
+    groups = list(d.groupby(group, sort=False)) if group else [(None, d)]
+    for i, a in enumerate(axes, start=1):
+        for name, g in groups:
+            g = g[g["_axis"] == a]
+            if not len(g):
+                continue
+            fig.add_trace(go.Scatter(x=g["diff"], y=g[label], mode="markers", name=name or "difference",
+                                     legendgroup=str(name), showlegend=i == 1 and name is not None,
+                                     error_x=dict(type="data", symmetric=False, array=g["ci_hi"] - g["diff"],
+                                                  arrayminus=g["diff"] - g["ci_lo"])), row=i, col=1)
+        fig.add_vline(x=0, line_dash="dash", line_color="grey", row=i, col=1)
+    fig.update_layout(height=max(300, 40 * sum(heights) + 110 * len(axes)), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
 def paired_ci(paired: pd.DataFrame) -> go.Figure:
-    """Policy minus baseline with 95% intervals, one row per metric and statistic."""
+    """Policy minus baseline with 95% intervals, one row per metric and statistic, one panel per unit
+    (``paired`` from engine.sim.verdict.paired_units)."""
     d = paired.copy()
     d["label"] = d["metric"].map(lambda m: METRIC_LABELS.get(m, m)) + " (" + d["statistic"] + ")"
-    fig = go.Figure()
-    for pol, g in d.groupby("policy"):
-        fig.add_trace(go.Scatter(x=g["diff"], y=g["label"], mode="markers", name=f"{pol} - {g['baseline'].iloc[0]}",
-                                 error_x=dict(type="data", symmetric=False, array=g["ci_hi"] - g["diff"],
-                                              arrayminus=g["diff"] - g["ci_lo"])))
-    fig.add_vline(x=0, line_dash="dash", line_color="grey")
-    fig.update_layout(height=max(300, 24 * d["label"].nunique() + 100), margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="difference (policy - baseline), 95% interval")
-    return fig
+    d["pair"] = d["policy"] + " - " + d["baseline"]
+    return _unit_axes(d, "label", "pair", "policy - baseline, 95% interval")
+
+
+def decision_intervals(table: pd.DataFrame) -> go.Figure:
+    """Optimized minus rules per measure with its paired 95% interval (engine.sim.decision_table),
+    minutes, utilization points and counts each on their own axis."""
+    return _unit_axes(table, "measure", None, "optimized - rules, 95% interval")
+
+
+DECISION_COLUMNS = {"measure": "Measure", "basis": "Basis", "optimized": "Optimized", "rules": "Rules",
+                    "diff": "Difference", "ci_lo": "95% interval low", "ci_hi": "95% interval high",
+                    "judgement": "Optimized is"}
+
+
+def decision_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The decision table for people: the unit in the measure's name, numbers rounded, columns in words."""
+    d = table.assign(measure=table["measure"] + " (" + table["unit"] + ")")
+    return display_table(d[list(DECISION_COLUMNS)], 1).rename(columns=DECISION_COLUMNS)
+
 
 
 KPI_LABELS = {
@@ -316,13 +356,30 @@ def kpi_trend(k: pd.DataFrame, metric: str, color: str | None = None) -> go.Figu
 
 
 def frontier_chart(f: pd.DataFrame) -> go.Figure:
-    fig = px.scatter(f, x="p95_overtime_minutes", y="prime_time_utilization", size=f["deferred_cases"] + 1,
-                     color=f["current_policy"].map({True: "current policy", False: "other weighting"}),
-                     hover_data=["w_overtime", "deferred_cases"],
-                     labels={"p95_overtime_minutes": "P95 staff overtime (min, simulated)", "prime_time_utilization": "prime-time utilization"})
-    fig.add_trace(go.Scatter(x=f.sort_values("w_overtime")["p95_overtime_minutes"], y=f.sort_values("w_overtime")["prime_time_utilization"],
-                             mode="lines", line=dict(color="grey", dash="dot"), showlegend=False, hoverinfo="skip"))
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", yaxis_tickformat=".0%")
+    """Cases scheduled (planned) against P95 overtime (simulated, with its chance band) per plan of
+    engine.overview.frontier; the rules schedule and the current plan are marked."""
+    kind = f["point"].map(lambda p: p if p in ("rules", "current plan") else "other trade-off")
+    fig = go.Figure()
+    style = {"rules": dict(symbol="square", size=14, color="#c62828"), "current plan": dict(symbol="star", size=16, color="#1565c0"),
+             "other trade-off": dict(symbol="circle", size=10, color="#757575")}
+    trade = f[kind != "rules"].sort_values("p95_overtime_minutes")
+    fig.add_trace(go.Scatter(x=trade["p95_overtime_minutes"], y=trade["cases_scheduled"], mode="lines",
+                             line=dict(color="grey", dash="dot"), showlegend=False, hoverinfo="skip"))
+    for k, st_ in style.items():
+        g = f[kind == k]
+        if not len(g):
+            continue
+        fig.add_trace(go.Scatter(
+            x=g["p95_overtime_minutes"], y=g["cases_scheduled"], mode="markers+text", name=k, marker=st_,
+            text=g["point"], textposition="top center",
+            error_x=dict(type="data", symmetric=False, array=g["p95_overtime_hi"] - g["p95_overtime_minutes"],
+                         arrayminus=g["p95_overtime_minutes"] - g["p95_overtime_lo"]),
+            customdata=g[["deferred_cases", "mean_pacu_hold_minutes"]].to_numpy(),
+            hovertemplate="%{text}<br>P95 overtime %{x:.0f} min<br>%{y} cases scheduled, %{customdata[0]} deferred"
+                          "<br>mean PACU hold %{customdata[1]:.0f} min<extra></extra>"))
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="",
+                      xaxis_title="P95 staff overtime (min, simulated; bar: 90% chance band)",
+                      yaxis_title="cases scheduled (planned)")
     return fig
 
 
@@ -343,7 +400,10 @@ COLUMN_LABELS = {
     "policy": "Policy", "metric": "Metric", "mean": "Mean", "p5": "P5", "worst5_mean": "Mean of the worst 5%",
     "w_overtime": "Overtime weight", "prime_time_utilization": "Prime-time utilization (simulated mean)",
     "p95_overtime_minutes": "P95 overtime (min, simulated)", "deferred_cases": "Deferred cases (planned)",
-    "solver": "Solver", "current_policy": "Current policy",
+    "solver": "Solver", "current_policy": "Current policy", "point": "Plan", "risk_factor": "Risk weight (x current)",
+    "cases_scheduled": "Cases scheduled (planned)", "fallback_used": "Rules fallback",
+    "p95_vs_rules_lo": "P95 vs rules, 95% low (min)", "p95_vs_rules_hi": "P95 vs rules, 95% high (min)",
+    "mean_pacu_hold_minutes": "Mean PACU hold (min, simulated)",
     "n_overridden": "Overridden cases (n)", "n_recommended": "Recommended cases (n)", "override_rate": "Override rate",
     "p95_overtime_lo": "P95 overtime, band low (min)", "p95_overtime_hi": "P95 overtime, band high (min)",
     "mean_overtime_minutes": "Mean overtime (min, simulated)", "expected_overtime_minutes": "Expected overtime (min, planned mean)",

@@ -84,6 +84,27 @@ def current_hospital() -> tuple[str, LoadedHospital] | None:
     return hid, _load(default_url(), hid, loaded_at)
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What an engine result on a hospital depends on besides its own settings: the store, the model
+    registry, the stored hospital version and the model version. Cached engine calls take it whole,
+    so their cache key names every input and none reads the session state."""
+
+    url: str
+    models_root: str
+    hospital_id: str
+    version: str | None
+    loaded_at: str
+
+
+def inputs(hospital_id: str, version: str | None, loaded_at_: str) -> Inputs:
+    return Inputs(default_url(), str(registry().root), hospital_id, version, loaded_at_)
+
+
+def _hospital(inp: Inputs):
+    return _load(inp.url, inp.hospital_id, inp.loaded_at).hospital
+
+
 def shipped_mappings() -> dict[str, Path]:
     return {p.stem: p for p in sorted(MAPPINGS_DIR.glob("*.yaml"))}
 
@@ -182,17 +203,20 @@ def train_model(hospital_id: str, loaded: LoadedHospital, progress) -> object:
     from engine.governance import retrain
 
     mv = retrain(active_user(), loaded.hospital, hospital_id, registry=registry(), progress=progress, ledger=store())
-    upcoming_forecasts.clear()
+    _forecasts_of.clear()
     _masked_forecasts.clear()
     return mv
 
 
-@st.cache_data(max_entries=8, show_spinner="Forecasting booked cases...")
 def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.DataFrame:
-    """P50/P80/P95, cancellation probability and reasons for every booked case."""
-    mv = current_model(hospital_id)
-    _, loaded = current_hospital()
-    h = loaded.hospital
+    """P50/P80/P95, cancellation probability and reasons for every booked case (unmasked: for engine calls)."""
+    return _forecasts_of(inputs(hospital_id, version, loaded_at))
+
+
+@st.cache_data(max_entries=8, show_spinner="Forecasting booked cases...")
+def _forecasts_of(inp: Inputs) -> pd.DataFrame:
+    mv = _load_model(inp.models_root, inp.hospital_id, inp.version)
+    h = _hospital(inp)
     booked = h.cases[h.cases["status"] == "booked"]
     pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
     cols = ["surgery_date", "service_line", "procedure_code", "procedure_name", "surgeon_id", "booked_minutes"]
@@ -232,14 +256,16 @@ def loaded_at(hospital_id: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
-@st.cache_resource(max_entries=16, show_spinner="Planning...")
 def cached_plan(hospital_id: str, version: str, loaded_at_: str, start: str, params):
     """A PlanResult for these inputs (PlanParams is frozen, so hashable)."""
+    return _plan(inputs(hospital_id, version, loaded_at_), start, params)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Planning...")
+def _plan(inp: Inputs, start: str, params):
     from engine.plan import plan
 
-    _, loaded = current_hospital()
-    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
-    return plan(loaded.hospital, fc, start, params)
+    return plan(_hospital(inp), _forecasts_of(inp), start, params)
 
 
 def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: str, params) -> dict:
@@ -259,6 +285,18 @@ def replan(hospital_id: str, version: str, loaded_at_: str, schedule: pd.DataFra
     _, loaded = current_hospital()
     return replan_day(active_user(), loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), schedule,
                       event, now, params, hospital_id=hospital_id, ledger=store())
+
+
+def add_on_event(hospital_id: str, loaded_at_: str, case_id: str, service_line: str, p50: float):
+    """An emergency add-on's re-plan event, its P80 and P95 from this hospital's history (the spread
+    of actual over booked minutes, engine.forecast.fallback.booked_forecasts), not a factor in the page."""
+    from engine.forecast.fallback import booked_forecasts
+    from engine.plan.replan import Event
+
+    one = pd.DataFrame({"case_id": [case_id], "booked_minutes": [float(p50)]})
+    f = booked_forecasts(one, _hospital(inputs(hospital_id, None, loaded_at_)).cases).iloc[0]
+    return Event("add_on", add_on={"case_id": case_id, "service_line": service_line, "p50": float(f["p50"]),
+                                   "p80": float(f["p80"]), "p95": float(f["p95"])})
 
 
 @st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
@@ -283,13 +321,91 @@ def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> p
 # --------------------------------------------------------------------------- simulation
 
 
-@st.cache_resource(max_entries=8, show_spinner="Building the policies' schedules...")
-def cached_policy_schedules(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, policies: tuple[str, ...]):
-    from engine.sim import policy_schedules
+# Session keys of the decision pages (Schedule, Simulation).
+ALTERNATIVES_SHOWN_KEY = "alternatives_shown"
+REPLAN_RESULT_KEY = "replan_result"
+FRONTIER_SHOWN_KEY = "frontier_shown"  # the frontier was asked for once: shown again on every rerun
 
-    _, loaded = current_hospital()
-    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
-    return policy_schedules(loaded.hospital, fc, start, days, policies=policies)
+
+def _rules_of(params):
+    return params.with_(solver="rules")
+
+
+def _optimizer_params(params):
+    """``params`` with an optimizing solver: the default one when ``params`` plans by the rules."""
+    from engine.plan import PlanParams
+
+    return params if params.solver != "rules" else params.with_(solver=PlanParams().solver)
+
+
+def _policy_plans(inp: Inputs, start: str, days: int, policies: tuple[str, ...]) -> tuple[dict, dict]:
+    """(schedules, plan JSON) per policy: the planned ones (engine.policies.PLANNED) are the pages'
+    cached plans (the Schedule page's defaults for ``days``), so every page compares the very same
+    schedules; ``as_booked`` is the coordinators' own booking (engine.policies.as_booked_schedule)."""
+    from engine.plan import PlanParams
+    from engine.policies import PLANNED, POLICIES, as_booked_schedule
+
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise ValueError(f"policies must be among {', '.join(POLICIES)}, got {', '.join(unknown)}")
+    schedules, meta = {}, {}
+    for name in policies:
+        if name in PLANNED:
+            res = _plan(inp, start, PlanParams(days=days, solver=PLANNED[name]))
+            schedules[name], meta[name] = res.schedule, res.to_json()
+        else:
+            schedules[name] = as_booked_schedule(_hospital(inp), _forecasts_of(inp), start, days)
+    return schedules, meta
+
+
+@dataclass
+class PolicyRun:
+    """The Simulation page's run: every policy on the same random days, the plans' JSON (fallbacks)
+    and, when both are among the policies, the optimized schedule against the rules (the verdict)."""
+
+    comparison: object  # engine.sim.PolicyComparison
+    plans: dict
+    decision: object | None  # engine.sim.DecisionComparison
+
+
+def policy_run(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, policies: tuple[str, ...],
+               scenario, reps: int, seed: int, sim_params) -> PolicyRun:
+    """Simulate the policies' schedules on common random numbers (engine.sim.compare_policies), cached
+    by every input: the scenario with its knobs, replications, seed and simulation settings."""
+    return _policy_run(inputs(hospital_id, version, loaded_at_), start, int(days), tuple(policies), scenario, int(reps),
+                       int(seed), sim_params)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Simulating the policies on the same random days...")
+def _policy_run(inp: Inputs, start: str, days: int, policies: tuple[str, ...], scenario, reps: int, seed: int,
+                sim_params) -> PolicyRun:
+    from engine.sim import compare_policies
+    from engine.sim.verdict import OPTIMIZED, RULES, decision_from
+
+    schedules, plans = _policy_plans(inp, start, days, policies)
+    cmp = compare_policies(_hospital(inp), schedules, _forecasts_of(inp), scenario, reps, seed, params=sim_params)
+    both = OPTIMIZED in schedules and RULES in schedules
+    dec = decision_from(cmp, schedules[OPTIMIZED], schedules[RULES], scenario.name, reps, seed) if both else None
+    return PolicyRun(cmp, plans, dec)
+
+
+def decision(hospital_id: str, version: str, loaded_at_: str, start: str, params, scenario: str = "normal",
+             reps: int | None = None, seed: int | None = None):
+    """The plan with ``params`` against the rules plan of the same horizon on the same random days
+    (engine.sim.decision_comparison: paired 95% intervals, the verdict), both the cached plans the
+    Schedule page shows. With ``params.solver == "rules"`` the optimizer's default plan is compared."""
+    from engine.sim.verdict import DEFAULT_REPS, DEFAULT_SEED
+
+    return _decision(inputs(hospital_id, version, loaded_at_), start, _optimizer_params(params), scenario,
+                     DEFAULT_REPS if reps is None else int(reps), DEFAULT_SEED if seed is None else int(seed))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Simulating the plan against your block rules on the same random days...")
+def _decision(inp: Inputs, start: str, params, scenario: str, reps: int, seed: int):
+    from engine.sim import decision_comparison
+
+    opt, rules = _plan(inp, start, params), _plan(inp, start, _rules_of(params))
+    return decision_comparison(_hospital(inp), opt.schedule, rules.schedule, _forecasts_of(inp), scenario, reps, seed)
 
 
 # --------------------------------------------------------------------------- users and governance
@@ -438,34 +554,51 @@ def whatif_answers(hospital_id: str, version: str, loaded_at_: str, start: str, 
     return _answers(loaded.hospital, fc, start, whatif, params, session, reps=reps, seed=seed)
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing KPIs from history...")
 def history_kpis(hospital_id: str, loaded_at_: str, by: str | None = None) -> pd.DataFrame:
+    return _history_kpis(inputs(hospital_id, None, loaded_at_), by)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing KPIs from history...")
+def _history_kpis(inp: Inputs, by: str | None) -> pd.DataFrame:
     from engine.overview import history_kpis as _kpis
 
-    _, loaded = current_hospital()
-    return _kpis(loaded.hospital, by=by)
+    return _kpis(_hospital(inp), by=by)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Planning and simulating across objective weightings...")
-def frontier(hospital_id: str, version: str, loaded_at_: str, start: str) -> pd.DataFrame:
-    from engine.overview import frontier as _frontier
+def frontier(hospital_id: str, version: str, loaded_at_: str, start: str, params=None, reps: int | None = None,
+             seed: int | None = None) -> pd.DataFrame:
+    """Cases scheduled against P95 overtime (engine.overview.frontier): the plan with ``params``
+    (default: the Schedule page's defaults) and the rules plan are the pages' cached plans, so the
+    frontier holds the very schedules the verdict compares; computed once per input."""
+    from engine.plan import PlanParams
+    from engine.sim.verdict import DEFAULT_REPS, DEFAULT_SEED
 
-    _, loaded = current_hospital()
-    return _frontier(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start)
+    return _frontier(inputs(hospital_id, version, loaded_at_), start, _optimizer_params(params or PlanParams()),
+                     DEFAULT_REPS if reps is None else int(reps), DEFAULT_SEED if seed is None else int(seed))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Looking for the coming week's risks...")
+@st.cache_resource(max_entries=4, show_spinner="Planning at other trade-offs and simulating them on the same random days...")
+def _frontier(inp: Inputs, start: str, params, reps: int, seed: int) -> pd.DataFrame:
+    from engine.overview import CURRENT, RULES, frontier as _frontier_of
+
+    plans = {CURRENT: _plan(inp, start, params), RULES: _plan(inp, start, _rules_of(params))}
+    return _frontier_of(_hospital(inp), _forecasts_of(inp), start, params, reps=reps, seed=seed, plans=plans)
+
+
 def week_risks(hospital_id: str, version: str, loaded_at_: str, start: str, days: int = 5) -> list:
     """The coming days' risks, read from the same cached plans the Schedule page shows for each day
     (its default settings), so both pages give one number for deferrals and P80 finishes."""
+    return _week_risks(inputs(hospital_id, version, loaded_at_), start, days)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Looking for the coming week's risks...")
+def _week_risks(inp: Inputs, start: str, days: int) -> list:
     from engine.overview import week_risks as _risks
     from engine.plan import PlanParams
 
-    _, loaded = current_hospital()
     first = pd.Timestamp(start).normalize()
-    plans = {d: cached_plan(hospital_id, version, loaded_at_, str(d.date()), PlanParams())
-             for d in pd.date_range(first, periods=days) if d.weekday() < 5}
-    return _risks(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start, days=days, plans=plans)
+    plans = {d: _plan(inp, str(d.date()), PlanParams()) for d in pd.date_range(first, periods=days) if d.weekday() < 5}
+    return _risks(_hospital(inp), _forecasts_of(inp), start, days=days, plans=plans)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")

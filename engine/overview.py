@@ -1,5 +1,6 @@
-"""Leadership overview: headline KPIs with trends from history, the trade-off frontier across
-objective weightings, and a plain-language list of the coming week's biggest risks."""
+"""Leadership overview: headline KPIs with trends from history, the trade-off frontier (cases
+scheduled against P95 overtime, the rules schedule a point on it), and a plain-language list of
+the coming week's biggest risks."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +13,7 @@ from engine.hospital import Hospital
 from engine.plan import PlanParams, plan
 from engine.timeutil import hhmm_to_minutes
 from engine.plan.views import pacu_occupancy
-from engine.sim import SimParams, load_scenario, simulate
+from engine.sim import compare_policies
 
 
 def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.DataFrame:
@@ -69,31 +70,64 @@ def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.
     return out.reset_index()
 
 
-def frontier(h: Hospital, forecasts: pd.DataFrame, start, weights: list[float] | None = None, reps: int = 200,
-             seed: int = 0, base: PlanParams | None = None) -> pd.DataFrame:
-    """Plans across overtime weightings, each simulated: utilization vs P95 overtime and deferrals.
-    The current policy (``base``) is one of the points and is marked.
+# Trade-off points of the frontier: the current plan's risk weights (overtime and service level per
+# minute) times these factors, against a deferral's fixed cost.
+FRONTIER_FACTORS = (0.25, 4.0, 16.0)
+CURRENT, RULES = "current plan", "rules"
 
-    Bases: utilization and overtime are simulated means/P95 over ``reps`` days (one seed: the same
-    random days for every point); ``expected_overtime_minutes`` is the plan's own (planned, mean over
-    the forecast durations); ``p95_overtime_lo/hi`` the chance band of the simulated P95."""
+
+def frontier(h: Hospital, forecasts: pd.DataFrame, start, base: PlanParams | None = None,
+             factors: tuple[float, ...] = FRONTIER_FACTORS, reps: int = 200, seed: int = 0,
+             plans: dict | None = None, scenario: str = "normal", addon_forecast: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cases scheduled against P95 overtime: the current plan (``base``), the rules schedule and plans
+    at other trade-offs between deferring a case and risking overtime, all simulated on the same
+    random days (one ``compare_policies`` run, the rules schedule its baseline).
+
+    A trade-off point multiplies the current plan's risk weights per minute (``w_overtime`` and the
+    service-level weight, see ``kpis['service_level']``) by a factor and drops the soft floor that
+    keeps the rules' case count: above 1 it may defer cases to cut overtime, below 1 it schedules
+    more at more risk. ``plans`` may hold the ``current plan`` and ``rules`` PlanResults (the pages'
+    cached plans), so the frontier shows the very schedules the verdict compares.
+
+    Bases: cases scheduled and deferred are planned; utilization, mean and P95 overtime and PACU
+    hold are simulated over ``reps`` days; ``p95_overtime_lo/hi`` is the chance band of a point's P95
+    (90% bootstrap), ``p95_vs_rules_lo/hi`` the paired 95% interval of its P95 minus the rules'
+    (the same random days); ``expected_overtime_minutes`` is the plan's own (planned mean)."""
     base = base or PlanParams()
-    weights = sorted(set((weights or [0.25, 1.0, 3.0, 10.0, 30.0]) + [base.w_overtime]))
-    sc = load_scenario("normal")
+    if base.solver == "rules":
+        base = base.with_(solver=PlanParams().solver)
+    plans = dict(plans or {})
+    if CURRENT not in plans:
+        plans[CURRENT] = plan(h, forecasts, start, base)
+    if RULES not in plans:
+        plans[RULES] = plan(h, forecasts, start, base.with_(solver="rules"))
+    sl = plans[CURRENT].kpis.get("service_level") or {}
+    w_sl = base.w_service_level if base.w_service_level is not None else sl.get("w_service_level_per_minute")
+    points = {RULES: (None, plans[RULES]), CURRENT: (1.0, plans[CURRENT])}
+    for f in sorted(set(factors) - {1.0}):
+        p = base.with_(w_overtime=base.w_overtime * f, keep_rules_count=False, label=f"risk x{f:g}",
+                       w_service_level=None if w_sl is None else float(w_sl) * f)
+        points[f"risk x{f:g}"] = (f, plan(h, forecasts, start, p))
+    cmp = compare_policies(h, {k: r.schedule for k, (_, r) in points.items()}, forecasts, scenario, reps, seed,
+                           addon_forecast=addon_forecast, baseline=RULES)
+    pd95 = cmp.paired[(cmp.paired["metric"] == "overtime_minutes") & (cmp.paired["statistic"] == "p95")].set_index("policy") \
+        if len(cmp.paired) else pd.DataFrame(columns=["ci_lo", "ci_hi"])
     rows = []
-    for w in weights:
-        res = plan(h, forecasts, start, base.with_(w_overtime=w, label=f"w_overtime={w:g}"))
-        sim = simulate(h, res.schedule, forecasts, sc, reps, seed, params=SimParams())
-        pr = sim.per_rep
+    for name, (f, res) in points.items():
+        pr = cmp.results[name].per_rep
         ot = pr["overtime_minutes"].to_numpy(dtype=float)
         lo, hi = _p95_interval(ot, seed)
-        rows.append({"w_overtime": w, "prime_time_utilization": float(pr["utilization"].mean()),
-                     "p95_overtime_minutes": float(np.percentile(ot, 95)),
+        k = res.kpis
+        rows.append({"point": name, "risk_factor": f, "cases_scheduled": int(k["n_scheduled"]),
+                     "deferred_cases": int(k["n_deferred"]), "p95_overtime_minutes": float(np.percentile(ot, 95)),
                      "p95_overtime_lo": lo, "p95_overtime_hi": hi,
+                     "p95_vs_rules_lo": float(pd95.at[name, "ci_lo"]) if name in pd95.index else 0.0,
+                     "p95_vs_rules_hi": float(pd95.at[name, "ci_hi"]) if name in pd95.index else 0.0,
                      "mean_overtime_minutes": float(ot.mean()),
-                     "expected_overtime_minutes": float(res.kpis["expected_overtime_minutes"]),
-                     "deferred_cases": res.kpis["n_deferred"], "solver": res.kpis["solver"],
-                     "current_policy": w == base.w_overtime})
+                     "mean_pacu_hold_minutes": float(pr["pacu_hold_minutes"].mean()),
+                     "prime_time_utilization": float(pr["utilization"].mean()),
+                     "expected_overtime_minutes": float(k["expected_overtime_minutes"]),
+                     "solver": k["solver"], "fallback_used": res.banner is not None, "current_policy": name == CURRENT})
     return pd.DataFrame(rows)
 
 

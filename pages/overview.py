@@ -1,5 +1,6 @@
-"""Leadership overview: KPIs with trends, the trade-off frontier, distributions and tails,
-breakdowns by site and service line, and the coming week's biggest risks in plain words."""
+"""Leadership overview: the verdict against the block rules first (the coming plan against the rules on
+the same random days, paired intervals), KPIs with trends, the frontier of cases scheduled against P95
+overtime, distributions and tails, breakdowns by site and service line, and the coming week's risks."""
 from __future__ import annotations
 
 import pandas as pd
@@ -18,6 +19,20 @@ if current is None:
 hid, loaded = current
 h = loaded.hospital
 lat = state.loaded_at(hid)
+
+mv = state.current_model(hid)
+first_day = state.first_booked_day(h)
+NO_BOOKED = "This hospital has no booked cases, so there is no coming plan to look at."
+booked = state.has_booked_cases(h)
+DEFAULT_PLAN = PlanParams()  # the Schedule page's defaults: the same cached plans and numbers
+dc = None
+if booked and mv is not None:
+    dc = state.decision(hid, mv.version, lat, str(first_day.date()), DEFAULT_PLAN)
+    {"better": st.success, "worse": st.warning}.get(dc.outcome, st.info)(f"**{dc.verdict}**")
+    st.caption(f"The plan of {first_day:%a %d %b} ({DEFAULT_PLAN.days} day{'s' if DEFAULT_PLAN.days != 1 else ''}, the "
+               f"Schedule page's defaults) against your block rules' plan of the same days, both simulated on the same "
+               f"{dc.reps} random days ({dc.scenario} scenario); a change counts when its paired 95% interval excludes "
+               "zero (tab 'Against the rules').")
 
 k = state.history_kpis(hid, lat)
 last, prev = (k.iloc[-1], k.iloc[-2]) if len(k) >= 2 else (None, None)
@@ -38,12 +53,9 @@ if last is not None:
                    delta_color="inverse" if metric in ("overtime_minutes", "cancellation_rate") else "normal",
                    help="Mean of the last 4 weeks; change against the 4 weeks before.")
 
-risks_tab, trends_tab, frontier_tab, tails_tab, breakdown_tab = st.tabs(
-    ["Risks this week", "Trends", "Trade-off frontier", "Distributions and tails", "By site and service line"])
-mv = state.current_model(hid)
-first_day = state.first_booked_day(h)
-NO_BOOKED = "This hospital has no booked cases, so there is no coming plan to look at."
-booked = state.has_booked_cases(h)
+rules_tab, frontier_tab, risks_tab, trends_tab, tails_tab, breakdown_tab = st.tabs(
+    ["Against the rules", "Trade-off frontier", "Risks this week", "Trends", "Distributions and tails",
+     "By site and service line"])
 
 with risks_tab:
     if not booked:
@@ -63,17 +75,23 @@ with trends_tab:
         st.info("No completed cases in the history yet, so there are no trends to show.")
     for metric in ([] if not len(k) else ("prime_time_utilization", "overtime_minutes", "cancellation_rate", "addon_cases", "on_time_first_case")):
         st.plotly_chart(charts.kpi_trend(k, metric), width="stretch", key=f"ov_trend_{metric}")
-with frontier_tab:
-    if not booked:
-        st.info(NO_BOOKED)
-    elif mv is None:
-        st.info("Train a forecasting model first.")
+with rules_tab:
+    if dc is None:
+        st.info(NO_BOOKED if not booked else "Train a forecasting model (Forecasts page) to compare the plan with your block rules.")
     else:
-        st.caption(f"Plans of {first_day:%a %d %b} under different overtime weightings, each simulated on the same 200 "
-                   "random days (one seed): higher utilization costs overtime; bubble size is deferred cases. A P95 over "
-                   "200 days rests on its 10 worst days, so it moves by chance: differences inside the 90% band "
-                   "(P95 low .. high) are not a trend. Expected overtime is the plan's own (planned mean).")
-        f = state.frontier(hid, mv.version, lat, str(first_day.date()))
+        st.plotly_chart(charts.decision_intervals(dc.table), width="stretch", key="ov_decision_chart")
+        st.dataframe(charts.decision_display(dc.table), hide_index=True, width="stretch", key="ov_decision_table")
+        st.caption("Optimized minus rules on the same random days, with paired 95% intervals (minutes, utilization "
+                   "points and counts on their own axes). Cases scheduled and deferrals are the plans' own counts.")
+with frontier_tab:
+    if dc is None:
+        st.info(NO_BOOKED if not booked else "Train a forecasting model first.")
+    else:
+        f = state.frontier(hid, mv.version, lat, str(first_day.date()), DEFAULT_PLAN, dc.reps, dc.seed)
+        st.caption(f"Plans of {first_day:%a %d %b}: the current plan, your block rules and plans at other trade-offs "
+                   f"between a deferral and overtime risk (risk weights times a factor), each simulated on the same "
+                   f"{dc.reps} random days. A P95 over {dc.reps} days rests on its worst 5%, so it moves by chance: "
+                   "the bar is its 90% band, and 'P95 vs rules' gives the paired 95% interval of the difference.")
         st.plotly_chart(charts.frontier_chart(f), width="stretch", key="ov_frontier")
         st.dataframe(charts.words(f.round(3)), hide_index=True, width="stretch", key="ov_frontier_table")
 with tails_tab:

@@ -1,5 +1,6 @@
-"""Schedule page: plan, see the day per room (P50 bars, P80 whiskers), PACU load, deferrals,
-case details, alternatives, exports and day-of re-planning."""
+"""Schedule page: the verdict against the block rules first, then plan, see the day per room (P50
+bars, P80 whiskers), PACU load, deferrals, case details, the comparison with the rules and the
+frontier, the service levels in force, alternatives, exports and day-of re-planning."""
 from __future__ import annotations
 
 import pandas as pd
@@ -9,11 +10,14 @@ from dashboard import charts, state
 from engine.errors import InputError
 from engine.io import format_for_contract
 from engine.plan import PlanParams, compare
+from engine.plan.params import SOLVERS
 from engine.plan.replan import EVENT_KINDS, Event
 from engine.plan.schedule_io import SCHEDULE_KINDS
 from engine.plan.views import day_list, day_list_html, pacu_occupancy
+from engine.sim.verdict import service_level_table
 
 st.title("Schedule")
+verdict_box = st.container()  # the verdict opens the page; it follows the plan chosen below
 DEFAULTS = PlanParams()
 ALT_COLUMNS = {"alternative": "Alternative", "n_scheduled": "Scheduled", "n_deferred": "Deferred",
                "utilization": "Prime-time utilization (planned, P50)", "expected_overtime_minutes": "Expected overtime (min, planned mean)",
@@ -29,7 +33,7 @@ with st.form("plan_form"):
     c = st.columns(4)
     start = c[0].date_input("First date", value=first_day.date(), key="plan_date")
     days = c[1].number_input("Days", min_value=1, max_value=7, value=DEFAULTS.days, key="plan_days")
-    solver = c[2].selectbox("Solver", ["highs", "glpk", "rules"], index=["highs", "glpk", "rules"].index(DEFAULTS.solver),
+    solver = c[2].selectbox("Solver", SOLVERS, index=SOLVERS.index(DEFAULTS.solver),
                             key="plan_solver", help="HiGHS (default) or GLPK optimize; rules = today's first-come-first-served block scheduling")
     limit = c[3].number_input("Time limit (s)", min_value=1.0, max_value=600.0, value=DEFAULTS.time_limit_s, key="plan_time_limit")
     st.form_submit_button("Plan", type="primary")
@@ -42,6 +46,15 @@ except InputError as exc:
     st.error(f"Cannot plan: {exc.describe()}")
     st.stop()
 
+dc = None if solver == "rules" else state.decision(hid, version, lat, str(start), params)
+with verdict_box:
+    if dc is None:
+        st.info("This is your block rules schedule itself. Choose an optimizer (HiGHS or GLPK) to see it against the rules.")
+    else:
+        {"better": st.success, "worse": st.warning}.get(dc.outcome, st.info)(f"**{dc.verdict}**")
+        st.caption(f"This plan against the rules plan of the same days, both simulated on the same {dc.reps} random "
+                   f"days ({dc.scenario} scenario, seed {dc.seed}); a change counts when its paired 95% interval "
+                   "excludes zero (tab 'Against the rules').")
 if result.banner:
     st.error(f"**Fallback in use.** {result.banner}")
 for d in result.diagnosis:
@@ -49,8 +62,6 @@ for d in result.diagnosis:
 k = result.kpis
 if result.notice:
     st.warning(result.notice)
-if k.get("service_level"):
-    st.caption(k["service_level"]["text"])
 if k.get("addon_rooms_held"):
     st.info("Held free for add-ons (the add-on forecast's P80 reserve): " + ", ".join(k["addon_rooms_held"]) + ".")
 js = result.to_json()
@@ -77,8 +88,8 @@ if not dates:
     st.stop()
 day = st.selectbox("Day", dates, format_func=lambda d: f"{pd.Timestamp(d):%a %d %b %Y}", key="plan_day")
 
-gantt_tab, pacu_tab, deferred_tab, alt_tab, export_tab, replan_tab = st.tabs(
-    ["Rooms", "PACU", "Deferred", "Alternatives", "Export", "Re-plan"])
+gantt_tab, pacu_tab, deferred_tab, rules_tab, levels_tab, alt_tab, export_tab, replan_tab = st.tabs(
+    ["Rooms", "PACU", "Deferred", "Against the rules", "Service levels", "Alternatives", "Export", "Re-plan"])
 closes = dict(zip(h.rooms["room_id"], h.rooms["close_time"]))
 fc = state.forecasts(hid, version, lat).set_index("case_id")  # masked for the signed-in role
 names = state.case_names(hid, lat)
@@ -123,9 +134,33 @@ with deferred_tab:
     st.dataframe(charts.words(charts.display_table(deferred[["case_id", "date", "service_line", "surgeon_id", "reason"]])),
                  hide_index=True, width="stretch")
 
+with rules_tab:
+    if dc is None:
+        st.info("The rules schedule is shown: there is nothing to compare it with.")
+    else:
+        st.plotly_chart(charts.decision_intervals(dc.table), width="stretch", key="decision_chart")
+        st.dataframe(charts.decision_display(dc.table), hide_index=True, width="stretch", key="decision_table")
+        st.caption("Optimized minus rules on the same random days, with paired 95% intervals (minutes, utilization points "
+                   "and counts on their own axes). Cases scheduled and deferrals are the plans' own counts.")
+        st.markdown("**Cases scheduled against P95 overtime**: this plan, the rules schedule and plans at other "
+                    "trade-offs between a deferral and overtime risk, on the same random days.")
+        if st.button("Plan the trade-offs", key="frontier_button") or st.session_state.get(state.FRONTIER_SHOWN_KEY):
+            st.session_state[state.FRONTIER_SHOWN_KEY] = True
+            front = state.frontier(hid, version, lat, str(start), params, dc.reps, dc.seed)
+            st.plotly_chart(charts.frontier_chart(front), width="stretch", key="schedule_frontier")
+        else:
+            st.caption("A few more plans of these days (the Leadership overview shows the same frontier for its plan).")
+
+with levels_tab:
+    st.dataframe(charts.words(service_level_table(h.settings.service_levels, h.settings.service_levels_stated,
+                                                  k.get("service_level"))), hide_index=True, width="stretch",
+                 key="service_levels_table")
+    if k.get("service_level"):
+        st.caption(k["service_level"]["text"])
+
 with alt_tab:
-    if st.button("Compute the alternatives", key="alternatives_button") or st.session_state.get("alternatives_shown"):
-        st.session_state["alternatives_shown"] = True
+    if st.button("Compute the alternatives", key="alternatives_button") or st.session_state.get(state.ALTERNATIVES_SHOWN_KEY):
+        st.session_state[state.ALTERNATIVES_SHOWN_KEY] = True
         alts = state.cached_alternatives(hid, version, lat, str(start), params.with_(solver="highs" if solver == "rules" else solver))
         table = compare(alts)
         st.dataframe(table.drop(columns=["solver", "fallback"]).rename(columns=ALT_COLUMNS),
@@ -178,15 +213,14 @@ with replan_tab:
                 "running_long": lambda: Event("running_long", case_id=case_pick, extra_minutes=float(extra)),
                 "cancellation": lambda: Event("cancellation", case_id=case_pick),
                 "room_down": lambda: Event("room_down", room_id=room),
-                "add_on": lambda: Event("add_on", add_on={"case_id": f"ADDON-{now:%H%M}", "service_line": line,
-                                                          "p50": float(extra), "p80": float(extra) * 1.3}),
+                "add_on": lambda: state.add_on_event(hid, lat, f"ADDON-{now:%H%M}", line, float(extra)),
             }[kind]()
             rr = state.replan(hid, version, lat, schedule, ev, now, params)
         except (InputError, ValueError, PermissionError) as exc:
             st.error(f"Cannot re-plan: {exc}")
         else:
-            st.session_state["replan_result"] = rr
-    rr = st.session_state.get("replan_result")
+            st.session_state[state.REPLAN_RESULT_KEY] = rr
+    rr = st.session_state.get(state.REPLAN_RESULT_KEY)
     if rr is not None:
         if rr.result.banner:
             st.error(rr.result.banner)

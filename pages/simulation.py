@@ -1,4 +1,5 @@
-"""Simulation page: replay schedules under stress, compare policies on the same random days."""
+"""Simulation page: the verdict against the block rules first, then replay schedules under stress and
+compare policies on the same random days (paired intervals, one axis per unit), and the frontier."""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,9 +7,12 @@ import streamlit as st
 
 from dashboard import charts, state
 from engine.errors import InputError
-from engine.sim import CONTRACT_METRICS, KNOBS, POLICIES, SimParams, available_scenarios, compare_policies, load_scenario
+from engine.plan import PlanParams
+from engine.sim import ADDON_POLICIES, CONTRACT_METRICS, KNOBS, POLICIES, SimParams, available_scenarios, load_scenario
+from engine.sim.verdict import DEFAULT_REPS, DEFAULT_SEED, paired_units
 
 st.title("Simulation")
+verdict_box = st.container()  # the verdict opens the page; it follows the run chosen below
 
 hid, loaded = state.require_hospital()
 h = loaded.hospital
@@ -53,7 +57,7 @@ with st.form("sim_form"):
     c = st.columns(3)
     start = c[0].date_input("First date", value=first_day.date(), key="sim_date")
     days = c[1].number_input("Days", min_value=1, max_value=7, value=1, key="sim_days")
-    reps = c[2].number_input("Replications", min_value=50, max_value=5000, value=1000, step=50, key="sim_reps")
+    reps = c[2].number_input("Replications", min_value=50, max_value=5000, value=DEFAULT_REPS, step=50, key="sim_reps")
     k = st.columns(4)
     knobs = {}
     for col, (key, (label, lo, hi, step)) in zip(k, SLIDERS.items()):
@@ -62,33 +66,44 @@ with st.form("sim_form"):
                                 help=KNOBS[key].doc + " (a range: drawn uniformly once per replication)")
     p = st.columns(3)
     policies = p[0].multiselect("Policies", list(POLICIES), default=list(POLICIES), key="sim_policies")
-    addon_policy = p[1].selectbox("Add-on placement", ["reserve", "next_free", "bump"], key="sim_addon_policy")
-    seed = p[2].number_input("Seed (same seed = same random days)", min_value=0, value=0, key="sim_seed")
-    run = st.form_submit_button("Run the simulation", type="primary")
+    addon_policy = p[1].selectbox("Add-on placement", ADDON_POLICIES, index=ADDON_POLICIES.index(SimParams().addon_policy),
+                                  key="sim_addon_policy")
+    seed = p[2].number_input("Seed (same seed = same random days)", min_value=0, value=DEFAULT_SEED, key="sim_seed")
+    st.form_submit_button("Run the simulation", type="primary")
 
-if run:
-    if not policies:
-        st.error("Choose at least one policy.")
-    else:
-        scenario = sc.with_(**{key: (float(lo) if lo == hi else (float(lo), float(hi))) for key, (lo, hi) in knobs.items()})
-        bar = st.progress(0.0, text="planning the policies' schedules")
-        try:
-            schedules = state.cached_policy_schedules(hid, mv.version, state.loaded_at(hid), str(start), int(days), tuple(policies))
-            bar.progress(0.4, text=f"simulating {int(reps)} days per policy on common random numbers")
-            fc = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
-            comp = compare_policies(h, schedules, fc, scenario, int(reps), int(seed), params=SimParams(addon_policy=addon_policy))
-        except (InputError, ValueError) as exc:
-            bar.empty()
-            st.error(f"Cannot simulate: {exc}")
-        else:
-            bar.progress(1.0, text="done")
-            st.session_state["sim_result"] = (comp, {n: s.attrs.get("plan", {}) for n, s in schedules.items()})
-
-stored = st.session_state.get("sim_result")
-if stored is None:
-    st.info("Choose a scenario and policies, then run. Each policy faces the same random days (common random numbers).")
+# The form's last submitted values (its defaults on the first visit): every rerun reads the cached run.
+if not policies:
+    st.error("Choose at least one policy.")
     st.stop()
-comp, plans = stored
+scenario = sc.with_(**{key: (float(lo) if lo == hi else (float(lo), float(hi))) for key, (lo, hi) in knobs.items()})
+version, lat = mv.version, state.loaded_at(hid)
+try:
+    run = state.policy_run(hid, version, lat, str(start), int(days), tuple(policies), scenario, int(reps), int(seed),
+                           SimParams(addon_policy=addon_policy))
+except (InputError, ValueError) as exc:
+    st.error(f"Cannot simulate: {exc}")
+    st.stop()
+comp, plans, dc = run.comparison, run.plans, run.decision
+with verdict_box:
+    if dc is None:
+        st.info("Choose both the optimized and the rules policy to see the verdict against your block rules.")
+    else:
+        {"better": st.success, "worse": st.warning}.get(dc.outcome, st.info)(f"**{dc.verdict}**")
+        st.caption(f"The optimized plan against the rules plan, both on the same {dc.reps} random days ({sc.name} "
+                   f"scenario with the knobs below, seed {dc.seed}); a change counts when its paired 95% interval "
+                   "excludes zero.")
+if dc is not None:
+    st.subheader("Optimized against your block rules (paired, 95% intervals)")
+    d1, d2 = st.columns([3, 2])
+    d1.plotly_chart(charts.decision_intervals(dc.table), width="stretch", key="sim_decision_chart")
+    d2.dataframe(charts.decision_display(dc.table), hide_index=True, width="stretch", key="sim_decision_table")
+    st.subheader("Cases scheduled against P95 overtime")
+    st.caption("The optimized plan, the rules schedule and plans at other trade-offs between a deferral and overtime "
+               "risk, each simulated on the same random days (normal scenario, this seed and number of days).")
+    if st.button("Plan the trade-offs", key="sim_frontier_button") or st.session_state.get(state.FRONTIER_SHOWN_KEY):
+        st.session_state[state.FRONTIER_SHOWN_KEY] = True
+        front = state.frontier(hid, version, lat, str(start), PlanParams(days=int(days)), int(reps), int(seed))
+        st.plotly_chart(charts.frontier_chart(front), width="stretch", key="sim_frontier")
 for n, pj in plans.items():
     if pj.get("fallback_used"):
         st.warning(f"The {n} plan fell back to the rules: {pj.get('fallback_reason')}")
@@ -115,7 +130,7 @@ st.caption("Simulated over the replications (each policy on the same random days
 
 if len(comp.paired):
     st.subheader("Policy comparison (paired, 95% intervals)")
-    shown = comp.paired[comp.paired["metric"].isin(CONTRACT_METRICS)]
+    shown = paired_units(comp.paired, CONTRACT_METRICS)
     st.plotly_chart(charts.paired_ci(shown), width="stretch", key="sim_paired")
     st.dataframe(shown.round(3), hide_index=True, width="stretch", key="sim_paired_table")
 
