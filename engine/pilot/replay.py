@@ -71,7 +71,7 @@ class ReplayReport:
     observed: pd.DataFrame  # date, overtime_minutes, cases_done (from the hospital's records)
     model: dict[str, Any]
     params: ReplayParams
-    fallback_days: list[str] = field(default_factory=list)
+    fallback_days: list[str] = field(default_factory=list)  # days the optimizer's schedule was the rules' own
     seconds: float = 0.0
 
     def policy_summary(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -140,6 +140,33 @@ def replay_dates(hospital: Hospital, start, n: int) -> list[pd.Timestamp]:
         raise InputError(f"only {len(have)} weekdays with elective history from {start:%Y-%m-%d} to {as_of:%Y-%m-%d}; "
                          f"--days {n} needs {n} (choose an earlier --from or fewer days)", file="command line")
     return [pd.Timestamp(d) for d in have[:n]]
+
+
+def same_schedule(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """True when two schedules place every case alike (room, start, status): the optimizer returned the rules'."""
+    cols = ["case_id", "room_id", "start", "status"]
+    x = a[cols].astype(str).sort_values("case_id").reset_index(drop=True)
+    y = b[cols].astype(str).sort_values("case_id").reset_index(drop=True)
+    return x.equals(y)
+
+
+def as_of_hospital(hospital: Hospital, day) -> tuple[Hospital, pd.DataFrame, pd.DataFrame]:
+    """The hospital as it stood the evening before a past ``day``: history before it, the day's elective cases
+    (completed or cancelled) booked again with their outcomes blanked. Returns (hospital, day's cases, history)."""
+    import dataclasses
+
+    d = pd.Timestamp(day).normalize()
+    c = hospital.cases
+    history = c[c["surgery_date"] < d]
+    wk = c[(c["surgery_date"] == d) & (c["urgency"].fillna("elective") == "elective")
+           & c["status"].isin(["completed", "cancelled"])].copy()
+    wk["status"] = "booked"
+    for col in ("wheels_in", "wheels_out", "procedure_start", "procedure_end"):
+        wk[col] = pd.NaT
+    wk["cancellation_reason"] = np.nan
+    h2 = dataclasses.replace(hospital, cases=pd.concat([history, wk], ignore_index=True),
+                             settings=hospital.settings.with_updates(as_of=d.date()))
+    return h2, wk, history
 
 
 def observed_day(hospital: Hospital, day: pd.Timestamp) -> dict[str, float]:
@@ -219,7 +246,7 @@ def replay(hospital: Hospital, start, params: ReplayParams | None = None, foreca
         step((i + 0.5) / (len(dates) + 1), f"replaying {d:%Y-%m-%d} ({i + 1}/{len(dates)})")
         rep = replay_week(hospital, d, forecaster, days=1, reps=p.reps, seed=p.seed, plan_params=plan_params,
                           policies=tuple(POLICY_NAMES))
-        if (rep.schedules["optimized"].attrs.get("plan") or {}).get("fallback_used"):
+        if same_schedule(rep.schedules["optimized"], rep.schedules["rules"]):
             fallback.append(f"{d:%Y-%m-%d}")
         for pol, res in rep.comparison.results.items():
             rows.append({"date": d, "policy": POLICY_NAMES[pol], **_day_metrics(res.per_rep)})
