@@ -41,7 +41,7 @@ run: venv demo var/audit.key
 # Two workers (CI has 2 cores); each test file stays on one worker, the browser tests share one.
 TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 bench: venv
 	for f in bench/bench_*.py; do $(BIN)/python $$f; done

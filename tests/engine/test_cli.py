@@ -36,8 +36,9 @@ def test_program_help() -> None:
 
 @pytest.mark.parametrize("command", subcommands())
 def test_subcommand_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    # `audit` groups actions (verify, export); each action carries --json.
-    argv = [command, "verify", "--help"] if command == "audit" else [command, "--help"]
+    # `audit` and `network` group actions (verify, export; train); each action carries --json.
+    group_action = {"audit": "verify", "network": "train"}
+    argv = [command, group_action[command], "--help"] if command in group_action else [command, "--help"]
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 0

@@ -123,7 +123,7 @@ def test_fairness_term_narrows_the_prime_time_gap(tmp_path):
     bm = pd.to_numeric(booked["booked_minutes"])
     f = pd.DataFrame({"case_id": booked["case_id"], "p50": bm * 1.15, "p80": bm * 1.4, "p95": bm * 1.8, "cancel_prob": 0.05})
     day = booked["surgery_date"].min()
-    cost = fairness_term_cost(h, f, day, days=2, max_gap_points=0.5, params=PlanParams(time_limit_s=10))
+    cost = fairness_term_cost(h, f, day, days=2, max_gap_points=0.5, params=PlanParams(time_limit_s=60))
     without, with_term = cost.iloc[0], cost.iloc[1]
     assert with_term["max_prime_time_gap_points"] <= without["max_prime_time_gap_points"] + 1e-9
     # The term is a real part of the model only when asked for.
