@@ -125,6 +125,25 @@ class Replay:
     dates: list[pd.Timestamp]
 
 
+def as_of_hospital(hospital: Hospital, start, days: int = 1) -> tuple[Hospital, pd.DataFrame, pd.DataFrame]:
+    """The hospital as it stood the evening before a past ``start``: history before it, the elective cases of
+    ``days`` days from it (completed or cancelled) booked again with their outcomes blanked.
+    Returns (hospital, those cases, history). Shared by the week replay and engine.pilot."""
+    start = pd.Timestamp(start).normalize()
+    dates = [start + pd.Timedelta(days=i) for i in range(days)]
+    c = hospital.cases
+    history = c[c["surgery_date"] < start]
+    wk = c[c["surgery_date"].isin(dates) & (c["urgency"].fillna("elective") == "elective")
+           & c["status"].isin(["completed", "cancelled"])].copy()
+    wk["status"] = "booked"
+    for col in ("wheels_in", "wheels_out", "procedure_start", "procedure_end"):
+        wk[col] = pd.NaT
+    wk["cancellation_reason"] = np.nan
+    h2 = dataclasses.replace(hospital, cases=pd.concat([history, wk], ignore_index=True),
+                             settings=hospital.settings.with_updates(as_of=start.date()))
+    return h2, wk, history
+
+
 def replay_week(
     hospital: Hospital,
     week_start,
@@ -152,16 +171,7 @@ def replay_week(
     if start >= hospital.as_of():
         raise InputError(f"week_start {start:%Y-%m-%d} is not in the past (as of {hospital.as_of():%Y-%m-%d})",
                          file="command line")
-    c = hospital.cases
-    history = c[c["surgery_date"] < start]
-    wk = c[c["surgery_date"].isin(dates) & (c["urgency"].fillna("elective") == "elective")
-           & c["status"].isin(["completed", "cancelled"])].copy()
-    wk["status"] = "booked"
-    for col in ("wheels_in", "wheels_out", "procedure_start", "procedure_end"):
-        wk[col] = pd.NaT
-    wk["cancellation_reason"] = np.nan
-    h2 = dataclasses.replace(hospital, cases=pd.concat([history, wk], ignore_index=True),
-                             settings=hospital.settings.with_updates(as_of=start.date()))
+    h2, wk, history = as_of_hospital(hospital, start, days)
     if forecaster is not None:
         forecasts = forecaster.predict(wk, history, as_of=start)[["case_id", "p50", "p80", "p95", "cancel_prob"]]
     else:

@@ -150,25 +150,6 @@ def same_schedule(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return x.equals(y)
 
 
-def as_of_hospital(hospital: Hospital, day) -> tuple[Hospital, pd.DataFrame, pd.DataFrame]:
-    """The hospital as it stood the evening before a past ``day``: history before it, the day's elective cases
-    (completed or cancelled) booked again with their outcomes blanked. Returns (hospital, day's cases, history)."""
-    import dataclasses
-
-    d = pd.Timestamp(day).normalize()
-    c = hospital.cases
-    history = c[c["surgery_date"] < d]
-    wk = c[(c["surgery_date"] == d) & (c["urgency"].fillna("elective") == "elective")
-           & c["status"].isin(["completed", "cancelled"])].copy()
-    wk["status"] = "booked"
-    for col in ("wheels_in", "wheels_out", "procedure_start", "procedure_end"):
-        wk[col] = pd.NaT
-    wk["cancellation_reason"] = np.nan
-    h2 = dataclasses.replace(hospital, cases=pd.concat([history, wk], ignore_index=True),
-                             settings=hospital.settings.with_updates(as_of=d.date()))
-    return h2, wk, history
-
-
 def observed_day(hospital: Hospital, day: pd.Timestamp) -> dict[str, float]:
     """What the records say for ``day``: overtime (each room's last wheels-out past its close) and cases done."""
     c = hospital.cases
