@@ -115,3 +115,8 @@ def add_pilot_parsers(sub: Any) -> None:
                    help=f"CatBoost iterations of the one training before the first day (default {d.iterations})")
     r.add_argument("--time-limit", type=float, default=d.time_limit_s, metavar="S",
                    help=f"optimizer time limit per day (default {d.time_limit_s:g})")
+
+    # drill, canary and incident live in their own module (engine/pilot/rolloutcli.py)
+    from engine.pilot.rolloutcli import add_rollout_parsers
+
+    add_rollout_parsers(sub, add)
