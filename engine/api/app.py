@@ -90,11 +90,21 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
         drop = DropFolder(svc.params.hl7_drop_dir, svc, _event_applier(svc), user_from_token(token),
                           svc.params.hl7_drop_interval_s)
 
+    import os
+
+    from engine.api.amqp import consumer_from_env
+
+    bus = consumer_from_env(svc, _event_applier(svc), dict(os.environ))  # None unless OR_AMQP_URL is set
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         if drop is not None:
             drop.start()
+        if bus is not None:
+            bus.start()
         yield
+        if bus is not None:
+            bus.stop()
         if drop is not None:
             drop.stop()
         jobs.stop()
@@ -103,7 +113,7 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
     app = FastAPI(lifespan=lifespan, title="Predictive OR allocation", version="1",
                   description="Schedules, plans, events and standards (FHIR R4, HL7 v2, iCalendar) for one hospital. "
                               "Every route needs `Authorization: Bearer <token>` (OR_API_TOKENS / OR_API_TOKENS_FILE).")
-    app.state.service, app.state.jobs, app.state.hl7_drop = svc, jobs, drop
+    app.state.service, app.state.jobs, app.state.hl7_drop, app.state.amqp = svc, jobs, drop, bus
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):

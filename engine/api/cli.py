@@ -32,8 +32,9 @@ def _serve(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError([Problem("command line", None, None, str(exc))]) from exc
     try:
         app = create_app(params)
-    except PermissionError as exc:
-        raise InputError([Problem("environment", None, "OR_DROP_TOKEN", str(exc))]) from exc
+    except (PermissionError, ValueError) as exc:  # OR_DROP_TOKEN, OR_AMQP_TOKEN / OR_AMQP_URL / OR_AMQP_QUEUE
+        var = next((v for v in ("OR_DROP_TOKEN", "OR_AMQP_TOKEN", "OR_AMQP_URL", "OR_AMQP_QUEUE") if v in str(exc)), None)
+        raise InputError([Problem("environment", None, var, str(exc))]) from exc
     log.warning("serving %s on http://%s:%d (tokens from %s; docs at /docs)", app.state.service.hospital_id, args.host,
                 args.port, source)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
