@@ -67,7 +67,7 @@ def _history(cases: pd.DataFrame, params: InferParams) -> tuple[pd.DataFrame, pd
         if {"wheels_in", "wheels_out"} <= set(c.columns) else pd.Series(np.nan, index=c.index)
     booked = pd.to_numeric(c["booked_minutes"], errors="coerce") if "booked_minutes" in c else np.nan
     c["_minutes"] = minutes.fillna(booked).fillna(60.0)
-    c["_weekday"] = c["surgery_date"].dt.dayofweek
+    c["_weekday"] = c["surgery_date"].dt.day_of_week
     return c, last
 
 
@@ -90,7 +90,7 @@ def weekly_template(cases: pd.DataFrame, params: InferParams = InferParams()) ->
     if last is None:
         return pd.DataFrame(columns=cols)
     days = pd.date_range(c["surgery_date"].min(), last, freq="D")
-    n_weekdays = pd.Series(days.dayofweek).value_counts()
+    n_weekdays = pd.Series(days.day_of_week).value_counts()
     # the owner of each room-day: the service (and surgeon) with most minutes that day
     per_day = c.groupby(["room_id", "surgery_date", "_weekday", "service_line"], as_index=False)["_minutes"].sum()
     per_day = per_day.sort_values("_minutes", ascending=False, kind="stable").drop_duplicates(["room_id", "surgery_date"])
@@ -121,7 +121,7 @@ def infer_blocks(cases: pd.DataFrame, rooms: pd.DataFrame, params: InferParams =
     hours = rooms.set_index("room_id")[["open_time", "close_time"]]
     rows = []
     for d in dates:
-        for rec in template[template["weekday"] == d.dayofweek].itertuples():
+        for rec in template[template["weekday"] == d.day_of_week].itertuples():
             if rec.room_id not in hours.index:
                 continue
             rows.append({"date": d, "room_id": rec.room_id, "service_line": rec.service_line,
@@ -157,7 +157,7 @@ def infer_staffing(cases: pd.DataFrame, params: InferParams = InferParams(),
         return pd.DataFrame(columns=cols), "no history"
     running = c.groupby(["surgery_date", "_weekday"])["room_id"].nunique().reset_index()
     all_days = pd.DataFrame({"surgery_date": pd.date_range(c["surgery_date"].min(), last, freq="D")})
-    all_days["_weekday"] = all_days["surgery_date"].dt.dayofweek
+    all_days["_weekday"] = all_days["surgery_date"].dt.day_of_week
     running = all_days.merge(running, on=["surgery_date", "_weekday"], how="left").fillna({"room_id": 0})
     per_weekday = running.groupby("_weekday")["room_id"].median()
     peak = pacu_peak(cases, params)
@@ -176,6 +176,6 @@ def infer_staffing(cases: pd.DataFrame, params: InferParams = InferParams(),
     rows = []
     for d in dates:
         # the weekday's usual count, or the rooms the booked cases of that date already name
-        n = max(int(round(float(per_weekday.get(d.dayofweek, 0.0)))), int(booked_rooms.get(d, 0)))
+        n = max(int(round(float(per_weekday.get(d.day_of_week, 0.0)))), int(booked_rooms.get(d, 0)))
         rows.append({"date": d, "staffed_rooms": n, "anesthesia_teams": n, "pacu_beds": beds_for(n) if n else 0})
     return pd.DataFrame(rows, columns=cols), how

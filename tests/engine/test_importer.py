@@ -820,16 +820,16 @@ def test_missing_blocks_and_staffing_are_inferred_and_marked(onboarded) -> None:
     assert set(inferred) == {"blocks.csv", "staffing.csv"} and "weekly template" in inferred["blocks.csv"]
     booked = h.cases[h.cases["status"] == "booked"]
     assert set(booked["surgery_date"]) <= set(h.staffing["date"])  # every booked day is staffed
-    blocks = h.blocks.assign(weekday=h.blocks["date"].dt.dayofweek)
+    blocks = h.blocks.assign(weekday=h.blocks["date"].dt.day_of_week)
     # A stable owner becomes a block; OR 4 on Fridays (a different service each week) stays open time.
     for r, room in enumerate(ROOMS["epic"]):
         for wd, service in enumerate(PATTERN[r]):
             got = set(blocks.loc[(blocks["room_id"] == room) & (blocks["weekday"] == wd), "service_line"])
             assert got == ({service} if service else set()), (room, wd, got)
     assert (blocks["start_time"] == "07:30").all()
-    monday = h.staffing[h.staffing["date"].dt.dayofweek == 0]
+    monday = h.staffing[h.staffing["date"].dt.day_of_week == 0]
     assert (monday["staffed_rooms"] == 4).all() and (monday["anesthesia_teams"] == 4).all()
-    assert (h.staffing.loc[h.staffing["date"].dt.dayofweek >= 5, "staffed_rooms"] == 0).all()
+    assert (h.staffing.loc[h.staffing["date"].dt.day_of_week >= 5, "staffed_rooms"] == 0).all()
 
 
 def test_pacu_beds_from_peak_recovery_else_the_setting() -> None:
