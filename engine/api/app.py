@@ -26,6 +26,11 @@ from engine.plan.replan import Event
 log = logging.getLogger(__name__)
 
 
+#: the store's failures that mean "the database is away" (503, try again), not a bad request
+DB_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
+                  sqlalchemy.exc.DisconnectionError)
+
+
 def problem_detail(exc: BaseException) -> tuple[int, Any]:
     """(status, detail) for an engine exception; the detail names the field where the engine does."""
     if isinstance(exc, InputError):
@@ -43,7 +48,7 @@ def problem_detail(exc: BaseException) -> tuple[int, Any]:
         return 404, str(exc.args[0]) if exc.args else str(exc)
     if isinstance(exc, ValueError):
         return 422, str(exc)
-    if isinstance(exc, sqlalchemy.exc.OperationalError):
+    if isinstance(exc, DB_UNAVAILABLE):
         return 503, "the database is unavailable; nothing was changed, try again shortly"
     return 500, f"internal failure: {type(exc).__name__}"
 
@@ -70,6 +75,54 @@ def _event(req: EventRequest, svc: Service) -> Event | Pending:
         return to_event(req, set(svc.hospital.rooms["room_id"]), set(svc.hospital.surgeons["surgeon_id"]))
     except BadEvent as exc:
         raise HTTPException(422, detail=[{"loc": ["body", exc.field], "msg": str(exc)}]) from exc
+
+
+class _TooLarge(HTTPException):
+    """Raised from the body's receive: FastAPI passes an HTTPException through its body parsing (413)."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before the route runs, whether its
+    ``Content-Length`` says so at once or a chunked body (no length) grows past the limit while read. Every
+    answer carries ``X-Elapsed-Ms`` (the time the service took)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _refuse(self) -> JSONResponse:
+        return JSONResponse({"detail": f"the request body is larger than {self.max_bytes} bytes"}, 413)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        size = dict(scope.get("headers") or []).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.max_bytes):
+            return await self._refuse()(scope, receive, send)
+        seen, started, t0 = 0, False, time.perf_counter()
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(413, detail=f"the request body is larger than {self.max_bytes} bytes")
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                ms = f"{(time.perf_counter() - t0) * 1000:.1f}".encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"x-elapsed-ms", ms)]}
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse()(scope, receive, send)
 
 
 def create_app(params: ServiceParams | None = None, service: Service | None = None) -> FastAPI:
@@ -115,20 +168,14 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
                               "Every route needs `Authorization: Bearer <token>` (OR_API_TOKENS / OR_API_TOKENS_FILE).")
     app.state.service, app.state.jobs, app.state.hl7_drop, app.state.amqp = svc, jobs, drop, bus
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > svc.params.max_body_bytes):
-            return JSONResponse({"detail": f"the request body is larger than {svc.params.max_body_bytes} bytes"}, 413)
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Elapsed-Ms"] = f"{(time.perf_counter() - t0) * 1000:.1f}"
-        return response
+    app.add_middleware(BodyLimit, max_bytes=svc.params.max_body_bytes)  # outermost: before anything reads the body
 
-    @app.exception_handler(sqlalchemy.exc.OperationalError)
     async def db_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return JSONResponse({"detail": problem_detail(exc)[1]}, 503, headers={"Retry-After": "5"})
+
+    for kind in DB_UNAVAILABLE:
+        app.add_exception_handler(kind, db_down)
 
     @app.get("/api/v1/health", tags=["service"])
     def health(user: User = Depends(current_user)) -> dict[str, Any]:
@@ -208,7 +255,16 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
                     def run(progress, key=req.idempotency_key):
                         try:
                             progress(0.1, "re-planning")
-                            return svc.apply_event(user, key, body, ev, at)[0]
+                            waited, pause = 0.0, 1.0
+                            while True:  # accepted (202): a database outage is waited out, then retried
+                                try:
+                                    return svc.apply_event(user, key, body, ev, at)[0]
+                                except DB_UNAVAILABLE:
+                                    if waited >= svc.params.event_retry_s:
+                                        raise
+                                    progress(0.1, f"the database is unavailable; retrying in {pause:.0f} s")
+                                    time.sleep(pause)
+                                    waited, pause = waited + pause, min(pause * 2, 8.0)
                         finally:
                             with pending_lock:
                                 pending.pop(key, None)

@@ -37,7 +37,8 @@ class ServiceParams:
     """How the service runs. ``db_url`` None: ``DATABASE_URL`` or the embedded SQLite file (as the
     dashboard); ``models_dir`` None: the default registry. ``event_solver`` / ``event_time_limit_s``: the
     re-plan an event triggers. ``max_body_bytes``: larger request bodies get 413. ``hl7_drop_dir``: a folder
-    of HL7 messages to poll (as the user of the ``OR_DROP_TOKEN`` token)."""
+    of HL7 messages to poll (as the user of the ``OR_DROP_TOKEN`` token). ``event_retry_s``: how long an
+    event accepted as a job (202) waits out a database outage, retrying, before it fails."""
 
     data_dir: Path
     db_url: str | None = None
@@ -48,6 +49,7 @@ class ServiceParams:
     max_body_bytes: int = 1_000_000
     hl7_drop_dir: Path | None = None
     hl7_drop_interval_s: float = 2.0
+    event_retry_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not Path(self.data_dir).is_dir():
@@ -58,6 +60,8 @@ class ServiceParams:
             raise ValueError(f"event_time_limit_s must be within (0, 600], got {self.event_time_limit_s!r}")
         if not 0 < self.hl7_drop_interval_s <= 3600:
             raise ValueError(f"hl7_drop_interval_s must be within (0, 3600], got {self.hl7_drop_interval_s!r}")
+        if not 0 <= self.event_retry_s <= 3600:
+            raise ValueError(f"event_retry_s must be within [0, 3600], got {self.event_retry_s!r}")
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
 
@@ -100,6 +104,11 @@ class Service:
         self._events = _events_table(md)
         md.create_all(self.gov.engine)
         self._write_lock = threading.Lock()  # events and proposals one at a time: each builds on the last version
+        # The database going away mid-event (docs/api.md, "Database outage"): keys whose reservation could not
+        # be released (nothing was proposed; this process may take them over), and answers of events applied
+        # whose answer could not be stored yet (key -> (request hash, answer); stored on the next event).
+        self._orphans: set[str] = set()
+        self._unstored: dict[str, tuple[str, dict[str, Any]]] = {}
         self._forecasts: dict[str, tuple[pd.DataFrame, Any]] = {}
 
     def close(self) -> None:
@@ -213,6 +222,11 @@ class Service:
     def replayed(self, key: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The stored answer of an event already applied under ``key``; DuplicateKey when the key was used for
         a different event."""
+        unstored = self._unstored.get(key)
+        if unstored is not None:
+            if unstored[0] != self._request_hash(body):
+                raise DuplicateKey(f"idempotency_key {key!r} was already used for a different event")
+            return unstored[1]
         t = self._events
         with self.gov.engine.connect() as conn:
             r = conn.execute(sa.select(t).where(t.c.idempotency_key == key)).first()
@@ -220,6 +234,8 @@ class Service:
             return None
         if r.request_sha256 != self._request_hash(body) or r.hospital_id != self.hospital_id:
             raise DuplicateKey(f"idempotency_key {key!r} was already used for a different event")
+        if not r.response_json and key in self._orphans:
+            return None  # this process's own reservation, left by a failure: apply_event takes it over
         if not r.response_json:
             raise DuplicateKey(f"idempotency_key {key!r}: this event is being applied by another request since "
                                f"{r.at:%H:%M:%S} UTC; ask again shortly")
@@ -233,6 +249,7 @@ class Service:
         (second value True). Bad input raises InputError naming the field, before anything is written.
         """
         with self._write_lock:
+            self._store_unstored()
             old = self.replayed(key, body)
             if old is not None:
                 return old, True
@@ -260,6 +277,10 @@ class Service:
             # Reserve the key first (its own transaction): a second service on the same store cannot apply the
             # same event meanwhile (the primary key refuses it); a failure releases the key, success fills it.
             t = self._events
+            if key in self._orphans:  # ours, left reserved when the database went away: nothing was proposed
+                with self.gov.engine.begin() as conn:
+                    conn.execute(t.delete().where(t.c.idempotency_key == key, t.c.response_json == ""))
+                self._orphans.discard(key)
             try:
                 with self.gov.engine.begin() as conn:
                     conn.execute(t.insert().values(idempotency_key=key, hospital_id=self.hospital_id,
@@ -277,8 +298,11 @@ class Service:
                 ver = self.gov.propose(self.hospital_id, rr.result, user, hospital=hospital, plan_json=pj,
                                        horizon=(day, day), parent_id=base.version_id, note=f"API event: {event.describe()}")
             except BaseException:
-                with self.gov.engine.begin() as conn:
-                    conn.execute(t.delete().where(t.c.idempotency_key == key, t.c.response_json == ""))
+                try:
+                    with self.gov.engine.begin() as conn:
+                        conn.execute(t.delete().where(t.c.idempotency_key == key, t.c.response_json == ""))
+                except sa.exc.SQLAlchemyError:  # the database is away: release it when the key comes again
+                    self._orphans.add(key)
                 raise
             changes = rr.changes.astype(object).where(rr.changes.notna(), None)
             answer = {"event": event.describe(), "event_kind": event.kind, "event_type": event_type or body.get("type"),
@@ -287,9 +311,27 @@ class Service:
                       "version_id": ver.version_id, "status": ver.status, "n_changes": int(len(changes)),
                       "changes": changes.to_dict("records"), "solver": pj.get("solver"),
                       "fallback_used": pj.get("fallback_used"), "forecasts": source, **extra}
-            with self.gov.engine.begin() as conn:
-                conn.execute(t.update().where(t.c.idempotency_key == key).values(response_json=json.dumps(answer, default=str)))
-            return json.loads(json.dumps(answer, default=str)), False
+            answer = json.loads(json.dumps(answer, default=str))
+            try:
+                self._store_answer(key, answer)
+            except sa.exc.SQLAlchemyError as exc:  # applied (the proposal is committed): keep the answer, store it later
+                log.warning("event %s applied, its answer not stored yet (%s): kept in memory", key, exc)
+                self._unstored[key] = (self._request_hash(body), answer)
+            return answer, False
+
+    def _store_answer(self, key: str, answer: dict[str, Any]) -> None:
+        t = self._events
+        with self.gov.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.idempotency_key == key).values(response_json=json.dumps(answer, default=str)))
+
+    def _store_unstored(self) -> None:
+        """Store the answers an outage kept in memory (under the write lock); those that fail wait again."""
+        for key, (_, answer) in list(self._unstored.items()):
+            try:
+                self._store_answer(key, answer)
+            except sa.exc.SQLAlchemyError:
+                return
+            del self._unstored[key]
 
 
     def _answers(self, day: pd.Timestamp) -> list[dict[str, Any]]:
@@ -298,7 +340,7 @@ class Service:
         with self.gov.engine.connect() as conn:
             rows = conn.execute(sa.select(t.c.response_json).where(t.c.hospital_id == self.hospital_id)
                                 .order_by(t.c.at)).all()
-        out = [json.loads(text) for (text,) in rows if text]
+        out = [json.loads(text) for (text,) in rows if text] + [a for _, a in list(self._unstored.values())]
         return [a for a in out if a.get("date") == f"{day:%Y-%m-%d}"]
 
     def cancelled_by_events(self, day: pd.Timestamp) -> set[str]:

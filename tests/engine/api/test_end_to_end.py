@@ -3,6 +3,9 @@ approved and published; the day reads back as a validated FHIR Bundle and as an 
 Plus: the database going away answers 503 and changes nothing."""
 from __future__ import annotations
 
+import json
+
+import sqlalchemy as sa
 import sqlalchemy.exc
 from fhir.resources.R4B.bundle import Bundle
 from icalendar import Calendar
@@ -51,3 +54,54 @@ def test_database_unavailable_is_503_and_nothing_changes(client, service, monkey
     r = client.post("/api/v1/events", json={"type": "room_down", "room_id": "OR1", "at": f"{DAY}T08:00",
                                             "idempotency_key": "db-1"}, headers=auth("coordinator"))
     assert r.status_code == 200 and r.headers["idempotent-replay"] == "false"  # the failed attempt left no key behind
+
+
+def _down(*a, **k):
+    raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+
+def test_an_outage_mid_event_is_503_then_the_same_key_applies_once(client, service, monkeypatch) -> None:
+    """The database goes away after the key is reserved (the proposal fails, and so does releasing the key):
+    503, nothing proposed; the same key again, the database back, applies the event once."""
+    vid = plan_and_publish(client)
+    n_versions = len(service.gov.history(service.hospital_id))
+    case = service.gov.version(vid).schedule.sort_values("start")["case_id"].iloc[0]
+    body = {"type": "case_running_long", "case_id": case, "extra_minutes": 30, "at": f"{DAY}T08:00", "idempotency_key": "mid-1"}
+    with monkeypatch.context() as m:
+        def propose_then_down(*a, **k):
+            m.setattr(service.gov.engine, "begin", _down)  # releasing the key fails too
+            _down()
+
+        m.setattr(service.gov, "propose", propose_then_down)
+        r = client.post("/api/v1/events", json=body, headers=auth("coordinator"))
+        assert r.status_code == 503 and "nothing was changed" in r.text
+    assert len(service.gov.history(service.hospital_id)) == n_versions
+    assert "mid-1" in service._orphans  # the key is still reserved in the store, by this process
+    r = client.post("/api/v1/events", json=body, headers=auth("coordinator"))
+    assert r.status_code == 200 and r.headers["idempotent-replay"] == "false", r.text
+    r2 = client.post("/api/v1/events", json=body, headers=auth("coordinator"))
+    assert r2.headers["idempotent-replay"] == "true" and r2.json()["version_id"] == r.json()["version_id"]
+    assert len(service.gov.history(service.hospital_id)) == n_versions + 1
+
+
+def test_an_outage_after_the_proposal_answers_the_applied_event(client, service, monkeypatch) -> None:
+    """The proposal committed, storing the answer fails: the event was applied, so 200; a retry replays it and
+    the next event stores the answer."""
+    vid = plan_and_publish(client)
+    case = service.gov.version(vid).schedule.sort_values("start")["case_id"].iloc[0]
+    body = {"type": "case_running_long", "case_id": case, "extra_minutes": 20, "at": f"{DAY}T08:00", "idempotency_key": "late-1"}
+    with monkeypatch.context() as m:
+        m.setattr(service, "_store_answer", _down)
+        r = client.post("/api/v1/events", json=body, headers=auth("coordinator"))
+        assert r.status_code == 200 and r.headers["idempotent-replay"] == "false", r.text
+        r2 = client.post("/api/v1/events", json=body, headers=auth("coordinator"))
+        assert r2.status_code == 200 and r2.headers["idempotent-replay"] == "true"
+        assert r2.json()["version_id"] == r.json()["version_id"]
+    assert "late-1" in service._unstored
+    r3 = client.post("/api/v1/events", json={**body, "extra_minutes": 10, "idempotency_key": "late-2"}, headers=auth("coordinator"))
+    assert r3.status_code == 200, r3.text
+    assert not service._unstored
+    t = service._events
+    with service.gov.engine.connect() as conn:
+        stored = conn.execute(sa.select(t.c.response_json).where(t.c.idempotency_key == "late-1")).scalar_one()
+    assert json.loads(stored)["version_id"] == r.json()["version_id"]
