@@ -86,14 +86,132 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------ shadow
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
+def _shadow_params(args: argparse.Namespace):
+    from engine.pilot.shadow import ShadowParams
+
+    kw = {"service_lines": _csv(getattr(args, "service_lines", None)), "sites": _csv(getattr(args, "sites", None))}
+    for field, attr in (("solver", "solver"), ("time_limit_s", "time_limit"), ("reps", "reps"), ("seed", "seed")):
+        if getattr(args, attr, None) is not None:
+            kw[field] = getattr(args, attr)
+    try:
+        return ShadowParams(**kw)
+    except ValueError as exc:
+        raise _bad(_OPTION.get(str(exc).split()[0], "--solver"), str(exc)) from exc
+
+
+def _weekdays(h, start: pd.Timestamp, n: int, option: str) -> list[pd.Timestamp]:
+    if n < 1 or n > 120:
+        raise _bad("--days", f"must be within 1..120, got {n}")
+    days, d = [], start
+    while len(days) < n:
+        if d.weekday() < 5:
+            days.append(d)
+        d += pd.Timedelta(days=1)
+    return days
+
+
+def _cmd_shadow_run(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.governance.audit import audit_key
+    from engine.pilot.record import cli_actor
+    from engine.pilot.replay import train_before
+    from engine.pilot.shadow import FORECAST_COLUMNS, planning_hospital, shadow_run
+
+    params = _shadow_params(args)
+    start = _date(args.date, "--date")
+    if args.iterations < 10:
+        raise _bad("--iterations", f"must be >= 10, got {args.iterations}")
+    audit_key()  # no key: stop before loading anything
+    h = _loaded(args).hospital
+    hid = _hid(args)
+    days = _weekdays(h, start, args.days, "--days")
+    past = [d for d in days if d < h.as_of()]
+    if past and len(past) < len(days):
+        raise _bad("--days", f"the days {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} straddle the hospital's as-of date "
+                             f"{h.as_of():%Y-%m-%d}: shadow past days and coming days in separate runs")
+    if past:  # back-filled pilot: a model that saw nothing from the first day on
+        fc, meta = train_before(h, days[0], args.iterations)
+        mv = f"trained before {meta['trained_until']} ({args.iterations} iterations)"
+    else:
+        from engine.cli import _current_forecaster
+
+        reg = _current_forecaster(h, hid, args.models)
+        fc, mv = reg.forecaster, reg.version
+    runs = []
+    for d in days:
+        hp = planning_hospital(h, d)
+        booked = hp.cases[(hp.cases["status"] == "booked") & (hp.cases["surgery_date"] == d)]
+        if booked.empty:
+            log.warning("no booked cases on %s: skipped", f"{d:%Y-%m-%d}")
+            continue
+        history = hp.cases[hp.cases["surgery_date"] < d]
+        forecasts = fc.predict(booked, history, as_of=d)[FORECAST_COLUMNS]
+        r = shadow_run(args.db, hid, hp, forecasts, d, mv, params, actor=cli_actor())
+        runs.append(r)
+        print(f"shadow {r['day']} v{r['shadow_version']} ({params.scope_label()}): {r['n_scheduled']} scheduled, "
+              f"{r['n_deferred']} deferred, expected overtime {r['expected_overtime_minutes']:.0f} min; "
+              f"recorded (audit seq {r['audit_seq']}), not published")
+    if not runs:
+        raise _bad("--date", f"no booked cases in the shadow scope on any of the {len(days)} weekday(s) from {start:%Y-%m-%d}")
+    return {"runs": runs, "published": False, "model_version": mv}
+
+
+def _cmd_shadow_report(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.governance.audit import audit_key
+    from engine.pilot.record import cli_actor
+    from engine.pilot.shadow import shadow_report
+
+    params = _shadow_params(args)
+    start = _date(args.from_, "--from")
+    audit_key()
+    h = _loaded(args).hospital
+    if start >= h.as_of():
+        raise _bad("--from", f"{start:%Y-%m-%d}: the actuals have not arrived (the hospital is as of {h.as_of():%Y-%m-%d})")
+    days = [d for d in _weekdays(h, start, args.days, "--days") if d < h.as_of()]
+    out = shadow_report(args.db, _hid(args), h, days, params, actor=cli_actor())
+    print(f"  {'day':10s} {'v':>2s} {'MAE P50':>8s} {'cov P80':>8s} {'OT shadow':>10s} {'OT actual':>10s} "
+          f"{'avoided':>8s} {'caused':>8s} {'deferred':>8s}")
+    for r in out["days"]:
+        f, o = r["forecast"], r["overtime"]
+        mae = f"{f['mae_p50_minutes']:8.1f}" if f["mae_p50_minutes"] is not None else f"{'n/a':>8s}"
+        cov = f"{f['coverage_p80']:8.0%}" if f["coverage_p80"] is not None else f"{'n/a':>8s}"
+        print(f"  {r['day']:10s} {r['shadow_version']:2d} {mae} {cov} {o['shadow_minutes']:10.1f} "
+              f"{o['actual_schedule_minutes']:10.1f} {o['avoided_minutes']:8.1f} {o['caused_minutes']:8.1f} "
+              f"{r['would_defer']['n']:4d} ({r['would_defer']['ran_anyway']} ran)")
+    t = out["totals"]
+    print(f"over {t['n_days']} day(s): overtime avoided {t['overtime_avoided_minutes']:.0f} min, caused "
+          f"{t['overtime_caused_minutes']:.0f} min (net {t['overtime_net_minutes']:+.0f}); would have deferred "
+          f"{t['would_defer']} case(s), {t['would_defer_ran_anyway']} of which ran" 
+          + (f"; no shadow run on {', '.join(out['skipped_days'])}" if out["skipped_days"] else ""))
+    return out
+
+
+def _cmd_shadow_list(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pilot.shadow import shadow_runs
+
+    runs = shadow_runs(args.db, _hid(args))
+    if runs.empty:
+        print("no shadow runs kept for this hospital")
+    for r in runs.itertuples():
+        print(f"  {r.day} v{r.shadow_version} {r.scope}: {r.n_scheduled} scheduled, {r.n_deferred} deferred "
+              f"(model {r.model_version}; by {r.actor}; audit seq {r.audit_seq})")
+    return {"runs": [{k: (str(v) if k == "created_at" else v) for k, v in rec.items()} for rec in runs.to_dict("records")]}
+
+
 # ------------------------------------------------------------------ parser
 
 
 def add_pilot_parsers(sub: Any) -> None:
     """Register the pilot commands on the main parser's subparsers (engine/cli.py)."""
 
-    def add(name: str, fn: Callable[[argparse.Namespace], dict[str, Any]], text: str) -> argparse.ArgumentParser:
-        a = sub.add_parser(name, help=text, description=text)
+    def add_on(where: Any, name: str, fn: Callable[[argparse.Namespace], dict[str, Any]], text: str) -> argparse.ArgumentParser:
+        a = where.add_parser(name, help=text, description=text)
         a.set_defaults(func=fn)
         a.add_argument("--json", type=Path, metavar="PATH", help="write the machine-readable result here")
         a.add_argument("--data", type=Path, required=True, metavar="DIR", help="the hospital folder")
@@ -101,6 +219,9 @@ def add_pilot_parsers(sub: Any) -> None:
                        help="store whose audit log records the run (default: DATABASE_URL or the embedded SQLite file)")
         a.add_argument("--name", default=None, help="hospital id (default: the folder name)")
         return a
+
+    def add(name: str, fn: Callable[[argparse.Namespace], dict[str, Any]], text: str) -> argparse.ArgumentParser:
+        return add_on(sub, name, fn, text)
 
     from engine.pilot.replay import ReplayParams
 
@@ -115,6 +236,41 @@ def add_pilot_parsers(sub: Any) -> None:
                    help=f"CatBoost iterations of the one training before the first day (default {d.iterations})")
     r.add_argument("--time-limit", type=float, default=d.time_limit_s, metavar="S",
                    help=f"optimizer time limit per day (default {d.time_limit_s:g})")
+
+    from engine.pilot.shadow import ShadowParams
+
+    sp = ShadowParams()
+    sh = sub.add_parser("shadow", help="Shadow mode: plan and record every day, publish nothing; compare with what happened.",
+                        description="Shadow mode: the product plans each day and records its recommendation (audited, "
+                                    "versioned, never published); the report compares it with the actual schedule and outcomes.")
+    shs = sh.add_subparsers(dest="shadow_command", required=True, metavar="{run,report,list}")
+
+    def shadow_add(name: str, fn: Callable[[argparse.Namespace], dict[str, Any]], text: str) -> argparse.ArgumentParser:
+        return add_on(shs, name, fn, text)
+
+    def scope_opts(a: argparse.ArgumentParser) -> None:
+        a.add_argument("--service-lines", default=None, metavar="A,B", help="shadow only these service lines (default: all)")
+        a.add_argument("--sites", default=None, metavar="S1,S2", help="shadow only the rooms at these sites (default: all)")
+
+    srun = shadow_add("run", _cmd_shadow_run, "Plan a day (or --days weekdays) in shadow and record the recommendation; "
+                                               "a past day is planned as the hospital stood the evening before.")
+    srun.add_argument("--date", required=True, metavar="DATE", help="first day to plan in shadow")
+    srun.add_argument("--days", type=int, default=1, help="weekdays to plan from --date (default 1)")
+    scope_opts(srun)
+    srun.add_argument("--solver", default=sp.solver, help=f"highs, glpk or rules (default {sp.solver})")
+    srun.add_argument("--time-limit", type=float, default=sp.time_limit_s, metavar="S",
+                      help=f"optimizer time limit per day (default {sp.time_limit_s:g})")
+    srun.add_argument("--iterations", type=int, default=ReplayParams().iterations,
+                      help="CatBoost iterations of the leak-free training when the days are past")
+    srun.add_argument("--models", type=Path, default=None, metavar="DIR",
+                      help="model registry for coming days (default: var/models)")
+    srep = shadow_add("report", _cmd_shadow_report, "Compare the kept shadow recommendations with what happened "
+                                                     "(forecast error, overtime avoided or caused, cases it would have deferred).")
+    srep.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day to report")
+    srep.add_argument("--days", type=int, default=1, help="weekdays to report from --from (default 1)")
+    srep.add_argument("--reps", type=int, default=sp.reps, help=f"draws of turnovers and PACU stays (default {sp.reps})")
+    srep.add_argument("--seed", type=int, default=sp.seed)
+    shadow_add("list", _cmd_shadow_list, "List the kept shadow runs of the hospital.")
 
     # drill, canary and incident live in their own module (engine/pilot/rolloutcli.py)
     from engine.pilot.rolloutcli import add_rollout_parsers

@@ -62,16 +62,23 @@ def schedule_digest(schedule: pd.DataFrame | None) -> str | None:
     return None if schedule is None else sha256(canonical(schedule_to_records(schedule)))
 
 
-def record(store_or_url: Any, hospital_id: str, kind: str, *, hospital=None, data_hash: str | None = None,
-           model_version: str | None = None, params: Any = None, summary: dict[str, Any] | None = None,
-           schedule: pd.DataFrame | None = None, actor: tuple[str, str] | None = None) -> AuditEntry:
-    """Append one audited recommendation-like entry (``kind`` among the audit kinds)."""
-    name, role = actor or cli_actor()
-    payload = {
+def payload(*, hospital=None, data_hash: str | None = None, model_version: str | None = None, params: Any = None,
+            summary: dict[str, Any] | None = None, schedule: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The audit payload of a recommendation-like entry: data hash, model version, parameters, schedule digest, summary."""
+    return {
         "input_data_hash": data_hash if data_hash is not None else (input_data_hash(hospital) if hospital is not None else None),
         "model_version": model_version,
         "params": params_dict(params) if params is not None else None,
         "schedule_sha256": schedule_digest(schedule),
         **(summary or {}),
     }
-    return append(store_or_url, hospital_id, kind, name, role, payload)
+
+
+def record(store_or_url: Any, hospital_id: str, kind: str, *, hospital=None, data_hash: str | None = None,
+           model_version: str | None = None, params: Any = None, summary: dict[str, Any] | None = None,
+           schedule: pd.DataFrame | None = None, actor: tuple[str, str] | None = None) -> AuditEntry:
+    """Append one audited recommendation-like entry (``kind`` among the audit kinds)."""
+    name, role = actor or cli_actor()
+    return append(store_or_url, hospital_id, kind, name, role,
+                  payload(hospital=hospital, data_hash=data_hash, model_version=model_version, params=params,
+                          summary=summary, schedule=schedule))
