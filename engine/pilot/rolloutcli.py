@@ -1,5 +1,8 @@
 """``python -m engine drill|canary|incident`` (issue 19), registered by engine/pilotcli.py's add_pilot_parsers.
 
+- ``drill --fault F``: a rollback drill on a copy of the hospital (engine/pilot/drill.py); the report goes to
+  ``--out DIR`` (default ``var/drills/<hospital>/<fault>-<UTC time>``) and one ``drill`` audit entry to the store.
+  A drill that does not pass still exits 0: its report and entry say which step failed.
 - ``canary start|status|stop|report``: the canary rollout with its control group (engine/pilot/canary.py).
   ``start`` and ``stop`` are governance actions: the signed-in user comes from ``OR_TOKEN`` (start needs
   the publish right, stop the rollback right); both are audited.
@@ -119,12 +122,67 @@ def _cmd_canary(args: argparse.Namespace) -> dict[str, Any]:
     return rep
 
 
+# ------------------------------------------------------------------ drill
+
+
+def _cmd_drill(args: argparse.Namespace) -> dict[str, Any]:
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from engine.governance.audit import audit_key
+    from engine.pilot.drill import DrillParams, audited_drill
+    from engine.pilot.record import cli_actor
+    from engine.pilotcli import _date, _hid
+
+    try:
+        params = DrillParams(fault=args.fault, time_limit_s=args.time_limit,
+                             day=f"{_date(args.day, '--day'):%Y-%m-%d}" if args.day else None)
+    except ValueError as exc:
+        raise _bad("--time-limit", str(exc)) from exc
+    if not Path(args.data).is_dir():
+        raise InputError(f"hospital folder {str(args.data)!r} does not exist", file=str(args.data))
+    audit_key()
+    hid = _hid(args)
+    model = None
+    if args.models:
+        from engine.forecast import Registry
+
+        model = Registry(args.models).load(hid)
+    out = args.out or Path("var") / "drills" / hid / f"{args.fault}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    if Path(out).resolve() == Path(args.data).resolve() or Path(args.data).resolve() in Path(out).resolve().parents:
+        raise _bad("--out", "the drill folder must not be inside the hospital folder (the original is never written)")
+    try:
+        rep = audited_drill(args.db, args.data, params, out, hospital_id=hid, actor=cli_actor(), model=model)
+    except ValueError as exc:
+        raise _bad("--day", str(exc)) from exc
+    print(f"drill {args.fault} on a copy of {args.data}: {'PASSED' if rep['passed'] else 'FAILED'} in {rep['seconds']:.1f}s "
+          f"(report {Path(out) / 'drill-report.json'}, audit entry {rep['audit_entry_id']})")
+    for s in rep["steps"]:
+        print(f"  {s['step']:9s} {'ok ' if s['ok'] else 'BAD'} {s['seconds']:6.2f}s  {s['detail']}")
+    return rep
+
+
 # ------------------------------------------------------------------ parser
 
 
 def add_rollout_parsers(sub: Any, add: Callable[..., Any]) -> None:
     """Register drill, canary and incident; ``add(name, fn, text)`` gives each the pilot commands' common options."""
+    from pathlib import Path
+
     from engine.pilot.canary import DidParams
+    from engine.pilot.drill import FAULTS, DrillParams
+
+    dp = DrillParams(FAULTS[0])
+    r = add("drill", _cmd_drill, "Rollback drill: inject a fault into a copy of the hospital, show that the product "
+                                 "detects it and withholds or falls back, restore, time each step, write a report.")
+    r.add_argument("--fault", required=True, choices=FAULTS)
+    r.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="drill folder (default var/drills/<hospital>/<fault>-<UTC time>)")
+    r.add_argument("--models", type=Path, default=None, metavar="DIR",
+                   help="stale-model: the registry whose model in force is copied (default: a stand-in model record)")
+    r.add_argument("--day", default=None, metavar="DATE", help="day to plan (default: the first day with booked cases)")
+    r.add_argument("--time-limit", dest="time_limit", type=float, default=dp.time_limit_s, metavar="S",
+                   help=f"solver-down: the optimizer's time limit (default {dp.time_limit_s:g})")
 
     d = DidParams()
     c = add("canary", _cmd_canary, "Canary rollout: the product's schedule for chosen rooms, service lines or sites, the "
