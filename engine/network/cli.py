@@ -31,7 +31,12 @@ def cmd_generate_network(args: argparse.Namespace, base: Any) -> dict[str, Any]:
 
 
 def cmd_plan_network(args: argparse.Namespace, params: Any, start: Any) -> dict[str, Any]:
-    """Plan every site; schedules to ``<out>/<site folder>/schedule.csv`` (whole or nothing)."""
+    """Plan every site; schedules to ``<out>/<site folder>/schedule.csv`` (whole or nothing).
+
+    Each planned site's recommendation is audited like ``plan``'s (engine/pilot/record.py), under the
+    site folder's name, before any schedule is written; a failed site made no recommendation and
+    has no entry (the report lists it)."""
+    from engine.governance.audit import audit_key
     from engine.io import atomic_write_folder, write_csv
     from engine.network.forecast import network_id
     from engine.network.plan import plan_network
@@ -39,6 +44,7 @@ def cmd_plan_network(args: argparse.Namespace, params: Any, start: Any) -> dict[
     from engine.network.sites import load_network
     from engine.plan.schedule_io import SCHEDULE_KINDS
 
+    audit_key()  # no audit key: stop before any work (exit 2 naming OR_AUDIT_KEY / OR_AUDIT_KEY_FILE)
     network = load_network(args.data)
     dates = [str((start + pd.Timedelta(days=i)).date()) for i in range(params.days)]
     names = [s.name for s in network.sites]
@@ -55,6 +61,7 @@ def cmd_plan_network(args: argparse.Namespace, params: Any, start: Any) -> dict[
 
     result = plan_network(network, start, params, scheduler_address=args.scheduler, n_workers=args.workers,
                           models=args.models, progress=progress)
+    audit(args.db, network, result, start)
     out = result.to_json()
     for s in out["sites"]:
         board.site(s["site"], "ok" if s["ok"] else "failed", **{k: s[k] for k in ("status", "mip_gap", "fallback_used",
@@ -83,6 +90,23 @@ def cmd_plan_network(args: argparse.Namespace, params: Any, start: Any) -> dict[
           f"scheduled, {out['n_deferred']} deferred; {out['cross_site_surgeon_days']} cross-site surgeon-days; "
           f"union check {out['n_union_violations']} violations -> {args.out}")
     return out
+
+
+def audit(db: Any, network: Any, result: Any, start: Any) -> None:
+    """One audit entry per planned site (data hash, model version, parameters, actor); its seq in the report."""
+    from engine.pilot.record import record
+
+    params = result.params
+    for site, s in zip(network.sites, result.sites):
+        if not s.ok:
+            continue
+        p = s.plan
+        s.plan["audit_seq"] = record(db, Path(site.folder).resolve().name, "recommendation", data_hash=s.data_hash,
+                                     model_version=s.model_version, params=params, schedule=s.schedule, summary={
+            "command": "plan --all-sites", "network": network.name, "site": site.name,
+            "horizon": [f"{start:%Y-%m-%d}", params.days], "model": s.model,
+            **{k: p.get(k) for k in ("solver", "status", "objective", "mip_gap", "n_scheduled", "n_deferred",
+                                     "fallback_used")}}).seq
 
 
 def _cmd_network_train(args: argparse.Namespace) -> dict[str, Any]:

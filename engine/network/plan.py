@@ -49,7 +49,9 @@ class SiteOutcome:
     schedule: pd.DataFrame | None = None
     released: pd.DataFrame | None = None  # case_id, surgeon_id, date, owner
     violations: list[str] = field(default_factory=list)
-    model: str | None = None
+    model: str | None = None  # "<registry id> <version>"
+    model_version: str | None = None
+    data_hash: str | None = None  # engine.governance.canonical.input_data_hash of the site's inputs (the audit entry)
     union_parts: dict[str, pd.DataFrame] | None = None  # the horizon's slice of the site (for the union check)
     settings: Any = None  # the site's HospitalSettings (for the union check)
 
@@ -63,6 +65,7 @@ class SiteOutcome:
             "n_deferred": p.get("n_deferred"), "utilization": p.get("utilization"),
             "n_released": 0 if self.released is None else len(self.released),
             "n_violations": len(self.violations), "violations": self.violations[:20], "model": self.model,
+            "audit_seq": p.get("audit_seq"),
         }
 
 
@@ -75,6 +78,7 @@ class NetworkPlanResult:
     union_violations: list[str]
     seconds: float
     cluster: str
+    params: PlanParams | None = None  # as planned (allow_date_change=False), for the audit
 
     @property
     def failed(self) -> list[str]:
@@ -119,6 +123,7 @@ def plan_site(site: Site, start: pd.Timestamp, params: PlanParams, rel: pd.DataF
     their owner; ``model_id``: the registry id of the model to use (None: the site folder's name)."""
     from engine.checker import check_schedule
     from engine.forecast import Registry, train_and_register
+    from engine.governance.canonical import input_data_hash
     from engine.hospital import load_hospital
     from engine.plan import plan
 
@@ -147,7 +152,8 @@ def plan_site(site: Site, start: pd.Timestamp, params: PlanParams, rel: pd.DataF
                  "blocks": h.blocks[h.blocks["date"].isin(dates)], "staffing": h.staffing[h.staffing["date"].isin(dates)]}
         return SiteOutcome(site.name, True, time.perf_counter() - t0, plan=out, schedule=schedule,
                            released=rel_cases.merge(rel, on=["surgeon_id", "date"], how="left"),
-                           violations=violations, model=f"{hid} {mv.version}", union_parts=parts,
+                           violations=violations, model=f"{hid} {mv.version}", model_version=mv.version,
+                           data_hash=input_data_hash(h), union_parts=parts,
                            settings=h.settings)
     except Exception as exc:  # noqa: BLE001 - one site's failure is reported, never raised
         if isinstance(exc, InputError):
@@ -259,4 +265,4 @@ def plan_network(
     union = check_network(ordered, dates)
     for o in ordered:
         o.union_parts = o.settings = None
-    return NetworkPlanResult(network.name, dates, ordered, owned, union, time.perf_counter() - t0, label)
+    return NetworkPlanResult(network.name, dates, ordered, owned, union, time.perf_counter() - t0, label, params)

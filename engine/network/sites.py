@@ -108,14 +108,24 @@ def _minutes(hhmm: pd.Series) -> pd.Series:
     return pd.to_numeric(parts[0], errors="coerce") * 60 + pd.to_numeric(parts[1], errors="coerce")
 
 
+OWNED_COLUMNS = ["surgeon_id", "date", "owner", "sites", "block_minutes", "booked_minutes"]
+
+
+def _no_owned(cols: list[str] = OWNED_COLUMNS) -> pd.DataFrame:
+    """An empty owners/released frame with the columns' real types: an untyped empty ``date`` column
+    (object) cannot be merged with the cases' dates, which failed every one-site network plan."""
+    kinds = {"date": "datetime64[ns]", "block_minutes": "float64", "booked_minutes": "float64"}
+    return pd.DataFrame({c: pd.Series(dtype=kinds.get(c, object)) for c in cols})
+
+
 def owners(network: Network, dates: list[pd.Timestamp]) -> pd.DataFrame:
     """``surgeon_id, date, owner, sites, block_minutes, booked_minutes``: one row per cross-site
     surgeon-day of ``dates`` with work at more than one site, and the site that owns it (see the
     module docstring). Empty when no surgeon works at two sites on one of those days."""
-    cols = ["surgeon_id", "date", "owner", "sites", "block_minutes", "booked_minutes"]
+    cols = OWNED_COLUMNS
     shared = cross_site_surgeons(network)
     if not shared:
-        return pd.DataFrame(columns=cols)
+        return _no_owned()
     day_set = {pd.Timestamp(d).normalize() for d in dates}
     rows = []
     for order, site in enumerate(network.sites):
@@ -136,14 +146,14 @@ def owners(network: Network, dates: list[pd.Timestamp]) -> pd.DataFrame:
                                  "booked_minutes": pd.to_numeric(c["booked_minutes"], errors="coerce").fillna(1.0).to_numpy()})
             rows.append(part.assign(site=site.name, order=order))
     if not rows:
-        return pd.DataFrame(columns=cols)
+        return _no_owned()
     work = pd.concat(rows, ignore_index=True)
     work = work[work["date"].isin(day_set)]
     per = work.groupby(["surgeon_id", "date", "site", "order"], as_index=False)[["block_minutes", "booked_minutes"]].sum()
     n_sites = per.groupby(["surgeon_id", "date"])["site"].transform("nunique")
     per = per[n_sites > 1]
     if per.empty:
-        return pd.DataFrame(columns=cols)
+        return _no_owned()
     per = per.sort_values(["surgeon_id", "date", "block_minutes", "booked_minutes", "order"],
                           ascending=[True, True, False, False, True], kind="stable")
     out = per.groupby(["surgeon_id", "date"], as_index=False).agg(
@@ -155,6 +165,6 @@ def owners(network: Network, dates: list[pd.Timestamp]) -> pd.DataFrame:
 def released(owned: pd.DataFrame, site: str) -> pd.DataFrame:
     """The surgeon-days ``site`` must leave to their owner: ``surgeon_id, date, owner``."""
     if owned.empty:
-        return pd.DataFrame(columns=["surgeon_id", "date", "owner"])
+        return _no_owned(["surgeon_id", "date", "owner"])
     mine = owned[owned["sites"].str.split(";").map(lambda s: site in s) & (owned["owner"] != site)]
     return mine[["surgeon_id", "date", "owner"]].reset_index(drop=True)

@@ -9,10 +9,15 @@ import pandas as pd
 import pytest
 
 from engine.cli import main
+from engine.forecast import Registry, train_and_register
+from engine.governance import read_log, verify_chain
+from engine.governance.canonical import input_data_hash
+from engine.hospital import load_hospital
 from engine.network import INPROCESS, load_network, owners, plan_network, released
+from engine.pilot.record import cli_actor
 from engine.plan import PlanParams
-from tests.engine.network.conftest import START
-from tests.feasibility import check_schedule
+from tests.engine.network.conftest import QUICK_FORECAST, START
+from tests.feasibility import check_schedule, read_schedule
 
 QUICK_PLAN = PlanParams(days=5, time_limit_s=5.0, sequence_time_limit_s=1.0)
 DATES = [pd.Timestamp(START) + pd.Timedelta(days=i) for i in range(5)]
@@ -73,8 +78,10 @@ def test_a_failing_site_does_not_fail_the_others(trained_network: tuple[Path, Pa
     rooms = net.sites[1].folder / "rooms.csv"
     rooms.write_text(rooms.read_text().replace("07:30", "7h30", 1))
     out = tmp_path / "out"
+    db = f"sqlite:///{tmp_path / 'store.sqlite'}"
     code = main(["plan", "--data", str(broken), "--all-sites", "--date", START, "--days", "2", "--time-limit", "3",
-                 "--scheduler", INPROCESS, "--models", str(models), "--out", str(out), "--json", str(tmp_path / "r.json")])
+                 "--scheduler", INPROCESS, "--models", str(models), "--out", str(out), "--json", str(tmp_path / "r.json"),
+                 "--db", db])
     assert code == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["failed"] == [net.sites[1].name]
@@ -84,12 +91,47 @@ def test_a_failing_site_does_not_fail_the_others(trained_network: tuple[Path, Pa
         assert report["sites"][i]["ok"] and report["sites"][i]["n_violations"] == 0
         assert (out / net.sites[i].folder.name / "schedule.csv").exists()
     assert not (out / net.sites[1].folder.name).exists()
+    # audited like `plan`: one recommendation per planned site, under its folder's name; none for the failed site
+    log = read_log(db)
+    assert sorted(log["hospital_id"]) == sorted(net.sites[i].folder.name for i in (0, 2))
+    for i in (0, 2):
+        entry = log[log["hospital_id"] == net.sites[i].folder.name].iloc[0]
+        p = entry["payload"]
+        assert entry["kind"] == "recommendation" and entry["actor"] == cli_actor()[0]
+        assert p["input_data_hash"] == input_data_hash(load_hospital(net.sites[i].folder).hospital)
+        assert p["model_version"] and p["model_version"] in report["sites"][i]["model"]
+        assert p["params"]["days"] == 2 and p["params"]["allow_date_change"] is False
+        assert p["site"] == net.sites[i].name and p["n_scheduled"] == report["sites"][i]["n_scheduled"]
+        assert report["sites"][i]["audit_seq"] == entry["seq"] == 1
+        assert verify_chain(db, net.sites[i].folder.name).ok
     # progress: on the command line, and in the file the Schedule page reads
     err = capsys.readouterr().err
     assert f"[3/3]" in err and f"{net.sites[1].name}: failed" in err
     (run,) = network_runs()
     assert run.fraction == 1.0 and "failed: " + net.sites[1].name in run.caption
     assert list(run.table["State"]) == ["ok", "failed", "ok"]
+
+
+def test_a_plain_one_site_folder_plans(tiny_network: Path, tmp_path: Path) -> None:
+    """A hospital folder without network.toml is a one-site network: no cross-site surgeon-days (an empty
+    owners frame, whose untyped date column once failed the merge in every one-site plan)."""
+    solo = tmp_path / "solo"
+    shutil.copytree(load_network(tiny_network).sites[0].folder, solo)
+    net = load_network(solo)
+    assert net.is_single and len(owners(net, DATES)) == 0
+    models = tmp_path / "models"
+    train_and_register(load_hospital(solo).hospital, "solo", QUICK_FORECAST, Registry(models), test_days=28)
+    db = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    code = main(["plan", "--data", str(solo), "--all-sites", "--date", START, "--days", "5", "--solver", "rules",
+                 "--scheduler", INPROCESS, "--models", str(models), "--out", str(tmp_path / "out"),
+                 "--json", str(tmp_path / "r.json"), "--db", db])
+    assert code == 0
+    (site,) = json.loads((tmp_path / "r.json").read_text())["sites"]
+    assert site["ok"] and site["error"] is None and site["n_released"] == 0
+    written = tmp_path / "out" / "solo" / "schedule.csv"
+    assert (read_schedule(written)["status"] == "scheduled").sum() == site["n_scheduled"] > 0
+    assert check_schedule(solo, written, horizon_dates=DATES) == []
+    assert list(read_log(db)["hospital_id"]) == ["solo"]
 
 
 def test_unreachable_scheduler_exits_2(tiny_network: Path, tmp_path: Path) -> None:
