@@ -3,6 +3,9 @@
 - ``drill --fault F``: a rollback drill on a copy of the hospital (engine/pilot/drill.py); the report goes to
   ``--out DIR`` (default ``var/drills/<hospital>/<fault>-<UTC time>``) and one ``drill`` audit entry to the store.
   A drill that does not pass still exits 0: its report and entry say which step failed.
+- ``incident add|list|export``: post-incident records (engine/pilot/incident.py) classified as a data, model or
+  process defect and linked to audit entry ids; ``export`` writes the governance board (incidents and drills)
+  as JSON. The user comes from ``OR_TOKEN`` (reading the audit log to add and list, exporting it to export).
 - ``canary start|status|stop|report``: the canary rollout with its control group (engine/pilot/canary.py).
   ``start`` and ``stop`` are governance actions: the signed-in user comes from ``OR_TOKEN`` (start needs
   the publish right, stop the rollback right); both are audited.
@@ -46,7 +49,8 @@ def _refusals(action: str, fn: Callable[[], Any]) -> Any:
     except ValueError as exc:
         field = str(exc).split(":")[0].split()[0]
         raise _bad({"reason": "--reason", "go_live": "--go-live", "pre_weeks": "--pre-weeks", "level": "--level",
-                    "values": "--rooms/--service-lines/--sites"}.get(field, action), str(exc)) from exc
+                    "values": "--rooms/--service-lines/--sites",
+                    "audit_entry_ids": "--entries"}.get(field, action), str(exc)) from exc
 
 
 # ------------------------------------------------------------------ canary
@@ -162,6 +166,55 @@ def _cmd_drill(args: argparse.Namespace) -> dict[str, Any]:
     return rep
 
 
+# ------------------------------------------------------------------ incident
+
+
+def _cmd_incident(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.pilot import incident as inc
+    from engine.pilotcli import _hid
+
+    hid = _hid(args)
+    if args.action == "add":
+        from engine.governance.audit import audit_key
+
+        try:
+            ids = tuple(int(x) for x in (args.entries or "").split(",") if x.strip())
+        except ValueError as exc:
+            raise _bad("--entries", f"{args.entries!r}: give audit entry ids as whole numbers, comma-separated") from exc
+        try:
+            rec = inc.IncidentInput(args.title or "", args.defect_class or "", args.description or "", ids,
+                                    args.remedy or "", args.occurred)
+        except ValueError as exc:
+            field = str(exc).split(":")[0].split()[0]
+            raise _bad({"title": "--title", "defect_class": "--class", "description": "--description",
+                        "audit_entry_ids": "--entries", "occurred_on": "--occurred"}.get(field, "incident add"), str(exc)) from exc
+        audit_key()
+        user = _user()
+        out = _refusals("incident add", lambda: inc.add_incident(args.db, hid, rec, user))
+        print(f"incident {out['incident_id']} ({out['defect_class']} defect) recorded, linked to audit entries "
+              f"{', '.join(map(str, out['audit_entry_ids'])) or 'none'} (its own entry {out['entry_id']})")
+        return out
+    user = _user()
+    if args.action == "list":
+        from engine.pilot.record import require_pilot
+
+        _refusals("incident list", lambda: require_pilot(user, "incident"))
+        b = inc.board(args.db, hid)
+        print(f"{hid}: {b['n_incidents']} incident(s) (" + ", ".join(f"{k} {v}" for k, v in b["by_class"].items())
+              + f"), {b['n_drills']} drill(s), {b['n_drills_passed']} passed")
+        for i in b["incidents"]:
+            print(f"  incident {i['incident_id']} [{i['defect_class']}] {i['title']} (entries "
+                  f"{', '.join(map(str, i['audit_entry_ids'])) or 'none'}; by {i['recorded_by']} {i['recorded_at']})")
+        for d in b["drills"]:
+            print(f"  drill {d['fault']}: {'passed' if d['passed'] else 'FAILED'} ({d['seconds']}s, entry {d['entry_id']}, {d['at']})")
+        return b
+    if not args.out:
+        raise _bad("--out", "incident export needs --out PATH (a JSON file)")
+    b = _refusals("incident export", lambda: inc.export_board(args.db, args.out, hid, user))
+    print(f"wrote {b['n_incidents']} incident(s) and {b['n_drills']} drill(s) of {hid} to {args.out}")
+    return b
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -183,6 +236,19 @@ def add_rollout_parsers(sub: Any, add: Callable[..., Any]) -> None:
     r.add_argument("--day", default=None, metavar="DATE", help="day to plan (default: the first day with booked cases)")
     r.add_argument("--time-limit", dest="time_limit", type=float, default=dp.time_limit_s, metavar="S",
                    help=f"solver-down: the optimizer's time limit (default {dp.time_limit_s:g})")
+
+    from engine.pilot.incident import DEFECT_CLASSES
+
+    i = add("incident", _cmd_incident, "Post-incident review: record a failure as a data, model or process defect linked "
+                                       "to audit entries; list or export the governance board (incidents and drills).")
+    i.add_argument("action", choices=("add", "list", "export"))
+    i.add_argument("--title", default=None, help="add: a short title")
+    i.add_argument("--class", dest="defect_class", default=None, choices=DEFECT_CLASSES, help="add: the defect class")
+    i.add_argument("--description", default=None, help="add: what failed and how it was found")
+    i.add_argument("--entries", default=None, metavar="ID,ID", help="add: the audit entry ids that show it")
+    i.add_argument("--remedy", default=None, help="add: what was done about it")
+    i.add_argument("--occurred", default=None, metavar="DATE", help="add: when it happened")
+    i.add_argument("--out", type=Path, default=None, metavar="PATH", help="export: the JSON file to write")
 
     d = DidParams()
     c = add("canary", _cmd_canary, "Canary rollout: the product's schedule for chosen rooms, service lines or sites, the "
