@@ -115,8 +115,30 @@ def _metadata() -> sa.MetaData:
 
 
 def store_metadata() -> sa.MetaData:
-    """The store's tables (the target of the Alembic migrations in migrations/)."""
+    """The store's own tables (hospitals, their five tables, quarantine)."""
     return _metadata()
+
+
+def application_metadata() -> sa.MetaData:
+    """Every table the application keeps in the store's database: the store's own, governance and audit
+    (engine/governance/audit_store.py), the API's idempotent events (engine/api/service.py), the pilot's
+    shadow runs, monitored days, canaries and incidents (engine/pilot/). The target of the Alembic
+    migrations (migrations/; revision 0003 brought in all but the store's own). Each module still
+    declares its tables and creates them itself on first use (``create_all``): they stay the one
+    definition, copied here, not duplicated."""
+    from engine.api.service import _events_table
+    from engine.governance.audit_store import governance_metadata
+    from engine.pilot.canary import CANARIES
+    from engine.pilot.incident import INCIDENTS
+    from engine.pilot.store import MONITOR_DAYS, SHADOW_RUNS
+
+    md = _metadata()
+    for table in governance_metadata().tables.values():
+        table.to_metadata(md)
+    _events_table(md)
+    for table in (SHADOW_RUNS, MONITOR_DAYS, CANARIES, INCIDENTS):
+        table.to_metadata(md)
+    return md
 
 
 # ---------------------------------------------------------------- settings as JSON

@@ -9,10 +9,10 @@ from __future__ import annotations
 from alembic import context
 import sqlalchemy as sa
 
-from engine.store import default_url, store_metadata
+from engine.store import application_metadata, default_url
 
 config = context.config
-target_metadata = store_metadata()
+target_metadata = application_metadata()
 
 
 def _url() -> str:

@@ -6,6 +6,7 @@ only when no PostgreSQL server answers.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from engine.hospital import LoadedHospital, load_hospital
-from engine.store import Store, default_url, store_metadata
+from engine.store import Store, application_metadata, default_url, store_metadata
 from tests.conftest import pg_private_schema
 from tests.minihospital import CASES_HEADER, SETTINGS, case_rows, write_mini_hospital
 
@@ -530,12 +531,31 @@ def _config(url: str) -> Config:
     return cfg
 
 
-def _diff(url: str) -> list:
+def _diff(url: str, metadata: sa.MetaData | None = None) -> list:
+    """What the database at ``url`` lacks or has more than ``metadata`` (default: every application table)."""
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with eng.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), store_metadata())
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                metadata if metadata is not None else application_metadata())
     eng.dispose()
     return diff
+
+
+def _schema(url: str) -> dict:
+    """Every table as the database reports it: columns (name, type, nullable), key, uniques, indexes."""
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    insp = sa.inspect(eng)
+    out = {}
+    for t in set(insp.get_table_names()) - {"alembic_version"}:
+        out[t] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)],
+            "pk": insp.get_pk_constraint(t)["constrained_columns"],
+            "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(t)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(t)),
+        }
+    eng.dispose()
+    return out
 
 
 @pytest.fixture
@@ -549,7 +569,7 @@ def test_upgrade_head_on_an_empty_schema_gives_todays_metadata(empty_pg: str) ->
     assert _diff(empty_pg) == []
     eng = sa.create_engine(empty_pg, poolclass=sa.pool.NullPool)
     with eng.connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0003"
         names = {ix["name"] for t in ("cases", "blocks") for ix in sa.inspect(conn).get_indexes(t)}
     eng.dispose()
     assert NEW_IN_0002 <= names
@@ -557,7 +577,7 @@ def test_upgrade_head_on_an_empty_schema_gives_todays_metadata(empty_pg: str) ->
 
 def test_base_revision_is_the_schema_before_migrations(empty_pg: str) -> None:
     command.upgrade(_config(empty_pg), "0001")
-    diff = _diff(empty_pg)
+    diff = _diff(empty_pg, store_metadata())
     # the base lacks exactly the indexes revision 0002 adds, nothing else
     assert sorted(d[1].name for d in diff if d[0] == "add_index") == sorted(NEW_IN_0002)
     assert all(d[0] == "add_index" for d in diff)
@@ -570,7 +590,46 @@ def test_base_revision_is_the_schema_before_migrations(empty_pg: str) -> None:
 def test_a_store_made_at_the_base_gains_the_indexes(empty_pg: str) -> None:
     command.upgrade(_config(empty_pg), "0001")
     Store(empty_pg)  # Store() adds what an older store lacks
-    assert _diff(empty_pg) == []
+    assert _diff(empty_pg, store_metadata()) == []
+
+
+GOVERNANCE_AND_API = {"gov_audit_log", "gov_audit_head", "gov_schedule_versions", "gov_overrides", "api_events",
+                      "pilot_shadow_runs", "pilot_monitor_days", "gov_canaries", "gov_incidents"}
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_upgrade_head_gives_the_tables_create_all_gives(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Alembic at head and each module's own create_all (what a database got before 0003) agree, table by table."""
+    from engine.api.service import _events_table
+    from engine.governance.audit_store import ensure_tables
+    from engine.pilot.canary import CANARIES
+    from engine.pilot.incident import INCIDENTS
+    from engine.pilot.store import MONITOR_DAYS, SHADOW_RUNS
+
+    with contextlib.ExitStack() as stack:
+        if kind == "postgresql":
+            request.getfixturevalue("pg_url")  # skips when no server answers
+            migrated, created = (stack.enter_context(pg_private_schema(p)) for p in ("alembic_head", "create_all"))
+        else:
+            migrated, created = f"sqlite:///{tmp_path / 'migrated.sqlite'}", f"sqlite:///{tmp_path / 'created.sqlite'}"
+        command.upgrade(_config(migrated), "head")
+        Store(created).close()
+        eng = sa.create_engine(created, poolclass=sa.pool.NullPool)
+        ensure_tables(eng)
+        events_md = sa.MetaData()
+        _events_table(events_md)
+        events_md.create_all(eng)
+        for table in (SHADOW_RUNS, MONITOR_DAYS, CANARIES, INCIDENTS):
+            table.metadata.create_all(eng)  # what each module runs on first use
+        eng.dispose()
+        want, got = _schema(created), _schema(migrated)
+        assert GOVERNANCE_AND_API <= set(want)
+        assert sorted(got) == sorted(want)
+        for table in want:
+            assert got[table] == want[table], table
+        assert _diff(migrated) == []
+        command.downgrade(_config(migrated), "0002")
+        assert set(_schema(migrated)) == set(store_metadata().tables)
 
 
 def test_day_and_surgeon_queries(tmp_path: Path) -> None:
