@@ -54,7 +54,7 @@ def as_booked_schedule(hospital: Hospital, forecasts: pd.DataFrame, start_date, 
     opens = hospital.rooms.set_index("room_id")["open_time"].map(hhmm_to_minutes).to_dict()
     rows = []
     for (d, room), g in b.groupby([b["surgery_date"], b["room_id"].fillna("")], sort=True):
-        g = g.assign(_o=g["scheduled_start"].fillna(g["booked_at"]).fillna(pd.Timestamp.max)).sort_values(["_o", "case_id"])
+        g = g.assign(_o=g["scheduled_start"].fillna(g["booked_at"]).fillna(pd.Timestamp.max.as_unit(g["scheduled_start"].dt.unit))).sort_values(["_o", "case_id"])
         cursor = None
         for c in g.itertuples():
             if not room:

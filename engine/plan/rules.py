@@ -18,7 +18,7 @@ def rules_assignment(inst: PlanInstance) -> pd.DataFrame:
     turn = inst.turnover_minutes
     locked = set(inst.locks["case_id"]) if inst.locks is not None and len(inst.locks) else set()
     # Locked cases (overrides) first, then first come, first served.
-    order = (c.assign(_l=~c.index.isin(list(locked)), _b=c["booked_at"].fillna(pd.Timestamp.max))
+    order = (c.assign(_l=~c.index.isin(list(locked)), _b=c["booked_at"].fillna(pd.Timestamp.max.as_unit(c["booked_at"].dt.unit)))
              .sort_values(["_l", "_b", "case_id"]).index)
     used = {sid: 0.0 for sid in s.index}
     rooms_used: dict[pd.Timestamp, set[str]] = {d: set() for d in inst.dates}
