@@ -204,6 +204,46 @@ def _cmd_shadow_list(args: argparse.Namespace) -> dict[str, Any]:
     return {"runs": [{k: (str(v) if k == "created_at" else v) for k, v in rec.items()} for rec in runs.to_dict("records")]}
 
 
+# ------------------------------------------------------------------ monitor
+
+
+def _cmd_monitor(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.governance.audit import audit_key
+    from engine.pilot.monitor import MonitorParams, monitor
+    from engine.pilot.record import cli_actor
+
+    if (args.date is None) == (args.from_ is None):
+        raise _bad("--date", "give either --date DAY or --from DAY [--days N]")
+    if args.date is not None and args.days != 1:
+        raise _bad("--days", "--days goes with --from, not with --date")
+    try:
+        params = MonitorParams(late_start_minutes=args.late_start_minutes)
+    except ValueError as exc:
+        raise _bad("--late-start-minutes", str(exc)) from exc
+    option = "--date" if args.date is not None else "--from"
+    start = _date(args.date or args.from_, option)
+    audit_key()
+    h = _loaded(args).hospital
+    if start >= h.as_of():
+        raise _bad(option, f"{start:%Y-%m-%d} has no actuals yet (the hospital is as of {h.as_of():%Y-%m-%d})")
+    days = [d for d in _weekdays(h, start, args.days, "--days") if d < h.as_of()]
+    out = monitor(args.db, _hid(args), h, days, params, actor=cli_actor())
+    print(f"  {'day':10s} {'plan':28s} {'start dev':>9s} {'late':>5s} {'OT obs':>7s} {'OT plan':>7s} {'MAE P50':>7s} "
+          f"{'cov P80':>7s} {'PACU/case':>9s} {'overrides':>9s}")
+
+    def num(v: Any, fmt: str, w: int) -> str:
+        return format(v, fmt).rjust(w) if v is not None else "n/a".rjust(w)
+
+    for r in out["days"]:
+        sd, o, f = r["start_deviation"], r["overtime"], r["forecast"]
+        print(f"  {r['day']:10s} {r['plan_source'][:28]:28s} {num(sd['mean_minutes'], '+.0f', 9)} {num(sd['late_share'], '.0%', 5)} "
+              f"{o['observed_minutes']:7.0f} {o['planned_minutes']:7.0f} {num(f['mae_p50_minutes'], '.1f', 7)} "
+              f"{num(f['coverage_p80'], '.0%', 7)} {r['pacu_hold']['minutes_per_case']:9.1f} {num(r['override_rate'], '.0%', 9)}")
+    print(f"outcome gate (G-OUTCOMES): {out['gate']['message']}")
+    print(f"next publish: {out['next_publish']}")
+    return out
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -271,6 +311,17 @@ def add_pilot_parsers(sub: Any) -> None:
     srep.add_argument("--reps", type=int, default=sp.reps, help=f"draws of turnovers and PACU stays (default {sp.reps})")
     srep.add_argument("--seed", type=int, default=sp.seed)
     shadow_add("list", _cmd_shadow_list, "List the kept shadow runs of the hospital.")
+
+    from engine.pilot.monitor import MonitorParams
+
+    mp = MonitorParams()
+    mo = add("monitor", _cmd_monitor, "Planned against actual: after each day, keep the gaps between the published plan and "
+                                      "what happened, and run the outcome gate that withholds the next publish.")
+    mo.add_argument("--date", default=None, metavar="DATE", help="the past day to monitor")
+    mo.add_argument("--from", dest="from_", default=None, metavar="DATE", help="first past day to monitor (with --days)")
+    mo.add_argument("--days", type=int, default=1, help="weekdays to monitor from --from (default 1)")
+    mo.add_argument("--late-start-minutes", type=float, default=mp.late_start_minutes, metavar="MIN",
+                    help=f"a case starting later than this after its planned start is late (default {mp.late_start_minutes:g})")
 
     # drill, canary and incident live in their own module (engine/pilot/rolloutcli.py)
     from engine.pilot.rolloutcli import add_rollout_parsers

@@ -6,7 +6,8 @@ docs/hard-rules.md, checked by the independent checker :mod:`engine.checker` [G-
 always blocking, whatever the catalog says], feeds fresh [G-FEEDS], forecast drift [G-DRIFT], model artefact
 current and the one the schedule was built with [G-MODEL], input data unchanged since the proposal
 [G-INPUT], override rate [G-OVERRIDE], solver result [G-SOLVER], quarantined rows [G-QUARANTINE],
-service-line codes known [G-SERVICE-LINES]. A gate whose catalog rule is enforced blocks
+service-line codes known [G-SERVICE-LINES], observed outcomes of the last monitored days within their
+thresholds [G-OUTCOMES: ``python -m engine monitor`` keeps them, engine/pilot/monitor.py]. A gate whose catalog rule is enforced blocks
 publication when it fails; a monitored one is reported only (``blocking=False``).
 """
 from __future__ import annotations
@@ -24,10 +25,11 @@ from engine.governance.canonical import input_data_hash
 from engine.governance.catalog import Catalog
 from engine.hospital import Hospital, QualityReport
 
-GATES = ("hard_rules", "feeds", "drift", "model", "input_data", "override_rate", "solver", "quarantine", "service_lines")
+GATES = ("hard_rules", "feeds", "drift", "model", "input_data", "override_rate", "solver", "quarantine", "service_lines",
+         "outcomes")
 GATE_RULES = {"hard_rules": "G-HARD-RULES", "feeds": "G-FEEDS", "drift": "G-DRIFT", "model": "G-MODEL", "input_data": "G-INPUT",
               "override_rate": "G-OVERRIDE", "solver": "G-SOLVER", "quarantine": "G-QUARANTINE",
-              "service_lines": "G-SERVICE-LINES"}
+              "service_lines": "G-SERVICE-LINES", "outcomes": "G-OUTCOMES"}
 FEEDS = ("cases", "blocks", "staffing")
 ALWAYS_BLOCKING = frozenset({"hard_rules"})  # a schedule that breaks a hard rule is never published
 # What each gate looks at, stated with its result (the page and the audit show it).
@@ -42,6 +44,8 @@ CHECKS = {
     "solver": "how the version's schedule was made: solver, termination status, MIP gap, fallback, hand edits",
     "quarantine": "the share of case rows set aside at import",
     "service_lines": "every case's service-line code against the hospital's service lines",
+    "outcomes": "what happened on the last monitored days against the plans in force (python -m engine monitor): "
+                "overtime per room-day, start delays, P80 coverage of actual durations, PACU holds",
 }
 
 
@@ -78,6 +82,12 @@ class GateParams:
     max_quarantine_share: float = 0.02
     enforced: frozenset[str] = frozenset(GATES)
     allow_open_time: bool = True  # H6: False when the catalog enforces BLOCK-ONLY
+    # G-OUTCOMES: observed outcomes over the last ``outcome_window_days`` monitored days
+    outcome_window_days: int = 5
+    max_overtime_minutes_per_room_day: float = 60.0
+    max_start_delay_minutes: float = 45.0
+    min_coverage_p80: float = 0.6
+    max_pacu_hold_minutes_per_case: float = 20.0
 
     def __post_init__(self) -> None:
         bad = set(self.required_feeds) - set(FEEDS)
@@ -85,7 +95,12 @@ class GateParams:
             raise ValueError(f"required_feeds must be among {', '.join(FEEDS)}, got {sorted(bad)}")
         if self.max_model_age_days < 0:
             raise ValueError(f"max_model_age_days must be >= 0, got {self.max_model_age_days!r}")
-        for name in ("max_override_rate", "max_gap", "max_quarantine_share"):
+        if self.outcome_window_days < 1:
+            raise ValueError(f"outcome_window_days must be >= 1, got {self.outcome_window_days!r}")
+        for name in ("max_overtime_minutes_per_room_day", "max_start_delay_minutes", "max_pacu_hold_minutes_per_case"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("max_override_rate", "max_gap", "max_quarantine_share", "min_coverage_p80"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ValueError(f"{name} must be within 0..1, got {v!r}")
@@ -106,6 +121,11 @@ class GateParams:
             "max_quarantine_share": float(p("G-QUARANTINE", "max_share", 0.02)),
             "enforced": frozenset(g for g, rid in GATE_RULES.items() if rid not in catalog.rules or catalog.rules[rid].enforced),
             "allow_open_time": not ("BLOCK-ONLY" in catalog.rules and catalog.rules["BLOCK-ONLY"].enforced),
+            "outcome_window_days": int(p("G-OUTCOMES", "window_days", cls.outcome_window_days)),
+            "max_overtime_minutes_per_room_day": float(p("G-OUTCOMES", "max_overtime_minutes_per_room_day", cls.max_overtime_minutes_per_room_day)),
+            "max_start_delay_minutes": float(p("G-OUTCOMES", "max_start_delay_minutes", cls.max_start_delay_minutes)),
+            "min_coverage_p80": float(p("G-OUTCOMES", "min_coverage_p80", cls.min_coverage_p80)),
+            "max_pacu_hold_minutes_per_case": float(p("G-OUTCOMES", "max_pacu_hold_minutes_per_case", cls.max_pacu_hold_minutes_per_case)),
         }
         kw.update(overrides)
         return cls(**kw)
@@ -429,6 +449,36 @@ def gate_service_lines(h: Hospital, quality: QualityReport | None, schedule: pd.
     return GateResult("service_lines", True, f"All cases carry one of the hospital's {len(known)} service lines.")
 
 
+def gate_outcomes(outcomes: dict[str, Any] | None, params: GateParams) -> GateResult:
+    """Observed outcomes (:func:`engine.pilot.monitor.summarize_outcomes` of the last monitored days) against
+    the G-OUTCOMES thresholds; None (nothing monitored yet) passes and says so."""
+    if not outcomes:
+        return GateResult("outcomes", True, "No observed outcomes kept yet: run `python -m engine monitor` after each day.")
+    span = (f"the last {outcomes['n_days']} monitored day(s), {outcomes['days'][0]} to {outcomes['days'][-1]}"
+            if outcomes["n_days"] > 1 else f"the monitored day {outcomes['days'][0]}")
+    checks = [  # (value, threshold, breached, words)
+        (outcomes.get("overtime_minutes_per_room_day"), params.max_overtime_minutes_per_room_day, lambda v, t: v > t,
+         "overtime of {v:.0f} min per room-day, above the {t:.0f} min limit"),
+        (outcomes.get("start_delay_mean_minutes"), params.max_start_delay_minutes, lambda v, t: v > t,
+         "cases starting {v:.0f} min after their planned start on average, above the {t:.0f} min limit"),
+        (outcomes.get("coverage_p80"), params.min_coverage_p80, lambda v, t: v < t,
+         "only {v:.0%} of actual durations within the plans' P80, below the {t:.0%} floor"),
+        (outcomes.get("pacu_hold_minutes_per_case"), params.max_pacu_hold_minutes_per_case, lambda v, t: v > t,
+         "PACU holds of {v:.0f} min per case (estimated), above the {t:.0f} min limit"),
+    ]
+    broke = [w.format(v=v, t=t) for v, t, bad, w in checks if v is not None and bad(v, t)]
+    details = {k: outcomes.get(k) for k in ("days", "overtime_minutes_per_room_day", "start_delay_mean_minutes",
+                                            "coverage_p80", "pacu_hold_minutes_per_case", "override_rate")}
+    if broke:
+        return GateResult("outcomes", False, f"What happened on {span} breaks the outcome limits: " + "; ".join(broke) + ".",
+                          "Open 'Planned against actual' on the Pilot & rollout page: find the rooms and service lines behind "
+                          "the gap. Low P80 coverage means the duration forecasts no longer fit (retrain, check drift); "
+                          "late starts and overtime mean the plan is too tight (review turnovers and block lengths). "
+                          "Publish again once a monitored day is back within the limits, or change the G-OUTCOMES "
+                          "thresholds through the rules catalog.", details=details)
+    return GateResult("outcomes", True, f"What happened on {span} is within the outcome limits.", details=details)
+
+
 # ------------------------------------------------------------------ all gates
 
 
@@ -447,13 +497,15 @@ def evaluate_gates(
     as_of: pd.Timestamp | str | None = None,
     freshness: FreshnessParams | None = None,
     hospital_id: str | None = None,
+    outcomes: dict[str, Any] | None = None,
 ) -> list[GateResult]:
     """Every gate, in a fixed order, with plain-language messages.
 
     ``version`` (a :class:`engine.governance.ScheduleVersion`) supplies the plan result, schedule and
     the hashes recorded at proposal when ``plan_json``/``schedule`` are not given. ``model`` is the
     registry's ModelVersion (or its meta dict), None when durations come from bookings. Thresholds
-    come from ``params``, else from the catalog's G-* rules, else the defaults.
+    come from ``params``, else from the catalog's G-* rules, else the defaults. ``outcomes`` are the observed
+    outcomes of the last monitored days (:func:`engine.pilot.monitor.latest_outcomes`; None: none kept).
     """
     if params is None:
         params = GateParams.from_catalog(catalog) if catalog is not None else GateParams()
@@ -475,6 +527,7 @@ def evaluate_gates(
         gate_solver(plan_json, params, version),
         gate_quarantine(quality, params),
         gate_service_lines(hospital, quality, schedule),
+        gate_outcomes(outcomes, params),
     ]
     out = []
     for r in results:
