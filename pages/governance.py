@@ -1,11 +1,13 @@
 """Governance: propose, approve, gate and publish schedules; overrides with justifications;
-rollback; override rates; the hash-chained audit log; the rules catalog. Roles are enforced in
+rollback; override rates; the hash-chained audit log; the rules catalog; the rollout board (canary with
+its one-click stop, rollback drills, incidents; dashboard/canary_state.py). Roles are enforced in
 the engine: a button the role may not use says so instead of acting."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from dashboard import canary_state as cs
 from dashboard import charts, state
 from engine.errors import InputError
 from engine.governance import (
@@ -65,8 +67,9 @@ def act(label: str, fn, *args, say_done: bool = True, **kwargs):
 for kind, text in st.session_state.pop(FLASH, []):
     {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
 
-versions_tab, override_tab, rates_tab, audit_tab, rules_tab = st.tabs(
-    ["Versions and publication", "Overrides", "Override rates", "Audit log", "Rules catalog"])
+versions_tab, override_tab, rates_tab, audit_tab, rules_tab, rollout_tab = st.tabs(
+    ["Versions and publication", "Overrides", "Override rates", "Audit log", "Rules catalog",
+     "Rollout: canary, drills, incidents"])
 
 with versions_tab:
     hist = gov.history(hid)
@@ -233,3 +236,102 @@ with rules_tab:
              "override_role": r.override_role, "description": r.description} for r in catalog.rules.values()]
     st.markdown(f"Rules version `{catalog.rules_version}`. The optimizer reads the enforced rules.")
     st.dataframe(charts.words(pd.DataFrame(rows)), hide_index=True, width="stretch", key="gov_rules")
+
+with rollout_tab:
+    st.page_link("../pages/rollout.py", label="Shadow mode, planned-vs-actual monitoring and the retrospective replay: "
+                                               "Pilot & rollout page", icon=":material/rocket_launch:")
+    st.subheader("Canary")
+    active, newest, canaries_df = cs.canary_status(hid)
+    if active is None:
+        st.info("No canary is active: every case keeps the rules-based block schedule.")
+        kind = st.selectbox("Canary by", ["rooms", "service_lines", "sites"], key="canary_kind",
+                            format_func=lambda x: x.replace("_", " "))
+        with st.form("canary_form"):
+            k = st.columns(2)
+            values = k[0].multiselect("Which (the rest is the control group)", cs.scope_choices(h, kind), key="canary_values")
+            go_live = k[1].date_input("Go-live", value=h.as_of().date(), key="canary_go_live")
+            note = st.text_input("Note", key="canary_note")
+            start_refusal = state.why_not("publish")
+            started = st.form_submit_button("Start the canary", disabled=start_refusal is not None, help=start_refusal)
+        if started:
+            c = act("Canary start", cs.start_canary, hid, h, kind, values, go_live, note, say_done=False)
+            if c is not None:
+                st.session_state[FLASH].append(("success", f"Canary {c.canary_id} active from {c.go_live:%Y-%m-%d} on "
+                                                           f"{c.scope.label()} (audit entry {c.start_entry_id})."))
+            st.rerun()
+    else:
+        st.success(f"Canary {active.canary_id} is **active** since {active.go_live:%Y-%m-%d} on {active.scope.label()}, "
+                   f"started by {active.started_by}; every other case keeps the rules-based block schedule.")
+        stop_reason = st.text_input("Reason to stop (required; audited)", key="canary_stop_reason")
+        stop_refusal = state.why_not("rollback")
+        if st.button("Stop the canary: back to the rules schedule", key="canary_stop", type="primary",
+                     disabled=stop_refusal is not None, help=stop_refusal):
+            c = act("Canary stop", cs.stop_canary, hid, stop_reason, say_done=False)
+            if c is not None:
+                st.session_state[FLASH].append(("success", f"Canary {c.canary_id} stopped: {c.scope.label()} is back on "
+                                                           f"the rules schedule (audit entry {c.stop_entry_id})."))
+            st.rerun()
+    if len(canaries_df):
+        st.dataframe(charts.words(canaries_df), hide_index=True, width="stretch", key="canary_table")
+        pre = st.number_input("Weeks before go-live to compare with", 1, 52, 8, key="canary_pre_weeks")
+        if st.button(f"Compare canary {newest.canary_id} with its control group", key="canary_report"):
+            act("Canary report", cs.canary_report, hid, h, newest, int(pre), say_done=False)
+            st.rerun()
+        rep = cs.last_report(hid, newest)
+        if rep is not None:
+            st.markdown(f"Difference-in-differences, {rep['n_pre_days']} weekdays before go-live {rep['go_live']} and "
+                        f"{rep['n_post_days']} from it (outcomes from your records; PACU holds estimated from wheels-out "
+                        "times and PACU beds):")
+            st.dataframe(charts.words(cs.estimates_table(rep)), hide_index=True, width="stretch", key="canary_estimates")
+
+    st.subheader("Rollback drills")
+    from engine.pilot.drill import FAULTS
+
+    folder = cs.drill_folder(h)
+    d = st.columns(2)
+    fault = d[0].selectbox("Fault to inject (into a copy of the hospital)", FAULTS, key="drill_fault")
+    drill_refusal = state.why_not("run_gates") or (None if folder is not None else
+                                                   "The hospital's folder is not on this machine: run `python -m engine drill`.")
+    if d[1].button("Run the drill", key="drill_run", disabled=drill_refusal is not None, help=drill_refusal):
+        with st.spinner(f"Drill {fault}: copy, inject, detect, respond, restore..."):
+            rep = act("Drill", cs.run_drill, hid, h, fault, say_done=False)
+        if rep is not None:
+            st.session_state[FLASH].append(("success" if rep["passed"] else "error",
+                                            f"Drill {rep['fault']} {'passed' if rep['passed'] else 'FAILED'} in "
+                                            f"{rep['seconds']:.1f}s (audit entry {rep['audit_entry_id']})."))
+        st.rerun()
+    last = cs.last_drill(hid)
+    if last is not None:
+        st.markdown(f"**Last drill: {last['fault']}** ({'passed' if last['passed'] else 'FAILED'}; the original hospital "
+                    f"folder {'untouched' if last['original_untouched'] else 'CHANGED'}; report {last['work_dir']})")
+        st.dataframe(charts.words(pd.DataFrame(last["steps"])[["step", "ok", "seconds", "detail"]]), hide_index=True,
+                     width="stretch", key="drill_steps")
+
+    st.subheader("Incidents and drills on record")
+    if can(user, "view_audit"):
+        b = cs.board(hid)
+        st.caption(f"{b['n_incidents']} incident(s): " + ", ".join(f"{k} {v}" for k, v in b["by_class"].items())
+                   + f". {b['n_drills']} drill(s), {b['n_drills_passed']} passed.")
+        if b["incidents"]:
+            st.dataframe(charts.words(cs.incident_table(b)), hide_index=True, width="stretch", key="incident_table")
+        if b["drills"]:
+            st.dataframe(charts.words(pd.DataFrame(b["drills"])), hide_index=True, width="stretch", key="drill_table")
+        with st.form("incident_form"):
+            f = st.columns(3)
+            title = f[0].text_input("Title", key="inc_title")
+            klass = f[1].selectbox("Defect", ["data", "model", "process"], key="inc_class")
+            entries = f[2].text_input("Audit entry ids (comma-separated)", key="inc_entries")
+            description = st.text_area("What failed, and how it was found", key="inc_description")
+            remedy = st.text_input("What was done", key="inc_remedy")
+            added = st.form_submit_button("Record the incident")
+        if added:
+            rec = act("Incident", cs.add_incident, hid, title, klass, description, entries, remedy, say_done=False)
+            if rec is not None:
+                st.session_state[FLASH].append(("success", f"Incident {rec['incident_id']} recorded ({rec['defect_class']} "
+                                                           f"defect; audit entry {rec['entry_id']})."))
+            st.rerun()
+        if can(user, "export_audit"):
+            st.download_button("Export incidents and drills (JSON)", cs.export_board_bytes(hid),
+                               file_name=f"incidents-{hid}.json", key="incident_export")
+    else:
+        st.info("Incidents and drills are read by leadership and the governance board.")
