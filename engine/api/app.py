@@ -194,8 +194,13 @@ def create_app(params: ServiceParams | None = None, service: Service | None = No
                  user: User = Depends(needs("view_schedule"))) -> dict[str, Any]:
         """The schedule per day: the published version in force, else the newest proposed one (schedule.csv
         columns; patient details masked for non-clinical roles)."""
-        df, used = svc.schedule(_day(date, "date"), days)
-        return {"hospital_id": svc.hospital_id, "versions": used, "schedule": records(mask_reasons_for_role(df, user))}
+        start = _day(date, "date")
+
+        def build() -> dict[str, Any]:
+            df, used = svc.schedule(start, days)
+            return {"hospital_id": svc.hospital_id, "versions": used, "schedule": records(mask_reasons_for_role(df, user))}
+
+        return JSONResponse(svc.cached(("schedule-json", f"{start:%Y-%m-%d}", days, user.role), build))
 
     @app.post("/api/v1/plan", status_code=202, tags=["schedules"])
     def plan_job(req: PlanRequest, user: User = Depends(needs("propose"))) -> dict[str, Any]:

@@ -213,7 +213,12 @@ def make_router(svc: Service, apply: Callable[..., Any]) -> APIRouter:
     def appointment_search(request: Request, date: str | None = Query(None, description="YYYY-MM-DD (or eqYYYY-MM-DD)"),
                            user: User = Depends(needs("view_schedule"))) -> JSONResponse:
         """A searchset Bundle of the date's Appointments (the published schedule and that day's cancellations)."""
-        return answer(lambda: bundle(appointments(svc, _search_date(date), user), base(request), "Appointment"))
+        def build() -> dict[str, Any]:
+            day = _search_date(date)
+            return svc.cached(("fhir-appointments", f"{day:%Y-%m-%d}", base(request), is_clinical(user)),
+                              lambda: bundle(appointments(svc, day, user), base(request), "Appointment"))
+
+        return answer(build)
 
     @router.get("/fhir/Slot", response_class=JSONResponse)
     def slot_search(request: Request, date: str | None = Query(None, description="YYYY-MM-DD; default the hospital's today"),

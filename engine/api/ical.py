@@ -77,9 +77,13 @@ def make_router(svc: Service, apply: Callable[..., Any]) -> APIRouter:
         if ident not in set(table[col].astype(str)):
             raise HTTPException(404, detail=f"unknown {kind} {ident!r}")
         start = _day(date, "date") if date else svc.hospital.as_of().normalize()
-        df, used = svc.schedule(start, days, published_only=True)
-        rows = df[(df["status"] == "scheduled") & (df[col].astype(str) == ident)] if len(df) else df
-        body = calendar_for(svc, rows, f"OR schedule: {kind} {ident}", used, kind)
+
+        def build() -> bytes:
+            df, used = svc.schedule(start, days, published_only=True)
+            rows = df[(df["status"] == "scheduled") & (df[col].astype(str) == ident)] if len(df) else df
+            return calendar_for(svc, rows, f"OR schedule: {kind} {ident}", used, kind)
+
+        body = svc.cached(("ical", kind, ident, f"{start:%Y-%m-%d}", days), build)
         return Response(body, media_type=ICS_TYPE, headers={"Content-Disposition": f'inline; filename="{kind}-{ident}.ics"'})
 
     @router.get("/ical/surgeon/{surgeon_id}.ics", response_class=Response)

@@ -109,6 +109,7 @@ class Service:
         # whose answer could not be stored yet (key -> (request hash, answer); stored on the next event).
         self._orphans: set[str] = set()
         self._unstored: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._read_cache: dict[tuple, tuple[tuple, Any]] = {}  # key -> (fingerprint, value): Service.cached
         self._forecasts: dict[str, tuple[pd.DataFrame, Any]] = {}
 
     def close(self) -> None:
@@ -150,9 +151,38 @@ class Service:
         he = pd.to_datetime(hist["horizon_end"]).dt.date
         return hist[(hs <= d) & (he >= d)]
 
+    def fingerprint(self) -> tuple:
+        """What the reads depend on, cheaply: every version's (id, status, successor) and the number of stored
+        event answers. Any approve, publish, rollback, proposal or event changes it, from any process."""
+        v, t = self.gov.t["gov_schedule_versions"], self._events
+        with self.gov.engine.connect() as conn:
+            rows = conn.execute(sa.select(v.c.version_id, v.c.status, v.c.successor_id, v.c.superseded_by)
+                                .where(v.c.hospital_id == self.hospital_id)).all()
+            n = conn.execute(sa.select(sa.func.count()).select_from(t)
+                             .where(t.c.hospital_id == self.hospital_id, t.c.response_json != "")).scalar_one()
+        return hash(tuple(sorted(tuple(r) for r in rows))), int(n), len(self._unstored)
+
+    def cached(self, key: tuple, fn: Callable[[], Any]) -> Any:
+        """``fn()``, reused while :meth:`fingerprint` is unchanged (reads of an unchanged ledger cost one small
+        query). The value is shared: callers must not modify it."""
+        fp = self.fingerprint()
+        hit = self._read_cache.get(key)
+        if hit is not None and hit[0] == fp:
+            return hit[1]
+        value = fn()
+        if len(self._read_cache) > 512:
+            self._read_cache.clear()
+        self._read_cache[key] = (fp, value)
+        return value
+
     def schedule(self, start: pd.Timestamp, days: int, published_only: bool = False) -> tuple[pd.DataFrame, list[dict]]:
         """Per day: the published version in force, else (unless ``published_only``) the newest proposed one.
-        Returns (schedule.csv rows, [{date, version_id, status}])."""
+        Returns (schedule.csv rows, [{date, version_id, status}]) (a copy: callers may modify it)."""
+        df, used = self.cached(("schedule", f"{start:%Y-%m-%d}", days, published_only),
+                               lambda: self._schedule(start, days, published_only))
+        return df.copy(), [dict(u) for u in used]
+
+    def _schedule(self, start: pd.Timestamp, days: int, published_only: bool) -> tuple[pd.DataFrame, list[dict]]:
         parts, used = [], []
         for i in range(days):
             d = start + pd.Timedelta(days=i)

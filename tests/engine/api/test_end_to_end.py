@@ -105,3 +105,23 @@ def test_an_outage_after_the_proposal_answers_the_applied_event(client, service,
     with service.gov.engine.connect() as conn:
         stored = conn.execute(sa.select(t.c.response_json).where(t.c.idempotency_key == "late-1")).scalar_one()
     assert json.loads(stored)["version_id"] == r.json()["version_id"]
+
+
+def test_cached_reads_see_a_publication_made_by_another_process(client, service, api_hospital, tmp_path) -> None:
+    """Reads are reused while the ledger is unchanged (Service.cached); a change through another service on
+    the same store (the dashboard, a second process) is seen at the next read."""
+    from engine.api import Service, ServiceParams
+    from engine.governance import User
+
+    r = client.post("/api/v1/plan", json={"date": DAY, "days": 1, "solver": "rules"}, headers=auth("coordinator"))
+    from tests.engine.api.conftest import wait_job
+
+    vid = wait_job(client, r.json()["id"])["result"]["version_id"]
+    read = lambda: client.get("/api/v1/schedule", params={"date": DAY}, headers=auth("viewer")).json()["versions"][0]  # noqa: E731
+    assert read() == read() == {"date": DAY, "version_id": vid, "status": "proposed"}
+    other = Service(ServiceParams(data_dir=api_hospital, db_url=str(service.gov.engine.url), models_dir=tmp_path / "models"))
+    try:
+        other.gov.approve(vid, User("lena", "leadership"), "elsewhere")
+        assert read()["status"] == "approved"
+    finally:
+        other.close()
