@@ -13,7 +13,8 @@ Outcomes, per weekday and group, come from the hospital's records (completed cas
   close time, summed over the group's cases (one definition for rooms, sites and service lines);
 - ``pacu_hold_minutes``: an estimate (the records carry no PACU times): patients reach PACU at
   wheels-out, stay the hospital's ``pacu_minutes``, and wait first-come first-served for one of the
-  day's ``pacu_beds`` (staffing.csv); the waits of the group's patients are summed;
+  day's ``pacu_beds`` (staffing.csv), the estimate of engine/pilot/monitor.py, over the whole day's
+  patients; the waits of the group's patients are summed;
 - ``cases_done``: completed cases of the group.
 
 The **difference-in-differences** estimate compares the daily gap canary minus control after
@@ -289,22 +290,11 @@ def stop_canary(store_or_url: Any, hospital_id: str, user: Any, reason: str) -> 
 # ------------------------------------------------------------------ outcomes and the estimate
 
 
-def _pacu_waits(arrivals: np.ndarray, stay: float, beds: int) -> np.ndarray:
-    """First-come first-served waits for ``beds`` beds of fixed ``stay`` minutes (arrivals in minutes, any order)."""
-    order = np.argsort(arrivals, kind="stable")
-    free = [0.0] * max(1, beds)
-    waits = np.zeros(len(arrivals))
-    for i in order:
-        j = int(np.argmin(free))
-        begin = max(arrivals[i], free[j])
-        waits[i] = begin - arrivals[i]
-        free[j] = begin + stay
-    return waits
-
-
 def daily_outcomes(h: Hospital, scope: CanaryScope, start: Any = None, end: Any = None) -> pd.DataFrame:
     """One row per weekday with completed cases and per group (``canary``/``control``): date, group and
     :data:`METRICS`, from the records (see the module docstring for each definition)."""
+    from engine.pilot.monitor import _pacu_holds as pacu_holds  # the one PACU-hold estimate (planned-vs-actual)
+
     c = h.cases[(h.cases["status"] == "completed") & h.cases["wheels_in"].notna() & h.cases["wheels_out"].notna()]
     if start is not None:
         c = c[c["surgery_date"] >= pd.Timestamp(start)]
@@ -324,7 +314,7 @@ def daily_outcomes(h: Hospital, scope: CanaryScope, start: Any = None, end: Any 
     hold = pd.Series(0.0, index=c.index)
     for d, g in c.groupby("surgery_date"):
         n = int(beds.get(d, np.nan)) if pd.notna(beds.get(d, np.nan)) else max(1, len(g))
-        hold.loc[g.index] = _pacu_waits(w_out.loc[g.index].to_numpy(float), float(h.settings.pacu_minutes), n)
+        hold.loc[g.index] = pacu_holds(w_out.loc[g.index].to_numpy(float), float(h.settings.pacu_minutes), n)
     frame = pd.DataFrame({"date": day0, "group": np.where(scope.mask(h, c), "canary", "control"),
                           "overtime_minutes": over, "pacu_hold_minutes": hold, "cases_done": 1.0})
     out = frame.groupby(["date", "group"], as_index=False)[list(METRICS)].sum()
