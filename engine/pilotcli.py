@@ -107,21 +107,17 @@ def _shadow_params(args: argparse.Namespace):
 
 
 def _weekdays(h, start: pd.Timestamp, n: int, option: str) -> list[pd.Timestamp]:
+    from engine.pilot.replay import weekdays_from
+
     if n < 1 or n > 120:
-        raise _bad("--days", f"must be within 1..120, got {n}")
-    days, d = [], start
-    while len(days) < n:
-        if d.weekday() < 5:
-            days.append(d)
-        d += pd.Timedelta(days=1)
-    return days
+        raise _bad(option, f"must be within 1..120, got {n}")
+    return weekdays_from(start, n)
 
 
 def _cmd_shadow_run(args: argparse.Namespace) -> dict[str, Any]:
     from engine.governance.audit import audit_key
     from engine.pilot.record import cli_actor
-    from engine.pilot.replay import train_before
-    from engine.pilot.shadow import FORECAST_COLUMNS, planning_hospital, shadow_run
+    from engine.pilot.shadow import shadow_days
 
     params = _shadow_params(args)
     start = _date(args.date, "--date")
@@ -131,35 +127,21 @@ def _cmd_shadow_run(args: argparse.Namespace) -> dict[str, Any]:
     h = _loaded(args).hospital
     hid = _hid(args)
     days = _weekdays(h, start, args.days, "--days")
-    past = [d for d in days if d < h.as_of()]
-    if past and len(past) < len(days):
-        raise _bad("--days", f"the days {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} straddle the hospital's as-of date "
-                             f"{h.as_of():%Y-%m-%d}: shadow past days and coming days in separate runs")
-    if past:  # back-filled pilot: a model that saw nothing from the first day on
-        fc, meta = train_before(h, days[0], args.iterations)
-        mv = f"trained before {meta['trained_until']} ({args.iterations} iterations)"
-    else:
+    fc = mv = None
+    if days[-1] >= h.as_of() and days[0] >= h.as_of():  # coming days: the registered model, as `plan` uses
         from engine.cli import _current_forecaster
 
         reg = _current_forecaster(h, hid, args.models)
         fc, mv = reg.forecaster, reg.version
-    runs = []
-    for d in days:
-        hp = planning_hospital(h, d)
-        booked = hp.cases[(hp.cases["status"] == "booked") & (hp.cases["surgery_date"] == d)]
-        if booked.empty:
-            log.warning("no booked cases on %s: skipped", f"{d:%Y-%m-%d}")
-            continue
-        history = hp.cases[hp.cases["surgery_date"] < d]
-        forecasts = fc.predict(booked, history, as_of=d)[FORECAST_COLUMNS]
-        r = shadow_run(args.db, hid, hp, forecasts, d, mv, params, actor=cli_actor())
-        runs.append(r)
+    runs = shadow_days(args.db, hid, h, days, params, forecaster=fc, model_version=mv, iterations=args.iterations,
+                       actor=cli_actor())
+    if not runs:
+        raise _bad("--date", f"no booked cases in the shadow scope on any of the {len(days)} weekday(s) from {start:%Y-%m-%d}")
+    for r in runs:
         print(f"shadow {r['day']} v{r['shadow_version']} ({params.scope_label()}): {r['n_scheduled']} scheduled, "
               f"{r['n_deferred']} deferred, expected overtime {r['expected_overtime_minutes']:.0f} min; "
               f"recorded (audit seq {r['audit_seq']}), not published")
-    if not runs:
-        raise _bad("--date", f"no booked cases in the shadow scope on any of the {len(days)} weekday(s) from {start:%Y-%m-%d}")
-    return {"runs": runs, "published": False, "model_version": mv}
+    return {"runs": runs, "published": False, "model_version": runs[0]["model_version"]}
 
 
 def _cmd_shadow_report(args: argparse.Namespace) -> dict[str, Any]:

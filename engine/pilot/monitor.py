@@ -223,14 +223,23 @@ def monitor(store_or_url: Any, hospital_id: str, hospital: Hospital, days: list,
     """Measure, keep and audit each of ``days`` (past days), then the outcome gate over the last kept days."""
     from engine.governance import Governance
     from engine.governance.audit import audit_key
-    from engine.governance.gates import GateParams, gate_outcomes
-    from engine.pilot.record import record
-    from engine.pilot.store import save_monitor_day
+    from engine.governance.gates import GateParams
 
     audit_key()
     p = params or MonitorParams()
-    gp = gate_params or GateParams()
     gov = Governance(store_or_url)
+    try:
+        return _monitor(gov, hospital_id, hospital, days, p, gate_params or GateParams.from_catalog(gov.catalog), actor)
+    finally:
+        gov.close()
+
+
+def _monitor(gov: Any, hospital_id: str, hospital: Hospital, days: list, p: MonitorParams, gp: Any,
+             actor: tuple[str, str] | None) -> dict[str, Any]:
+    from engine.governance.gates import gate_outcomes
+    from engine.pilot.record import record
+    from engine.pilot.store import save_monitor_day
+
     out_days = []
     for d in days:
         d = pd.Timestamp(d).normalize()
@@ -248,3 +257,31 @@ def monitor(store_or_url: Any, hospital_id: str, hospital: Hospital, days: list,
             "gate": {"gate": g.gate, "passed": g.passed, "message": g.message, "inspect_next": g.inspect_next,
                      "details": g.details},
             "next_publish": "allowed by the outcome gate" if g.passed else f"withheld: {g.message}"}
+
+
+def outcome_gate(store_or_url: Any, hospital_id: str, gate_params: Any = None):
+    """The outcome gate (a GateResult) on the last kept days: what the next publish would meet."""
+    from engine.governance.gates import GateParams, gate_outcomes
+
+    gp = gate_params or GateParams()
+    return gate_outcomes(latest_outcomes(store_or_url, hospital_id, gp.outcome_window_days), gp)
+
+
+def monitor_frame(store_or_url: Any, hospital_id: str) -> pd.DataFrame:
+    """The kept days as one flat row each (day, plan, start deviation, overtime, forecast, PACU, overrides)."""
+    from engine.pilot.store import monitor_days
+
+    rows = []
+    for r in monitor_days(store_or_url, hospital_id):
+        m = r["metrics"]
+        rows.append({"day": m["day"], "plan": m["plan_source"], "cases ran as planned": m["n_ran_as_planned"],
+                     "start delay (mean min)": m["start_deviation"]["mean_minutes"],
+                     "late starts": m["start_deviation"]["late_share"],
+                     "overtime observed (min)": m["overtime"]["observed_minutes"],
+                     "overtime planned (min)": m["overtime"]["planned_minutes"],
+                     "P50 error (MAE min)": m["forecast"]["mae_p50_minutes"], "within P80": m["forecast"]["coverage_p80"],
+                     "forecast judged": m["forecast"].get("source"),
+                     "PACU hold per case (min, est.)": m["pacu_hold"]["minutes_per_case"],
+                     "override rate": m["override_rate"],
+                     "prime-time gap": m["fairness"]["max_prime_time_gap"]})
+    return pd.DataFrame(rows)

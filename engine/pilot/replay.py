@@ -142,6 +142,16 @@ def replay_dates(hospital: Hospital, start, n: int) -> list[pd.Timestamp]:
     return [pd.Timestamp(d) for d in have[:n]]
 
 
+def weekdays_from(start, n: int) -> list[pd.Timestamp]:
+    """The first ``n`` weekdays (Monday to Friday) from ``start`` on."""
+    d, out = pd.Timestamp(start).normalize(), []
+    while len(out) < n:
+        if d.weekday() < 5:
+            out.append(d)
+        d += pd.Timedelta(days=1)
+    return out
+
+
 def same_schedule(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """True when two schedules place every case alike (room, start, status): the optimizer returned the rules'."""
     cols = ["case_id", "room_id", "start", "status"]

@@ -155,6 +155,37 @@ def shadow_run(store_or_url: Any, hospital_id: str, hospital: Hospital, forecast
             eng.dispose()
 
 
+def shadow_days(store_or_url: Any, hospital_id: str, hospital: Hospital, days: list, params: ShadowParams | None = None, *,
+                forecaster: Any = None, model_version: str | None = None, iterations: int = 150,
+                actor: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Shadow-run each of ``days`` (all past, or all coming). Past days get one forecaster trained on data
+    before the first of them (leak-free, ``iterations``); coming days need the caller's ``forecaster`` (the
+    registered model) and its ``model_version``. Days without booked cases in the scope are skipped."""
+    from engine.pilot.replay import train_before
+
+    days = [pd.Timestamp(d).normalize() for d in days]
+    in_scope(hospital, params or ShadowParams())  # an unknown service line or site: refused before any training
+    past = [d for d in days if d < hospital.as_of()]
+    if past and len(past) < len(days):
+        raise _err("command line", "--days", f"the days {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} straddle the hospital's "
+                                             f"as-of date {hospital.as_of():%Y-%m-%d}: shadow past and coming days separately")
+    if past:
+        forecaster, meta = train_before(hospital, days[0], iterations)
+        model_version = f"trained before {meta['trained_until']} ({iterations} iterations)"
+    elif forecaster is None:
+        raise ValueError("coming days need the registered forecaster (forecaster=...)")
+    runs = []
+    for d in days:
+        hp = in_scope(planning_hospital(hospital, d), params or ShadowParams())
+        booked = hp.cases[(hp.cases["status"] == "booked") & (hp.cases["surgery_date"] == d)]
+        if booked.empty:
+            continue
+        forecasts = forecaster.predict(booked, hp.cases[hp.cases["surgery_date"] < d], as_of=d)[FORECAST_COLUMNS]
+        runs.append(shadow_run(store_or_url, hospital_id, planning_hospital(hospital, d), forecasts, d, str(model_version),
+                               params, actor=actor))
+    return runs
+
+
 def shadow_runs(store_or_url: Any, hospital_id: str, day=None) -> pd.DataFrame:
     """The kept shadow runs (oldest first): day, shadow_version, scope, model_version, actor, created_at,
     n_scheduled, n_deferred, expected_overtime_minutes, audit_seq."""
