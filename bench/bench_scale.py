@@ -1,7 +1,7 @@
 """Cost curves of a network (issue 21): time and peak memory of each step for N sites (a script).
 
     .venv/bin/python bench/bench_scale.py [--sites 1,2,4,8] [--rooms 16] [--history-days 730]
-        [--modes inprocess,local2] [--time-limit 20] [--reps 200] [--iterations 100] [--no-pg]
+        [--modes inprocess,local2] [--time-limit 20] [--reps 200] [--iterations 100] [--no-pg] [--log PATH]
 
 For each network size N, in a fresh subprocess (so memory is that size's own): generate the
 network (``write_network``), ingest it into SQLite and into PostgreSQL (a private schema of the
@@ -56,8 +56,11 @@ def run_one(n: int, args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         res = fn()
         out["steps"][name] = {"seconds": round(time.perf_counter() - t0, 2), "peak_mib": _peak_mib()}
-        print(f"  {n} sites {name:18s} {out['steps'][name]['seconds']:8.1f}s  peak self/children MiB {_peak_mib()}",
-              file=sys.stderr, flush=True)
+        line = f"  {n} sites {name:18s} {out['steps'][name]['seconds']:8.1f}s  peak self/children MiB {_peak_mib()}"
+        print(line, file=sys.stderr, flush=True)
+        if args.log:  # as each step ends: the figures of an interrupted run survive
+            with open(args.log, "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f} {line.strip()}\n")
         return res
 
     base = GeneratorParams(seed=args.seed, rooms=args.rooms, history_days=args.history_days)
@@ -144,6 +147,7 @@ def main() -> int:
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--workers-projection", type=int, default=16, help="cluster size W of the 50-site projection")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--log", type=Path, default=None, help="append each step's figures here as the step ends")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.modes = [m for m in args.modes.split(",") if m]
@@ -174,6 +178,13 @@ def main() -> int:
         peak = max(v["peak_mib"][0] for v in r["steps"].values()), max(v["peak_mib"][1] for v in r["steps"].values())
         print(f"{r['sites']:5d} {r['rooms']:5d} {r['cases']:7d} " + " ".join(
             f"{r['steps'].get(s, {}).get('seconds', float('nan')):17.1f}s" for s in steps) + f"  {peak}")
+    for r in results:  # the issue's "end to end": from nothing to every site's week planned
+        st = r["steps"]
+        first = [k for k in ("generate", "ingest_postgresql" if "ingest_postgresql" in st else "ingest_sqlite", "train")]
+        for mode in args.modes:
+            if f"plan_{mode}" in st:
+                total = sum(st[k]["seconds"] for k in first) + st[f"plan_{mode}"]["seconds"]
+                print(f"end to end {r['sites']} sites ({' + '.join(first)} + plan_{mode}): {total:,.0f}s")
     fits = {}
     for s in steps:
         pts = [(r["sites"], r["steps"][s]["seconds"]) for r in results if s in r["steps"]]
