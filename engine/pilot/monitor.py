@@ -32,6 +32,7 @@ import pandas as pd
 
 from engine.errors import InputError, Problem
 from engine.hospital import Hospital
+from engine.pilot.replay import _f
 from engine.timeutil import hhmm_to_minutes
 
 
@@ -44,14 +45,6 @@ class MonitorParams:
     def __post_init__(self) -> None:
         if not self.late_start_minutes >= 0:
             raise ValueError(f"late_start_minutes must be >= 0, got {self.late_start_minutes}")
-
-
-def _f(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
 
 
 def _minutes(ts: pd.Series, day: pd.Timestamp) -> pd.Series:

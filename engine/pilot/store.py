@@ -7,8 +7,8 @@
   gaps between the published plan and what happened (JSON) and the seq of its audit entry. A day
   monitored again replaces its row (the audit log keeps every run).
 
-No foreign keys to other tables; plain portable types. The Alembic migration is requested from the
-migrations' owner (same columns); ``create_all`` keeps a fresh database working meanwhile.
+No foreign keys to other tables; plain portable types. Alembic revision 0003 creates the same tables;
+``create_all`` on first use keeps a database made without migrations working.
 """
 from __future__ import annotations
 
