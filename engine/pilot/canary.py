@@ -71,19 +71,25 @@ CANARIES = sa.Table(
 _created: set[str] = set()
 
 
-def _engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
+def engine_with(metadata: sa.MetaData, store_or_url: Any) -> tuple[sa.Engine, bool]:
+    """(engine, owned) with the governance tables and ``metadata``'s tables created (once per database);
+    the canary's and the incidents' tables (engine/pilot/incident.py) are made this way."""
     from engine.governance.audit_store import ensure_tables, resolve_engine
 
     eng, owned = resolve_engine(store_or_url)
     ensure_tables(eng)
-    key = f"{id(eng)}:{eng.url.render_as_string(hide_password=True)}"
+    key = f"{id(metadata)}:{id(eng)}:{eng.url.render_as_string(hide_password=True)}"
     if key not in _created:
         try:
-            _MD.create_all(eng)
+            metadata.create_all(eng)
         except sa.exc.DBAPIError:  # created meanwhile by another process
-            _MD.create_all(eng)
+            metadata.create_all(eng)
         _created.add(key)
     return eng, owned
+
+
+def _engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
+    return engine_with(_MD, store_or_url)
 
 
 @dataclass(frozen=True)
@@ -208,11 +214,23 @@ def active_canary(store_or_url: Any, hospital_id: str) -> Canary | None:
     return next((c for c in canaries(store_or_url, hospital_id) if c.active), None)
 
 
+def _commit(eng: sa.Engine, owned: bool, tx: Any) -> Canary:
+    """Run ``tx`` (returning a canary id) in a retried transaction and read the canary back."""
+    from engine.governance.audit_store import run_tx
+
+    try:
+        cid = run_tx(eng, tx)
+        with eng.connect() as conn:
+            return _row(conn.execute(sa.select(CANARIES).where(CANARIES.c.canary_id == cid)).one())
+    finally:
+        if owned:
+            eng.dispose()
+
+
 def start_canary(store_or_url: Any, hospital_id: str, h: Hospital, scope: CanaryScope, go_live: Any, user: Any,
                  note: str = "") -> Canary:
     """Record an active canary (role: may publish), audited as ``canary_start``; refused while one is active."""
     from engine.governance.audit import append_entry
-    from engine.governance.audit_store import run_tx
     from engine.governance.canonical import input_data_hash
     from engine.governance.errors import WorkflowError
     from engine.pilot.record import require_pilot
@@ -239,20 +257,14 @@ def start_canary(store_or_url: Any, hospital_id: str, h: Hospital, scope: Canary
         conn.execute(CANARIES.update().where(CANARIES.c.canary_id == cid).values(start_entry_id=e.entry_id))
         return int(cid)
 
-    try:
-        cid = run_tx(eng, tx)
-        with eng.connect() as conn:
-            return _row(conn.execute(sa.select(CANARIES).where(CANARIES.c.canary_id == cid)).one())
-    finally:
-        if owned:
-            eng.dispose()
+    return _commit(eng, owned, tx)
 
 
 def stop_canary(store_or_url: Any, hospital_id: str, user: Any, reason: str) -> Canary:
     """The one-click stop (role: may roll back): the canary's cases return to the rules schedule from now on;
     audited as ``canary_stop`` with the reason. WorkflowError when no canary is active."""
     from engine.governance.audit import append_entry
-    from engine.governance.audit_store import Retry, run_tx
+    from engine.governance.audit_store import Retry
     from engine.governance.errors import WorkflowError
     from engine.pilot.record import require_pilot
 
@@ -278,13 +290,7 @@ def stop_canary(store_or_url: Any, hospital_id: str, user: Any, reason: str) -> 
             raise Retry()
         return c.canary_id
 
-    try:
-        cid = run_tx(eng, tx)
-        with eng.connect() as conn:
-            return _row(conn.execute(sa.select(CANARIES).where(CANARIES.c.canary_id == cid)).one())
-    finally:
-        if owned:
-            eng.dispose()
+    return _commit(eng, owned, tx)
 
 
 # ------------------------------------------------------------------ outcomes and the estimate

@@ -46,24 +46,14 @@ INCIDENTS = sa.Table(
     sa.Column("recorded_at", sa.DateTime, nullable=False),
     sa.Column("entry_id", sa.Integer),  # this record's own audit entry
 )
-_created: set[str] = set()
 COLUMNS = ["incident_id", "hospital_id", "title", "defect_class", "description", "remedy", "occurred_on",
            "audit_entry_ids", "recorded_by", "recorded_role", "recorded_at", "entry_id"]
 
 
 def _engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
-    from engine.governance.audit_store import ensure_tables, resolve_engine
+    from engine.pilot.canary import engine_with
 
-    eng, owned = resolve_engine(store_or_url)
-    ensure_tables(eng)
-    key = f"{id(eng)}:{eng.url.render_as_string(hide_password=True)}"
-    if key not in _created:
-        try:
-            _MD.create_all(eng)
-        except sa.exc.DBAPIError:
-            _MD.create_all(eng)
-        _created.add(key)
-    return eng, owned
+    return engine_with(_MD, store_or_url)
 
 
 @dataclass(frozen=True)
