@@ -52,7 +52,7 @@ def _submit_override(at, case, room, start, keep=False):
     at.selectbox(key="ov_room").set_value(room)
     at.text_input(key="ov_start").input(start)
     at.checkbox(key="ov_keep_infeasible").set_value(keep)
-    at.get("form_submit_button")[-1].click().run()
+    next(b for b in at.get("form_submit_button") if b.label == "Record the override").click().run()
     assert not at.exception, at.exception
 
 
