@@ -453,7 +453,8 @@ def gate_outcomes(outcomes: dict[str, Any] | None, params: GateParams) -> GateRe
     """Observed outcomes (:func:`engine.pilot.monitor.summarize_outcomes` of the last monitored days) against
     the G-OUTCOMES thresholds; None (nothing monitored yet) passes and says so."""
     if not outcomes:
-        return GateResult("outcomes", True, "No observed outcomes kept yet: run `python -m engine monitor` after each day.")
+        return GateResult("outcomes", True, "No monitored day has run on a published schedule yet: run `python -m engine "
+                                            "monitor` after each published day.")
     span = (f"the last {outcomes['n_days']} monitored day(s), {outcomes['days'][0]} to {outcomes['days'][-1]}"
             if outcomes["n_days"] > 1 else f"the monitored day {outcomes['days'][0]}")
     checks = [  # (value, threshold, breached, words)

@@ -18,8 +18,10 @@ records, and measures:
 - adherence: planned cases that ran, were cancelled, and cases that ran unplanned (add-ons).
 
 :func:`monitor` keeps each day (``pilot_monitor_days``), audits the run (``monitor``) and evaluates the
-outcome gate (:func:`engine.governance.gates.gate_outcomes`) over the last kept days: a tripped gate
-withholds the next publish with a plain reason (``evaluate_gates(..., outcomes=latest_outcomes(...))``).
+outcome gate (:func:`engine.governance.gates.gate_outcomes`) over the last kept days that ran on a published
+version (days on the hospital's own schedule are the baseline, shown but not judged: the product is not
+stopped for what the manual schedule did): a tripped gate withholds the next publish with a plain reason
+(``evaluate_gates(..., outcomes=latest_outcomes(...))``).
 """
 from __future__ import annotations
 
@@ -185,14 +187,16 @@ def summarize_outcomes(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             "plan_sources": sorted({r["plan_source"] for r in rows})}
 
 
-def latest_outcomes(store_or_url: Any, hospital_id: str, window_days: int | None = None, until: Any = None) -> dict[str, Any] | None:
-    """The outcome gate's input: :func:`summarize_outcomes` of the last ``window_days`` kept days (up to ``until``);
-    ``window_days`` defaults to the gate settings' ``outcome_window_days``."""
+def latest_outcomes(store_or_url: Any, hospital_id: str, window_days: int | None = None, until: Any = None,
+                    published_only: bool = True) -> dict[str, Any] | None:
+    """The outcome gate's input: :func:`summarize_outcomes` of the last ``window_days`` kept days (up to ``until``)
+    that ran on a published version (the product's plan: days on the hospital's own booked schedule are kept as
+    the baseline but do not judge the product); ``window_days`` defaults to the gate settings' ``outcome_window_days``."""
     from engine.governance.gates import GateParams
     from engine.pilot.store import monitor_days
 
     k = window_days or GateParams().outcome_window_days
-    rows = monitor_days(store_or_url, hospital_id, end=until)
+    rows = [r for r in monitor_days(store_or_url, hospital_id, end=until) if not published_only or r["version_id"] is not None]
     return summarize_outcomes([r["metrics"] for r in rows[-k:]])
 
 

@@ -64,7 +64,8 @@ def test_published_version_is_the_plan_and_days_are_kept_once(pilot_hospital, pa
     assert first["plan_source"] == f"published version {v.version_id}" and first["version_id"] == v.version_id
     assert first["override_rate"] == 0.0 and first["forecast"]["source"] == "the published plan"
     assert second["plan_source"].startswith("booked schedule")
-    assert out["outcomes"]["n_days"] == 2 and out["gate"]["gate"] == "outcomes"
+    # the gate judges the published day only: the booked-schedule day is the hospital's own baseline
+    assert out["outcomes"]["n_days"] == 1 and out["outcomes"]["days"] == [f"{d:%Y-%m-%d}"] and out["gate"]["gate"] == "outcomes"
     monitor(url, "pilot", h, [d], actor=ACTOR)  # the day again: replaced, not doubled
     kept = monitor_days(url, "pilot")
     assert [r["day"] for r in kept] == [d.date(), past_days[2].date()]
@@ -79,7 +80,8 @@ def test_monitor_command(pilot_folder, past_days, tmp_path, capsys) -> None:
     d = f"{past_days[0]:%Y-%m-%d}"
     assert main(["monitor", "--data", str(pilot_folder), "--from", d, "--days", "2", "--db", url, "--json", str(out)]) == 0
     j = json.loads(out.read_text())
-    assert len(j["days"]) == 2 and j["days"][0]["day"] == d and j["next_publish"]
+    assert len(j["days"]) == 2 and j["days"][0]["day"] == d and j["outcomes"] is None  # nothing published: not judged
+    assert j["gate"]["passed"] and j["next_publish"] == "allowed by the outcome gate"
     assert "outcome gate (G-OUTCOMES)" in capsys.readouterr().out
     assert main(["monitor", "--data", str(pilot_folder), "--date", d, "--from", d, "--db", url]) == 2
     assert "--date" in capsys.readouterr().err
