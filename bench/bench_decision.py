@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_decision.py [--hospitals 11:16,5:12,23:20] [--days 5] [--time-limit 60]
                                              [--reps 1000] [--seed 0] [--folder DIR]
+                                             [--param w_pacu_hold=0 ...]
 
 For each generated hospital ``seed:rooms`` (``python -m engine generate --seed S --rooms R``;
 ``--folder`` uses an existing hospital folder instead), from its first booked Monday (the as-of
@@ -47,12 +48,12 @@ def truth_forecasts(folder: Path, h) -> pd.DataFrame:
                          "p95": med * np.exp(Z95 * sig), "cancel_prob": t.loc[ids, "true_cancel_prob"].to_numpy()})
 
 
-def one(folder: Path, label: str, days: int, limit: float, reps: int, seed: int) -> dict:
+def one(folder: Path, label: str, days: int, limit: float, reps: int, seed: int, extra: dict | None = None) -> dict:
     h = load_hospital(folder).hospital
     fc = truth_forecasts(folder, h)
     start = h.as_of()
     t0 = time.perf_counter()
-    opt = plan(h, fc, start, PlanParams(days=days, time_limit_s=limit))
+    opt = plan(h, fc, start, PlanParams(days=days, time_limit_s=limit, **(extra or {})))
     t_opt = time.perf_counter() - t0
     rules = plan(h, fc, start, PlanParams(days=days, solver="rules"))
     dates = opt.instance.dates
@@ -99,17 +100,25 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--reps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a PlanParams field for the optimized plan (e.g. w_pacu_hold=0: the PACU load term off)")
     args = ap.parse_args()
+    extra = {}
+    for kv in args.param:
+        k, v = kv.split("=", 1)
+        extra[k] = None if v == "None" else (v if not v.replace(".", "", 1).lstrip("-").isdigit() else float(v))
+    if extra:
+        print("optimized plan with", extra)
     results = []
     if args.folder:
-        results.append(one(args.folder, str(args.folder), args.days, args.time_limit, args.reps, args.seed))
+        results.append(one(args.folder, str(args.folder), args.days, args.time_limit, args.reps, args.seed, extra))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             for spec in args.hospitals.split(","):
                 s, r = (int(x) for x in spec.split(":"))
                 folder = Path(tmp) / f"h{s}_{r}"
                 write_hospital(folder, GeneratorParams(seed=s, rooms=r))
-                results.append(one(folder, f"seed {s}, {r} rooms", args.days, args.time_limit, args.reps, args.seed))
+                results.append(one(folder, f"seed {s}, {r} rooms", args.days, args.time_limit, args.reps, args.seed, extra))
     print("\n| hospital | fallback | gap | " + " | ".join(f"t{i}" for i in range(1, 7)) + " |")
     for r in results:
         marks = " | ".join("met" if ok else "missed" for ok in r["targets"].values())

@@ -224,12 +224,12 @@ def keep_rules_count(m):
 def objective_rule(m):
     """min  w_ot sum over + w_idle (sum idle - sum_d unstaffed_prime_d) + sum_c defer_c (1 - sum_s x[c,s])
     + sum_(c,s) move_cost[c,s] x[c,s] + w_reserve sum_d short[d] + w_sl sum_s risk[s] (service level,
-    service_level_risk) (+ the fairness term), where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
+    service_level_risk) + w_pacu sum_d pacu_hold[d] (PACU load, pacu_hold_cut) (+ the fairness term), where unstaffed_prime_d = (rooms_d - staffed rooms_d) x mean
     prime minutes of a room: the constant that makes the idle term count staffed rooms only."""
     defer = sum(m.defer_cost[c] * (1 - sum(m.x[c, s] for s in m.pairs_of_case[c])) for c in m.C)
     idle = sum(m.idle[s] for s in m.S) - sum(m.unstaffed_prime[d] for d in m.DS)
     return (m.w_ot * sum(m.over[s] for s in m.S) + m.w_idle * idle
-            + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost + m.risk_cost
+            + defer + sum(m.move_cost[p] * m.x[p] for p in m.X) + m.fair_cost + m.risk_cost + m.pacu_cost
             + FEWER_THAN_RULES_DEFERRALS * m.w_defer * m.fewer
             + m.w_reserve * sum(m.short[d] for d in m.DR))
 
@@ -356,6 +356,7 @@ def build_model(inst: PlanInstance, params: PlanParams) -> pyo.ConcreteModel:
     m.XH = pyo.Set(initialize=[(ci, si) for si in ho for ci in m.cases_of_slot[si] if not m.urgent[ci]], dimen=2, ordered=True)
 
     _add_service_level(m, inst, params, s, c)
+    _add_pacu_load(m, inst, params, s)
     m.w_defer = pyo.Param(initialize=float(params.w_defer_case))
     m.min_scheduled = pyo.Param(initialize=float(inst.min_scheduled or 0))
     m.fewer = pyo.Var(domain=pyo.NonNegativeReals, bounds=(0, float(inst.min_scheduled or 0)))
@@ -427,6 +428,113 @@ def _add_service_level(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanPar
     m.risk = pyo.Var(m.SL, domain=pyo.NonNegativeReals)
     m.service_level = pyo.Constraint(m.SL, rule=service_level_risk)
     m.risk_cost = pyo.Expression(expr=m.w_sl * sum(m.risk[si] for si in m.SL))
+
+
+def erlang_c_wait(n_cases: float, beds: int, stay_minutes: float, window_minutes: float) -> float:
+    """Mean PACU wait (minutes) of one arrival when ``n_cases`` arrive over ``window_minutes`` at a
+    PACU of ``beds`` beds with stays of ``stay_minutes`` (M/M/c, Erlang C). inf at load >= 1."""
+    if n_cases <= 0 or beds <= 0 or stay_minutes <= 0 or window_minutes <= 0:
+        return 0.0 if n_cases <= 0 else float("inf")
+    a = n_cases * stay_minutes / window_minutes  # offered load in beds
+    rho = a / beds
+    if rho >= 1.0:
+        return float("inf")
+    term, total = 1.0, 1.0  # sum_{k<c} a^k / k!, computed stably
+    for k in range(1, beds):
+        term *= a / k
+        total += term
+    last = term * a / beds / (1.0 - rho)  # a^c / c! / (1 - rho)
+    p_wait = last / (total + last)
+    return p_wait * stay_minutes / (beds * (1.0 - rho))
+
+
+# The PACU load term's curve is followed up to this load per bed, then continued by its last slope.
+PACU_LOAD_MAX_RHO = 0.95
+
+
+def pacu_hold_curve(beds: int, stay_minutes: float, window_minutes: float, n_max: int,
+                    budget_minutes: float = 0.0) -> list[float]:
+    """Expected PACU hold minutes of a day, past ``budget_minutes``, for 0..n_max cases: n x the
+    Erlang C wait (erlang_c_wait) up to load PACU_LOAD_MAX_RHO, then linear with the last slope
+    (so the curve stays convex and finite: a planned day is not a queue that runs for ever)."""
+    vals: list[float] = []
+    for n in range(n_max + 1):
+        if n * stay_minutes / max(window_minutes, 1e-9) / max(beds, 1) <= PACU_LOAD_MAX_RHO and n >= 0:
+            vals.append(n * erlang_c_wait(n, beds, stay_minutes, window_minutes))
+        else:
+            slope = vals[-1] - vals[-2] if len(vals) >= 2 else stay_minutes
+            vals.append(vals[-1] + max(slope, stay_minutes / max(beds, 1)))
+    return [max(0.0, v - budget_minutes) for v in vals]
+
+
+def pacu_hold_cut(m, d, k):
+    """pacu_hold[d] >= f_d(k) + (f_d(k+1) - f_d(k)) (n_day[d] - k): the secants of the day's convex
+    hold curve (pacu_hold_curve), so pacu_hold[d] >= f_d(n_day[d]) at every whole case count."""
+    f = m.pacu_curve[d]
+    return m.pacu_hold[d] >= f[k] + (f[k + 1] - f[k]) * (m.n_day[d] - k)
+
+
+def pacu_day_count(m, d):
+    """n_day[d] = the cases assigned on day d (those that pass through PACU)."""
+    return m.n_day[d] == sum(m.x[ci, si] for si in m.slots_of_day[d] for ci in m.cases_of_slot[si])
+
+
+def pacu_hold_weight(inst: PlanInstance, params: PlanParams) -> float:
+    """The cost of an expected PACU hold minute: ``params.w_pacu_hold`` when given, else a deferral's
+    cost over the median case's P50 (= service_level_weight x (1 - finish_probability)): a patient
+    held in the OR keeps the room a minute longer, which costs a minute of the median case's time."""
+    if params.w_pacu_hold is not None:
+        return float(params.w_pacu_hold)
+    if not len(inst.cases):
+        return 0.0
+    return float(params.w_defer_case / max(float(inst.cases["p50"].median()), 1.0))
+
+
+def pacu_window_minutes(s: pd.DataFrame, median_p50: float) -> float:
+    """The span over which a day's PACU arrivals come: from the first room's open plus a median case
+    (the first patients reach recovery) to the last room's close."""
+    if not len(s):
+        return 0.0
+    return max(float(s["close_min"].max() - s["open_min"].min() - median_p50), 60.0)
+
+
+def _add_pacu_load(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams, s: pd.DataFrame) -> None:
+    """The per-day PACU load term (issue 16): each day's expected hold minutes as a convex function
+    of its case count and PACU beds (pacu_hold_curve, past the service level's
+    ``pacu_hold_budget_minutes`` per day), weighted by pacu_hold_weight. Times come later (the
+    sequencer staggers arrivals within a day); the allocator decides how many cases each day's
+    beds must take, so a week moves cases from days short of beds to days with beds to spare."""
+    w = pacu_hold_weight(inst, params)
+    days = []
+    curves: dict = {}
+    slots_of_day: dict = {}
+    median = float(inst.cases["p50"].median()) if len(inst.cases) else 0.0
+    budget = float(inst.pacu_hold_budget_minutes or 0.0)
+    if w > 0 and inst.pacu_minutes > 0 and len(inst.cases):
+        for d in inst.dates:
+            sd = s[s["date"] == d]
+            beds = int(inst.staffing.loc[d, "pacu_beds"]) if d in inst.staffing.index else 0
+            on_day = [si for si in sd.index if m.cases_of_slot[si]]
+            if not on_day or beds <= 0:
+                continue
+            n_max = len({ci for si in on_day for ci in m.cases_of_slot[si]})
+            curve = pacu_hold_curve(beds, float(inst.pacu_minutes), pacu_window_minutes(sd, median), n_max, budget)
+            if curve[-1] <= 0:
+                continue
+            days.append(d)
+            curves[d] = curve
+            slots_of_day[d] = on_day
+    m.PD = pyo.Set(initialize=days, ordered=True)
+    m.pacu_curve = curves
+    m.slots_of_day = slots_of_day
+    m.w_pacu = pyo.Param(initialize=w)
+    m.n_day = pyo.Var(m.PD, domain=pyo.NonNegativeReals)
+    m.pacu_hold = pyo.Var(m.PD, domain=pyo.NonNegativeReals)
+    m.pacu_count = pyo.Constraint(m.PD, rule=pacu_day_count)
+    cuts = [(d, k) for d in days for k in range(len(curves[d]) - 1) if curves[d][k + 1] > curves[d][k]]
+    m.PK = pyo.Set(initialize=cuts, dimen=2, ordered=True)
+    m.pacu_cut = pyo.Constraint(m.PK, rule=pacu_hold_cut)
+    m.pacu_cost = pyo.Expression(expr=m.w_pacu * sum(m.pacu_hold[d] for d in m.PD))
 
 
 def _add_fairness(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams) -> None:
@@ -577,6 +685,10 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
         load = sum(pyo.value(m.dur_mean[ci]) + pyo.value(m.turnover) for ci in cases) - pyo.value(m.turnover)
         spread = pyo.value(m.sl_z) * (sum(pyo.value(m.dur_var[ci]) for ci in cases) + v0) / (2 * v0 ** 0.5)
         m.risk[si].value = max(0.0, load + spread - pyo.value(m.length[si]) - pyo.value(m.sl_plus))
+    for d in m.PD:
+        n = sum(1 for si in m.slots_of_day[d] for ci in m.cases_of_slot[si] if m.x[ci, si].value > 0.5)
+        m.n_day[d].value = float(n)
+        m.pacu_hold[d].value = float(m.pacu_curve[d][min(n, len(m.pacu_curve[d]) - 1)])
     for d in m.DR:
         free_teams = (pyo.value(m.room_cap[d]) - sum(m.used[rd].value for rd in m.rooms_of_day[d])) if d in m.DS else len(m.held_of_day[d])
         need = pyo.value(m.reserve[d])
@@ -600,6 +712,24 @@ def set_start(m: pyo.ConcreteModel, assignment: pd.DataFrame) -> None:
 def extract_held(m: pyo.ConcreteModel) -> list[str]:
     """Open-room slots a solved model holds free for add-ons."""
     return [si for si in m.HO if m.held[si].value is not None and m.held[si].value > 0.5]
+
+
+def start_is_feasible(m: pyo.ConcreteModel, tol: float = 1e-6) -> bool:
+    """Do the variables' current values (a MIP start loaded by set_start) keep every constraint of
+    ``m`` (within ``tol``, scaled by the bound's size) and every binary at 0 or 1?"""
+    for v in m.component_data_objects(pyo.Var, active=True):
+        if v.value is None:
+            return False
+        if v.is_binary() and min(abs(v.value), abs(v.value - 1.0)) > tol:
+            return False
+    for con in m.component_data_objects(pyo.Constraint, active=True):
+        body = pyo.value(con.body)
+        lo, up = con.lower, con.upper
+        if lo is not None and body < pyo.value(lo) - tol * max(1.0, abs(pyo.value(lo))):
+            return False
+        if up is not None and body > pyo.value(up) + tol * max(1.0, abs(pyo.value(up))):
+            return False
+    return True
 
 
 def extract_assignment(m: pyo.ConcreteModel) -> pd.DataFrame:

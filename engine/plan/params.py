@@ -54,6 +54,7 @@ class PlanParams:
     sequencer: str = "cpsat"  # cpsat: PACU-aware CP-SAT times (engine/plan/cpsat.py); greedy: the event loop only
     sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day
     w_sequence_delay: float = 0.001  # per minute a case waits past its earliest start in the sequencer (cpsat.py)
+    w_pacu_hold: float | None = None  # per expected PACU hold minute of a day (allocator, model._add_pacu_load); None: derived (model.pacu_hold_weight), 0: off
     w_pacu_peak_bed: float = 150.0  # per bed of the day's planned PACU peak (staggering), see cpsat.py
     label: str = "balanced"
 
@@ -79,6 +80,8 @@ class PlanParams:
         for f in fields(self):
             if f.name.startswith("w_") and getattr(self, f.name) is not None and getattr(self, f.name) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)!r}")
+        if self.w_pacu_hold is not None and self.w_pacu_hold < 0:
+            raise ValueError(f"w_pacu_hold must be >= 0, got {self.w_pacu_hold!r}")
         if self.w_service_level is not None and self.w_service_level < 0:
             raise ValueError(f"w_service_level must be >= 0, got {self.w_service_level!r}")
         if self.fairness_max_gap_points is not None and not 0 <= self.fairness_max_gap_points <= 100:

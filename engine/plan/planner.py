@@ -321,6 +321,8 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
             set_start(model, start)
         res = solve(model, params.solver, share, params.mip_gap, warm_start=warm)
         t_solve += res.solve_seconds
+        if not res.has_solution and res.status == "time_limit" and start is not None:
+            res = _start_as_answer(model, start, res)
         # The part's solving time includes finding its start (reported as the plan's solve time).
         res = replace(res, solve_seconds=res.solve_seconds + start_s)
         results.append(res)
@@ -357,6 +359,22 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
     if models_out is not None:
         models_out.extend(models)
     return combined, assignment, [si for h in held for si in h], {"model_s": t_model, "solve_s": t_solve}
+
+
+def _start_as_answer(model, start: pd.DataFrame, res: SolveResult) -> SolveResult:
+    """A solver that stops at its time limit with no schedule of its own (a loaded machine, a hard
+    week) still had a MIP start: the booked-date start (each day solved alone, booked_date_start)
+    or the rules schedule cut down to the model's rules (feasible_start). When that start keeps
+    every constraint of the model it is the part's answer, with no bound (the plan then says "not
+    proven optimal"; it is still scored against the rules schedule and checked, as any answer)."""
+    from engine.plan.model import start_is_feasible
+    from engine.plan.score import start_value
+
+    value = start_value(model, start)
+    if not start_is_feasible(model):
+        return res
+    return SolveResult(res.solver, "time_limit", value, None, None, res.solve_seconds, True,
+                       "no schedule of its own within the limit: its MIP start is the answer")
 
 
 def _better_start(model, a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:
@@ -442,18 +460,21 @@ def model_key(inst: PlanInstance, params: PlanParams) -> str:
     and the solver, gap and weights. Equal keys give equal models."""
     h = hashlib.sha256()
     c = inst.cases[["p50_i", "p80_i", "is_urgent", "surgeon_id", "service_line"]]
-    for frame in (c, inst.slots.drop(columns=["capabilities"]), inst.eligible, inst.staffing[["room_cap"]],
+    for frame in (c, inst.slots.drop(columns=["capabilities"]), inst.eligible, inst.staffing[["room_cap", "pacu_beds"]],
                   inst.locks if inst.locks is not None else pd.DataFrame(),
                   inst.addon_reserve.to_frame() if inst.addon_reserve is not None else pd.DataFrame()):
         h.update(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())
     h.update(repr(sorted((k, v) for k, v in params.to_dict().items() if k not in _NOT_IN_KEY)).encode())
     h.update(repr((inst.turnover_minutes, inst.overtime_cap_minutes, inst.prime_start, inst.prime_end,
-                   inst.finish_plus_minutes, inst.finish_probability, inst.min_scheduled)).encode())
+                   inst.finish_plus_minutes, inst.finish_probability, inst.min_scheduled, inst.pacu_minutes,
+                   inst.pacu_hold_budget_minutes)).encode())
     return h.hexdigest()
 
 
 def _abs_gap(r: SolveResult) -> float:
-    return abs(r.objective - r.bound) if r.objective is not None and r.bound is not None else 0.0
+    if r.objective is None:
+        return 0.0
+    return abs(r.objective - r.bound) if r.bound is not None else float("inf")  # no bound: the most to gain
 
 
 def _combine(solver: str, results: list[SolveResult], n_parts: int) -> SolveResult:
@@ -708,17 +729,21 @@ def plan_once(
 def service_level_summary(inst: PlanInstance, params: PlanParams) -> dict[str, Any]:
     """The service level the plan was weighed against and the weights that follow from it, in words
     and numbers (shown on the Schedule page; see model.service_level_weight)."""
-    from engine.plan.model import service_level_weight
+    from engine.plan.model import pacu_hold_weight, service_level_weight
 
     w = service_level_weight(inst, params)
+    wp = pacu_hold_weight(inst, params)
+    budget = inst.pacu_hold_budget_minutes
     return {"finish_by_close_plus_minutes": inst.finish_plus_minutes, "finish_probability": inst.finish_probability,
             "w_service_level_per_minute": round(w, 2), "w_defer_case": params.w_defer_case,
+            "w_pacu_hold_per_minute": round(wp, 2), "pacu_hold_budget_minutes": budget,
             "w_pacu_peak_bed": params.w_pacu_peak_bed, "keep_rules_count": params.keep_rules_count,
             "text": (f"Service level: each room finishes by close + {inst.finish_plus_minutes:.0f} min with probability "
                      f"{inst.finish_probability:.0%}. A minute past it costs {w:.1f} (a deferral costs "
                      f"{params.w_defer_case:.0f}: breaking the level by a median case costs "
-                     f"{1 / (1 - inst.finish_probability):.0f} deferrals); each bed of PACU peak costs "
-                     f"{params.w_pacu_peak_bed:.0f}" + ("; no fewer cases than the block rules schedule."
+                     f"{1 / (1 - inst.finish_probability):.0f} deferrals); an expected PACU hold minute of a day"
+                     + (f" past its budget of {budget:.0f} min" if budget else "") + f" costs {wp:.1f}"
+                     f"; each bed of PACU peak costs {params.w_pacu_peak_bed:.0f}" + ("; no fewer cases than the block rules schedule."
                                                          if params.keep_rules_count else "."))}
 
 

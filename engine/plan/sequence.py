@@ -85,6 +85,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
     end80_min, defer_reason.
     """
     c = inst.cases
+    rec, srec = _records(c), _records(inst.slots)
     flexible_repair = order == "longest_first"
     turn = int(round(inst.turnover_minutes))
     pacu_min = int(round(inst.pacu_minutes))
@@ -120,27 +121,28 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                     deferred[cid] = f"room {slots.loc[sid, 'room_id']} is not staffed on {d:%Y-%m-%d} (only {room_cap} rooms)"
                 continue
             if order == "booked_first":
-                ids.sort(key=lambda i: (pd.Timestamp(c.loc[i, "booked_at"]) if pd.notna(c.loc[i, "booked_at"]) else pd.Timestamp.max, i))
+                ids.sort(key=lambda i: (pd.Timestamp(rec[i]["booked_at"]) if pd.notna(rec[i]["booked_at"]) else pd.Timestamp.max, i))
             elif order == "published":
                 ids.sort(key=lambda i: (published_start.get(i, pd.Timestamp.max), i))
             else:
-                ids.sort(key=lambda i: (c.loc[i, "service_line"] not in first_lines, -c.loc[i, "p50_i"], i))
+                ids.sort(key=lambda i: (rec[i]["service_line"] not in first_lines, -rec[i]["p50_i"], i))
                 # The closing case runs last: the model sized the slot so that it starts before
                 # the block ends and ends by close + cap at P80 (instance.closing_case).
                 if len(ids) > 1:
-                    p50 = {i: int(c.loc[i, "p50_i"]) for i in ids}
-                    p80 = {i: int(c.loc[i, "p80_i"]) for i in ids}
+                    p50 = {i: int(rec[i]["p50_i"]) for i in ids}
+                    p80 = {i: int(rec[i]["p80_i"]) for i in ids}
                     last = closing_case(slots.loc[sid], p50, p80, turn, strict=False)
                     ids.remove(last)
                     ids.append(last)
-            ids.sort(key=lambda i: not bool(c.loc[i, "is_urgent"]))
+            ids.sort(key=lambda i: not bool(rec[i]["is_urgent"]))
             if locks is not None:
                 ids.sort(key=lambda i: (0, int(_lock_minute(locks, i))) if i in locks.index else (1, 0))
             queues[sid] = ids
         pacu: list[tuple[int, int]] = []
         busy: dict[str, list[tuple[int, int, str]]] = {}
-        room_cursor = {r: int(slots[slots["room_id"] == r]["open_min"].iloc[0]) for r in slots["room_id"].unique()}
-        room_slots = {r: list(slots[slots["room_id"] == r].sort_values("start_min").index) for r in room_cursor}
+        by_room = slots.sort_values(["room_id", "start_min"]).groupby("room_id", sort=False)
+        room_cursor = {r: int(g["open_min"].iloc[0]) for r, g in by_room}
+        room_slots = {r: list(g.index) for r, g in by_room}
         active = {r: 0 for r in room_cursor}  # index of the current slot per room
 
         def next_start(r: str) -> int | None:
@@ -149,7 +151,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             if active[r] >= len(room_slots[r]):
                 return None
             sid = room_slots[r][active[r]]
-            return max(room_cursor[r], int(slots.loc[sid, "start_min"]))
+            return max(room_cursor[r], int(srec[sid]["start_min"]))
 
         while True:
             cands = [(t, r) for r in room_cursor if (t := next_start(r)) is not None]
@@ -157,7 +159,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                 break
             t_room, r = min(cands)
             sid = room_slots[r][active[r]]
-            sl = slots.loc[sid]
+            sl = srec[sid]
             q = queues[sid]
             chosen = None
             failed_lock = False
@@ -166,7 +168,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             # goes first. The closing case (last in the queue) stays last while others remain.
             flexible = order == "longest_first"
             for cid in q:
-                case = c.loc[cid]
+                case = rec[cid]
                 is_locked = locks is not None and cid in locks.index
                 t0 = t_room if is_locked or not_before_min is None else max(t_room, not_before_min)
                 if is_locked:
@@ -183,7 +185,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                         break
                     chosen = (cid, t)
                     break
-                if chosen is not None and (cid == q[-1] or bool(case["is_urgent"]) != bool(c.loc[chosen[0], "is_urgent"])):
+                if chosen is not None and (cid == q[-1] or bool(case["is_urgent"]) != bool(rec[chosen[0]]["is_urgent"])):
                     break
                 t = _earliest_start(t0, case, pacu, pacu_min, beds, busy.get(_who(case), []), r,
                                     int(sl["p50_limit"]), int(sl["p80_limit"]), int(sl["end_min"]))
@@ -196,11 +198,11 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
             if chosen is None:
                 t0 = t_room if not_before_min is None else max(t_room, not_before_min)
                 for cid in list(q):
-                    deferred[cid] = _why_not(c.loc[cid], sl, t0, beds)
+                    deferred[cid] = _why_not(rec[cid], sl, t0, beds)
                 q.clear()
                 continue
             cid, t = chosen
-            case = c.loc[cid]
+            case = rec[cid]
             e50, e80 = t + int(case["p50_i"]), t + int(case["p80_i"])
             placed.append(_Placed(cid, sid, t, e50, e80))
             pacu.append((e50, e50 + pacu_min))
@@ -212,7 +214,7 @@ def sequence(inst: PlanInstance, assignment: pd.DataFrame, order: str = "longest
                          placed, turn, not_before_min)
     rows = []
     for p in placed:
-        sl = inst.slots.loc[p.slot_id]
+        sl = srec[p.slot_id]
         rows.append({"case_id": p.case_id, "slot_id": p.slot_id, "date": sl["date"], "room_id": sl["room_id"],
                      "status": "scheduled", "start_min": p.start, "end50_min": p.end50, "end80_min": p.end80, "defer_reason": ""})
     for cid, why in deferred.items():
@@ -254,6 +256,21 @@ def _append_lost(inst: PlanInstance, d, day_ids, deferred: dict[str, str], locks
             rooms_used.add(r)
             del deferred[cid]
             break
+
+
+class _Rec(dict):
+    """A row as a dict (fast lookups in the event loop) that keeps its label as ``name``, like a Series."""
+
+    __slots__ = ("name",)
+
+
+def _records(frame: pd.DataFrame) -> dict:
+    out = {}
+    for key, row in zip(frame.index, frame.to_dict("records")):
+        r = _Rec(row)
+        r.name = key
+        out[key] = r
+    return out
 
 
 def _who(case: pd.Series) -> str:

@@ -53,3 +53,34 @@ def test_week_with_a_short_limit_is_the_optimizers(h, fc) -> None:
     else:
         assert j["beats_rules"] and (j["gap_proven"] or r.notice)
     assert_no_violations(h, r.schedule, horizon(5))
+
+
+def test_a_solver_with_no_schedule_in_time_still_gives_its_start(h, fc, monkeypatch) -> None:
+    """HiGHS stopping at its limit with no schedule of its own (a loaded machine) does not throw
+    the plan back to the rules: its MIP start (here the rules schedule cut down to the model's
+    rules) is the answer, scored against the rules and checked like any answer."""
+    from engine.plan.solve import SolveResult
+
+    def nothing(model, solver, limit, gap, warm_start=False):
+        return SolveResult(solver, "time_limit", None, None, None, float(limit), False, "stopped")
+
+    monkeypatch.setattr(planner_mod, "solve", nothing)
+    r = plan(h, fc, MONDAY, PlanParams(days=2, time_limit_s=4))
+    j = r.to_json()
+    assert r.solve.has_solution and r.solve.bound is None and "MIP start" in r.solve.message
+    assert j["objective_schedule"] <= j["objective_rules"] + 1e-6
+    assert j["fallback_used"] is False and r.notice and "no proven bound" in r.notice
+    assert_no_violations(h, r.schedule, horizon(2))
+
+
+def test_a_start_that_breaks_a_model_rule_is_not_an_answer(h, fc) -> None:
+    from engine.plan import build_instance
+    from engine.plan.model import build_model, set_start, start_is_feasible
+
+    inst = build_instance(h, fc, MONDAY, PlanParams(hold_addon_rooms=False))
+    m = build_model(inst, PlanParams())
+    set_start(m, pd.DataFrame({"case_id": inst.cases.index, "slot_id": None}))
+    assert start_is_feasible(m), "deferring everything keeps every rule"
+    first = m.X.at(1)
+    m.x[first].value = 0.5
+    assert not start_is_feasible(m)

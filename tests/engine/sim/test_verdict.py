@@ -134,3 +134,10 @@ def test_service_level_table_says_where_each_value_comes_from() -> None:
     assert t.loc[0, "source"] == "settings.toml [service_levels]"
     default = service_level_table(ServiceLevels(), False, None)
     assert len(default) == 3 and default["source"].str.startswith("shipped default").all()
+    # The plan's PACU hold weight is shown when the plan gives it, with its budget.
+    budgeted = service_level_table(ServiceLevels(pacu_hold_budget_minutes=60), True,
+                                   {**summary, "w_pacu_hold_per_minute": 8.3, "pacu_hold_budget_minutes": 60.0})
+    w = dict(zip(budgeted["item"], zip(budgeted["value"], budgeted["source"])))
+    assert w["PACU hold budget a day"][0] == "60 min"
+    assert w["cost of an expected PACU hold minute of a day"][0] == "8.3" and "budget" in w["cost of an expected PACU hold minute of a day"][1]
+    assert "cost of an expected PACU hold minute of a day" not in set(t["item"])
