@@ -157,8 +157,15 @@ def run_drill(folder: str | Path, params: DrillParams, work_dir: str | Path, *, 
         shutil.copytree(folder, copy)
         return True, f"copied {len(before)} files of {folder} to {copy}", {"files": sorted(before)}
 
+    loads: dict[tuple, Any] = {}
+
     def load():
-        lh = load_hospital(copy)
+        """The copy as loaded now (loaded again only when one of its files changed)."""
+        key = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(copy.iterdir()) if p.is_file())
+        if key not in loads:
+            loads.clear()
+            loads[key] = load_hospital(copy)
+        lh = loads[key]
         h = lh.hospital
         day = pd.Timestamp(params.day).normalize() if params.day else _first_day(h)
         return lh, h, day
