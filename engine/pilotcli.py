@@ -76,6 +76,11 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
         vals = [pol[p][m]["mean"] for p in ("optimized", "rules", "actual")]
         print(f"  {m:24s} " + " ".join(f"{v:10.2f}" if v is not None else f"{'n/a':>10s}" for v in vals)
               + f"   {pr['diff_mean']:+.2f} [{pr['ci_lo']:+.2f}, {pr['ci_hi']:+.2f}]")
+    for pol in ("optimized", "rules"):
+        pv = out["paired_vs_actual"][pol]
+        print(f"  {pol} - actual [95% interval]: " + "; ".join(
+            f"{m} {v['diff_mean']:+.1f} [{v['ci_lo']:+.1f}, {v['ci_hi']:+.1f}]" for m, v in pv.items()
+            if m in ("overtime_minutes", "cases_done", "pacu_hold_minutes") and v["ci_lo"] is not None))
     o = out["observed"]
     print(f"  recorded (actual schedule): overtime {o['overtime_minutes']['mean']:.1f} min/day, "
           f"{o['cases_done']['mean']:.1f} cases/day")

@@ -10,7 +10,8 @@ random numbers. ``observed`` adds what the hospital's own records say for the re
 from wheels-out against close, cases done), a check on the simulated ``actual``.
 
 The report gives each policy's metrics as ``{mean, total}`` over the days and the paired day-by-day
-differences optimized minus rules with t intervals (``paired_differences``).
+differences optimized minus rules with t intervals (``paired``), and each of optimized and rules minus
+``actual`` the same way (``paired_vs_actual``).
 """
 from __future__ import annotations
 
@@ -102,10 +103,10 @@ class ReplayReport:
             "from": f"{self.dates[0]:%Y-%m-%d}", "to": f"{self.dates[-1]:%Y-%m-%d}", "n_days": len(self.dates),
             "dates": [f"{d:%Y-%m-%d}" for d in self.dates],
             "policies": self.policy_summary(),
-            "paired": {r.metric: {"baseline": "rules", "diff_mean": _f(r.diff), "ci_lo": _f(r.ci_lo), "ci_hi": _f(r.ci_hi),
-                                  "level": self.params.level, "better_days": int(r.better_days),
-                                  "worse_days": int(r.worse_days), "n_days": int(r.n_days)}
-                       for r in self.paired.itertuples()},
+            "paired": _paired_json(self.paired, "rules", self.params.level),
+            # each policy against what really happened (the real schedule run the same way), same days
+            "paired_vs_actual": {pol: _paired_json(paired_over_days(self.per_day, pol, "actual", self.params.level), "actual",
+                                                   self.params.level) for pol in ("optimized", "rules")},
             "observed": {m: {"mean": _f(obs[m].mean()), "total": _f(obs[m].sum())} for m in ("overtime_minutes", "cases_done")},
             "per_day": [{k: (f"{v:%Y-%m-%d}" if isinstance(v, pd.Timestamp) else _f(v) if isinstance(v, (float, np.floating)) else v)
                          for k, v in rec.items()} for rec in self.per_day.to_dict("records")],
@@ -115,6 +116,12 @@ class ReplayReport:
                        "day's actual durations, cancellations and add-ons; turnovers and PACU stays drawn "
                        f"{self.params.reps} times (common random numbers); intervals are t intervals over days"),
         }
+
+
+def _paired_json(paired: pd.DataFrame, baseline: str, level: float) -> dict[str, dict[str, Any]]:
+    return {r.metric: {"baseline": baseline, "diff_mean": _f(r.diff), "ci_lo": _f(r.ci_lo), "ci_hi": _f(r.ci_hi),
+                       "level": level, "better_days": int(r.better_days), "worse_days": int(r.worse_days),
+                       "n_days": int(r.n_days)} for r in paired.itertuples()}
 
 
 def _f(v: Any) -> float | None:

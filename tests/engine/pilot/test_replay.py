@@ -57,6 +57,11 @@ def test_report_shape_and_paired_differences(report, past_days) -> None:
         tot = j["policies"]["rules"][m]["total"]
         assert tot == pytest.approx(float(b.sum()))
     assert j["verdict"].startswith("Over 3 replayed days")
+    act = per[per["policy"] == "actual"].set_index("date")["overtime_minutes"]
+    opt = per[per["policy"] == "optimized"].set_index("date")["overtime_minutes"]
+    pv = j["paired_vs_actual"]["optimized"]["overtime_minutes"]
+    assert pv["baseline"] == "actual" and pv["diff_mean"] == pytest.approx(float((opt - act).mean()))
+    assert pv["ci_lo"] <= pv["diff_mean"] <= pv["ci_hi"] and set(j["paired_vs_actual"]) == {"optimized", "rules"}
 
 
 def test_actual_is_the_hospital_schedule_run_on_what_happened(report, pilot_hospital, past_days) -> None:
