@@ -26,6 +26,22 @@ from engine.pilot.canary import (
 )
 
 LEAD = User("lee", "leadership")
+
+
+@pytest.fixture(scope="module")
+def _pg_schema(pg_url):
+    from tests.conftest import pg_private_schema
+
+    with pg_private_schema("canary_test") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """The store on SQLite and on the real local PostgreSQL (skipped, with the reason, when none answers)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return request.getfixturevalue("_pg_schema")
 COORD = User("cora", "coordinator")
 VIEWER = User("val", "viewer")
 
@@ -107,8 +123,8 @@ def test_did_on_the_hospital_records_recovers_one_case_less_a_day(pilot_hospital
     assert b["ci_lo"] <= 0 <= b["ci_hi"]  # and the untouched records show none
 
 
-def test_start_status_stop_are_recorded_and_audited(pilot_hospital, tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+def test_start_status_stop_are_recorded_and_audited(pilot_hospital, db_url) -> None:
+    url = db_url
     h = pilot_hospital
     scope = _room_scope(h)
     go = h.as_of() - pd.Timedelta(days=28)
