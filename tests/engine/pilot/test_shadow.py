@@ -143,3 +143,20 @@ def test_shadow_command(pilot_folder, past_days, tmp_path, capsys) -> None:
     assert "--service-lines" in capsys.readouterr().err
     assert main(["shadow", "report", "--data", str(pilot_folder), "--from", "2099-01-05", "--db", url]) == 2
     assert "--from" in capsys.readouterr().err
+
+
+def test_scope_by_site(pilot_hospital, past_days) -> None:
+    """Rooms at the chosen site only, and the booked cases in rooms elsewhere left out; an unknown site names --sites."""
+    import dataclasses
+
+    hp = planning_hospital(pilot_hospital, past_days[0])
+    rooms = hp.rooms.copy()
+    rooms["site"] = ["North" if i == 0 else "South" for i in range(len(rooms))]
+    two = dataclasses.replace(hp, rooms=rooms)
+    north = in_scope(two, ShadowParams(sites=("North",)))
+    assert list(north.rooms["room_id"]) == [rooms["room_id"].iloc[0]]
+    booked = north.cases[north.cases["status"] == "booked"]
+    assert booked["room_id"].dropna().isin(north.rooms["room_id"]).all()
+    assert set(north.blocks["room_id"]) <= set(north.rooms["room_id"])
+    with pytest.raises(InputError, match="--sites"):
+        in_scope(two, ShadowParams(sites=("West",)))
