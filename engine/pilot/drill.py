@@ -194,7 +194,7 @@ def run_drill(folder: str | Path, params: DrillParams, work_dir: str | Path, *, 
 
             url = ctx.get("url", drill_store)
             n = len(read_log(url, hospital_id))
-            return True, f"the store at {url.split('?')[0]} answers ({n} drill entries)", {"url": url.split("?")[0]}
+            return True, f"the store at {url.split('?')[0]} answers ({n} audit entries of the drill so far)", {"url": url.split("?")[0]}
         meta = None
         if fault == "stale-model":
             meta = ctx.get("model_meta")
