@@ -480,12 +480,16 @@ def pacu_day_count(m, d):
 
 
 def pacu_hold_weight(inst: PlanInstance, params: PlanParams) -> float:
-    """The cost of an expected PACU hold minute: ``params.w_pacu_hold`` when given, else a deferral's
-    cost over the median case's P50 (= service_level_weight x (1 - finish_probability)): a patient
-    held in the OR keeps the room a minute longer, which costs a minute of the median case's time."""
+    """The cost of an expected PACU hold minute: ``params.w_pacu_hold`` when given; else, when the
+    hospital states a PACU-hold budget (settings ``[service_levels] pacu_hold_budget_minutes``), a
+    deferral's cost over the median case's P50 (= service_level_weight x (1 - finish_probability)):
+    a patient held in the OR keeps the room a minute longer, which costs a minute of the median
+    case's time; with no stated budget, 0 (the term is off). Off by default because the Erlang C
+    curve (Poisson arrivals) over-prices the holds of a sequenced day: on seeds 11 and 23 it cost
+    3-11 scheduled cases against the term off for mixed PACU results (docs/architecture.md)."""
     if params.w_pacu_hold is not None:
         return float(params.w_pacu_hold)
-    if not len(inst.cases):
+    if not len(inst.cases) or inst.pacu_hold_budget_minutes is None:
         return 0.0
     return float(params.w_defer_case / max(float(inst.cases["p50"].median()), 1.0))
 

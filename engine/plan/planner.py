@@ -741,9 +741,11 @@ def service_level_summary(inst: PlanInstance, params: PlanParams) -> dict[str, A
             "text": (f"Service level: each room finishes by close + {inst.finish_plus_minutes:.0f} min with probability "
                      f"{inst.finish_probability:.0%}. A minute past it costs {w:.1f} (a deferral costs "
                      f"{params.w_defer_case:.0f}: breaking the level by a median case costs "
-                     f"{1 / (1 - inst.finish_probability):.0f} deferrals); an expected PACU hold minute of a day"
-                     + (f" past its budget of {budget:.0f} min" if budget else "") + f" costs {wp:.1f}"
-                     f"; each bed of PACU peak costs {params.w_pacu_peak_bed:.0f}" + ("; no fewer cases than the block rules schedule."
+                     f"{1 / (1 - inst.finish_probability):.0f} deferrals); "
+                     + (f"an expected PACU hold minute of a day past its budget of {budget:.0f} min costs {wp:.1f}"
+                        if wp > 0 and budget is not None else f"an expected PACU hold minute of a day costs {wp:.1f}"
+                        if wp > 0 else "no PACU hold budget is stated, so the day's PACU load is not priced")
+                     + f"; each bed of PACU peak costs {params.w_pacu_peak_bed:.0f}" + ("; no fewer cases than the block rules schedule."
                                                          if params.keep_rules_count else "."))}
 
 

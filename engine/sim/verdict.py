@@ -157,8 +157,8 @@ def service_level_table(levels, stated: bool, summary: dict | None) -> pd.DataFr
                   "follows from the level: a deferral's cost / the median case's P50 / (1 - probability)"),
                  ("cost of a deferral", f"{summary['w_defer_case']:.0f}", "plan setting"),
                  *([("cost of an expected PACU hold minute of a day", f"{summary['w_pacu_hold_per_minute']:.1f}",
-                     "follows from the deferral cost: a deferral's cost / the median case's P50"
-                     + (" (past the day's budget)" if budget is not None else ""))]
+                     ("follows from the budget: a deferral's cost / the median case's P50, past the day's budget"
+                      if budget is not None else "plan setting (no budget stated: 0, not priced)"))]
                    if "w_pacu_hold_per_minute" in summary else []),
                  ("cost of a bed of PACU peak", f"{summary['w_pacu_peak_bed']:.0f}", "plan setting"),
                  ("no fewer cases than the block rules", "yes" if summary["keep_rules_count"] else "no", "plan setting")]

@@ -1,7 +1,7 @@
 """Issue 16 (2): the allocator's per-day PACU load term. A day's expected PACU hold minutes are a
 convex function of its case count and beds (model.pacu_hold_curve); the week moves cases from a
 day short of PACU beds to a day of the same block with beds to spare, and does not when the term
-is off (``w_pacu_hold=0``) or when the day's hold budget covers the load."""
+is off (no stated budget, or ``w_pacu_hold=0``) or when the day's hold budget covers the load."""
 from __future__ import annotations
 
 import pandas as pd
@@ -38,7 +38,10 @@ def _booked(n: int) -> str:
             ",,,,,elective,,,55,F,2,29.0,general,outpatient,Main")
 
 
-def _hospital(folder, settings: str = SETTINGS):
+BUDGET_0 = SETTINGS + "\n[service_levels]\npacu_hold_budget_minutes = 0\n"
+
+
+def _hospital(folder, settings: str = BUDGET_0):
     history = [r for r in case_rows() if ",booked," not in r]
     write_mini_hospital(folder, cases_rows=history + [_booked(i) for i in range(1, 5)], blocks_csv=BLOCKS,
                         staffing_csv=STAFFING, settings_toml=settings)
@@ -76,6 +79,8 @@ def test_week_moves_cases_to_the_day_with_beds(tmp_path) -> None:
     on = _days(h, fc)
     off = _days(h, fc, w_pacu_hold=0)
     assert (off == MONDAY).all(), "without the term, moving a case only costs (the date-move penalty)"
+    unstated, unstated_fc = _hospital(tmp_path / "unstated", SETTINGS)
+    assert (_days(unstated, unstated_fc) == MONDAY).all(), "no stated budget: the term is off"
     assert (on == WEEK[3]).sum() >= 1, "with it, Monday's single bed sends cases to Thursday's four"
     assert set(on) <= {MONDAY, WEEK[3]}
 
@@ -94,5 +99,9 @@ def test_weight_follows_the_deferral_cost_and_can_be_set(tmp_path) -> None:
     inst = build_instance(h, fc, MONDAY, PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False))
     assert pacu_hold_weight(inst, PlanParams()) == pytest.approx(1000.0 / 90.0)
     assert pacu_hold_weight(inst, PlanParams(w_pacu_hold=2.5)) == 2.5
+    h2, fc2 = _hospital(tmp_path / "unstated", SETTINGS)
+    inst2 = build_instance(h2, fc2, MONDAY, PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False))
+    assert pacu_hold_weight(inst2, PlanParams()) == 0.0
+    assert pacu_hold_weight(inst2, PlanParams(w_pacu_hold=2.5)) == 2.5
     with pytest.raises(ValueError, match="w_pacu_hold"):
         PlanParams(w_pacu_hold=-1)
