@@ -259,16 +259,22 @@ class PublishFlow(VersionStore):
 
     def check_gates(self, version_id: int, actor: User, hospital: Any, *, model: Any = None, quality: Any = None,
                     params: GateParams | None = None, as_of: Any = None, freshness: Any = None) -> list[GateResult]:
-        """Evaluate every safety gate for a version and audit the decision (one entry with every gate)."""
+        """Evaluate every safety gate for a version and audit the decision (one entry with every gate).
+
+        The outcome gate reads the monitored days kept in this store (engine.pilot.monitor.latest_outcomes)."""
         self._require(actor, "run_gates")
         if quality is None and hasattr(hospital, "report"):
             quality = hospital.report  # a LoadedHospital carries its import quality report
         hospital = getattr(hospital, "hospital", hospital)
         ver = self.version(version_id)
         rate, breakdown = self.version_override_rate(version_id)
+        params = params or GateParams.from_catalog(self.catalog)
+        from engine.pilot.monitor import latest_outcomes  # the observed outcomes the `monitor` command kept (G-OUTCOMES)
+
+        outcomes = latest_outcomes(self.engine, ver.hospital_id, params.outcome_window_days)
         results = evaluate_gates(hospital, model=model, quality=quality, override_rate=rate, override_breakdown=breakdown,
-                                 version=ver, params=params or GateParams.from_catalog(self.catalog), as_of=as_of,
-                                 freshness=freshness, hospital_id=ver.hospital_id)
+                                 version=ver, params=params, as_of=as_of, freshness=freshness, hospital_id=ver.hospital_id,
+                                 outcomes=outcomes)
         blocked = [g.gate for g in results if g.withholds]
         payload = {"version_id": version_id, "decision": "withhold" if blocked else "clear", "failed": blocked,
                    "schedule_sha256": sha256(canonical(schedule_to_records(ver.schedule))),

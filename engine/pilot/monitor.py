@@ -65,7 +65,7 @@ def booked_plan(hospital: Hospital, day: pd.Timestamp) -> pd.DataFrame:
     return as_booked_schedule(h, fc, day, 1)
 
 
-def _pacu_holds(wheels_out: np.ndarray, stay: float, beds: int) -> np.ndarray:
+def pacu_holds(wheels_out: np.ndarray, stay: float, beds: int) -> np.ndarray:
     """Minutes each patient waits for a PACU bed (fixed stay, ``beds`` beds, in wheels-out order)."""
     free = [0.0] * max(1, beds)  # min-heap of the times the beds come free
     holds = np.zeros(len(wheels_out))
@@ -133,7 +133,7 @@ def monitor_day(hospital: Hospital, day, plan: pd.DataFrame, *, source: str, for
 
     beds = hospital.staffing.set_index("date")["pacu_beds"] if "pacu_beds" in hospital.staffing.columns else pd.Series(dtype=float)
     n_beds = int(beds.get(d)) if pd.notna(beds.get(d, np.nan)) else max(1, rooms_used)
-    holds = _pacu_holds(_minutes(done["wheels_out"], d).to_numpy(float), float(hospital.settings.pacu_minutes), n_beds)
+    holds = pacu_holds(_minutes(done["wheels_out"], d).to_numpy(float), float(hospital.settings.pacu_minutes), n_beds)
 
     planned_ids = set(pl.index)
     cancelled = today[(today["status"] == "cancelled") & today["case_id"].isin(planned_ids)]
@@ -282,3 +282,6 @@ def monitor_frame(store_or_url: Any, hospital_id: str) -> pd.DataFrame:
                      "override rate": m["override_rate"],
                      "prime-time gap": m["fairness"]["max_prime_time_gap"]})
     return pd.DataFrame(rows)
+
+
+_pacu_holds = pacu_holds  # the name engine/pilot/canary.py imports (until it uses pacu_holds)

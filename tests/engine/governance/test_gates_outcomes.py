@@ -84,6 +84,11 @@ def test_tripped_outcome_gate_withholds_the_next_publish(gov: Governance, hid: s
         gov.publish(v.version_id, COORD, res, hospital=hospital)
     e = read_log(gov.engine, hid).iloc[-1]
     assert e["kind"] == "publish_withheld" and "outcomes" in e["payload"]["failed"]
+    # the dashboard's and the API's path: check_gates reads the kept days itself, publish uses its recorded decision
+    res = gov.check_gates(v.version_id, COORD, loaded, params=strict)
+    assert not {r.gate: r for r in res}["outcomes"].passed
+    with pytest.raises(PublicationWithheld, match="outcomes"):
+        gov.publish(v.version_id, COORD, hospital=hospital)
     # the same days under limits they meet: the outcome gate does not withhold, the version publishes
     lax = GateParams(max_overtime_minutes_per_room_day=10_000, max_start_delay_minutes=10_000, min_coverage_p80=0.0,
                      max_pacu_hold_minutes_per_case=10_000)

@@ -10,7 +10,7 @@ import pytest
 
 from engine.cli import main
 from engine.governance import GateResult, Governance, User, read_log
-from engine.pilot.monitor import _pacu_holds, booked_plan, monitor, monitor_day
+from engine.pilot.monitor import booked_plan, pacu_holds, monitor, monitor_day
 from engine.pilot.replay import observed_day
 from engine.pilot.shadow import FORECAST_COLUMNS, planning_hospital
 from engine.pilot.store import monitor_days
@@ -19,9 +19,9 @@ ACTOR = ("tester", "coordinator")
 
 
 def test_pacu_holds_first_come_first_served() -> None:
-    np.testing.assert_allclose(_pacu_holds(np.array([0.0, 0.0, 0.0]), 10.0, 1), [0, 10, 20])
-    np.testing.assert_allclose(_pacu_holds(np.array([30.0, 0.0, 5.0]), 10.0, 2), [0, 0, 0])
-    np.testing.assert_allclose(_pacu_holds(np.array([0.0, 1.0, 2.0]), 10.0, 2), [0, 0, 8])
+    np.testing.assert_allclose(pacu_holds(np.array([0.0, 0.0, 0.0]), 10.0, 1), [0, 10, 20])
+    np.testing.assert_allclose(pacu_holds(np.array([30.0, 0.0, 5.0]), 10.0, 2), [0, 0, 0])
+    np.testing.assert_allclose(pacu_holds(np.array([0.0, 1.0, 2.0]), 10.0, 2), [0, 0, 8])
 
 
 def test_day_against_the_booked_schedule(pilot_hospital, past_days) -> None:
