@@ -1,5 +1,5 @@
 """Pilot & rollout page: the replay runs from the form, is shown side by side with paired intervals, and is audited
-with the signed-in user."""
+with the signed-in user; shadow runs and monitoring run from their sections, audited."""
 from __future__ import annotations
 
 import pandas as pd
@@ -12,14 +12,20 @@ def _texts(elements):
     return [e.value for e in elements]
 
 
-def test_replay_section_runs_and_audits(small_env, small_folder):
-    import os
-
+def _rollout_page():
+    """The app, signed in as a coordinator, on the Pilot & rollout page (no exception)."""
     at = app()
     at.run()
     sign_in_as(at, "coordinator")
     at.switch_page("../pages/rollout.py").run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_replay_section_runs_and_audits(small_env, small_folder):
+    import os
+
+    at = _rollout_page()
     assert "No replay run in this session yet." in _texts(at.info)
     from engine.hospital import load_hospital
 
@@ -49,11 +55,7 @@ def test_shadow_and_monitoring_sections(small_env, small_folder):
     from engine.hospital import load_hospital
     from engine.pilot.replay import weekdays_from
 
-    at = app()
-    at.run()
-    sign_in_as(at, "coordinator")
-    at.switch_page("../pages/rollout.py").run()
-    assert not at.exception, at.exception
+    at = _rollout_page()
     assert "No shadow runs kept for this hospital yet." in _texts(at.info)
     assert "No day monitored yet." in _texts(at.info)
     as_of = load_hospital(small_folder).hospital.as_of()
