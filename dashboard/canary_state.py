@@ -46,6 +46,19 @@ def canary_status(hospital_id: str) -> tuple[Any, Any, pd.DataFrame]:
     return next((c for c in rows if c.active), None), (rows[0] if rows else None), table
 
 
+def proposal(hospital_id: str, h, mv, day, params):
+    """(PlanResult, note) to propose for ``day``: the optimizer's plan, or under an active canary the
+    canary's (engine.pilot.canary.canary_plan: control cases where the rules put them)."""
+    from engine.pilot.canary import active_canary, canary_plan
+
+    c = active_canary(_store(), hospital_id)
+    if c is None or pd.Timestamp(day) < c.go_live:
+        return state.cached_plan(hospital_id, mv.version, state.loaded_at(hospital_id), str(pd.Timestamp(day).date()), params), ""
+    fc = state.upcoming_forecasts(hospital_id, mv.version, state.loaded_at(hospital_id))
+    cp = canary_plan(h, fc, day, c, params)
+    return cp.result, f"canary {c.canary_id}: " + "; ".join(cp.notes)
+
+
 def scope_choices(h, kind: str) -> list[str]:
     from engine.pilot.canary import CanaryScope
 

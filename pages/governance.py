@@ -79,8 +79,9 @@ with versions_tab:
                                                    "No forecasting model yet: train one on the Forecasts page.")
     if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose",
                    disabled=propose_refusal is not None, help=propose_refusal):
-        result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(first_day.date()), PlanParams())
-        act("Proposal", gov.propose, hid, result, user, hospital=h, model=mv, rules_version=catalog.rules_version)
+        result, canary_note = cs.proposal(hid, h, mv, first_day, PlanParams())  # under a canary: the canary's plan
+        act("Proposal", gov.propose, hid, result, user, hospital=h, model=mv, rules_version=catalog.rules_version,
+            note=canary_note)
         st.rerun()
     if mv is None:
         c[0].caption("Train a forecasting model first (Forecasts page).")

@@ -164,3 +164,23 @@ def test_rollout_tab_links_the_pilot_page_and_hides_the_board_from_viewers(small
     assert at.get("page_link")
     assert any("read by leadership and the governance board" in t for t in _texts(at.info))
     assert at.button(key="drill_run").disabled
+
+
+@pytest.mark.slow
+def test_propose_under_an_active_canary_plans_the_canary(trained):
+    """With a canary active, the proposal is the canary's plan (control cases locked where the rules put them)."""
+    from engine.governance import read_log
+
+    at = app()
+    at.run()
+    sign_in_as(at, "coordinator")
+    at.switch_page("../pages/governance.py").run()
+    at.selectbox(key="canary_kind").set_value("rooms").run()
+    at.multiselect(key="canary_values").set_value(at.multiselect(key="canary_values").options[:2])
+    at.date_input(key="canary_go_live").set_value(pd.Timestamp("2026-12-14").date())
+    _submit(at, "Start the canary")
+    at.button(key="gov_propose").click().run()
+    assert "Proposal: done." in _texts(at.success), _texts(at.error)
+    log = read_log(f"sqlite:///{trained / 'store.sqlite'}")
+    notes = [p.get("note") for k, p in zip(log["kind"], log["payload"]) if k not in ("canary_start", "sign_in")]
+    assert any(str(n).startswith("canary 1: optimizer for") for n in notes), notes
