@@ -454,13 +454,21 @@ def remember(memo: dict, result: PlanResult) -> None:
                                                            result.params.time_limit_s)
 
 
+def _staffing_in_model(inst: PlanInstance, params: PlanParams) -> list[str]:
+    """The staffing columns the assignment model reads: PACU beds only when the PACU load term is
+    priced (model.pacu_hold_weight), so a what-if on beds alone re-sequences the same answer."""
+    from engine.plan.model import pacu_hold_weight
+
+    return ["room_cap", "pacu_beds"] if pacu_hold_weight(inst, params) > 0 else ["room_cap"]
+
+
 def model_key(inst: PlanInstance, params: PlanParams) -> str:
     """A fingerprint of everything the assignment model reads: the cases' planning minutes and
     flags, the slots, the eligible pairs with their costs, the staffed-room limits, the locks
     and the solver, gap and weights. Equal keys give equal models."""
     h = hashlib.sha256()
     c = inst.cases[["p50_i", "p80_i", "is_urgent", "surgeon_id", "service_line"]]
-    for frame in (c, inst.slots.drop(columns=["capabilities"]), inst.eligible, inst.staffing[["room_cap", "pacu_beds"]],
+    for frame in (c, inst.slots.drop(columns=["capabilities"]), inst.eligible, inst.staffing[_staffing_in_model(inst, params)],
                   inst.locks if inst.locks is not None else pd.DataFrame(),
                   inst.addon_reserve.to_frame() if inst.addon_reserve is not None else pd.DataFrame()):
         h.update(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())

@@ -105,3 +105,16 @@ def test_weight_follows_the_deferral_cost_and_can_be_set(tmp_path) -> None:
     assert pacu_hold_weight(inst2, PlanParams(w_pacu_hold=2.5)) == 2.5
     with pytest.raises(ValueError, match="w_pacu_hold"):
         PlanParams(w_pacu_hold=-1)
+
+
+def test_pacu_beds_enter_the_memo_key_only_when_the_term_is_priced(tmp_path) -> None:
+    from engine.plan.planner import model_key
+
+    h, fc = _hospital(tmp_path / "mini")
+    p = PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False)
+    inst = build_instance(h, fc, MONDAY, p)
+    more = build_instance(h, fc, MONDAY, p)
+    more.staffing = more.staffing.assign(pacu_beds=more.staffing["pacu_beds"] + 2)
+    assert model_key(inst, p) != model_key(more, p), "budget stated: the beds change the model"
+    off = p.with_(w_pacu_hold=0)
+    assert model_key(inst, off) == model_key(more, off)
