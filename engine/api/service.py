@@ -110,6 +110,8 @@ class Service:
         self._orphans: set[str] = set()
         self._unstored: dict[str, tuple[str, dict[str, Any]]] = {}
         self._read_cache: dict[tuple, tuple[tuple, Any]] = {}  # key -> (fingerprint, value): Service.cached
+        self._key_locks: dict[tuple, threading.Lock] = {}
+        self._cache_lock = threading.Lock()
         self._forecasts: dict[str, tuple[pd.DataFrame, Any]] = {}
 
     def close(self) -> None:
@@ -169,10 +171,16 @@ class Service:
         hit = self._read_cache.get(key)
         if hit is not None and hit[0] == fp:
             return hit[1]
-        value = fn()
-        if len(self._read_cache) > 512:
-            self._read_cache.clear()
-        self._read_cache[key] = (fp, value)
+        with self._cache_lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:  # one thread computes a missed key; the others wait for its value (no stampede after a change)
+            hit = self._read_cache.get(key)
+            if hit is not None and hit[0] == fp:
+                return hit[1]
+            value = fn()
+            if len(self._read_cache) > 512:
+                self._read_cache.clear()
+            self._read_cache[key] = (fp, value)
         return value
 
     def schedule(self, start: pd.Timestamp, days: int, published_only: bool = False) -> tuple[pd.DataFrame, list[dict]]:
