@@ -269,7 +269,9 @@ def add_pilot_parsers(sub: Any) -> None:
     sp = ShadowParams()
     sh = sub.add_parser("shadow", help="Shadow mode: plan and record every day, publish nothing; compare with what happened.",
                         description="Shadow mode: the product plans each day and records its recommendation (audited, "
-                                    "versioned, never published); the report compares it with the actual schedule and outcomes.")
+                                    "versioned, never published); the report compares it with the actual schedule and outcomes.",
+                        epilog="Each action takes --data, --db, --name and --json PATH (the machine-readable result); "
+                               "see `python -m engine shadow run --help`.")
     shs = sh.add_subparsers(dest="shadow_command", required=True, metavar="{run,report,list}")
 
     def shadow_add(name: str, fn: Callable[[argparse.Namespace], dict[str, Any]], text: str) -> argparse.ArgumentParser:
