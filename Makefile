@@ -38,7 +38,8 @@ run: venv demo var/audit.key
 	@echo "== Serving the dashboard on http://localhost:$(PORT)"
 	HOSPITAL_DIR=$(DEMO) OR_AUDIT_KEY_FILE=$${OR_AUDIT_KEY_FILE:-var/audit.key} $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
-# Two workers (CI has 2 cores); each test file stays on one worker, the browser tests share one.
+# Two workers (CI has 2 cores). tests/conftest.py makes the work units (the browser tests share one worker,
+# a file with module-scoped fixtures stays on one, other tests go one by one) and runs the costliest first.
 TEST_WORKERS ?= 2
 test: venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -q

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -52,13 +53,72 @@ def pg_unavailable_reason() -> str | None:
     return _pg_status["reason"]
 
 
+# How ``make test`` (``pytest -n 2 --dist loadgroup``) spreads the suite over two workers. pytest-xdist 3.8's
+# loadgroup no longer groups anything under pytest 9.2 (it renames node ids through a field pytest no
+# longer reads: pytest-xdist issue 1386), so the work units are made here, from each test's node id:
+# - the browser tests: one unit (one Streamlit server and one trained model for all of them);
+# - a test file that defines a module-, class- or package-scoped fixture (or whose conftest.py does): one
+#   unit, so the fixture is made once;
+# - every other test: a unit of its own, so both workers stay busy to the end.
+# Units run costliest first (a long test started last leaves the other worker idle); the cost is a rough
+# guess in seconds, for ordering only: an AppTest or browser journey (tests/dashboard, tests/browser, or
+# marked slow) runs pages, plans and simulations.
+_HEAVY, _LIGHT = 30.0, 1.0
+_SHARED_FIXTURE = re.compile(r"""scope\s*=\s*(["'](module|class|package)["']|[A-Za-z_])""")
+_shares: dict[Path, bool] = {}
+
+
+def _defines_shared_fixture(path: Path) -> bool:
+    if path not in _shares:
+        try:
+            _shares[path] = bool(_SHARED_FIXTURE.search(path.read_text(encoding="utf-8")))
+        except OSError:
+            _shares[path] = False
+    return _shares[path]
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work (see above) that a test's node id belongs to."""
+    path = nodeid.split("::")[0].split("@")[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    file = REPO_ROOT / path
+    folders = [d for d in file.parents if d == REPO_ROOT / "tests" or REPO_ROOT / "tests" in d.parents]
+    if _defines_shared_fixture(file) or any(_defines_shared_fixture(d / "conftest.py") for d in folders):
+        return path
+    return nodeid
+
+
+def _cost(item) -> float:
+    path = item.nodeid.split("::")[0]
+    heavy = path.startswith(("tests/dashboard/", "tests/browser/")) or item.get_closest_marker("slow") is not None
+    return _HEAVY if heavy else _LIGHT
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test``): a test file stays on one worker,
-    so its module fixtures are made once; the browser tests share one worker, so one server."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            path = item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group("browser" if path.startswith("tests/browser/") else path))
+    """Costliest work unit first, each unit's tests together and in file order."""
+    unit = {item.nodeid: work_unit(item.nodeid) for item in items}
+    cost: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        cost[unit[item.nodeid]] = cost.get(unit[item.nodeid], 0.0) + _cost(item)
+        first.setdefault(unit[item.nodeid], i)
+    items.sort(key=lambda it: (-cost[unit[it.nodeid]], first[unit[it.nodeid]]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """For ``--dist loadgroup``: the units above, handed out in collection order (costliest first)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection's order, not "most tests first"
+    return UnitScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
