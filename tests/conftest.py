@@ -61,8 +61,8 @@ def pg_unavailable_reason() -> str | None:
 #   unit, so the fixture is made once;
 # - every other test: a unit of its own, so both workers stay busy to the end.
 # Units run costliest first (a long test started last leaves the other worker idle); the cost is a rough
-# guess in seconds, for ordering only: an AppTest or browser journey (tests/dashboard, tests/browser, or
-# marked slow) runs pages, plans and simulations.
+# guess in seconds, for ordering only: an AppTest or browser journey (tests/dashboard, tests/browser) runs
+# pages, plans and simulations; a test marked slow counts more again.
 _HEAVY, _LIGHT = 30.0, 1.0
 _SHARED_FIXTURE = re.compile(r"""scope\s*=\s*(["'](module|class|package)["']|[A-Za-z_])""")
 _shares: dict[Path, bool] = {}
@@ -91,8 +91,8 @@ def work_unit(nodeid: str) -> str:
 
 def _cost(item) -> float:
     path = item.nodeid.split("::")[0]
-    heavy = path.startswith(("tests/dashboard/", "tests/browser/")) or item.get_closest_marker("slow") is not None
-    return _HEAVY if heavy else _LIGHT
+    cost = _HEAVY if path.startswith(("tests/dashboard/", "tests/browser/")) else _LIGHT
+    return cost + (_HEAVY if item.get_closest_marker("slow") is not None else 0.0)  # slow AppTests first of all
 
 
 def pytest_collection_modifyitems(config, items) -> None:

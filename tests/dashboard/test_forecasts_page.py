@@ -3,6 +3,7 @@ from __future__ import annotations
 import warnings
 
 import pandas as pd
+import pytest
 
 from engine.forecast import Registry, train_and_register
 from engine.hospital import load_hospital
@@ -14,6 +15,7 @@ def _metrics(at):
     return {m.label: m.value for m in at.metric}
 
 
+@pytest.mark.slow  # trains a model through the page
 def test_forecasts_page_without_model_offers_training_and_trains(small_env, small_folder):
     at = app()
     at.run()

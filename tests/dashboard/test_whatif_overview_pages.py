@@ -65,6 +65,7 @@ def test_saved_scenarios_compare_and_export(trained):
     assert any("Give the scenario a name" in e.value for e in at.error)
 
 
+@pytest.mark.slow  # plans, simulates and draws the frontier
 def test_overview_shows_kpis_risks_frontier(trained):
     at = _open("../pages/overview.py")
     labels = set(_metrics(at))
