@@ -68,27 +68,11 @@ CANARIES = sa.Table(
     sa.Column("stop_entry_id", sa.Integer),
     sa.Column("note", sa.Text),
 )
-_created: set[str] = set()
-
-
-def engine_with(metadata: sa.MetaData, store_or_url: Any) -> tuple[sa.Engine, bool]:
-    """(engine, owned) with the governance tables and ``metadata``'s tables created (once per database);
-    the canary's and the incidents' tables (engine/pilot/incident.py) are made this way."""
-    from engine.governance.audit_store import ensure_tables, resolve_engine
-
-    eng, owned = resolve_engine(store_or_url)
-    ensure_tables(eng)
-    key = f"{id(metadata)}:{id(eng)}:{eng.url.render_as_string(hide_password=True)}"
-    if key not in _created:
-        try:
-            metadata.create_all(eng)
-        except sa.exc.DBAPIError:  # created meanwhile by another process
-            metadata.create_all(eng)
-        _created.add(key)
-    return eng, owned
 
 
 def _engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
+    from engine.pilot.store import engine_with
+
     return engine_with(_MD, store_or_url)
 
 
@@ -299,7 +283,7 @@ def stop_canary(store_or_url: Any, hospital_id: str, user: Any, reason: str) -> 
 def daily_outcomes(h: Hospital, scope: CanaryScope, start: Any = None, end: Any = None) -> pd.DataFrame:
     """One row per weekday with completed cases and per group (``canary``/``control``): date, group and
     :data:`METRICS`, from the records (see the module docstring for each definition)."""
-    from engine.pilot.monitor import _pacu_holds as pacu_holds  # the one PACU-hold estimate (planned-vs-actual)
+    from engine.pilot.monitor import pacu_holds  # the one PACU-hold estimate (planned-vs-actual)
 
     c = h.cases[(h.cases["status"] == "completed") & h.cases["wheels_in"].notna() & h.cases["wheels_out"].notna()]
     if start is not None:

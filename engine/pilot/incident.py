@@ -51,7 +51,7 @@ COLUMNS = ["incident_id", "hospital_id", "title", "defect_class", "description",
 
 
 def _engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
-    from engine.pilot.canary import engine_with
+    from engine.pilot.store import engine_with
 
     return engine_with(_MD, store_or_url)
 

@@ -284,4 +284,3 @@ def monitor_frame(store_or_url: Any, hospital_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-_pacu_holds = pacu_holds  # the name engine/pilot/canary.py imports (until it uses pacu_holds)

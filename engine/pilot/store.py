@@ -56,18 +56,28 @@ _created: set[str] = set()
 _lock = threading.Lock()
 
 
-def pilot_engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
-    """(engine, owned) of a Store / Governance / Engine / URL / None, with the pilot tables created."""
+def engine_with(metadata: sa.MetaData, store_or_url: Any) -> tuple[sa.Engine, bool]:
+    """(engine, owned) of a Store / Governance / Engine / URL / None, with the governance tables and
+    ``metadata``'s tables created (once per database and process). The pilot tables here, the canary's
+    (engine/pilot/canary.py) and the incidents' (engine/pilot/incident.py) are all made this way."""
+    from engine.governance.audit_store import ensure_tables
+
     eng, owned = resolve_engine(store_or_url)
-    key = f"{id(eng)}:{eng.url.render_as_string(hide_password=True)}"
+    key = f"{id(metadata)}:{id(eng)}:{eng.url.render_as_string(hide_password=True)}"
     if key not in _created:
         with _lock:
+            ensure_tables(eng)
             try:
-                _MD.create_all(eng)
+                metadata.create_all(eng)
             except sa.exc.DBAPIError:  # another process created them meanwhile
-                _MD.create_all(eng)
+                metadata.create_all(eng)
             _created.add(key)
     return eng, owned
+
+
+def pilot_engine(store_or_url: Any) -> tuple[sa.Engine, bool]:
+    """(engine, owned) with the pilot tables (shadow runs, monitored days) created."""
+    return engine_with(_MD, store_or_url)
 
 
 def _now() -> datetime:
