@@ -52,9 +52,11 @@ def test_time_limit_keeps_incumbent_and_reports_gap(h, fc) -> None:
     inst = build_instance(h, fc, MONDAY, PlanParams(days=5))
     res = solve(build_model(inst, PlanParams(days=5)), "highs", time_limit_s=0.3, mip_gap=0.0)
     assert res.status in ("time_limit", "optimal")
-    if res.has_solution:
+    if res.has_solution:  # the incumbent is kept, with its bound and gap
         assert res.objective is not None and res.bound is not None and res.mip_gap is not None
-        assert res.mip_gap >= 0
+        assert res.mip_gap >= 0 and res.bound <= res.objective + 1e-6
+    else:  # nothing found in the limit: said so, no objective or gap invented, never "optimal"
+        assert res.status == "time_limit" and res.objective is None and res.mip_gap is None
 
 
 @pytest.mark.parametrize("solver", ["highs", "glpk"])
