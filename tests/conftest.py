@@ -106,7 +106,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda it: (-cost[unit[it.nodeid]], first[unit[it.nodeid]]))
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: `-p no:xdist` runs without it
 def pytest_xdist_make_scheduler(config, log):
     """For ``--dist loadgroup``: the units above, handed out in collection order (costliest first)."""
     if config.getvalue("dist") != "loadgroup":
