@@ -428,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="with --all-sites: this Dask scheduler (default: a LocalCluster; 'inprocess': one by one here)")
     pl.add_argument("--workers", type=int, default=2, help="with --all-sites: LocalCluster workers (default 2)")
+    pl.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="with --scheduler: how long to wait for the Dask scheduler to answer (default 30)")
     pl.add_argument("--db", default=None, metavar="URL", help="store whose audit log records the plan (default: DATABASE_URL or the embedded SQLite file)")
 
     sm = add("simulate", "Simulate a schedule's days under a scenario (Monte Carlo, common random numbers).", _cmd_simulate)

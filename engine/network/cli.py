@@ -44,6 +44,8 @@ def cmd_plan_network(args: argparse.Namespace, params: Any, start: Any) -> dict[
     from engine.network.sites import load_network
     from engine.plan.schedule_io import SCHEDULE_KINDS
 
+    if not args.connect_timeout > 0:
+        raise InputError(f"must be a positive number of seconds, got {args.connect_timeout}", file="--connect-timeout")
     audit_key()  # no audit key: stop before any work (exit 2 naming OR_AUDIT_KEY / OR_AUDIT_KEY_FILE)
     network = load_network(args.data)
     dates = [str((start + pd.Timedelta(days=i)).date()) for i in range(params.days)]
@@ -60,7 +62,7 @@ def cmd_plan_network(args: argparse.Namespace, params: Any, start: Any) -> dict[
         print(f"[{done}/{total}] {site}: {state}", file=sys.stderr)
 
     result = plan_network(network, start, params, scheduler_address=args.scheduler, n_workers=args.workers,
-                          models=args.models, progress=progress)
+                          models=args.models, progress=progress, timeout_s=args.connect_timeout)
     audit(args.db, network, result, start)
     out = result.to_json()
     for s in out["sites"]:

@@ -136,5 +136,13 @@ def test_a_plain_one_site_folder_plans(tiny_network: Path, tmp_path: Path) -> No
 
 def test_unreachable_scheduler_exits_2(tiny_network: Path, tmp_path: Path) -> None:
     code = main(["plan", "--data", str(tiny_network), "--all-sites", "--date", START, "--scheduler", "tcp://127.0.0.1:9",
-                 "--out", str(tmp_path / "o")])
+                 "--connect-timeout", "2", "--out", str(tmp_path / "o")])
     assert code == 2
+
+
+def test_a_connect_timeout_that_is_not_positive_exits_2(tiny_network: Path, tmp_path: Path, capsys) -> None:
+    code = main(["plan", "--data", str(tiny_network), "--all-sites", "--date", START, "--scheduler", "tcp://127.0.0.1:9",
+                 "--connect-timeout", "0", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "--connect-timeout" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
