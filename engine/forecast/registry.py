@@ -2,8 +2,10 @@
 parameters, metrics and backtest artefacts. The dashboard loads the current version and never
 trains on page load; training is ``python -m engine train`` or the Forecasts page's button.
 
-Layout: ``ROOT/<hospital_id>/<version>/{model.pkl, meta.json, by_service_line.csv,
-by_novelty.csv, backtest.parquet, drift.csv}`` and ``ROOT/<hospital_id>/current.json``.
+Layout: ``ROOT/<hospital_id>/<version>/{model.json, arrays.npz, catboost_*.cbm, meta.json,
+by_service_line.csv, by_novelty.csv, backtest.parquet, drift.csv}`` and ``ROOT/<hospital_id>/current.json``.
+The model itself is saved without pickle (engine/forecast/persist.py: CatBoost's ``save_model`` plus
+JSON and NumPy arrays), so a library upgrade does not make it unreadable.
 Writes are whole-or-nothing (a version folder is built aside, then moved in).
 """
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,13 +26,14 @@ from engine.forecast.drift import DriftParams, drift_report, overall_state
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.forecaster import Forecaster
 from engine.forecast.params import TRAINING, ForecastParams
+from engine.forecast.persist import load_forecaster, save_forecaster
 from engine.hospital import Hospital
 from engine.io import atomic_write_folder, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "var" / "models"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: a pickled Forecaster (model.pkl); 2: engine/forecast/persist.py
 
 
 def data_hash(cases: pd.DataFrame) -> str:
@@ -85,8 +87,7 @@ class Registry:
                 f"model {version} was saved in format {meta.get('format_version')}, this code reads {FORMAT_VERSION}: retrain",
                 file=str(path / "meta.json"),
             )
-        with (path / "model.pkl").open("rb") as fh:
-            fc = pickle.load(fh)
+        fc = load_forecaster(path)
         return ModelVersion(version, meta, fc, path)
 
     def save(self, hospital_id: str, fc: Forecaster, meta: dict[str, Any], artefacts: dict[str, pd.DataFrame]) -> str:
@@ -94,8 +95,7 @@ class Registry:
         meta = {**meta, "version": version, "format_version": FORMAT_VERSION}
 
         def write(tmp: Path) -> None:
-            with (tmp / "model.pkl").open("wb") as fh:
-                pickle.dump(fc, fh)
+            save_forecaster(fc, tmp)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
             for name, df in artefacts.items():
                 if name.endswith(".parquet"):
