@@ -23,7 +23,8 @@ $(DEMO)/cases.csv: | venv
 
 # The demo's forecasting model is trained once (about a minute); the dashboard never trains on load.
 # -v prints each training step (backtest, drift, final fit, registration) as it starts.
-var/models/demo/current.json: $(DEMO)/cases.csv
+# It is trained again when the model file format (engine/forecast/persist.py) is newer than the saved model.
+var/models/demo/current.json: $(DEMO)/cases.csv engine/forecast/persist.py
 	@echo "== Training the demo hospital's forecasting model (a few minutes; steps below)"
 	$(BIN)/python -m engine -v train --data $(DEMO)
 
