@@ -17,8 +17,7 @@ import streamlit as st
 
 from dashboard import state
 
-DRILL_KEY = "gov_last_drill"
-REPORT_KEY = "gov_canary_report"
+from dashboard.keys import DRILL_KEY, REPORT_KEY  # noqa: F401
 
 
 def _store():

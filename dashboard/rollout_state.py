@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import state
 
-REPLAY_KEY = "rollout_replay"
+from dashboard.keys import REPLAY_KEY  # noqa: E402,F401
 
 
 def _actor(user) -> tuple[str, str]:
@@ -50,8 +50,7 @@ def replay_tables(report: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, p
     return side, paired, per_day
 
 
-SHADOW_REPORT_KEY = "rollout_shadow_report"
-MONITOR_KEY = "rollout_monitor"
+from dashboard.keys import MONITOR_KEY, SHADOW_REPORT_KEY  # noqa: E402,F401
 
 
 def run_shadow(hospital_id: str, loaded, start, days: int, params, iterations: int | None = None) -> list[dict[str, Any]]:

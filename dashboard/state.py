@@ -21,7 +21,8 @@ from engine.store import Store, default_url
 
 REPO = Path(__file__).resolve().parent.parent
 MAPPINGS_DIR = REPO / "data" / "mappings"
-HOSPITAL_KEY = "hospital_id"
+from dashboard import keys
+from dashboard.keys import HOSPITAL_KEY  # noqa: F401  (re-exported: pages use state.HOSPITAL_KEY)
 
 
 @st.cache_resource(show_spinner=False)
@@ -322,9 +323,7 @@ def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> p
 
 
 # Session keys of the decision pages (Schedule, Simulation).
-ALTERNATIVES_SHOWN_KEY = "alternatives_shown"
-REPLAN_RESULT_KEY = "replan_result"
-FRONTIER_SHOWN_KEY = "frontier_shown"  # the frontier was asked for once: shown again on every rerun
+from dashboard.keys import ALTERNATIVES_SHOWN_KEY, FRONTIER_SHOWN_KEY, REPLAN_RESULT_KEY  # noqa: E402,F401
 
 
 def _rules_of(params):
@@ -410,9 +409,7 @@ def _decision(inp: Inputs, start: str, params, scenario: str, reps: int, seed: i
 
 # --------------------------------------------------------------------------- users and governance
 
-USER_KEY = "user"            # the user signed in with a password (kept across reruns)
-ACTIVE_USER_KEY = "active_user"  # who the pages act for: the signed-in user or the demo sign-in's role
-DEMO_ROLE_KEY = "demo_role"
+from dashboard.keys import ACTIVE_USER_KEY, DEMO_ROLE_KEY, USER_KEY  # noqa: E402,F401
 # Without a signed-in user, pages show what the least privileged role may see.
 NOBODY_ROLE = "viewer"
 
@@ -538,10 +535,10 @@ def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, 
     from engine.whatif import WhatIfSession
 
     key = (hospital_id, version, loaded_at_, start, baseline.plan.params, reps, seed)
-    held = st.session_state.get("_whatif_session")
+    held = st.session_state.get(keys.WHATIF_SESSION_KEY)
     if held is None or held[0] != key:
         held = (key, WhatIfSession.after(baseline, reps, seed))
-        st.session_state["_whatif_session"] = held
+        st.session_state[keys.WHATIF_SESSION_KEY] = held
     return held[1]
 
 

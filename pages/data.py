@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, keys, state
 from engine.errors import InputError
 from engine.ingest import IMPORT_ACTION, ReplaceNotConfirmed, problems_frame
 from engine.feeds import duration_by_service_line, feed_freshness, weekly_case_counts
@@ -186,13 +186,13 @@ if submitted:
             st.success(
                 f"Imported `{new_id}`: {summary['rows_written']} cases stored, {summary['rows_quarantined']} rows quarantined."
             )
-            st.session_state["import_done"] = new_id
+            st.session_state[keys.IMPORT_DONE_KEY] = new_id
 
 
 def _switch_to_import() -> None:
     # A callback runs before the sidebar's hospital picker is drawn, so it may set its value.
-    st.session_state[state.HOSPITAL_KEY] = st.session_state.pop("import_done")
+    st.session_state[state.HOSPITAL_KEY] = st.session_state.pop(keys.IMPORT_DONE_KEY)
 
 
-if st.session_state.get("import_done"):
+if st.session_state.get(keys.IMPORT_DONE_KEY):
     st.button("Switch to the imported hospital", key="switch_imported", on_click=_switch_to_import)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, keys, state
 from engine.fairness import (
     FairnessParams,
     flags,
@@ -177,8 +177,8 @@ with term_tab:
     if mv is None:
         st.info("Train a forecasting model first (Forecasts page).")
     elif st.button(f"Compare plans with a {threshold:g}-point policy", key="fair_term_button") or \
-            st.session_state.get("fair_term_shown") == threshold:
-        st.session_state["fair_term_shown"] = threshold
+            st.session_state.get(keys.FAIR_TERM_SHOWN_KEY) == threshold:
+        st.session_state[keys.FAIR_TERM_SHOWN_KEY] = threshold
         start_t = state.first_booked_day(h)
         cost = state.fairness_cost(hid, mv.version, state.loaded_at(hid), str(start_t.date()), int(days), float(threshold))
         st.dataframe(cost.round(3), hide_index=True, width="stretch", key="fair_term_table")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import canary_state as cs
-from dashboard import charts, state
+from dashboard import charts, keys, state
 from engine.errors import InputError
 from engine.governance import (
     ConflictError,
@@ -36,7 +36,7 @@ catalog = load_catalog()
 mv = state.current_model(hid)
 
 
-FLASH = "gov_flash"
+FLASH = keys.GOV_FLASH_KEY
 
 
 def act(label: str, fn, *args, say_done: bool = True, **kwargs):
@@ -119,13 +119,13 @@ with versions_tab:
         if b[2].button("Run the safety gates", key="gov_gates", disabled=bool(blocked["run_gates"]), help=blocked["run_gates"]):
             gates = act("Gates", gov.check_gates, int(vid), user, h, model=mv, quality=loaded.report, say_done=False)
             if gates:
-                st.session_state["gov_gate_results"] = (int(vid), gates)
+                st.session_state[keys.GOV_GATE_RESULTS_KEY] = (int(vid), gates)
             st.rerun()
         if b[3].button("Publish", key="gov_publish", type="primary", disabled=bool(blocked["publish"]), help=blocked["publish"]):
             # The engine checks the hard rules again on the schedule itself (hospital=h), whatever the gates said.
             act("Publication", gov.publish, int(vid), user, hospital=h)
             st.rerun()
-        shown = st.session_state.get("gov_gate_results")
+        shown = st.session_state.get(keys.GOV_GATE_RESULTS_KEY)
         if shown and shown[0] == int(vid):
             st.markdown(f"**Safety gates, as last run on version {vid}**")
             for g in shown[1]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, keys, state
 from engine.errors import InputError
 from engine.plan import PlanParams
 from engine.sim import ADDON_POLICIES, CONTRACT_METRICS, KNOBS, POLICIES, SimParams, available_scenarios, load_scenario
@@ -31,20 +31,19 @@ SLIDERS = {
 }
 
 
-def knob_key(name: str) -> str:
-    return f"sim_knob_{name}"
+knob_key = keys.knob_key
 
 
 def set_knobs_from_scenario() -> None:
     """Every knob starts from the chosen scenario's own values (its file), also after a change of scenario."""
-    sc_ = load_scenario(st.session_state["sim_scenario"])
+    sc_ = load_scenario(st.session_state[keys.SIM_SCENARIO_KEY])
     for k in SLIDERS:
         st.session_state[knob_key(k)] = sc_.bounds(k)
 
 
 c0 = st.columns(4)
 name = c0[0].selectbox("Scenario", scenarios, index=scenarios.index("normal") if "normal" in scenarios else 0,
-                       key="sim_scenario", on_change=set_knobs_from_scenario)
+                       key=keys.SIM_SCENARIO_KEY, on_change=set_knobs_from_scenario)
 sc = load_scenario(name)
 if any(knob_key(k) not in st.session_state for k in SLIDERS):
     set_knobs_from_scenario()

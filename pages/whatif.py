@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, keys, state
 from engine.plan import PlanParams
 from engine.whatif import WhatIf, compare_runs, moved_cases
 
@@ -124,13 +124,13 @@ def sliders_and_result() -> None:
     s = st.columns([2, 1])
     name = s[0].text_input("Save this what-if as", key="wi_name")
     if s[1].button("Save scenario", key="wi_save"):
-        saved = st.session_state.setdefault("wi_saved", {})
+        saved = st.session_state.setdefault(keys.WI_SAVED_KEY, {})
         if not name.strip():
             st.error("Give the scenario a name.")
         else:
             saved[name.strip()] = run
-            chosen = [n for n in st.session_state.get("wi_compare", []) if n in saved and n != name.strip()]
-            st.session_state["wi_compare"] = (chosen + [name.strip()])[-4:]
+            chosen = [n for n in st.session_state.get(keys.WI_COMPARE_KEY, []) if n in saved and n != name.strip()]
+            st.session_state[keys.WI_COMPARE_KEY] = (chosen + [name.strip()])[-4:]
             # The comparison below lives outside this fragment: rerun the whole page to show it.
             st.rerun(scope="app")
 
@@ -139,13 +139,13 @@ sliders_and_result()
 
 st.divider()
 st.subheader("Saved scenarios")
-saved = st.session_state.get("wi_saved", {})
+saved = st.session_state.get(keys.WI_SAVED_KEY, {})
 if not saved:
     st.caption("Save what-ifs to compare up to four of them side by side.")
 else:
-    if "wi_compare" not in st.session_state:
-        st.session_state["wi_compare"] = list(saved)[:4]
-    chosen = st.multiselect("Compare (up to 4)", list(saved), max_selections=4, key="wi_compare")
+    if keys.WI_COMPARE_KEY not in st.session_state:
+        st.session_state[keys.WI_COMPARE_KEY] = list(saved)[:4]
+    chosen = st.multiselect("Compare (up to 4)", list(saved), max_selections=4, key=keys.WI_COMPARE_KEY)
     runs = {"baseline": baseline, **{n: saved[n] for n in chosen}}
     table = compare_runs(runs, "baseline")
     wide = table.pivot(index="kpi", columns="scenario", values="value").reindex(columns=list(runs))
