@@ -518,6 +518,55 @@ def governance():
 # --------------------------------------------------------------------------- what-if
 
 
+WHATIF_TIME_LIMIT_S = 5.0  # a what-if re-plans within this (the Schedule page uses PlanParams' default)
+
+
+def whatif_solvers() -> tuple[str, ...]:
+    """The solvers the What-if page offers: the engine's, without GLPK (too slow for a slider)."""
+    from engine.plan.params import SOLVERS
+
+    return tuple(s for s in SOLVERS if s != "glpk")
+
+
+def whatif_params(solver: str):
+    """The PlanParams of a what-if re-plan with this solver."""
+    from engine.plan import PlanParams
+
+    return PlanParams(solver=solver, time_limit_s=WHATIF_TIME_LIMIT_S)
+
+
+def default_plan_time_limit_s() -> float:
+    from engine.plan import PlanParams
+
+    return PlanParams().time_limit_s
+
+
+def whatif_baseline():
+    """The WhatIf that changes nothing (its fields are the sliders' defaults)."""
+    from engine.whatif import WhatIf
+
+    return WhatIf()
+
+
+def whatif_setting(rooms, per_day: tuple, teams, beds, addons, inflation, cancel):
+    """The WhatIf for the What-if page's sliders."""
+    from engine.whatif import WhatIf
+
+    return WhatIf("current", rooms, per_day, teams, beds, addons, inflation, cancel)
+
+
+def moved_cases(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    from engine.whatif import moved_cases as _moved
+
+    return _moved(before, after)
+
+
+def compare_whatif_runs(runs: dict, baseline_name: str) -> pd.DataFrame:
+    from engine.whatif import compare_runs
+
+    return compare_runs(runs, baseline_name)
+
+
 @st.cache_resource(max_entries=64, show_spinner="Planning and simulating the day as it stands (the baseline)...")
 def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int):
     """A WhatIfRun for these inputs (WhatIf and PlanParams are frozen, hence hashable)."""

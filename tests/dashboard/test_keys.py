@@ -23,7 +23,7 @@ ALLOWED_PAGE_ENGINE_IMPORTS: dict[str, set[str]] = {
     "schedule.py": {"engine.errors", "engine.io", "engine.plan", "engine.plan.params", "engine.plan.replan",
                     "engine.plan.schedule_io", "engine.plan.views", "engine.sim.verdict"},
     "simulation.py": {"engine.errors", "engine.plan", "engine.sim", "engine.sim.verdict"},
-    "whatif.py": {"engine.plan", "engine.whatif"},
+    "whatif.py": set(),
 }
 
 
