@@ -518,6 +518,25 @@ def governance():
 # --------------------------------------------------------------------------- what-if
 
 
+# --------------------------------------------------------------------------- forecasts page
+
+
+def drift_params():
+    """The drift thresholds the training run used (engine.forecast.drift.DriftParams' defaults)."""
+    from engine.forecast.drift import DriftParams
+
+    return DriftParams()
+
+
+def calibration_points(scored: pd.DataFrame, by: str) -> pd.DataFrame:
+    from engine.forecast.evaluate import calibration_points as _points
+
+    return _points(scored, by=by)
+
+
+# --------------------------------------------------------------------------- what-if page helpers
+
+
 WHATIF_TIME_LIMIT_S = 5.0  # a what-if re-plans within this (the Schedule page uses PlanParams' default)
 
 

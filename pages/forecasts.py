@@ -6,8 +6,6 @@ import streamlit as st
 
 from dashboard import charts, state
 from engine.errors import InputError
-from engine.forecast.drift import DriftParams
-from engine.forecast.evaluate import calibration_points
 
 st.title("Forecasts")
 
@@ -97,7 +95,7 @@ with acc:
         )
     scored = mv.artefact("backtest.parquet")
     st.subheader("Calibration")
-    st.plotly_chart(charts.calibration(calibration_points(scored, by="novelty")), width="stretch", key="calibration_chart")
+    st.plotly_chart(charts.calibration(state.calibration_points(scored, by="novelty")), width="stretch", key="calibration_chart")
     st.caption("Each point: the share of test cases whose actual room time was at or below the stated quantile. "
                "On the dashed line, a P80 is exceeded by exactly 20% of cases. Groups: familiar surgeon x procedure pairs and unfamiliar ones.")
 with by_sl:
@@ -107,7 +105,7 @@ with by_sl:
     st.dataframe(charts.display_table(table, 3), hide_index=True, width="stretch")
 with drift_tab:
     drift = mv.artefact("drift.csv")
-    dp = DriftParams()
+    dp = state.drift_params()
     state_ = mv.meta.get("drift_state", "n/a")
     text = {"ok": st.success, "warn": st.warning, "stop": st.error}.get(state_, st.info)
     text(f"Drift state: **{state_.upper()}**. PSI of key features and of the residuals, the training window's calibration "

@@ -11,12 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 MODULES = sorted([*REPO.glob("dashboard/*.py"), *REPO.glob("pages/*.py")])
 SESSION_METHODS = {"get", "pop", "setdefault", "__getitem__", "__setitem__", "__contains__"}
 
-# Engine modules a page may still import directly. Target: empty (every engine call through
-# dashboard/state.py). Each entry is debt from before issue 18 item 5; shrink it, never grow it.
+# Engine modules a page may still import directly. engine.errors is allowed for good (pages catch
+# InputError to show its describe()); every other entry is debt from before issue 18 item 5 (engine calls
+# that belong in dashboard/state.py): shrink it, never grow it.
 ALLOWED_PAGE_ENGINE_IMPORTS: dict[str, set[str]] = {
     "data.py": {"engine.errors", "engine.ingest", "engine.feeds"},
     "fairness.py": {"engine.fairness", "engine.fairness.policy", "engine.governance", "engine.plan"},
-    "forecasts.py": {"engine.errors", "engine.forecast.drift", "engine.forecast.evaluate"},
+    "forecasts.py": {"engine.errors"},
     "governance.py": {"engine.errors", "engine.governance", "engine.plan", "engine.pilot.drill"},
     "overview.py": {"engine.plan", "engine.whatif"},
     "rollout.py": {"engine.errors", "engine.pilot.replay", "engine.pilot.shadow"},
