@@ -518,6 +518,17 @@ def governance():
 # --------------------------------------------------------------------------- what-if
 
 
+# --------------------------------------------------------------------------- data page
+
+from engine.ingest import IMPORT_ACTION, ReplaceNotConfirmed  # noqa: E402,F401  (re-exported for pages/data.py)
+
+
+def problems_frame(problems) -> pd.DataFrame:
+    from engine.ingest import problems_frame as _frame
+
+    return _frame(problems)
+
+
 # --------------------------------------------------------------------------- forecasts page
 
 

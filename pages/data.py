@@ -9,7 +9,6 @@ import streamlit as st
 
 from dashboard import charts, keys, state
 from engine.errors import InputError
-from engine.ingest import IMPORT_ACTION, ReplaceNotConfirmed, problems_frame
 from engine.feeds import duration_by_service_line, feed_freshness, weekly_case_counts
 
 st.title("Data")
@@ -94,7 +93,7 @@ else:
         st.dataframe(versions, hide_index=True, width="stretch", key="versions_table")
         earlier = versions.loc[~versions["current"], "version"].tolist()
         if earlier:
-            no_restore = state.why_not(IMPORT_ACTION)
+            no_restore = state.why_not(state.IMPORT_ACTION)
             pick = st.selectbox("Version to restore", earlier, key="restore_version")
             sure = st.checkbox(f"Yes, make version {pick} current (the current data is kept as well)",
                                key="restore_confirm", disabled=bool(no_restore))
@@ -116,7 +115,7 @@ st.caption(
     "Upload a case export (CSV, Parquet or Excel) and a YAML mapping that names its columns "
     "(see data/mappings/README.md). The import is validated like every hospital folder; it lands whole or not at all."
 )
-refusal = state.why_not(IMPORT_ACTION)
+refusal = state.why_not(state.IMPORT_ACTION)
 if refusal:
     st.info(f"Importing is not available to you: {refusal}")
 mappings = state.shipped_mappings()
@@ -134,7 +133,7 @@ elif choice == SUGGEST and source is not None:
         suggested = state.suggested_mapping(source.name, source.getvalue())
     except InputError as exc:
         st.error("The export could not be read to suggest a mapping.")
-        st.dataframe(problems_frame(exc.problems), hide_index=True, width="stretch")
+        st.dataframe(state.problems_frame(exc.problems), hide_index=True, width="stretch")
     else:
         st.caption("Review the suggested mapping: lines marked **CHECK** need a person's eye (status and "
                    "service values, date formats, the hospital's settings). Edit it here; the import uses this text.")
@@ -174,13 +173,13 @@ if submitted:
             with st.spinner("Importing and validating..."):
                 new_id, result = state.import_upload(source.name, source.getvalue(), mapping_name, mapping_bytes, name,
                                                      replace=replace)
-        except ReplaceNotConfirmed as exc:
+        except state.ReplaceNotConfirmed as exc:
             st.error(str(exc))
         except PermissionError as exc:
             st.error(f"Not imported: {exc}")
         except InputError as exc:
             st.error(f"Import rejected: {len(exc.problems)} problems. Nothing was stored.")
-            st.dataframe(problems_frame(exc.problems), hide_index=True, width="stretch", key="import_errors")
+            st.dataframe(state.problems_frame(exc.problems), hide_index=True, width="stretch", key="import_errors")
         else:
             summary = result.summary()
             st.success(
