@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterable, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.errors import InputError, Problem
 
 M = TypeVar("M", bound=BaseModel)
 # pydantic's type errors in the words the files' users read.
-_KINDS = {"string_type": "a string", "dict_type": "a table", "list_type": "a list", "int_type": "an integer",
+_KINDS = {"string_type": "a string", "dict_type": "a table", "model_type": "a table", "list_type": "a list", "int_type": "an integer",
           "float_type": "a number", "bool_type": "true or false"}
 
 
@@ -33,6 +34,18 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise InputError(f"not UTF-8 text: {exc}", file=fname) from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", file=fname) from exc
+
+
+def fail(problems: Iterable[tuple[tuple[str | int, ...], str]]) -> NoReturn:
+    """Raise, from inside a validator, one error per ``(location, message)``.
+
+    For checks across keys (an action a role names must be listed under ``[actions]``): the
+    location is relative to the field or model being validated, and pydantic prefixes the outer
+    keys, so the problem names ``roles.viewer.can`` rather than the section that was checked.
+    """
+    raise ValidationError.from_exception_data("config", [
+        InitErrorDetails(type=PydanticCustomError("config", "{message}", {"message": msg}), loc=loc, input=None)
+        for loc, msg in problems])
 
 
 def problems_of(exc: ValidationError, fname: str, missing: str = "is required",

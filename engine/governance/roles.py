@@ -11,9 +11,14 @@ from typing import Any
 
 import pandas as pd
 
-from engine.errors import InputError, Problem
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from engine import config
+from engine.errors import InputError
 
 DEFAULT_ROLES = Path(__file__).resolve().parents[2] / "data" / "roles.toml"
+# The roles the workflow's separation of duties needs (docs/architecture.md, governance).
+REQUIRED_ROLES = ("coordinator", "leadership", "governance", "viewer")
 
 
 @dataclass(frozen=True)
@@ -68,43 +73,96 @@ def roles_path() -> Path:
     return Path(os.environ.get("OR_ROLES_FILE") or DEFAULT_ROLES)
 
 
+class _RoleModel(BaseModel):
+    """``[roles.<name>]``; keys other than these are ignored."""
+
+    label: str | None = None
+    clinical: bool = False
+    description: str = ""
+    can: list[str] = Field(default=None, validate_default=True)
+
+    @field_validator("label", "description", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> str:
+        return str(v)
+
+    @field_validator("clinical", mode="before")
+    @classmethod
+    def _clinical(cls, v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise ValueError("must be true or false")
+        return v
+
+    @field_validator("can", mode="before")
+    @classmethod
+    def _can(cls, v: Any) -> list[str]:
+        if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+            raise ValueError("must be a list of action names")
+        return v
+
+
+class _MaskingModel(BaseModel):
+    """``[masking]``: the columns (and column prefixes) a non-clinical role sees masked."""
+
+    mask: str = "•••"
+    identifier_columns: list[str] = []
+    attribute_columns: list[str] = []
+    free_text_columns: list[str] = []
+    prefixes: list[str] = []
+
+    @field_validator("mask", mode="before")
+    @classmethod
+    def _mask(cls, v: Any) -> str:
+        return str(v)
+
+
+class _RolesFile(BaseModel):
+    """data/roles.toml: every role names only listed actions; the four working roles exist."""
+
+    actions: dict[str, str] = Field(default=None, validate_default=True)
+    roles: dict[str, _RoleModel] = {}
+    masking: _MaskingModel = _MaskingModel()
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _actions(cls, v: Any) -> dict[str, str]:
+        if not isinstance(v, dict) or not v:
+            raise ValueError("must be a table of action = description")
+        return {k: str(d) for k, d in v.items()}
+
+    @field_validator("roles", "masking", mode="before")
+    @classmethod
+    def _empty(cls, v: Any) -> Any:
+        return v or {}
+
+    @field_validator("roles")
+    @classmethod
+    def _known(cls, roles: dict[str, _RoleModel], info: ValidationInfo) -> dict[str, _RoleModel]:
+        actions = info.data.get("actions") or {}
+        problems: list[tuple[tuple[str, ...], str]] = []
+        for name, r in roles.items():
+            unknown = sorted(set(r.can) - set(actions))
+            if unknown and actions:
+                problems.append(((name, "can"), f"unknown action(s) {unknown}; known: {sorted(actions)}"))
+        problems += [((req,), "this role is required") for req in REQUIRED_ROLES if req not in roles]
+        if problems:
+            config.fail(problems)
+        return roles
+
+
 @lru_cache(maxsize=8)
 def _load(path: str, mtime: float) -> Roles:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"cannot read the roles file: {exc}", file=path) from exc
-    problems: list[Problem] = []
-    actions = data.get("actions")
-    if not isinstance(actions, dict) or not actions:
-        problems.append(Problem(path, None, "actions", "must be a table of action = description"))
-        actions = {}
-    roles: dict[str, Role] = {}
-    for name, r in (data.get("roles") or {}).items():
-        if not isinstance(r, dict):
-            problems.append(Problem(path, None, f"roles.{name}", "must be a table"))
-            continue
-        can = r.get("can")
-        if not isinstance(can, list) or not all(isinstance(a, str) for a in can):
-            problems.append(Problem(path, None, f"roles.{name}.can", "must be a list of action names"))
-            continue
-        unknown = sorted(set(can) - set(actions))
-        if unknown:
-            problems.append(Problem(path, None, f"roles.{name}.can", f"unknown action(s) {unknown}; known: {sorted(actions)}"))
-        if not isinstance(r.get("clinical", False), bool):
-            problems.append(Problem(path, None, f"roles.{name}.clinical", "must be true or false"))
-        roles[name] = Role(name, str(r.get("label", name)), bool(r.get("clinical", False)), str(r.get("description", "")),
-                           frozenset(can))
-    for required in ("coordinator", "leadership", "governance", "viewer"):
-        if required not in roles:
-            problems.append(Problem(path, None, f"roles.{required}", "this role is required"))
-    if problems:
-        raise InputError(problems)
-    m = data.get("masking") or {}
-    cols = {c.lower() for k in ("identifier_columns", "attribute_columns", "free_text_columns") for c in m.get(k, [])}
-    return Roles(roles, {k: str(v) for k, v in actions.items()}, str(m.get("mask", "•••")), frozenset(cols),
-                 tuple(p.lower() for p in m.get("prefixes", [])), frozenset(c.lower() for c in m.get("free_text_columns", [])),
-                 path)
+    f = config.validate(_RolesFile, data, path)
+    m = f.masking
+    cols = {c.lower() for c in m.identifier_columns + m.attribute_columns + m.free_text_columns}
+    roles = {n: Role(n, r.label if r.label is not None else n, r.clinical, r.description, frozenset(r.can))
+             for n, r in f.roles.items()}
+    return Roles(roles, f.actions, m.mask, frozenset(cols), tuple(p.lower() for p in m.prefixes),
+                 frozenset(c.lower() for c in m.free_text_columns), path)
 
 
 def load_roles(path: str | Path | None = None) -> Roles:
