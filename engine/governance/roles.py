@@ -13,7 +13,7 @@ import pandas as pd
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from engine import config
+import engine.config as config
 from engine.errors import InputError
 
 DEFAULT_ROLES = Path(__file__).resolve().parents[2] / "data" / "roles.toml"
