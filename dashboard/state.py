@@ -239,14 +239,14 @@ def _masked_forecasts(hospital_id: str, version: str, loaded_at_: str, role: str
 def case_names(hospital_id: str, loaded_at_: str) -> pd.DataFrame:
     """``case_id, procedure_code, procedure_name`` of every case, masked for the signed-in role:
     the lookup day lists and their downloads take procedure names from."""
-    return _case_names(hospital_id, loaded_at_, _role_key())
+    return _case_names(inputs(hospital_id, None, loaded_at_), _role_key())
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _case_names(hospital_id: str, loaded_at_: str, role: str) -> pd.DataFrame:
-    _, loaded = current_hospital()
-    cols = [c for c in ("case_id", "procedure_code", "procedure_name") if c in loaded.hospital.cases.columns]
-    return mask_frame(loaded.hospital.cases[cols], role)
+def _case_names(inp: Inputs, role: str) -> pd.DataFrame:
+    cases = _hospital(inp).cases
+    cols = [c for c in ("case_id", "procedure_code", "procedure_name") if c in cases.columns]
+    return mask_frame(cases[cols], role)
 
 
 def loaded_at(hospital_id: str) -> str:
@@ -283,9 +283,9 @@ def replan(hospital_id: str, version: str, loaded_at_: str, schedule: pd.DataFra
     engine.governance.replan_day: PermissionError unless the signed-in role may ``replan``; audited."""
     from engine.governance import replan_day
 
-    _, loaded = current_hospital()
-    return replan_day(active_user(), loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), schedule,
-                      event, now, params, hospital_id=hospital_id, ledger=store())
+    inp = inputs(hospital_id, version, loaded_at_)
+    return replan_day(active_user(), _hospital(inp), _forecasts_of(inp), schedule, event, now, params,
+                      hospital_id=hospital_id, ledger=store())
 
 
 def add_on_event(hospital_id: str, loaded_at_: str, case_id: str, service_line: str, p50: float):
@@ -300,23 +300,30 @@ def add_on_event(hospital_id: str, loaded_at_: str, case_id: str, service_line: 
                                    "p80": float(f["p80"]), "p95": float(f["p95"])})
 
 
-@st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
 def addon_forecast(hospital_id: str, loaded_at_: str, days: int = 14) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per date x service line, per date in total) add-on forecasts for the next ``days``."""
+    return _addon_forecast(inputs(hospital_id, None, loaded_at_), int(days))
+
+
+@st.cache_data(max_entries=8, show_spinner="Forecasting add-ons...")
+def _addon_forecast(inp: Inputs, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from engine.forecast import forecast_addon_totals, forecast_addons
 
-    _, loaded = current_hospital()
-    h = loaded.hospital
+    h = _hospital(inp)
     dates = pd.date_range(h.as_of().normalize(), periods=days)
     return forecast_addons(h.cases, dates, as_of=h.as_of()), forecast_addon_totals(h.cases, dates, as_of=h.as_of())
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing fairness trends over history...")
 def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> pd.DataFrame:
+    """Fairness metrics over the history in ``weeks``-week periods (engine.fairness.trends)."""
+    return _fairness_trends(inputs(hospital_id, None, loaded_at_), by, int(weeks))
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing fairness trends over history...")
+def _fairness_trends(inp: Inputs, by: str, weeks: int) -> pd.DataFrame:
     from engine.fairness import trends
 
-    _, loaded = current_hospital()
-    return trends(loaded.hospital, weeks=weeks, by=by)
+    return trends(_hospital(inp), weeks=weeks, by=by)
 
 
 # --------------------------------------------------------------------------- simulation
@@ -597,14 +604,17 @@ def compare_whatif_runs(runs: dict, baseline_name: str) -> pd.DataFrame:
     return compare_runs(runs, baseline_name)
 
 
-@st.cache_resource(max_entries=64, show_spinner="Planning and simulating the day as it stands (the baseline)...")
 def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int):
-    """A WhatIfRun for these inputs (WhatIf and PlanParams are frozen, hence hashable)."""
+    """A WhatIfRun for these inputs, cached by all of them (the stored hospital version, the model
+    version, the store and registry: ``Inputs``; WhatIf and PlanParams are frozen, hence hashable)."""
+    return _whatif(inputs(hospital_id, version, loaded_at_), start, whatif, params, int(reps), int(seed))
+
+
+@st.cache_resource(max_entries=64, show_spinner="Planning and simulating the day as it stands (the baseline)...")
+def _whatif(inp: Inputs, start: str, whatif, params, reps: int, seed: int):
     from engine.whatif import run_whatif
 
-    _, loaded = current_hospital()
-    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
-    return run_whatif(loaded.hospital, fc, start, whatif, params, reps=reps, seed=seed)
+    return run_whatif(_hospital(inp), _forecasts_of(inp), start, whatif, params, reps=reps, seed=seed)
 
 
 def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, baseline, reps: int, seed: int):
@@ -613,7 +623,7 @@ def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, 
     what-if that changes nothing."""
     from engine.whatif import WhatIfSession
 
-    key = (hospital_id, version, loaded_at_, start, baseline.plan.params, reps, seed)
+    key = (inputs(hospital_id, version, loaded_at_), start, baseline.plan.params, reps, seed)
     held = st.session_state.get(keys.WHATIF_SESSION_KEY)
     if held is None or held[0] != key:
         held = (key, WhatIfSession.after(baseline, reps, seed))
@@ -622,12 +632,12 @@ def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, 
 
 
 def whatif_answers(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int, session):
-    """First and refined WhatIfRuns for a slider setting (engine.whatif.whatif_answers)."""
+    """First and refined WhatIfRuns for a slider setting (engine.whatif.whatif_answers) on the hospital
+    and model these arguments name (never the one the session state happens to hold)."""
     from engine.whatif import whatif_answers as _answers
 
-    _, loaded = current_hospital()
-    fc = upcoming_forecasts(hospital_id, version, loaded_at_)
-    return _answers(loaded.hospital, fc, start, whatif, params, session, reps=reps, seed=seed)
+    inp = inputs(hospital_id, version, loaded_at_)
+    return _answers(_hospital(inp), _forecasts_of(inp), start, whatif, params, session, reps=reps, seed=seed)
 
 
 def history_kpis(hospital_id: str, loaded_at_: str, by: str | None = None) -> pd.DataFrame:
@@ -677,12 +687,16 @@ def _week_risks(inp: Inputs, start: str, days: int) -> list:
     return _risks(_hospital(inp), _forecasts_of(inp), start, days=days, plans=plans)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")
 def fairness_cost(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, gap: float) -> pd.DataFrame:
+    """Each day planned without and with a ``gap``-point fairness policy (engine.fairness.fairness_term_cost)."""
+    return _fairness_cost(inputs(hospital_id, version, loaded_at_), start, int(days), float(gap))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")
+def _fairness_cost(inp: Inputs, start: str, days: int, gap: float) -> pd.DataFrame:
     from engine.fairness import fairness_term_cost
 
-    _, loaded = current_hospital()
-    return fairness_term_cost(loaded.hospital, upcoming_forecasts(hospital_id, version, loaded_at_), start, days, gap)
+    return fairness_term_cost(_hospital(inp), _forecasts_of(inp), start, days, gap)
 
 
 def set_fairness_policy(hospital_id: str, h, policy: dict, note: str = "") -> None:
