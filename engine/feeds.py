@@ -13,6 +13,9 @@ import pandas as pd
 
 from engine.hospital import Hospital
 from engine.settings import HospitalSettings
+from engine.timeutil import room_minutes  # the one definition of room time; re-exported for the forecast
+
+__all__ = ["FreshnessParams", "duration_by_service_line", "feed_freshness", "room_minutes", "weekly_case_counts"]
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,6 @@ class FreshnessParams:
     def from_settings(cls, settings: HospitalSettings) -> "FreshnessParams":
         known = {k: float(v) for k, v in settings.freshness.items() if k in cls.__dataclass_fields__}
         return cls(**known)
-
-
-def room_minutes(cases: pd.DataFrame) -> pd.Series:
-    """Room time (``wheels_out - wheels_in``) in minutes; NaN where not completed."""
-    return (cases["wheels_out"] - cases["wheels_in"]).dt.total_seconds() / 60.0
 
 
 def feed_freshness(h: Hospital, params: FreshnessParams | None = None) -> pd.DataFrame:
@@ -83,7 +81,8 @@ def weekly_case_counts(cases: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["week", "service_line"]).reset_index(drop=True)
 
 
-def duration_by_service_line(cases: pd.DataFrame) -> pd.DataFrame:
-    """Completed cases' room minutes with their service line, for distribution charts."""
+def duration_by_service_line(cases: pd.DataFrame, timezone: str | None = None) -> pd.DataFrame:
+    """Completed cases' room minutes with their service line, for distribution charts (``timezone``:
+    the hospital's, for the real elapsed time across a daylight-saving change)."""
     done = cases[cases["status"] == "completed"]
-    return pd.DataFrame({"service_line": done["service_line"], "room_minutes": room_minutes(done)}).dropna()
+    return pd.DataFrame({"service_line": done["service_line"], "room_minutes": room_minutes(done, timezone)}).dropna()

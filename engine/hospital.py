@@ -40,6 +40,7 @@ import pandera.pandas as pa
 from engine import contract as C
 from engine.errors import InputError, Problem
 from engine.settings import HospitalSettings, parse_settings
+from engine.timeutil import room_minutes
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +444,9 @@ def _minutes(t: pd.Series) -> pd.Series:
     return t.map(lambda v: int(v[:2]) * 60 + int(v[3:]), na_action="ignore").astype("float64")
 
 
-def _cases_schema() -> pa.DataFrameSchema:
+def _cases_schema(timezone: str | None = None) -> pa.DataFrameSchema:
+    """cases.csv's value and row rules; room time is the real elapsed time in ``timezone`` (the
+    hospital's ``settings.timezone``), so a case across a daylight-saving change is judged on it."""
     def completed_has(col: str):
         def check(d: pd.DataFrame) -> pd.Series:
             return ~(d["status"] == "completed").fillna(False) | d[col].notna()
@@ -458,8 +461,7 @@ def _cases_schema() -> pa.DataFrameSchema:
         return ~both | (d["wheels_out"] > d["wheels_in"])
 
     def duration_range(d: pd.DataFrame) -> pd.Series:
-        minutes = (d["wheels_out"] - d["wheels_in"]).dt.total_seconds() / 60
-        return ~wheels_ok(d) | minutes.between(C.MIN_DURATION_MINUTES, C.MAX_DURATION_MINUTES)
+        return ~wheels_ok(d) | room_minutes(d, timezone).between(C.MIN_DURATION_MINUTES, C.MAX_DURATION_MINUTES)
 
     def within_wheels(col: str):
         def check(d: pd.DataFrame) -> pd.Series:
@@ -623,9 +625,11 @@ def _validate_file(
     df_text: pd.DataFrame,
     report: FileReport,
     fname: str | None = None,
+    timezone: str | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse and check one file against ``contract_file``'s rules; returns the typed frame and
-    row problems. Problems name ``fname`` (default: the contract file name)."""
+    row problems. Problems name ``fname`` (default: the contract file name); ``timezone`` is the
+    hospital's, for the cases' room time."""
     fname = fname or contract_file
     kinds, required, _ = C.FILES[contract_file]
     is_cases = contract_file == "cases.csv"
@@ -654,19 +658,20 @@ def _validate_file(
             df[col] = "" if kind == "list" else _empty_frame({col: kind})[col].reindex(df.index)
     extras = [c for c in df.columns if c not in kinds]
     df = df[[*kinds, *extras]]
-    problems += _schema_problems(_SCHEMAS[contract_file](), df, fname)
+    schema = _cases_schema(timezone) if is_cases else _SCHEMAS[contract_file]()
+    problems += _schema_problems(schema, df, fname)
     return df, problems
 
 
 def _load_file(
-    path: Path, contract_file: str, rep: FileReport, fname: str | None = None
+    path: Path, contract_file: str, rep: FileReport, fname: str | None = None, timezone: str | None = None
 ) -> tuple[pd.DataFrame, list[Problem], list[int]]:
     """Read and check one file: (typed frame, row problems, start line of each row)."""
     fname = fname or contract_file
     text, problems, warnings, starts = _read_text_csv(path, fname)
     rep.n_rows = len(text)
     rep.warnings += warnings
-    df, more = _validate_file(contract_file, text, rep, fname)
+    df, more = _validate_file(contract_file, text, rep, fname, timezone)
     return df, problems + more, starts
 
 
@@ -839,6 +844,9 @@ def load_hospital(folder: str | Path, params: ValidationParams | None = None) ->
     frames: dict[str, pd.DataFrame] = {}
     row_problems: dict[str, list[Problem]] = {}
     starts: dict[str, list[int]] = {}
+    # Settings first: the cases' room time is measured in the hospital's time zone.
+    raw_settings, settings, setting_problems = _read_settings(folder)
+    timezone = settings.timezone if settings else None
     for fname, (kinds, _req, required) in C.FILES.items():
         path = folder / fname
         rep = report.files.setdefault(fname, FileReport(fname))
@@ -852,12 +860,11 @@ def load_hospital(folder: str | Path, params: ValidationParams | None = None) ->
                 row_problems[fname] = []
             continue
         try:
-            frames[fname], row_problems[fname], starts[fname] = _load_file(path, fname, rep)
+            frames[fname], row_problems[fname], starts[fname] = _load_file(path, fname, rep, timezone=timezone)
         except InputError as exc:
             rep.rejected = True
             rep.problems += exc.problems
     # Every file is checked as far as it can be, so one run lists every problem.
-    raw_settings, settings, setting_problems = _read_settings(folder)
     # Reference checks still run when settings.toml is broken, so one run lists every problem.
     raw_lines = raw_settings.get("service_lines")
     extra_lines = settings.service_lines if settings else [s for s in raw_lines if isinstance(s, str)] if isinstance(raw_lines, list) else []

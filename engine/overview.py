@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.feeds import room_minutes
 from engine.hospital import Hospital
 from engine.plan import PlanParams, plan
-from engine.timeutil import hhmm_to_minutes
+from engine.timeutil import elapsed_minutes, hhmm_to_minutes
 from engine.plan.views import pacu_occupancy
 from engine.sim import compare_policies
 
@@ -30,14 +29,14 @@ def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.
     a = np.maximum(done["wheels_in"], day + pd.to_timedelta(ps, unit="min"))
     b = np.minimum(done["wheels_out"], day + pd.to_timedelta(pe, unit="min"))
     done["prime_minutes"] = ((b - a).dt.total_seconds() / 60).clip(lower=0)
-    done["room_minutes"] = room_minutes(done)
+    tz = h.settings.timezone  # overtime past close is real elapsed time across a daylight-saving night
     close = done["room_id"].map(rooms["close_time"]).fillna("17:00").map(hhmm_to_minutes)
     # Overtime per room-day: the last wheels-out past the room's close.
     done["close_t"] = day + pd.to_timedelta(close, unit="min")
     rd = done.groupby(["surgery_date", "room_id"]).agg(last_out=("wheels_out", "max"), close_t=("close_t", "first"),
                                                         first_in=("wheels_in", "min"), first_sched=("scheduled_start", "min"),
                                                         site=("site", "first"), period=("period", "first"))
-    rd["overtime"] = ((rd["last_out"] - rd["close_t"]).dt.total_seconds() / 60).clip(lower=0)
+    rd["overtime"] = elapsed_minutes(rd["close_t"], rd["last_out"], tz).clip(lower=0)
     rd["on_time"] = ((rd["first_in"] - rd["first_sched"]).dt.total_seconds() / 60 <= 5).where(rd["first_sched"].notna())
     keys = ["period"] + ([by] if by else [])
     g_done = done.groupby(keys)
@@ -52,7 +51,7 @@ def history_kpis(h: Hospital, freq: str = "W-SUN", by: str | None = None) -> pd.
     rdr = rd.reset_index()
     if by == "service_line":
         # Room-days belong to sites, not service lines: overtime per service line is each case's part past close.
-        done["ot_case"] = ((done["wheels_out"] - np.maximum(done["wheels_in"], done["close_t"])).dt.total_seconds() / 60).clip(lower=0)
+        done["ot_case"] = elapsed_minutes(np.maximum(done["wheels_in"], done["close_t"]), done["wheels_out"], tz).clip(lower=0)
         out["overtime_minutes"] = done.groupby(keys)["ot_case"].sum()
         out["on_time_first_case"] = np.nan
     else:

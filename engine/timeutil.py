@@ -61,3 +61,13 @@ def elapsed_minutes(start: pd.Series, end: pd.Series, timezone: str | None = Non
         s = s.dt.tz_localize(tz, ambiguous=np.ones(len(s), dtype=bool), nonexistent="shift_forward")
         e = e.dt.tz_localize(tz, ambiguous=np.ones(len(e), dtype=bool), nonexistent="shift_forward")
     return (e - s).dt.total_seconds() / 60.0
+
+
+def room_minutes(cases: pd.DataFrame, timezone: str | None = None) -> pd.Series:
+    """Room time of ``cases`` (``wheels_in`` to ``wheels_out``) in minutes; NaN where either is missing.
+
+    The one place room time is computed: ``timezone`` is the hospital's (``settings.timezone``), so a
+    case running across a daylight-saving change gets its real elapsed minutes; None keeps the plain
+    wall-clock difference.
+    """
+    return elapsed_minutes(cases["wheels_in"], cases["wheels_out"], timezone)

@@ -12,6 +12,7 @@ from fairlearn.metrics import MetricFrame
 from engine.fairness.guardrails import load_guardrails
 from engine.fairness.metrics import schedule_fairness
 from engine.hospital import Hospital
+from engine.timeutil import room_minutes
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def history_as_schedule(h: Hospital, start: pd.Timestamp, end: pd.Timestamp) -> 
 def history_demand(h: Hospital, sched: pd.DataFrame) -> pd.DataFrame:
     """Demand of past cases: actual minutes when done, booked minutes when cancelled."""
     c = h.cases.set_index("case_id")
-    actual = (c["wheels_out"] - c["wheels_in"]).dt.total_seconds() / 60
+    actual = room_minutes(c, h.settings.timezone)
     demand = actual.fillna(pd.to_numeric(c["booked_minutes"], errors="coerce"))
     return pd.DataFrame({"case_id": sched["case_id"], "p50": sched["case_id"].map(demand).to_numpy()})
 

@@ -140,7 +140,7 @@ def evaluate(
     done = (test["status"] == "completed").to_numpy()
     if not done.any():
         raise InputError(f"no completed cases on or after {test_from.date()} to score the duration forecast on", file="cases.csv")
-    y = room_minutes(test).to_numpy()[done]
+    y = room_minutes(test, params.timezone).to_numpy()[done]
     booked_col = test["booked_minutes"] if "booked_minutes" in test.columns else pd.Series(np.nan, index=test.index)
     booked = pd.to_numeric(booked_col, errors="coerce").to_numpy(dtype=float)[done]
     booked = np.where(booked > 0, booked, np.nan)

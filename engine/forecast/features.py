@@ -75,10 +75,11 @@ class _GroupHistory:
     ratio_cum: np.ndarray  # cumulative sum of log(duration / procedure median), for trends
 
 
-def completed_history(cases: pd.DataFrame) -> pd.DataFrame:
-    """Completed cases usable as history: valid room time, sorted by completion."""
+def completed_history(cases: pd.DataFrame, timezone: str | None = None) -> pd.DataFrame:
+    """Completed cases usable as history: valid room time (``duration``, real elapsed minutes in
+    the hospital's ``timezone``), sorted by completion."""
     done = cases[(cases["status"] == "completed") & cases["wheels_in"].notna() & cases["wheels_out"].notna()]
-    done = done.assign(duration=room_minutes(done))
+    done = done.assign(duration=room_minutes(done, timezone))
     done = done[done["duration"] > 0]
     return done.sort_values("wheels_out", kind="mergesort")
 
@@ -160,13 +161,14 @@ def _fingerprint(history: pd.DataFrame) -> tuple:
     return (len(history), int(h.sum() % (2**61)), int((h * np.arange(1, len(h) + 1, dtype=np.uint64)).sum() % (2**61)))
 
 
-def history_index(history: pd.DataFrame) -> tuple[dict, dict, dict, dict]:
+def history_index(history: pd.DataFrame, timezone: str | None = None) -> tuple[dict, dict, dict, dict]:
     """Expanding per-group statistics of ``history`` (procedure, surgeon x procedure, service
-    line, surgeon), cached by content so repeated forecasts on the same history are fast."""
-    key = _fingerprint(history)
+    line, surgeon; room time in ``timezone``), cached by content so repeated forecasts on the same
+    history are fast."""
+    key = (*_fingerprint(history), timezone)
     if key in _INDEX_CACHE:
         return _INDEX_CACHE[key]
-    hist = completed_history(history)
+    hist = completed_history(history, timezone)
     logd = np.log(hist["duration"].to_numpy(dtype=float))
     times = hist["wheels_out"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     proc_hist = _build_group_histories(hist["procedure_code"], times, logd, np.zeros(len(hist)))
@@ -264,7 +266,7 @@ def build_features(
     ``classify_extras``; prefixed ``xn_`` (numbers), ``xc_`` (labels) or ``txt_`` (free text)).
     """
     params = params or ForecastParams()
-    proc_hist, sp_hist, sl_hist, sg_hist = history_index(history)
+    proc_hist, sp_hist, sl_hist, sg_hist = history_index(history, params.timezone)
 
     t = decision_times(cases, params, as_of).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     year_ns = int(pd.Timedelta(days=365).value)

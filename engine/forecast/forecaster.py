@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InputError
+from engine.feeds import room_minutes
 from engine.forecast.cancellation import CancellationModel, cancellation_label, skip_reason
 from engine.forecast.duration import DurationModel, RecentResiduals
 from engine.forecast.features import build_features, classify_extras, completed_history, model_columns
@@ -111,7 +112,7 @@ class Forecaster:
         self.feature_names_ = model_columns(p, self.extra_kinds_)
         cal_start = train_until - pd.Timedelta(days=cal_days)
         calibration = (past["surgery_date"] >= cal_start).to_numpy()
-        minutes = ((past["wheels_out"] - past["wheels_in"]).dt.total_seconds() / 60).to_numpy()
+        minutes = room_minutes(past, p.timezone).to_numpy()
         self.tuning_ = None
         if p.tune:
             step(0.1, "choosing model settings on a time split")
@@ -218,7 +219,7 @@ class Forecaster:
         if not hasattr(self, "train_until_"):
             return None
         newer = history[(history["surgery_date"] >= self.train_until_) & (history["status"] == "completed")]
-        newer = completed_history(newer)
+        newer = completed_history(newer, self.params.timezone)
         if not len(newer):
             return None
         key = int(pd.util.hash_pandas_object(history, index=True).sum())

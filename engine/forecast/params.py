@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class ForecastParams:
     - ``extra_features``: extra cases.csv columns declared as features (settings.toml
       ``extra_features`` or ``--extra-features``); numbers are numeric, short labels categorical,
       free text (e.g. procedure names) a token key; the guardrail policy still applies.
+    - ``timezone``: the hospital's time zone (settings.toml ``timezone``; None = the plain
+      wall-clock difference), so room minutes learned from and scored against are the real
+      elapsed time across a daylight-saving change (``engine.timeutil.room_minutes``). Set from the
+      hospital by ``hospital_params`` (``train_and_register``) the way ``extra_features`` is.
     - ``tune``: choose iterations, depth, learning rate and shrinkage per hospital by a
       time-split validation inside fit (``tune_budget_s`` of training time at most, counted in CPU
       seconds per thread: about the wall time on an unshared machine, and load-independent). Off for
@@ -77,6 +82,7 @@ class ForecastParams:
     blend_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     min_blend_group_cases: int = 150
     extra_features: tuple[str, ...] = ()
+    timezone: str | None = None
     tune: bool = False
     tune_budget_s: float = 20.0
 
@@ -105,6 +111,12 @@ class ForecastParams:
             raise ValueError(f"blend_weights must be values within 0..1 including 1.0 (the model alone), got {ws!r}")
         if isinstance(self.extra_features, str) or not all(isinstance(c, str) and c for c in self.extra_features):
             raise ValueError(f"extra_features must be a tuple of column names, got {self.extra_features!r}")
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError, TypeError):
+                raise ValueError(f"timezone must be an IANA time zone name (e.g. 'Europe/Paris') or None, "
+                                 f"got {self.timezone!r}") from None
         if self.planning_lead_days < 0:
             raise ValueError(f"planning_lead_days must be >= 0, got {self.planning_lead_days!r}")
 

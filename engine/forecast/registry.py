@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InputError
+from engine.feeds import room_minutes
 from engine.forecast.drift import DriftParams, drift_report, overall_state
 from engine.forecast.evaluate import EvaluationReport, evaluate
 from engine.forecast.forecaster import Forecaster
@@ -122,7 +123,7 @@ def _residual_frame(fc: Forecaster, cases: pd.DataFrame, history: pd.DataFrame) 
     """Features plus residual (log actual - log P50) for completed cases."""
     f = fc.features(cases, history)
     pred = fc.predict(cases, history, features=f)
-    actual = (cases["wheels_out"] - cases["wheels_in"]).dt.total_seconds() / 60
+    actual = room_minutes(cases, fc.params.timezone)
     return f.assign(residual=np.log(actual) - np.log(pred["p50"]))
 
 
@@ -130,6 +131,19 @@ def declared_extra_features(hospital: Hospital) -> list[str]:
     """The hospital's declared extra feature columns (settings.toml ``extra_features``, validated
     by ``HospitalSettings``)."""
     return list(hospital.settings.extra_features)
+
+
+def hospital_params(hospital: Hospital, params: ForecastParams) -> ForecastParams:
+    """``params`` completed from the hospital's settings where they leave a value open: the declared
+    extra features (when ``params`` names none) and the time zone of its room minutes (when None)."""
+    chosen: dict[str, Any] = {}
+    if not params.extra_features:
+        declared = declared_extra_features(hospital)
+        if declared:
+            chosen["extra_features"] = tuple(declared)
+    if params.timezone is None and hospital.settings.timezone:
+        chosen["timezone"] = hospital.settings.timezone
+    return replace(params, **chosen) if chosen else params
 
 
 def training_clock(hospital: Hospital, test_days: int, params: ForecastParams, stale_days: int = 14
@@ -173,11 +187,7 @@ def train_and_register(
     The saved version carries the backtest's metrics, its per-service-line table, per-case
     predictions and the drift report (training window against the most recent weeks).
     """
-    params = params or TRAINING
-    if not params.extra_features:
-        declared = declared_extra_features(hospital)
-        if declared:
-            params = replace(params, extra_features=tuple(declared))
+    params = hospital_params(hospital, params or TRAINING)
     registry = registry or Registry()
     step = progress or (lambda frac, text: None)
     cases = hospital.cases

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from engine.timeutil import room_minutes
+
 __all__ = ["InferParams", "infer_blocks", "infer_staffing", "pacu_peak"]
 
 
@@ -54,8 +56,10 @@ class InferParams:
             raise ValueError("pacu_beds_per_room and days_ahead must be >= 0")
 
 
-def _history(cases: pd.DataFrame, params: InferParams) -> tuple[pd.DataFrame, pd.Timestamp | None]:
-    """The window's completed and cancelled cases with a room, and the last history day."""
+def _history(cases: pd.DataFrame, params: InferParams, timezone: str | None = None
+             ) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """The window's completed and cancelled cases with a room, and the last history day; ``_minutes``
+    is each case's room time (real elapsed minutes in ``timezone``), else its booked minutes, else 60."""
     c = cases[cases["status"].isin(["completed", "cancelled"]) & cases["room_id"].notna()
               & (cases["room_id"].astype(str).str.len() > 0)].copy()
     c["surgery_date"] = pd.to_datetime(c["surgery_date"])
@@ -63,8 +67,7 @@ def _history(cases: pd.DataFrame, params: InferParams) -> tuple[pd.DataFrame, pd
         return c, None
     last = c["surgery_date"].max().normalize()
     c = c[c["surgery_date"] > last - pd.Timedelta(weeks=params.weeks)]
-    minutes = (pd.to_datetime(c["wheels_out"]) - pd.to_datetime(c["wheels_in"])).dt.total_seconds() / 60 \
-        if {"wheels_in", "wheels_out"} <= set(c.columns) else pd.Series(np.nan, index=c.index)
+    minutes = room_minutes(c, timezone) if {"wheels_in", "wheels_out"} <= set(c.columns) else pd.Series(np.nan, index=c.index)
     booked = pd.to_numeric(c["booked_minutes"], errors="coerce") if "booked_minutes" in c else np.nan
     c["_minutes"] = minutes.fillna(booked).fillna(60.0)
     c["_weekday"] = c["surgery_date"].dt.day_of_week
@@ -82,10 +85,11 @@ def _horizon(cases: pd.DataFrame, last: pd.Timestamp | None, params: InferParams
     return pd.date_range(start.normalize(), end.normalize(), freq="D")
 
 
-def weekly_template(cases: pd.DataFrame, params: InferParams = InferParams()) -> pd.DataFrame:
+def weekly_template(cases: pd.DataFrame, params: InferParams = InferParams(), timezone: str | None = None) -> pd.DataFrame:
     """Room x weekday -> owner: ``room_id, weekday, service_line, surgeon_id, used_share, owner_share``
-    (only the room-weekdays with a stable owner)."""
-    c, last = _history(cases, params)
+    (only the room-weekdays with a stable owner; minutes of room time in ``timezone``, the hospital's
+    settings ``timezone``, None = the wall-clock difference)."""
+    c, last = _history(cases, params, timezone)
     cols = ["room_id", "weekday", "service_line", "surgeon_id", "used_share", "owner_share"]
     if last is None:
         return pd.DataFrame(columns=cols)
@@ -113,9 +117,11 @@ def weekly_template(cases: pd.DataFrame, params: InferParams = InferParams()) ->
     return pd.DataFrame(rows, columns=cols)
 
 
-def infer_blocks(cases: pd.DataFrame, rooms: pd.DataFrame, params: InferParams = InferParams()) -> pd.DataFrame:
-    """blocks.csv rows (contract columns) for the horizon, from the weekly template."""
-    template = weekly_template(cases, params)
+def infer_blocks(cases: pd.DataFrame, rooms: pd.DataFrame, params: InferParams = InferParams(),
+                 timezone: str | None = None) -> pd.DataFrame:
+    """blocks.csv rows (contract columns) for the horizon, from the weekly template (``timezone``: the
+    hospital's, for the room minutes that pick each room-weekday's owner)."""
+    template = weekly_template(cases, params, timezone)
     _, last = _history(cases, params)
     dates = _horizon(cases, last, params)
     hours = rooms.set_index("room_id")[["open_time", "close_time"]]

@@ -35,7 +35,7 @@ import pandas as pd
 from engine.errors import InputError, Problem
 from engine.hospital import Hospital
 from engine.pilot.replay import _f
-from engine.timeutil import hhmm_to_minutes
+from engine.timeutil import hhmm_to_minutes, room_minutes
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def monitor_day(hospital: Hospital, day, plan: pd.DataFrame, *, source: str, for
     ran = done[done["case_id"].isin(pl.index)].set_index("case_id")
     planned_start = _minutes(pl.loc[ran.index, "start"], d)
     dev = _minutes(ran["wheels_in"], d) - planned_start
-    actual_min = (ran["wheels_out"] - ran["wheels_in"]).dt.total_seconds() / 60
+    actual_min = room_minutes(ran, hospital.settings.timezone)
     booked = not source.startswith("published")
     if booked and forecasts is not None and set(ran.index) <= set(forecasts["case_id"]):
         fq = forecasts.set_index("case_id").reindex(ran.index)

@@ -25,6 +25,8 @@ import pandas as pd
 from engine.errors import InputError, Problem
 from engine.governance.canonical import canonical, schedule_from_records, schedule_to_records, sha256
 from engine.hospital import Hospital
+from engine.timeutil import room_minutes
+
 
 def _err(file: str, column: str | None, message: str) -> InputError:
     return InputError(Problem(file, None, column, message))
@@ -221,10 +223,10 @@ def latest_recommendation(store_or_url: Any, hospital_id: str, day) -> dict[str,
     return rec
 
 
-def _forecast_error(sched: pd.DataFrame, fc: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
+def _forecast_error(sched: pd.DataFrame, fc: pd.DataFrame, cases: pd.DataFrame, timezone: str | None = None) -> dict[str, Any]:
     got = cases.reindex([i for i in sched["case_id"] if i in cases.index])
     done = got[(got["status"] == "completed") & got["wheels_in"].notna() & got["wheels_out"].notna()]
-    actual = (done["wheels_out"] - done["wheels_in"]).dt.total_seconds() / 60
+    actual = room_minutes(done, timezone)
     f = fc.set_index("case_id").reindex(done.index)
     ok = f["p50"].notna()
     actual, f = actual[ok], f[ok]
@@ -272,7 +274,7 @@ def shadow_report_day(store_or_url: Any, hospital_id: str, hospital: Hospital, d
     whole = not scope.service_lines and not scope.sites
     return {"day": f"{d:%Y-%m-%d}", "shadow_version": rec["shadow_version"], "shadow_audit_seq": rec["audit_seq"],
             "scope": rec["scope"], "model_version": rec["model_version"],
-            "forecast": _forecast_error(sched, fc, cases),
+            "forecast": _forecast_error(sched, fc, cases, hospital.settings.timezone),
             "overtime": {"shadow_minutes": sim["shadow"]["overtime_minutes"],
                          "actual_schedule_minutes": sim["actual"]["overtime_minutes"],
                          "recorded_minutes": observed_day(hospital, d)["overtime_minutes"] if whole else None,

@@ -27,7 +27,7 @@ import pandas as pd
 from engine.contract import SCHEDULE_REQUIRED, surgeon_key
 from engine.errors import InputError, Problem
 from engine.hospital import Hospital
-from engine.timeutil import hhmm_to_minutes
+from engine.timeutil import hhmm_to_minutes, room_minutes
 from engine.sim.params import SimParams
 from engine.sim.rng import entity_key, entity_keys
 from engine.sim.scenario import Scenario
@@ -231,7 +231,7 @@ def addon_model(hospital: Hospital, as_of: pd.Timestamp, service_lines: list[str
     sites = done["room_id"].map(site_of).dropna()
     share = sites.value_counts(normalize=True)
     keep_sites = set(share[share >= params.addon_site_min_share].index) or set(rooms["site"].dropna())
-    dur = ((done["wheels_out"] - done["wheels_in"]).dt.total_seconds() / 60).to_numpy(dtype=float)
+    dur = room_minutes(done, hospital.settings.timezone).to_numpy(dtype=float)
     posted = ((done["booked_at"] - done["surgery_date"]).dt.total_seconds() / 60).to_numpy(dtype=float)
     ready = np.where(np.isfinite(posted), np.maximum(posted, first_open), first_open)
     eq = [_equipment(v) for v in done["required_equipment"]]

@@ -22,7 +22,7 @@ from engine.hospital import Hospital
 from engine.sim import metrics as M
 from engine.sim.draws import make_draws
 from engine.sim.instance import Actuals, SimInstance, addon_model, build_instance, service_lines
-from engine.timeutil import hhmm_to_minutes
+from engine.timeutil import hhmm_to_minutes, room_minutes
 from engine.sim.params import SimParams
 from engine.sim.rng import rep_keys
 from engine.sim.scenario import Scenario, load_scenario
@@ -382,7 +382,7 @@ def replay_actuals(hospital: Hospital, dates: list[pd.Timestamp]) -> Actuals:
     c = hospital.cases
     wk = c[c["surgery_date"].isin(dates)]
     done = wk[(wk["status"] == "completed") & wk["wheels_in"].notna()]
-    durations = dict(zip(done["case_id"], (done["wheels_out"] - done["wheels_in"]).dt.total_seconds() / 60))
+    durations = dict(zip(done["case_id"], room_minutes(done, hospital.settings.timezone)))
     patient = (wk["status"] == "cancelled") & ~wk["cancellation_reason"].isin(SYSTEM_CANCEL_REASONS)
     cancelled = set(wk.loc[patient, "case_id"])
     showed = set(wk.loc[wk["status"].isin(["completed", "cancelled"]) & ~patient, "case_id"])
@@ -392,7 +392,7 @@ def replay_actuals(hospital: Hospital, dates: list[pd.Timestamp]) -> Actuals:
     addons = pd.DataFrame({
         "date": add["surgery_date"].to_numpy(), "service_line": add["service_line"].to_numpy(),
         "arrival_min": np.where(np.isfinite(posted), np.maximum(posted, first_open), first_open),
-        "duration": ((add["wheels_out"] - add["wheels_in"]).dt.total_seconds() / 60).to_numpy(dtype=float),
+        "duration": room_minutes(add, hospital.settings.timezone).to_numpy(dtype=float),
         "required_equipment": add["required_equipment"].to_numpy(), "case_id": add["case_id"].to_numpy(),
     })
     return Actuals(durations=durations, cancelled=cancelled, addons=addons, showed=showed)
