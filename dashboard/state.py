@@ -565,17 +565,22 @@ def whatif_solvers() -> tuple[str, ...]:
     return tuple(s for s in SOLVERS if s != "glpk")
 
 
-def whatif_params(solver: str):
-    """The PlanParams of a what-if re-plan with this solver."""
+def whatif_params(solver: str | None = None):
+    """The PlanParams of a what-if re-plan with this solver (default: PlanParams' own)."""
     from engine.plan import PlanParams
 
-    return PlanParams(solver=solver, time_limit_s=WHATIF_TIME_LIMIT_S)
+    return PlanParams(solver=solver or PlanParams().solver, time_limit_s=WHATIF_TIME_LIMIT_S)
+
+
+def default_plan_params(**changes):
+    """PlanParams' defaults (the Schedule page's, so pages share its cached plans), with ``changes``."""
+    from engine.plan import PlanParams
+
+    return PlanParams(**changes)
 
 
 def default_plan_time_limit_s() -> float:
-    from engine.plan import PlanParams
-
-    return PlanParams().time_limit_s
+    return default_plan_params().time_limit_s
 
 
 def whatif_baseline():

@@ -7,8 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
-from engine.plan import PlanParams
-from engine.whatif import WhatIf
 
 st.title("Leadership overview")
 
@@ -24,7 +22,7 @@ mv = state.current_model(hid)
 first_day = state.first_booked_day(h)
 NO_BOOKED = "This hospital has no booked cases, so there is no coming plan to look at."
 booked = state.has_booked_cases(h)
-DEFAULT_PLAN = PlanParams()  # the Schedule page's defaults: the same cached plans and numbers
+DEFAULT_PLAN = state.default_plan_params()  # the Schedule page's defaults: the same cached plans and numbers
 dc = None
 if booked and mv is not None:
     dc = state.decision(hid, mv.version, lat, str(first_day.date()), DEFAULT_PLAN)
@@ -100,7 +98,8 @@ with tails_tab:
     elif mv is None:
         st.info("Train a forecasting model first.")
     else:
-        run = state.cached_whatif(hid, mv.version, lat, str(first_day.date()), WhatIf(), PlanParams(time_limit_s=5.0), 200, 0)
+        run = state.cached_whatif(hid, mv.version, lat, str(first_day.date()), state.whatif_baseline(),
+                                  state.whatif_params(), 200, 0)
         per_rep = {"current plan": run.per_rep}
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.policy_violins(per_rep, "overtime_minutes"), width="stretch", key="ov_violin_ot")

@@ -19,7 +19,7 @@ ALLOWED_PAGE_ENGINE_IMPORTS: dict[str, set[str]] = {
     "fairness.py": {"engine.fairness", "engine.fairness.policy", "engine.governance", "engine.plan"},
     "forecasts.py": {"engine.errors"},
     "governance.py": {"engine.errors", "engine.governance", "engine.plan", "engine.pilot.drill"},
-    "overview.py": {"engine.plan", "engine.whatif"},
+    "overview.py": set(),
     "rollout.py": {"engine.errors", "engine.pilot.replay", "engine.pilot.shadow"},
     "schedule.py": {"engine.errors", "engine.io", "engine.plan", "engine.plan.params", "engine.plan.replan",
                     "engine.plan.schedule_io", "engine.plan.views", "engine.sim.verdict"},
