@@ -6,10 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, keys, state
+from dashboard import simulation_state as ss
+from dashboard.simulation_state import ADDON_POLICIES, CONTRACT_METRICS, DEFAULT_REPS, DEFAULT_SEED, KNOBS, POLICIES
 from engine.errors import InputError
-from engine.plan import PlanParams
-from engine.sim import ADDON_POLICIES, CONTRACT_METRICS, KNOBS, POLICIES, SimParams, available_scenarios, load_scenario
-from engine.sim.verdict import DEFAULT_REPS, DEFAULT_SEED, paired_units
 
 st.title("Simulation")
 verdict_box = st.container()  # the verdict opens the page; it follows the run chosen below
@@ -19,7 +18,7 @@ h = loaded.hospital
 mv = state.require_model(hid, "The simulation draws durations from the forecasts.")
 state.require_booked_cases(h, "to simulate")
 
-scenarios = available_scenarios()
+scenarios = ss.scenarios()
 first_day = state.first_booked_day(h)
 # The knobs shown, as range sliders (a scenario may give a range [lo, hi], drawn once per replication;
 # a fixed number is a range of width 0). label, slider bounds, step.
@@ -36,7 +35,7 @@ knob_key = keys.knob_key
 
 def set_knobs_from_scenario() -> None:
     """Every knob starts from the chosen scenario's own values (its file), also after a change of scenario."""
-    sc_ = load_scenario(st.session_state[keys.SIM_SCENARIO_KEY])
+    sc_ = ss.scenario(st.session_state[keys.SIM_SCENARIO_KEY])
     for k in SLIDERS:
         st.session_state[knob_key(k)] = sc_.bounds(k)
 
@@ -44,7 +43,7 @@ def set_knobs_from_scenario() -> None:
 c0 = st.columns(4)
 name = c0[0].selectbox("Scenario", scenarios, index=scenarios.index("normal") if "normal" in scenarios else 0,
                        key=keys.SIM_SCENARIO_KEY, on_change=set_knobs_from_scenario)
-sc = load_scenario(name)
+sc = ss.scenario(name)
 if any(knob_key(k) not in st.session_state for k in SLIDERS):
     set_knobs_from_scenario()
 st.markdown(f"*{sc.description}* The knobs start from this scenario's values; a range is drawn once per replication.")
@@ -65,7 +64,7 @@ with st.form("sim_form"):
                                 help=KNOBS[key].doc + " (a range: drawn uniformly once per replication)")
     p = st.columns(3)
     policies = p[0].multiselect("Policies", list(POLICIES), default=list(POLICIES), key="sim_policies")
-    addon_policy = p[1].selectbox("Add-on placement", ADDON_POLICIES, index=ADDON_POLICIES.index(SimParams().addon_policy),
+    addon_policy = p[1].selectbox("Add-on placement", ADDON_POLICIES, index=ADDON_POLICIES.index(ss.default_addon_policy()),
                                   key="sim_addon_policy")
     seed = p[2].number_input("Seed (same seed = same random days)", min_value=0, value=DEFAULT_SEED, key="sim_seed")
     st.form_submit_button("Run the simulation", type="primary")
@@ -78,7 +77,7 @@ scenario = sc.with_(**{key: (float(lo) if lo == hi else (float(lo), float(hi))) 
 version, lat = mv.version, state.loaded_at(hid)
 try:
     run = state.policy_run(hid, version, lat, str(start), int(days), tuple(policies), scenario, int(reps), int(seed),
-                           SimParams(addon_policy=addon_policy))
+                           ss.sim_params(addon_policy))
 except (InputError, ValueError) as exc:
     st.error(f"Cannot simulate: {exc}")
     st.stop()
@@ -101,7 +100,8 @@ if dc is not None:
                "risk, each simulated on the same random days (normal scenario, this seed and number of days).")
     if st.button("Plan the trade-offs", key="sim_frontier_button") or st.session_state.get(state.FRONTIER_SHOWN_KEY):
         st.session_state[state.FRONTIER_SHOWN_KEY] = True
-        front = state.frontier(hid, version, lat, str(start), PlanParams(days=int(days)), int(reps), int(seed))
+        front = state.frontier(hid, version, lat, str(start), state.default_plan_params(days=int(days)), int(reps),
+                               int(seed))
         st.plotly_chart(charts.frontier_chart(front), width="stretch", key="sim_frontier")
 for n, pj in plans.items():
     if pj.get("fallback_used"):
@@ -129,7 +129,7 @@ st.caption("Simulated over the replications (each policy on the same random days
 
 if len(comp.paired):
     st.subheader("Policy comparison (paired, 95% intervals)")
-    shown = paired_units(comp.paired, CONTRACT_METRICS)
+    shown = ss.paired_table(comp.paired)
     st.plotly_chart(charts.paired_ci(shown), width="stretch", key="sim_paired")
     st.dataframe(shown.round(3), hide_index=True, width="stretch", key="sim_paired_table")
 

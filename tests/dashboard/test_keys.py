@@ -23,7 +23,7 @@ ALLOWED_PAGE_ENGINE_IMPORTS: dict[str, set[str]] = {
     "rollout.py": {"engine.errors", "engine.pilot.replay", "engine.pilot.shadow"},
     "schedule.py": {"engine.errors", "engine.io", "engine.plan", "engine.plan.params", "engine.plan.replan",
                     "engine.plan.schedule_io", "engine.plan.views", "engine.sim.verdict"},
-    "simulation.py": {"engine.errors", "engine.plan", "engine.sim", "engine.sim.verdict"},
+    "simulation.py": {"engine.errors"},
     "whatif.py": set(),
 }
 
