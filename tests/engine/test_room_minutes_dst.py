@@ -1,6 +1,6 @@
 """Room minutes across a daylight-saving change on the real paths (issue 18): validation, the
 forecaster's training minutes and features, the model-free fallback, the replay's actuals, the
-fairness demand and the leadership overview all take the hospital's ``settings.timezone``; without
+fairness demand, the leadership overview and the inferred blocks all take the hospital's ``settings.timezone``; without
 one they keep the plain wall-clock difference."""
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from engine.forecast.forecaster import Forecaster
 from engine.forecast.params import ForecastParams
 from engine.forecast.registry import hospital_params
 from engine.hospital import load_hospital
+from engine.onboard.infer import InferParams, weekly_template
 from engine.overview import history_kpis
 from engine.sim import replay_actuals
 from tests.minihospital import SETTINGS, case_rows, write_mini_hospital
@@ -138,3 +139,17 @@ def test_overview_overtime_across_the_fall_back_night(tmp_path: Path, timezone: 
     assert by_week["overtime_minutes"] == overtime
     by_line = history_kpis(h, by="service_line").set_index(["period", "service_line"]).loc[(week, "Orthopedics")]
     assert by_line["overtime_minutes"] == overtime
+
+
+@pytest.mark.parametrize("timezone, owner", [(NY, "Urology"), (None, "Orthopedics")])
+def test_inferred_block_owner_counts_the_real_minutes(timezone: str | None, owner: str) -> None:
+    # One Sunday of OR1: Urology's night case is 120 wall-clock minutes but 180 real ones; Orthopedics ran 150.
+    cases = pd.DataFrame({
+        "case_id": ["U1", "O1"], "status": ["completed", "completed"], "room_id": ["OR1", "OR1"],
+        "surgery_date": pd.to_datetime([FALL, FALL]), "service_line": ["Urology", "Orthopedics"],
+        "surgeon_id": ["S4", "S1"], "booked_minutes": [np.nan, np.nan],
+        "wheels_in": pd.to_datetime([f"{FALL} 00:30", f"{FALL} 08:00"]),
+        "wheels_out": pd.to_datetime([f"{FALL} 02:30", f"{FALL} 10:30"]),
+    })
+    t = weekly_template(cases, InferParams(weeks=1, min_used_share=0.0, min_owner_share=0.0), timezone=timezone)
+    assert t[["room_id", "weekday", "service_line"]].values.tolist() == [["OR1", 6, owner]]
