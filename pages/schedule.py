@@ -7,18 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
+from dashboard import schedule_state as ss
+from dashboard.schedule_state import EVENT_KINDS, SOLVERS
 from engine.errors import InputError
-from engine.io import format_for_contract
-from engine.plan import PlanParams, compare
-from engine.plan.params import SOLVERS
-from engine.plan.replan import EVENT_KINDS, Event
-from engine.plan.schedule_io import SCHEDULE_KINDS
-from engine.plan.views import day_list, day_list_html, pacu_occupancy
-from engine.sim.verdict import service_level_table
 
 st.title("Schedule")
 verdict_box = st.container()  # the verdict opens the page; it follows the plan chosen below
-DEFAULTS = PlanParams()
+DEFAULTS = state.default_plan_params()
 ALT_COLUMNS = {"alternative": "Alternative", "n_scheduled": "Scheduled", "n_deferred": "Deferred",
                "utilization": "Prime-time utilization (planned, P50)", "expected_overtime_minutes": "Expected overtime (min, planned mean)",
                "p80_overtime_minutes": "Overtime if last cases end at P80 (min, planned)", "pacu_peak": "PACU peak (patients)",
@@ -38,7 +33,7 @@ with st.form("plan_form"):
     limit = c[3].number_input("Time limit (s)", min_value=1.0, max_value=600.0, value=DEFAULTS.time_limit_s, key="plan_time_limit")
     st.form_submit_button("Plan", type="primary")
 
-params = PlanParams(days=int(days), solver=solver, time_limit_s=float(limit))
+params = state.default_plan_params(days=int(days), solver=solver, time_limit_s=float(limit))
 version, lat = mv.version, state.loaded_at(hid)
 try:
     result = state.cached_plan(hid, version, lat, str(start), params)
@@ -125,7 +120,7 @@ with gantt_tab:
 
 with pacu_tab:
     beds = int(result.instance.staffing.loc[pd.Timestamp(day), "pacu_beds"])
-    st.plotly_chart(charts.pacu_load(pacu_occupancy(schedule, day), beds), width="stretch", key="pacu_chart")
+    st.plotly_chart(charts.pacu_load(ss.pacu_occupancy(schedule, day), beds), width="stretch", key="pacu_chart")
     st.caption("Patients in recovery over the day if every case runs to its P50, each staying the typical PACU time.")
 
 with deferred_tab:
@@ -152,8 +147,7 @@ with rules_tab:
             st.caption("A few more plans of these days (the Leadership overview shows the same frontier for its plan).")
 
 with levels_tab:
-    st.dataframe(charts.words(service_level_table(h.settings.service_levels, h.settings.service_levels_stated,
-                                                  k.get("service_level"))), hide_index=True, width="stretch",
+    st.dataframe(charts.words(ss.service_levels(h, k.get("service_level"))), hide_index=True, width="stretch",
                  key="service_levels_table")
     if k.get("service_level"):
         st.caption(k["service_level"]["text"])
@@ -162,7 +156,7 @@ with alt_tab:
     if st.button("Compute the alternatives", key="alternatives_button") or st.session_state.get(state.ALTERNATIVES_SHOWN_KEY):
         st.session_state[state.ALTERNATIVES_SHOWN_KEY] = True
         alts = state.cached_alternatives(hid, version, lat, str(start), params.with_(solver="highs" if solver == "rules" else solver))
-        table = compare(alts)
+        table = ss.alternatives_table(alts)
         st.dataframe(table.drop(columns=["solver", "fallback"]).rename(columns=ALT_COLUMNS),
                      hide_index=True, width="stretch", key="alternatives_table",
                      column_config={"Prime-time utilization": st.column_config.NumberColumn(format="percent")})
@@ -181,12 +175,11 @@ with alt_tab:
         st.caption("Three ranked alternatives (utilization-first, balanced, overtime-averse) with their KPIs side by side.")
 
 with export_tab:
-    csv = format_for_contract(schedule, SCHEDULE_KINDS).to_csv(index=False).encode()
-    st.download_button("Download schedule.csv", csv, file_name=f"schedule-{start}.csv", key="download_schedule")
+    st.download_button("Download schedule.csv", ss.schedule_csv(schedule), file_name=f"schedule-{start}.csv", key="download_schedule")
     for by, label in (("room_id", "room"), ("surgeon_id", "surgeon")):
-        st.download_button(f"Printable day list per {label} (HTML)", day_list_html(schedule, names, h.name, by).encode(),
+        st.download_button(f"Printable day list per {label} (HTML)", ss.day_list_html(schedule, names, h.name, by).encode(),
                            file_name=f"day-list-by-{label}-{start}.html", mime="text/html", key=f"download_daylist_{label}")
-    st.dataframe(charts.words(day_list(schedule, names, "room_id")), hide_index=True, width="stretch",
+    st.dataframe(charts.words(ss.day_list(schedule, names, "room_id")), hide_index=True, width="stretch",
                  key="day_list_table")
 
 with replan_tab:
@@ -210,9 +203,9 @@ with replan_tab:
         now = pd.Timestamp(day) + pd.Timedelta(hours=at.hour, minutes=at.minute)
         try:
             ev = {
-                "running_long": lambda: Event("running_long", case_id=case_pick, extra_minutes=float(extra)),
-                "cancellation": lambda: Event("cancellation", case_id=case_pick),
-                "room_down": lambda: Event("room_down", room_id=room),
+                "running_long": lambda: ss.event("running_long", case_id=case_pick, extra_minutes=float(extra)),
+                "cancellation": lambda: ss.event("cancellation", case_id=case_pick),
+                "room_down": lambda: ss.event("room_down", room_id=room),
                 "add_on": lambda: state.add_on_event(hid, lat, f"ADDON-{now:%H%M}", line, float(extra)),
             }[kind]()
             rr = state.replan(hid, version, lat, schedule, ev, now, params)
