@@ -6,21 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, keys, state
-from engine.fairness import (
-    FairnessParams,
-    flags,
-    history_as_schedule,
-    history_demand,
-    load_guardrails,
-    review_pack_html,
-    schedule_fairness,
-)
-from engine.fairness.policy import check_policy
-from engine.governance import patient_group_audit_for
-from engine.plan import PlanParams
+from dashboard import fairness_state as fs
 
 st.title("Fairness review")
-DEFAULTS = FairnessParams()
+DEFAULTS = fs.fairness_params()
 
 current = state.current_hospital()
 if current is None:
@@ -45,13 +34,12 @@ days = c[2].number_input("Days planned", min_value=1, max_value=7, value=1, key=
 policy = h.settings.fairness  # the governance board's policy: flags default to its limit
 threshold = c[3].number_input("Flag prime-time gap above (points)", min_value=0.0, max_value=50.0,
                               value=float(policy.max_prime_time_gap_points), step=0.5, key="fair_threshold")
-params = FairnessParams(max_prime_gap_points=threshold / 100, min_group_cases=policy.min_group_cases)
+params = fs.fairness_params(max_prime_gap_points=threshold / 100, min_group_cases=policy.min_group_cases)
 
 forecasts = None
 if source.startswith("history"):
     end = h.as_of().normalize()
-    schedule = history_as_schedule(h, end - pd.Timedelta(weeks=4), end)
-    forecasts = history_demand(h, schedule)
+    schedule, forecasts = fs.history_schedule(h, end - pd.Timedelta(weeks=4), end)
     st.caption(f"History: cases from {end - pd.Timedelta(weeks=4):%Y-%m-%d} to {end - pd.Timedelta(days=1):%Y-%m-%d}, "
                "actual times; cancellations count as deferrals.")
 else:
@@ -61,7 +49,8 @@ else:
         st.stop()
     solver = "rules" if source.startswith("rules") else "highs"
     start = state.first_booked_day(h)
-    result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(start.date()), PlanParams(days=int(days), solver=solver))
+    result = state.cached_plan(hid, mv.version, state.loaded_at(hid), str(start.date()),
+                              state.default_plan_params(days=int(days), solver=solver))
     schedule = result.schedule
     forecasts = state.upcoming_forecasts(hid, mv.version, state.loaded_at(hid))
     if result.banner:
@@ -72,8 +61,8 @@ if not len(schedule):
     st.info("This schedule has no cases (no booked cases in the planned days, or no completed history in the last "
             "4 weeks), so there is nothing to review. Choose another schedule or more days.")
     st.stop()
-table, summary = schedule_fairness(h, schedule, by, forecasts, min_group_cases=params.min_group_cases)
-flagged = flags(table, by, params)
+table, summary = fs.group_table(h, schedule, by, forecasts, params.min_group_cases)
+flagged = fs.flags(table, by, params)
 
 
 def _pct(v: float | None) -> str:
@@ -135,8 +124,8 @@ with audit_tab:
     if audit_refusal:
         st.info(f"The patient-group audit is not available: {audit_refusal}")
     else:
-        audit = patient_group_audit_for(state.active_user(), h, schedule,
-                                        forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
+        audit = fs.patient_group_audit(h, schedule,
+                                       forecasts if isinstance(forecasts, pd.DataFrame) and "cancel_prob" in forecasts else None)
         st.markdown("Audit only: these attributes are **never** model inputs. The table checks whether any patient group "
                     "ends up in late slots or deferred more often, and whether cancellation risk differs by group.")
         if len(audit):
@@ -148,7 +137,7 @@ with term_tab:
     st.markdown(f"**Policy in force** ({source_words}): no service line with at least {policy.min_group_cases} booked "
                 f"cases may get a prime-time share more than **{policy.max_prime_time_gap_points:g} points** below its "
                 "demand share. Every plan applies it (Schedule, What-if, re-planning, the command line).")
-    verdict = check_policy(h, schedule, forecasts=forecasts)
+    verdict = fs.policy_check(h, schedule, forecasts)
     if verdict.met:
         st.success(f"This schedule meets the policy: largest shortfall {verdict.max_prime_time_gap_points:.1f} points.")
     else:
@@ -188,15 +177,15 @@ with term_tab:
                     f"{b['deferred'] - a['deferred']:+.0f}; largest prime-time gap {a['max_prime_time_gap_points']:.1f} -> "
                     f"{b['max_prime_time_gap_points']:.1f} points.")
 with policy_tab:
-    g = load_guardrails()
+    g = fs.guardrails()
     st.markdown(f"**What the system uses.** {g.uses}")
     st.markdown(f"**What it refuses to use or infer.** {g.refuses}")
     st.caption(f"Policy file: {g.source}. Forbidden attributes: {', '.join(sorted(g.forbidden))}.")
 
-pack = review_pack_html(
+pack = fs.review_pack(
     h.name, f"Fairness review: {source}",
     {f"By {by}": table.rename(columns=charts.fairness_label),
-     **({} if audit_refusal else {"Patient-group audit": patient_group_audit_for(state.active_user(), h, schedule)})},
+     **({} if audit_refusal else {"Patient-group audit": fs.patient_group_audit(h, schedule)})},
     flagged, {"Largest prime-time shortfall": f"{summary['max_prime_time_gap'] * 100:.1f} points ({summary.get('worst_group') or 'n/a'})",
               "Minimum group size for flags and spreads": f"{params.min_group_cases} booked cases",
               "Flag threshold": f"{params.max_prime_gap_points * 100:.1f} points"},
