@@ -113,6 +113,13 @@ def drill_folder(h) -> Path | None:
     return src if str(src) and src.is_dir() and (src / "cases.csv").exists() else None
 
 
+def drill_faults() -> tuple[str, ...]:
+    """The faults a rollback drill can inject (engine.pilot.drill.FAULTS)."""
+    from engine.pilot.drill import FAULTS
+
+    return FAULTS
+
+
 def run_drill(hospital_id: str, h, fault: str) -> dict[str, Any]:
     from engine.pilot.drill import DrillParams, audited_drill
     from engine.pilot.record import require_pilot

@@ -9,18 +9,8 @@ import streamlit as st
 
 from dashboard import canary_state as cs
 from dashboard import charts, keys, state
+from dashboard import governance_state as gs
 from engine.errors import InputError
-from engine.governance import (
-    ConflictError,
-    HardRuleViolation,
-    Override,
-    PublicationWithheld,
-    WorkflowError,
-    can,
-    load_catalog,
-    rules_schedule,
-)
-from engine.plan import PlanParams
 
 st.title("Governance")
 
@@ -32,37 +22,12 @@ if current is None or user is None:
 hid, loaded = current
 h = loaded.hospital
 gov = state.governance()
-catalog = load_catalog()
+catalog = gs.catalog()
 mv = state.current_model(hid)
 
 
-FLASH = keys.GOV_FLASH_KEY
-
-
-def act(label: str, fn, *args, say_done: bool = True, **kwargs):
-    """Run a governance action; engine refusals become plain messages kept across the rerun.
-    ``say_done=False`` where the caller shows the outcome itself (one message per action)."""
-    msgs = st.session_state.setdefault(FLASH, [])
-    try:
-        out = fn(*args, **kwargs)
-    except PermissionError as exc:
-        msgs.append(("error", f"Not allowed for your role ({user.role}): {exc}"))
-    except PublicationWithheld as exc:
-        msgs.append(("error", f"Publication withheld: {exc}"))
-        msgs.extend(("warning", f"**{g.gate}**: {g.message} Next: {g.inspect_next}") for g in exc.gates if g.withholds)
-    except HardRuleViolation as exc:
-        msgs.append(("error", f"{label} refused: it breaks hard rule{'s' if len(exc.rules) > 1 else ''} "
-                              f"{', '.join(exc.rules)} (docs/hard-rules.md). {exc}"))
-    except ConflictError as exc:
-        msgs.append(("error", f"The schedule changed while you were working: {exc}"))
-    except (WorkflowError, InputError, ValueError) as exc:
-        msgs.append(("error", f"{label} refused: {exc}"))
-    else:
-        if say_done:
-            msgs.append(("success", f"{label}: done."))
-        return out
-    return None
-
+FLASH = gs.FLASH
+act = gs.act  # engine refusals become plain messages kept across the rerun
 
 for kind, text in st.session_state.pop(FLASH, []):
     {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
@@ -79,7 +44,7 @@ with versions_tab:
                                                    "No forecasting model yet: train one on the Forecasts page.")
     if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose",
                    disabled=propose_refusal is not None, help=propose_refusal):
-        result, canary_note = cs.proposal(hid, h, mv, first_day, PlanParams())  # under a canary: the canary's plan
+        result, canary_note = cs.proposal(hid, h, mv, first_day, state.default_plan_params())  # under a canary: the canary's plan
         act("Proposal", gov.propose, hid, result, user, hospital=h, model=mv, rules_version=catalog.rules_version,
             note=canary_note)
         st.rerun()
@@ -102,7 +67,7 @@ with versions_tab:
 
         def why_not(action: str, statuses: tuple[str, ...]) -> str | None:
             """Why this user cannot do ``action`` on this version now (the engine enforces it too)."""
-            if not can(user, action):
+            if not gs.can(user, action):
                 return f"Your role ({user.role}) may not do this."
             if ver.status not in statuses or (action == "approve" and ver.successor_id is not None):
                 return f"Version {vid} is {ver.status}" + (" and was overridden by a newer version" if ver.successor_id else "") + "."
@@ -147,7 +112,7 @@ with versions_tab:
                                 "the reason must say why)", key="gov_rollback_emergency", disabled=target != "rules")
         rollback_refusal = state.why_not("rollback")
         if st.button("Roll back", key="gov_rollback", disabled=rollback_refusal is not None, help=rollback_refusal):
-            rules = rules_schedule(h, pd.Timestamp(day), 1) if target == "rules" else None
+            rules = gs.rules_schedule(h, day, 1) if target == "rules" else None
             out = act("Rollback", gov.rollback, hid, pd.Timestamp(day), user, to=target, reason=reason, rules=rules,
                       hospital=h, emergency=bool(emergency and target == "rules"), say_done=False)
             if out is not None:
@@ -183,7 +148,7 @@ with override_tab:
         if submitted:
             ov = None
             try:
-                ov = Override(cid, action, code, text=text, room_id=room or None, start=start or None)
+                ov = gs.override(cid, action, code, text=text, room_id=room or None, start=start or None)
             except (ValueError, InputError) as exc:
                 st.session_state.setdefault(FLASH, []).append(("error", f"Override refused: {exc}"))
             if ov is not None:
@@ -198,12 +163,12 @@ with override_tab:
                         st.session_state[FLASH].append(("warning", f"New proposed version {new.version_id} breaks the hard "
                                                                    f"rules and cannot be published until fixed: {gate.message}"))
             st.rerun()
-        ovs = gov.overrides(hid, user) if can(user, "view_schedule") else pd.DataFrame()
+        ovs = gov.overrides(hid, user) if gs.can(user, "view_schedule") else pd.DataFrame()
         if len(ovs):
             st.dataframe(charts.words(state.mask_frame(ovs, user.role)), hide_index=True, width="stretch", key="gov_overrides")
 
 with rates_tab:
-    if can(user, "view_override_rates"):
+    if gs.can(user, "view_override_rates"):
         for by in ("service_line", "code"):
             rates = gov.override_rates(hid, by=by, actor=user)
             st.markdown(f"**By {by.replace('_', ' ')}**")
@@ -212,7 +177,7 @@ with rates_tab:
         st.info("Override rates are not available to your role.")
 
 with audit_tab:
-    if can(user, "view_audit"):
+    if gs.can(user, "view_audit"):
         log_df = gov.audit_log(hid, user)
         st.dataframe(charts.words(log_df), hide_index=True, width="stretch", key="gov_audit")
     else:
@@ -222,15 +187,9 @@ with audit_tab:
         if res is not None:
             st.session_state[FLASH].append(("success" if res.ok else "error", res.message))
         st.rerun()
-    if can(user, "export_audit"):
-        import tempfile
-        from pathlib import Path
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "audit.jsonl"
-            gov.export_audit(path, user, hid)
-            data = path.read_bytes()
-        st.download_button("Export the audit log (JSON lines)", data, file_name=f"audit-{hid}.jsonl", key="gov_export")
+    if gs.can(user, "export_audit"):
+        st.download_button("Export the audit log (JSON lines)", gs.audit_export(hid, user), file_name=f"audit-{hid}.jsonl",
+                           key="gov_export")
 
 with rules_tab:
     rows = [{"id": r.id, "name": r.name, "mode": r.mode, "severity": r.severity, "owner": r.owner,
@@ -286,11 +245,9 @@ with rollout_tab:
             st.dataframe(charts.words(cs.estimates_table(rep)), hide_index=True, width="stretch", key="canary_estimates")
 
     st.subheader("Rollback drills")
-    from engine.pilot.drill import FAULTS
-
     folder = cs.drill_folder(h)
     d = st.columns(2)
-    fault = d[0].selectbox("Fault to inject (into a copy of the hospital)", FAULTS, key="drill_fault")
+    fault = d[0].selectbox("Fault to inject (into a copy of the hospital)", cs.drill_faults(), key="drill_fault")
     drill_refusal = state.why_not("run_gates") or (None if folder is not None else
                                                    "The hospital's folder is not on this machine: run `python -m engine drill`.")
     if d[1].button("Run the drill", key="drill_run", disabled=drill_refusal is not None, help=drill_refusal):
@@ -309,7 +266,7 @@ with rollout_tab:
                      width="stretch", key="drill_steps")
 
     st.subheader("Incidents and drills on record")
-    if can(user, "view_audit"):
+    if gs.can(user, "view_audit"):
         b = cs.board(hid)
         st.caption(f"{b['n_incidents']} incident(s): " + ", ".join(f"{k} {v}" for k, v in b["by_class"].items())
                    + f". {b['n_drills']} drill(s), {b['n_drills_passed']} passed.")
@@ -331,7 +288,7 @@ with rollout_tab:
                 st.session_state[FLASH].append(("success", f"Incident {rec['incident_id']} recorded ({rec['defect_class']} "
                                                            f"defect; audit entry {rec['entry_id']})."))
             st.rerun()
-        if can(user, "export_audit"):
+        if gs.can(user, "export_audit"):
             st.download_button("Export incidents and drills (JSON)", cs.export_board_bytes(hid),
                                file_name=f"incidents-{hid}.json", key="incident_export")
     else:
