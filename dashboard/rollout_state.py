@@ -19,6 +19,20 @@ def _actor(user) -> tuple[str, str]:
     return user.name, user.role
 
 
+def replay_params(**fields):
+    """The retrospective replay's settings (engine.pilot.replay.ReplayParams' defaults, with ``fields``)."""
+    from engine.pilot.replay import ReplayParams
+
+    return ReplayParams(**fields)
+
+
+def shadow_params(**fields):
+    """Shadow mode's settings (engine.pilot.shadow.ShadowParams' defaults, with ``fields``)."""
+    from engine.pilot.shadow import ShadowParams
+
+    return ShadowParams(**fields)
+
+
 def run_replay(hospital_id: str, loaded, start, params, progress=None) -> dict[str, Any]:
     """Replay past days (engine.pilot.replay.audited_replay) for the signed-in user; kept in the session."""
     from engine.pilot.record import require_pilot

@@ -11,8 +11,6 @@ import streamlit as st
 from dashboard import rollout_state as rs
 from dashboard import state
 from engine.errors import InputError
-from engine.pilot.replay import ReplayParams
-from engine.pilot.shadow import ShadowParams
 
 st.title("Pilot & rollout")
 
@@ -23,7 +21,7 @@ if current is None or user is None:
     st.stop()
 hid, loaded = current
 h = loaded.hospital
-D = ReplayParams()
+D = rs.replay_params()
 
 st.header("Retrospective replay")
 st.caption("Past weekdays planned as of the day before by the optimizer and by your block rules (forecasts trained "
@@ -43,7 +41,7 @@ if go:
     bar = st.progress(0.0, text="Starting...")
     try:
         rs.run_replay(hid, loaded, pd.Timestamp(start),
-                      ReplayParams(days=int(days), reps=int(reps), time_limit_s=float(limit), iterations=D.iterations),
+                      rs.replay_params(days=int(days), reps=int(reps), time_limit_s=float(limit), iterations=D.iterations),
                       progress=lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
     except (InputError, ValueError, PermissionError) as exc:
         st.error(f"Replay refused: {exc}")
@@ -73,7 +71,7 @@ st.caption("The product plans each day and records its recommendation (audited, 
            "coming days use the registered model. Once a day's actuals are in, compare: forecast error, overtime the "
            "recommendation would have avoided or caused (both schedules run on the day's actual durations, cancellations "
            "and add-ons), and the cases it would have deferred. Command line: `python -m engine shadow run|report|list`.")
-SP = ShadowParams()
+SP = rs.shadow_params()
 lines = sorted(h.cases["service_line"].dropna().astype(str).unique())
 sites = sorted(h.rooms["site"].dropna().astype(str).unique()) if "site" in h.rooms.columns else []
 with st.form("shadow_run_form"):
@@ -89,7 +87,8 @@ if s_go:
     with st.spinner("Planning in shadow..."):
         try:
             runs = rs.run_shadow(hid, loaded, pd.Timestamp(s_start), int(s_days),
-                                 ShadowParams(service_lines=tuple(s_lines), sites=tuple(s_sites), time_limit_s=float(s_limit)),
+                                 rs.shadow_params(service_lines=tuple(s_lines), sites=tuple(s_sites),
+                                                  time_limit_s=float(s_limit)),
                                  iterations=int(s_iter))
             st.success(f"Recorded {len(runs)} shadow recommendation(s); nothing was published.")
         except (InputError, ValueError, PermissionError) as exc:
@@ -108,7 +107,7 @@ else:
     if r_go:
         with st.spinner("Running the recommendation and the real schedule on the actuals..."):
             try:
-                rs.run_shadow_report(hid, loaded, pd.Timestamp(r_start), int(r_days), ShadowParams(reps=int(r_reps)))
+                rs.run_shadow_report(hid, loaded, pd.Timestamp(r_start), int(r_days), rs.shadow_params(reps=int(r_reps)))
             except (InputError, ValueError, PermissionError) as exc:
                 st.error(f"Shadow report refused: {exc}")
     srep = rs.last_shadow_report(hid)
