@@ -536,6 +536,27 @@ def problems_frame(problems) -> pd.DataFrame:
     return _frame(problems)
 
 
+def feed_freshness(h) -> pd.DataFrame:
+    """Each feed's age against its threshold, measured at the hospital's clock (engine.feeds.feed_freshness)."""
+    from engine.feeds import feed_freshness as _freshness
+
+    return _freshness(h)
+
+
+def weekly_case_counts(cases: pd.DataFrame) -> pd.DataFrame:
+    """Cases per service line, week and status (engine.feeds.weekly_case_counts)."""
+    from engine.feeds import weekly_case_counts as _counts
+
+    return _counts(cases)
+
+
+def duration_by_service_line(cases: pd.DataFrame) -> pd.DataFrame:
+    """Room minutes of the completed cases per service line (engine.feeds.duration_by_service_line)."""
+    from engine.feeds import duration_by_service_line as _durations
+
+    return _durations(cases)
+
+
 # --------------------------------------------------------------------------- forecasts page
 
 

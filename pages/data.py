@@ -9,7 +9,6 @@ import streamlit as st
 
 from dashboard import charts, keys, state
 from engine.errors import InputError
-from engine.feeds import duration_by_service_line, feed_freshness, weekly_case_counts
 
 st.title("Data")
 
@@ -34,21 +33,21 @@ else:
     with overview:
         st.subheader("Feed freshness")
         st.caption(f"Measured against {h.as_of():%Y-%m-%d} ({clock}).")
-        fresh = feed_freshness(h)
+        fresh = state.feed_freshness(h)
         st.dataframe(fresh, hide_index=True, width="stretch")
         stale = fresh[fresh["status"] == "stale"]
         for rec in stale.itertuples():
             st.warning(f"Feed **{rec.feed}** is stale: {rec.measure} {rec.days} days against a threshold of {rec.threshold_days} days.")
 
         st.subheader("Cases per service line per week")
-        counts = weekly_case_counts(c)
+        counts = state.weekly_case_counts(c)
         statuses = st.multiselect(
             "Statuses", ["completed", "cancelled", "booked"], default=["completed", "booked"], key="data_statuses"
         )
         st.plotly_chart(charts.weekly_cases(counts, statuses), width="stretch", key="weekly_cases_chart")
 
         st.subheader("Room time per service line")
-        durations = duration_by_service_line(c)
+        durations = state.duration_by_service_line(c)
         if len(durations):
             st.plotly_chart(charts.duration_distribution(durations), width="stretch", key="duration_chart")
         else:
