@@ -118,21 +118,21 @@ def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 def _load_cases_arg(path: Path):
     """``--data`` may be a hospital folder or a lone cases.csv; returns (cases, rooms, n_quarantined,
-    the folder's declared extra features)."""
-    from engine.forecast.registry import declared_extra_features
+    the folder's hospital or None for a lone cases.csv)."""
     from engine.hospital import load_cases, load_hospital
 
     if path.is_dir():
         loaded = load_hospital(path)
         h = loaded.hospital
-        return h.cases, h.rooms, loaded.report.n_quarantined, declared_extra_features(h)
+        return h.cases, h.rooms, loaded.report.n_quarantined, h
     cases, report = load_cases(path)
-    return cases, None, report.n_quarantined, []
+    return cases, None, report.n_quarantined, None
 
 
-def _forecast_params(args: argparse.Namespace, declared: list[str] | None = None):
+def _forecast_params(args: argparse.Namespace):
     """ForecastParams for a model trained for use (``TRAINING``: tuned per hospital) with
-    ``--iterations``, ``--extra-features a,b,c`` (else the folder's ``extra_features``) and ``--tune``."""
+    ``--iterations``, ``--extra-features a,b,c`` and ``--tune``; what they leave open (the folder's
+    ``extra_features``, its time zone) ``registry.hospital_params`` fills from the hospital."""
     from dataclasses import replace
 
     from engine.forecast.params import TRAINING
@@ -140,7 +140,7 @@ def _forecast_params(args: argparse.Namespace, declared: list[str] | None = None
     chosen: dict[str, Any] = {}
     if args.iterations:
         chosen["iterations"] = args.iterations
-    extras = [c.strip() for c in (args.extra_features or "").split(",") if c.strip()] or list(declared or [])
+    extras = [c.strip() for c in (args.extra_features or "").split(",") if c.strip()]
     if extras:
         chosen["extra_features"] = tuple(extras)
     if getattr(args, "tune", None) is not None:
@@ -162,9 +162,14 @@ def _date_arg(value: str, option: str):
 
 def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.forecast import evaluate
+    from engine.forecast.registry import hospital_params
 
-    cases, rooms, n_q, declared = _load_cases_arg(args.data)
-    params = _forecast_params(args, declared)
+    cases, rooms, n_q, hospital = _load_cases_arg(args.data)
+    params = _forecast_params(args)
+    if hospital is not None:
+        # The folder's settings fill what the command line leaves open (extra features, the time
+        # zone of room minutes), as train_and_register does for train.
+        params = hospital_params(hospital, params)
     report = evaluate(cases, _date_arg(args.test_from, "--test-from"), params, rooms=rooms, quarantined=n_q)
     out = report.to_json()
     o = report.overall
@@ -182,12 +187,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from engine.forecast import Registry, train_and_register
-    from engine.forecast.registry import declared_extra_features
     from engine.hospital import load_hospital
 
     loaded = load_hospital(args.data)
     hid = args.name or args.data.resolve().name
-    params = _forecast_params(args, declared_extra_features(loaded.hospital))
+    params = _forecast_params(args)  # train_and_register completes it from the hospital (hospital_params)
     mv = train_and_register(loaded.hospital, hid, params, Registry(args.models),
                             progress=lambda f, t: log.info("%3.0f%% %s", 100 * f, t))
     m = mv.meta

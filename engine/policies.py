@@ -175,7 +175,7 @@ def replay_week(
     if forecaster is not None:
         forecasts = forecaster.predict(wk, history, as_of=start)[["case_id", "p50", "p80", "p95", "cancel_prob"]]
     else:
-        forecasts = booked_forecasts(wk, history)
+        forecasts = booked_forecasts(wk, history, timezone=hospital.settings.timezone)
     schedules = policy_schedules(h2, forecasts, start, days, plan_params, policies)
     actuals = replay_actuals(hospital, dates)
     cmp_ = compare_policies(h2, schedules, forecasts, scenario, reps, seed, pd.DataFrame(columns=["date", "service_line", "expected_cases"]),

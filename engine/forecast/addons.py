@@ -36,15 +36,17 @@ class AddonParams:
             raise ValueError(f"reserve_quantile must be within 0..1, got {self.reserve_quantile!r}")
 
 
-def addon_history(cases: pd.DataFrame) -> pd.DataFrame:
-    """Add-on cases that happened: urgent/emergent, completed."""
+def addon_history(cases: pd.DataFrame, timezone: str | None = None) -> pd.DataFrame:
+    """Add-on cases that happened: urgent/emergent, completed; ``duration`` is their room time, the
+    real elapsed minutes in ``timezone`` (the hospital's ``settings.timezone``; None = wall clock)."""
     m = cases["urgency"].isin(["urgent", "emergent"]) & (cases["status"] == "completed")
-    return cases[m].assign(duration=room_minutes(cases[m]))
+    return cases[m].assign(duration=room_minutes(cases[m], timezone))
 
 
-def _addon_model(cases: pd.DataFrame, as_of: pd.Timestamp, params: AddonParams) -> tuple[list[str], dict]:
+def _addon_model(cases: pd.DataFrame, as_of: pd.Timestamp, params: AddonParams, timezone: str | None
+                 ) -> tuple[list[str], dict]:
     """(service lines, {(weekday, line): (mean count, variance, draws of total minutes)})."""
-    hist = addon_history(cases[cases["surgery_date"] < as_of])
+    hist = addon_history(cases[cases["surgery_date"] < as_of], timezone)
     if len(hist) == 0:
         return [], {}
     lines = sorted(cases["service_line"].dropna().unique())
@@ -81,11 +83,12 @@ def _dates_and_as_of(dates, as_of) -> tuple[pd.DatetimeIndex, pd.Timestamp]:
 
 def forecast_addons(
     cases: pd.DataFrame, dates: list[pd.Timestamp] | pd.DatetimeIndex, params: AddonParams | None = None,
-    as_of: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | None = None, timezone: str | None = None,
 ) -> pd.DataFrame:
     """Expected add-on cases and minutes per (date, service line) with intervals.
 
-    Uses only add-ons on dates before ``as_of`` (default: the first forecast date).
+    Uses only add-ons on dates before ``as_of`` (default: the first forecast date); their room
+    minutes are the real elapsed time in ``timezone`` (the hospital's ``settings.timezone``).
     Columns: date, service_line, expected_cases, cases_lo, cases_hi, expected_minutes,
     minutes_lo, minutes_hi, reserve_minutes.
     """
@@ -93,7 +96,7 @@ def forecast_addons(
     dates, as_of = _dates_and_as_of(dates, as_of)
     cols = ["date", "service_line", "expected_cases", "cases_lo", "cases_hi", "expected_minutes",
             "minutes_lo", "minutes_hi", "reserve_minutes"]
-    lines, table = _addon_model(cases, as_of, params)
+    lines, table = _addon_model(cases, as_of, params, timezone)
     if not table or len(dates) == 0:
         return pd.DataFrame(columns=cols)
     lo, hi = params.interval
@@ -118,18 +121,18 @@ def forecast_addons(
 
 def forecast_addon_totals(
     cases: pd.DataFrame, dates: list[pd.Timestamp] | pd.DatetimeIndex, params: AddonParams | None = None,
-    as_of: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | None = None, timezone: str | None = None,
 ) -> pd.DataFrame:
     """Per date, all service lines together: expected cases and minutes, interval, reserve.
 
     The total's quantiles come from summing the service lines' draws (a sum of per-line
-    quantiles would understate the reserve). Columns: date, expected_cases, expected_minutes,
+    quantiles would understate the reserve); ``timezone`` as in :func:`forecast_addons`. Columns: date, expected_cases, expected_minutes,
     minutes_lo, minutes_hi, reserve_minutes.
     """
     params = params or AddonParams()
     dates, as_of = _dates_and_as_of(dates, as_of)
     cols = ["date", "expected_cases", "expected_minutes", "minutes_lo", "minutes_hi", "reserve_minutes"]
-    lines, table = _addon_model(cases, as_of, params)
+    lines, table = _addon_model(cases, as_of, params, timezone)
     if not table or len(dates) == 0:
         return pd.DataFrame(columns=cols)
     lo, hi = params.interval
@@ -171,7 +174,8 @@ def _simulate(rng: np.random.Generator, mean: float, var: float, durations: np.n
 def addon_forecast_for(hospital, dates) -> pd.DataFrame:
     """The add-on forecast (:func:`forecast_addons`) of ``dates`` for ``hospital``, as every caller
     makes it once and passes down (plan, simulate, what-if): as of the first date or the
-    hospital's clock, whichever is earlier, so no add-on on or after either is seen."""
+    hospital's clock, whichever is earlier, so no add-on on or after either is seen; room minutes
+    in the hospital's time zone."""
     days = sorted({pd.Timestamp(d).normalize() for d in dates})
     as_of = min(days[0], hospital.as_of()) if days else hospital.as_of()
-    return forecast_addons(hospital.cases, days, as_of=as_of)
+    return forecast_addons(hospital.cases, days, as_of=as_of, timezone=hospital.settings.timezone)

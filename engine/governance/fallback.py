@@ -12,9 +12,11 @@ from engine.plan import PlanParams, PlanResult, plan
 def booked_forecasts(h: Hospital, p80_factor: float | None = None, default_minutes: float = 60.0) -> pd.DataFrame:
     """The hospital's booked cases forecast without a model: the one model-free forecast
     (:func:`engine.forecast.fallback.booked_forecasts`: booked minutes, the history's spread, or
-    ``p80_factor`` when given), the same the simulation's replay and the service use."""
+    ``p80_factor`` when given), the same the simulation's replay and the service use; the history's
+    room minutes in the hospital's time zone."""
     booked = h.cases[h.cases["status"] == "booked"]
-    return fallback.booked_forecasts(booked, h.cases, p80_factor=p80_factor, default_minutes=default_minutes)
+    return fallback.booked_forecasts(booked, h.cases, p80_factor=p80_factor, default_minutes=default_minutes,
+                                     timezone=h.settings.timezone)
 
 
 def rules_schedule(h: Hospital, start_date: pd.Timestamp | str, days: int = 1, forecasts: pd.DataFrame | None = None,

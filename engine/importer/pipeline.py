@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from engine.importer.mapping import FILE_KEYS, Mapping, load_mapping
 from engine.importer.reading import read_source
 from engine.importer.apply import apply_mapping, derive_rooms, derive_surgeons
 from engine.importer.clean import Merge, NotMerged, clean_cases
+from engine.settings import parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,20 @@ def _clock_from_history(settings: dict[str, Any], cases: pd.DataFrame) -> None:
                     f"{done.max():%Y-%m-%d}", settings["as_of"])
 
 
+def _settings_timezone(settings: dict[str, Any], tmp: Path, mapping: Mapping) -> str | None:
+    """The hospital's time zone, for the room minutes inferred files are drawn from: the mapping's
+    ``settings`` section, or the settings.toml it points at (already copied into ``tmp``). A file
+    that does not parse gives None here; validating the written folder then rejects it."""
+    raw: Any = settings
+    if SETTINGS_FILE in mapping.files:
+        try:
+            raw = tomllib.loads((tmp / SETTINGS_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+    parsed, _ = parse_settings(raw)
+    return parsed.timezone if parsed else None
+
+
 def _infer_files(mapping: Mapping, cases: pd.DataFrame, rooms: pd.DataFrame | None, tmp: Path,
                  settings: dict[str, Any]) -> dict[str, str]:
     """blocks.csv and staffing.csv inferred from history where the mapping gives none (a provided
@@ -249,7 +265,7 @@ def _infer_files(mapping: Mapping, cases: pd.DataFrame, rooms: pd.DataFrame | No
     if rooms is None:
         rooms = pd.read_csv(tmp / "rooms.csv", dtype=str)
     if mapping.infer.get("blocks", True) and "blocks.csv" not in mapping.files:
-        blocks = infer_blocks(cases, rooms, params)
+        blocks = infer_blocks(cases, rooms, params, timezone=_settings_timezone(settings, tmp, mapping))
         write_csv(blocks, tmp / "blocks.csv")
         done["blocks.csv"] = (f"weekly template of the service (or surgeon) that used each room on each weekday over "
                               f"the last {params.weeks} weeks of history (owner on >= {params.min_owner_share:.0%} of "

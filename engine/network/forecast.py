@@ -81,12 +81,15 @@ def _load(folders: list[str]) -> Any:
 
 
 def _backtest(folders: list[str], test_from: pd.Timestamp, params: Any) -> pd.DataFrame:
-    """A Dask task: backtest one candidate; per test case ``case_id, actual, p50, p80``."""
+    """A Dask task: backtest one candidate; per test case ``case_id, actual, p50, p80``. The params
+    are completed from the candidate's hospital (its time zone, declared extra features) as its
+    training will be (``train_and_register``), so the backtest scores the model it chooses."""
     from engine.forecast import evaluate
+    from engine.forecast.registry import hospital_params
 
     h = _load(folders)
     past = h.cases[h.cases["surgery_date"] < h.as_of()]
-    pred = evaluate(past, test_from, params, rooms=h.rooms).predictions
+    pred = evaluate(past, test_from, hospital_params(h, params), rooms=h.rooms).predictions
     return pred[["case_id", "actual", "p50", "p80"]].reset_index(drop=True)
 
 

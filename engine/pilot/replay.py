@@ -26,7 +26,7 @@ import pandas as pd
 
 from engine.errors import InputError
 from engine.hospital import Hospital
-from engine.timeutil import hhmm_to_minutes
+from engine.timeutil import elapsed_minutes, hhmm_to_minutes
 
 log = logging.getLogger(__name__)
 
@@ -168,21 +168,25 @@ def same_schedule(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 def observed_day(hospital: Hospital, day: pd.Timestamp) -> dict[str, float]:
-    """What the records say for ``day``: overtime (each room's last wheels-out past its close) and cases done."""
+    """What the records say for ``day``: overtime (each room's last wheels-out past its close, the real
+    elapsed minutes in the hospital's time zone across a daylight-saving night) and cases done."""
     c = hospital.cases
     done = c[(c["surgery_date"] == day) & (c["status"] == "completed") & c["wheels_out"].notna()]
-    close = hospital.rooms.set_index("room_id")["close_time"].map(hhmm_to_minutes)
     last = done.groupby("room_id")["wheels_out"].max()
-    mins = (last - day).dt.total_seconds() / 60
-    over = (mins - close.reindex(mins.index)).clip(lower=0).fillna(0.0)
+    close = hospital.rooms.set_index("room_id")["close_time"].map(hhmm_to_minutes).reindex(last.index)
+    close_t = pd.Timestamp(day).normalize() + pd.to_timedelta(close, unit="min")
+    over = elapsed_minutes(close_t, last, hospital.settings.timezone).clip(lower=0).fillna(0.0)
     return {"overtime_minutes": float(over.sum()), "cases_done": float(len(done))}
 
 
 def train_before(hospital: Hospital, first_day: pd.Timestamp, iterations: int):
-    """One leak-free forecaster: trained on cases before ``first_day`` only (few iterations, no tuning)."""
+    """One leak-free forecaster: trained on cases before ``first_day`` only (few iterations, no tuning;
+    the hospital's time zone and declared extra features, as ``train_and_register`` would take)."""
     from engine.forecast import ForecastParams, Forecaster
+    from engine.forecast.registry import hospital_params
 
-    params = ForecastParams(iterations=iterations, cancel_iterations=max(10, iterations // 2), tune=False)
+    params = hospital_params(hospital, ForecastParams(iterations=iterations, cancel_iterations=max(10, iterations // 2),
+                                                      tune=False))
     t0 = time.perf_counter()
     fc = Forecaster(params).fit(hospital.cases, train_until=first_day, rooms=hospital.rooms)
     hist = hospital.cases[hospital.cases["surgery_date"] < first_day]
