@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import charts, keys, state
