@@ -311,7 +311,9 @@ def _addon_forecast(inp: Inputs, days: int) -> tuple[pd.DataFrame, pd.DataFrame]
 
     h = _hospital(inp)
     dates = pd.date_range(h.as_of().normalize(), periods=days)
-    return forecast_addons(h.cases, dates, as_of=h.as_of()), forecast_addon_totals(h.cases, dates, as_of=h.as_of())
+    tz = h.settings.timezone  # room minutes in the hospital's zone, as the plans' add-on forecast (addon_forecast_for)
+    return (forecast_addons(h.cases, dates, as_of=h.as_of(), timezone=tz),
+            forecast_addon_totals(h.cases, dates, as_of=h.as_of(), timezone=tz))
 
 
 def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> pd.DataFrame:
@@ -550,11 +552,12 @@ def weekly_case_counts(cases: pd.DataFrame) -> pd.DataFrame:
     return _counts(cases)
 
 
-def duration_by_service_line(cases: pd.DataFrame) -> pd.DataFrame:
-    """Room minutes of the completed cases per service line (engine.feeds.duration_by_service_line)."""
+def duration_by_service_line(cases: pd.DataFrame, timezone: str | None) -> pd.DataFrame:
+    """Room minutes of the completed cases per service line, elapsed in the hospital's ``timezone``
+    (engine.feeds.duration_by_service_line)."""
     from engine.feeds import duration_by_service_line as _durations
 
-    return _durations(cases)
+    return _durations(cases, timezone)
 
 
 # --------------------------------------------------------------------------- forecasts page

@@ -46,7 +46,7 @@ else:
         st.plotly_chart(charts.weekly_cases(counts, statuses), width="stretch", key="weekly_cases_chart")
 
         st.subheader("Room time per service line")
-        durations = state.duration_by_service_line(c)
+        durations = state.duration_by_service_line(c, h.settings.timezone)
         if len(durations):
             st.plotly_chart(charts.duration_distribution(durations), width="stretch", key="duration_chart")
         else:

@@ -28,7 +28,8 @@ def fake_hospitals(monkeypatch, tmp_path):
         loads.append((url, hospital_id, loaded_at))
         cases = pd.DataFrame({"case_id": [f"{hospital_id}-1"], "procedure_code": ["P"], "procedure_name": ["Proc"]})
         return SimpleNamespace(hospital=SimpleNamespace(name=f"{hospital_id}|{url}|{loaded_at}", cases=cases,
-                                                  as_of=lambda: pd.Timestamp("2027-01-04")))
+                                                  as_of=lambda: pd.Timestamp("2027-01-04"),
+                                                  settings=SimpleNamespace(timezone="Europe/Oslo")))
 
     monkeypatch.setattr(state, "_load", load)
     monkeypatch.setattr(state, "_forecasts_of", lambda inp: f"forecasts of {inp.hospital_id} {inp.version}")
@@ -103,14 +104,23 @@ def test_whatif_answers_and_session_follow_their_arguments_not_the_session_state
     (lambda hid: state.fairness_cost(hid, "v1", "t1", "2027-01-05", 1, 5.0), "engine.fairness.fairness_term_cost",
      lambda h, fc, start, days, gap: (h.name, fc)),
     (lambda hid: state.addon_forecast(hid, "t1", 3)[0], "engine.forecast.forecast_addons",
-     lambda cases, dates, as_of: cases["case_id"].iloc[0]),
+     lambda cases, dates, as_of, timezone: cases["case_id"].iloc[0]),
     (lambda hid: state.case_names(hid, "t1")["case_id"].iloc[0], None, None),
 ])
 def test_other_cached_results_follow_the_hospital_they_name(fake_hospitals, monkeypatch, call, target, fake):
     if target:
         monkeypatch.setattr(target, fake)
-    monkeypatch.setattr("engine.forecast.forecast_addon_totals", lambda cases, dates, as_of: None)
+    monkeypatch.setattr("engine.forecast.forecast_addon_totals", lambda cases, dates, as_of, timezone: None)
     for hid in ("A", "B"):  # the session state holds "A" throughout
         got = call(hid)
         name = got[0] if isinstance(got, tuple) else got
         assert str(name).startswith(hid), (hid, got)
+
+
+def test_the_addon_forecast_counts_room_minutes_in_the_hospitals_zone(fake_hospitals, monkeypatch):
+    """The Forecasts page's add-on forecast reads room time as the plans' one does (engine.forecast.addon_forecast_for)."""
+    zones = []
+    monkeypatch.setattr("engine.forecast.forecast_addons", lambda cases, dates, as_of, timezone: zones.append(timezone))
+    monkeypatch.setattr("engine.forecast.forecast_addon_totals", lambda cases, dates, as_of, timezone: zones.append(timezone))
+    state.addon_forecast("A", "t1", 3)
+    assert zones == ["Europe/Oslo", "Europe/Oslo"]
