@@ -36,8 +36,6 @@ from engine.plan.params import PlanParams
 from engine.plan.instance import PlanInstance
 from engine.plan.sequence import SEQUENCE_COLUMNS, sequence
 
-WALL_GUARD = 5.0  # wall-clock cap as a multiple of sequence_time_limit_s (only a pathological model reaches it)
-
 log = logging.getLogger(__name__)
 
 
@@ -165,12 +163,8 @@ def _solve_day(inst: PlanInstance, assignment: pd.DataFrame, params: PlanParams,
                + int(scale * params.w_overtime) * sum(late)
                + int(scale * params.w_sequence_delay) * sum(start[cid] - earliest[cid] for cid in start))
     solver = cp_model.CpSolver()
-    # Reproducible: one worker stopped by CP-SAT's deterministic time, so the same inputs give the
-    # same times on a busy machine as on a quiet one (a wall-clock limit made the plan depend on load).
-    # The wall clock only guards against a pathological model (WALL_GUARD x the limit).
-    solver.parameters.max_deterministic_time = float(params.sequence_time_limit_s)
-    solver.parameters.max_time_in_seconds = WALL_GUARD * float(params.sequence_time_limit_s)
-    solver.parameters.num_workers = 1
+    solver.parameters.max_time_in_seconds = float(params.sequence_time_limit_s)
+    solver.parameters.num_workers = 2
     solver.parameters.random_seed = 0
     status = solver.Solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -52,7 +52,7 @@ class PlanParams:
     w_service_level: float | None = None  # per minute of a room's service-level finish past close + L; None: derived (model.service_level_weight)
     keep_rules_count: bool = True  # schedule no fewer cases than the rules schedule (soft; model.keep_rules_count)
     sequencer: str = "cpsat"  # cpsat: PACU-aware CP-SAT times (engine/plan/cpsat.py); greedy: the event loop only
-    sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day, in its deterministic time (one worker: the same times whatever the machine's load; cpsat.py)
+    sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day
     w_sequence_delay: float = 0.001  # per minute a case waits past its earliest start in the sequencer (cpsat.py)
     w_pacu_hold: float | None = None  # per expected PACU hold minute of a day (model._add_pacu_load); None: derived when settings state a PACU-hold budget, else off (model.pacu_hold_weight)
     w_pacu_peak_bed: float = 150.0  # per bed of the day's planned PACU peak (staggering), see cpsat.py
