@@ -328,7 +328,7 @@ def parse_mapping(data: Any, path: str | Path = "<mapping>") -> Mapping:
         max_bad = 0.05
 
     files = _parse_files(data.get("files"), path, errs)
-    settings = _parse_settings(data.get("settings"), "settings" in files, errs)
+    settings = _parse_settings(data.get("settings"), SETTINGS_FILE in files, errs)
     rooms = _parse_rooms(data.get("rooms"), errs)
     infer = _parse_infer(data.get("infer"), errs)
     clean = parse_clean(data.get("clean"), errs)

@@ -789,7 +789,8 @@ def addon_reserve_minutes(hospital: Hospital, start_date, days: int) -> pd.DataF
 
     start = pd.Timestamp(start_date).normalize()
     dates = [start + pd.Timedelta(days=i) for i in range(days)]
-    return forecast_addon_totals(hospital.cases, dates, as_of=min(start, hospital.as_of()))[["date", "reserve_minutes"]]
+    return forecast_addon_totals(hospital.cases, dates, as_of=min(start, hospital.as_of()),
+                                 timezone=hospital.settings.timezone)[["date", "reserve_minutes"]]
 
 
 def alternative_params(params: PlanParams | None = None) -> dict[str, PlanParams]:

@@ -911,3 +911,18 @@ def test_clock_is_set_only_when_history_runs_past_today(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(suggest_mapping(src).text)
     import_hospital(src, tmp_path / "m.yaml", tmp_path / "past")
     assert load_hospital(tmp_path / "past").hospital.settings.as_of is None  # a real extract: the wall clock
+
+
+def test_files_settings_stands_in_for_the_settings_section(tmp_path: Path) -> None:
+    """``files.settings`` (a settings.toml of the hospital's own) replaces the mapping's settings
+    section; giving both, or neither, is a located error."""
+    from engine.contract import SETTINGS_FILE
+
+    (tmp_path / "given.toml").write_text('turnover_minutes = 30\n', encoding="utf-8")
+    data = {k: v for k, v in BASE.items() if k != "settings"}
+    m = load_mapping(_write_mapping(tmp_path, {**data, "files": {"settings": "given.toml"}}))
+    assert m.settings == {} and m.files[SETTINGS_FILE] == tmp_path / "given.toml"
+    with pytest.raises(InputError, match="missing section"):
+        load_mapping(_write_mapping(tmp_path, data, "none.yaml"))
+    with pytest.raises(InputError, match="not both"):
+        load_mapping(_write_mapping(tmp_path, {**BASE, "files": {"settings": "given.toml"}}, "both.yaml"))

@@ -85,6 +85,21 @@ def test_addon_forecast_minutes_follow_the_hospital_zone(tmp_path: Path) -> None
     assert t_plain > 0 and t_ny == pytest.approx(1.5 * t_plain)
 
 
+@pytest.mark.parametrize("timezone", [NY, None])
+def test_planner_addon_reserve_follows_the_hospital_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         timezone: str | None) -> None:
+    """The minutes the planner holds open for add-ons come from the add-on forecast in the hospital's zone."""
+    import engine.forecast as forecast
+    from engine.plan.planner import addon_reserve_minutes
+
+    _, h = _hospital(tmp_path, timezone, [URGENT])
+    seen = []
+    real = forecast.forecast_addon_totals
+    monkeypatch.setattr(forecast, "forecast_addon_totals", lambda *a, **k: seen.append(k.get("timezone")) or real(*a, **k))
+    out = addon_reserve_minutes(h, pd.Timestamp("2027-01-10"), 2)
+    assert seen == [timezone] and list(out.columns) == ["date", "reserve_minutes"] and len(out) == 2
+
+
 # ------------------------------------------------------------------------- model-free forecasts
 
 # A procedure of its own, done once on the fall-back night without booked minutes: its median room
