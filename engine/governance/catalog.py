@@ -11,7 +11,12 @@ from typing import Any
 
 import pandas as pd
 
-from engine.errors import InputError, Problem
+from pydantic import (BaseModel, ConfigDict, ValidationError, ValidationInfo, ValidatorFunctionWrapHandler,
+                      field_validator, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from engine import config
+from engine.errors import InputError
 from engine.plan.params import PlanParams
 
 DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "data" / "rules" / "catalog.toml"
@@ -21,6 +26,9 @@ SEVERITIES = ("critical", "high", "medium", "low")
 KINDS = ("hard", "policy", "gate", "metric")
 HARD_RULE_IDS = tuple(f"H{i}" for i in range(1, 11))
 _RULE_KEYS = ("id", "name", "kind", "description", "owner", "severity", "mode", "override_role")
+# The parameters the optimizer reads, and the values they may take.
+_LIMITS = {"H3": ("overtime_cap_minutes", lambda x: x >= 0, "a number of minutes >= 0"),
+           "FAIR-PRIME": ("max_gap_points", lambda x: 0 <= x <= 100, "within 0..100")}
 
 
 @dataclass(frozen=True)
@@ -80,13 +88,114 @@ def catalog_path() -> Path:
     return Path(os.environ.get("RULES_CATALOG") or DEFAULT_CATALOG)
 
 
-def _text(problems: list[Problem], file: str, key: str, v: Any, choices: tuple[str, ...] | None = None) -> str:
-    if not isinstance(v, str) or not v.strip():
-        problems.append(Problem(file, None, key, "is required (a non-empty text)"))
-        return ""
-    if choices and v not in choices:
-        problems.append(Problem(file, None, key, f"{v!r} must be one of {', '.join(choices)}"))
-    return v
+class _RuleModel(BaseModel):
+    """One ``[[rule]]``: texts, some from a list of choices (the roles from the context); a hard rule stays enforced."""
+
+    model_config = ConfigDict(validate_default=True)
+    id: str = ""
+    name: str = ""
+    kind: str = ""
+    description: str = ""
+    owner: str = ""
+    severity: str = ""
+    mode: str = ""
+    override_role: str = ""
+    params: dict[str, Any] = {}
+
+    @field_validator(*_RULE_KEYS, mode="before")
+    @classmethod
+    def _text(cls, v: Any, info: ValidationInfo) -> str:
+        roles, hard = (info.context or {}).get("roles"), info.data.get("kind") == "hard"
+        choices = {"kind": KINDS, "severity": SEVERITIES, "mode": MODES,
+                   "override_role": ("none", *roles) if roles else None}.get(info.field_name)
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError("is required (a non-empty text)")
+        if choices and v not in choices:
+            raise ValueError(f"{v!r} must be one of {', '.join(choices)}")
+        if hard and info.field_name == "mode" and v != "enforced":
+            raise ValueError(f"a hard rule must be enforced, got {v!r}")
+        if hard and info.field_name == "override_role" and v != "none":
+            raise ValueError('a hard rule cannot be overridden: use "none"')
+        return v
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params(cls, v: Any, info: ValidationInfo) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise ValueError("must be a table")
+        key, ok, wanted = _LIMITS.get(info.data.get("id"), ("", None, ""))
+        x = v.get(key)
+        if key in v and not (isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x)):
+            config.fail([((key,), f"{x!r} must be {wanted}")])
+        return v
+
+
+class _JustificationModel(BaseModel):
+    """One ``[[justification]]``: the code an override gives, and whether it needs a free text."""
+
+    model_config = ConfigDict(validate_default=True)
+    code: str = ""
+    label: Any = None
+    requires_text: bool = False
+
+    @field_validator("code", "requires_text", mode="before")
+    @classmethod
+    def _check(cls, v: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "code" and (not isinstance(v, str) or not v):
+            raise ValueError("is required")
+        if info.field_name == "requires_text" and not isinstance(v, bool):
+            raise ValueError("must be true or false")
+        return v
+
+
+class _CatalogFile(BaseModel):
+    """data/rules/catalog.toml: rules with unique ids and no unknown keys, H1..H10 among them; justification codes."""
+
+    model_config = ConfigDict(validate_default=True)
+    rule: list[_RuleModel] = []
+    justification: list[_JustificationModel] = []
+    catalog_version: Any = ""
+
+    @field_validator("rule", "justification", mode="before")
+    @classmethod
+    def _entries(cls, v: Any, info: ValidationInfo) -> list[Any]:
+        if not isinstance(v, list) or not v:
+            what = "entries" if info.field_name == "rule" else "codes"
+            raise ValueError(f"the catalog needs [[{info.field_name}]] {what}")
+        return v
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _across(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> _CatalogFile:
+        """Checks across rules (run even when entries are wrong); one error naming ``rule H3.mode``, ``rule[2].id``."""
+        rules = data.get("rule") if isinstance(data, dict) else None
+        rules = rules if isinstance(rules, list) else []
+        ids = [r.get("id") if isinstance(r, dict) else None for r in rules]
+        known = set(_RuleModel.model_fields)
+        errors: list[tuple[str, tuple[Any, ...], str, Any]] = [
+            ("config", ("rule", i, "id"), "duplicated id", r) for i, r in enumerate(ids) if r and r in ids[:i]]
+        errors += [("config", ("rule", i), f"unknown key(s) {sorted(set(r) - known)}", None)
+                   for i, r in enumerate(rules) if isinstance(r, dict) and set(r) - known]
+        errors += [("config", (f"rule {h}",), "the hard rule is missing (docs/hard-rules.md)", None)
+                   for h in HARD_RULE_IDS if rules and h not in ids]
+        try:
+            f = handler(data)
+        except ValidationError as exc:
+            errors = [(e["type"], e["loc"], e["msg"], e["input"]) for e in exc.errors()] + errors
+        if errors:  # pydantic's ("rule", 3, "mode") -> the catalog's key; config.problems_of words each kind
+            raise ValidationError.from_exception_data("catalog", [InitErrorDetails(
+                type=PydanticCustomError(kind, "{m}", {"m": msg}), loc=_key(loc, data), input=value)
+                for kind, loc, msg, value in errors])
+        return f
+
+
+def _key(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[Any, ...]:
+    """``("rule", 3, "mode")`` -> ``("rule H3", "mode")``, or ``("rule[3]", "mode")`` when the rule has no id."""
+    if len(loc) < 2 or loc[0] not in ("rule", "justification") or not isinstance(loc[1], int):
+        return loc
+    entry = data[loc[0]][loc[1]]
+    name = entry.get("id" if loc[0] == "rule" else "code") if isinstance(entry, dict) else None
+    return (f"{loc[0]} {name}" if isinstance(name, str) and name else f"{loc[0]}[{loc[1]}]", *loc[2:])
 
 
 @lru_cache(maxsize=8)
@@ -96,67 +205,12 @@ def _load(path: str, mtime: float, role_names: tuple[str, ...]) -> Catalog:
         data = tomllib.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"cannot read the rules catalog: {exc}", file=path) from exc
-    problems: list[Problem] = []
-    rules: dict[str, Rule] = {}
-    items = data.get("rule")
-    if not isinstance(items, list) or not items:
-        raise InputError(Problem(path, None, "rule", "the catalog needs [[rule]] entries"))
-    for i, r in enumerate(items):
-        if not isinstance(r, dict):
-            problems.append(Problem(path, None, f"rule[{i}]", "must be a table"))
-            continue
-        rid = r.get("id")
-        label = f"rule[{i}]" if not isinstance(rid, str) or not rid else f"rule {rid}"
-        vals = {
-            "id": _text(problems, path, f"{label}.id", rid),
-            "name": _text(problems, path, f"{label}.name", r.get("name")),
-            "kind": _text(problems, path, f"{label}.kind", r.get("kind"), KINDS),
-            "description": _text(problems, path, f"{label}.description", r.get("description")),
-            "owner": _text(problems, path, f"{label}.owner", r.get("owner")),
-            "severity": _text(problems, path, f"{label}.severity", r.get("severity"), SEVERITIES),
-            "mode": _text(problems, path, f"{label}.mode", r.get("mode"), MODES),
-            "override_role": _text(problems, path, f"{label}.override_role", r.get("override_role"),
-                                   ("none", *role_names) if role_names else None),
-        }
-        unknown = sorted(set(r) - set(_RULE_KEYS) - {"params"})
-        if unknown:
-            problems.append(Problem(path, None, f"{label}", f"unknown key(s) {unknown}"))
-        params = r.get("params", {})
-        if not isinstance(params, dict):
-            problems.append(Problem(path, None, f"{label}.params", "must be a table"))
-            params = {}
-        if vals["id"] in rules:
-            problems.append(Problem(path, None, f"{label}.id", "duplicated id"))
-        if vals["kind"] == "hard" and vals["mode"] and vals["mode"] != "enforced":
-            problems.append(Problem(path, None, f"{label}.mode", f"a hard rule must be enforced, got {vals['mode']!r}"))
-        if vals["kind"] == "hard" and vals["override_role"] not in ("", "none"):
-            problems.append(Problem(path, None, f"{label}.override_role", "a hard rule cannot be overridden: use \"none\""))
-        rules[vals["id"]] = Rule(**vals, params=dict(params))
-    for hid in HARD_RULE_IDS:
-        if hid not in rules:
-            problems.append(Problem(path, None, f"rule {hid}", "the hard rule is missing (docs/hard-rules.md)"))
-    cap = rules.get("H3").params.get("overtime_cap_minutes") if "H3" in rules else None
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap < 0):
-        problems.append(Problem(path, None, "rule H3.params.overtime_cap_minutes", f"{cap!r} must be a number of minutes >= 0"))
-    gap = rules.get("FAIR-PRIME").params.get("max_gap_points") if "FAIR-PRIME" in rules else None
-    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap <= 100):
-        problems.append(Problem(path, None, "rule FAIR-PRIME.params.max_gap_points", f"{gap!r} must be within 0..100"))
-    justs: dict[str, Justification] = {}
-    for i, j in enumerate(data.get("justification") or []):
-        code = j.get("code") if isinstance(j, dict) else None
-        key = f"justification[{i}]" if not code else f"justification {code}"
-        if not isinstance(code, str) or not code:
-            problems.append(Problem(path, None, f"{key}.code", "is required"))
-            continue
-        if not isinstance(j.get("requires_text", False), bool):
-            problems.append(Problem(path, None, f"{key}.requires_text", "must be true or false"))
-        justs[code] = Justification(code, str(j.get("label", code)), bool(j.get("requires_text", False)))
-    if not justs:
-        problems.append(Problem(path, None, "justification", "the catalog needs [[justification]] codes"))
-    if problems:
-        raise InputError(problems)
+    f = config.validate(_CatalogFile, data, path, roles=role_names)
+    rules = {r.id: Rule(**r.model_dump(exclude={"params"}), params=dict(r.params)) for r in f.rule}
+    justs = {j.code: Justification(j.code, str(j.code if j.label is None else j.label), j.requires_text)
+             for j in f.justification}
     version = "rules-" + hashlib.sha256(raw).hexdigest()[:12]
-    return Catalog(rules, justs, version, str(data.get("catalog_version", "")), path)
+    return Catalog(rules, justs, version, str(f.catalog_version), path)
 
 
 def load_catalog(path: str | Path | None = None, roles: Any = None) -> Catalog:
