@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, ValidationError, ValidationInfo, Va
                       field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from engine import config
+import engine.config as config
 from engine.errors import InputError
 from engine.plan.params import PlanParams
 
