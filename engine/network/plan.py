@@ -15,8 +15,10 @@ break (a cross-site surgeon in two rooms at once, a case planned twice).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
+import types
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,9 +199,25 @@ def dask_client(scheduler_address: str | None, n_workers: int = 2, timeout_s: fl
         with client:
             yield client, scheduler_address
         return
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with _main_not_rerun():
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as client:
         yield client, f"LocalCluster({n_workers} workers)"
+
+
+@contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """While worker processes start, ``__main__`` is an empty module: multiprocessing's spawn runs
+    the parent's main file again in every new process, and under Streamlit (the dashboard's
+    network page, or an AppTest) that file is ``dashboard/app.py``, which must never run in a
+    worker (it opened the store there and failed the worker's start)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _gather(client: Any, args: list[tuple], outcomes: dict[str, SiteOutcome], step: Progress, t0: float) -> None:

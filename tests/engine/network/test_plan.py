@@ -146,3 +146,24 @@ def test_a_connect_timeout_that_is_not_positive_exits_2(tiny_network: Path, tmp_
     assert code == 2
     assert "--connect-timeout" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_local_workers_never_run_the_parent_main_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under Streamlit ``__main__`` is dashboard/app.py; multiprocessing's spawn would run it again in
+    every worker (it failed the workers' start when an AppTest had run in the same process)."""
+    import sys
+    import types
+
+    from engine.network.plan import dask_client
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('x')\nraise SystemExit(1)\n", encoding="utf-8")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    with dask_client(None, n_workers=1) as (client, label):
+        assert label == "LocalCluster(1 workers)"
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=120) == 3
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake
