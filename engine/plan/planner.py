@@ -22,12 +22,13 @@ import pandas as pd
 from engine.contract import UNKNOWN_SURGEON
 from engine.hospital import Hospital
 from engine.plan.instance import PlanInstance, build_instance, minutes_to_time, split_instance
+from engine.plan.lns import fix_and_optimize
 from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
 from engine.plan.params import ALTERNATIVES, FAIRNESS_DEFAULT_WEIGHT, PlanParams
 from engine.plan.rules import rules_assignment
 from engine.plan.score import score_assignment, sequenced_assignment
 from engine.plan.sequence import sequence, to_schedule
-from engine.plan.solve import SolveResult, solve
+from engine.plan.solve import SolveResult, relative_gap, solve
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,10 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
              ) -> tuple[SolveResult, pd.DataFrame | None, list[str], dict[str, float]]:
     """Build and solve the assignment MIP, one independent part at a time.
 
-    Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS,
+    Parts (``split_instance``) share the time limit in proportion to their size. With HiGHS, a
+    multi-day part solves for ``1 - LNS_SHARE`` of its share, then, unless proven optimal, spends
+    the rest on fix-and-optimize over pairs of its days (engine/plan/lns.py; kept only when it
+    lowers the objective; the bound stays the whole part's). With HiGHS,
     time the easy parts leave over goes to the parts that stopped above ``mip_gap``: they are
     solved again from their schedule (a warm start), keeping the better schedule and the higher
     of the two bounds (both valid). ``warm_start`` (case_id, slot_id) is handed to HiGHS as a
@@ -319,18 +323,34 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
         warm = start is not None and params.solver == "highs"
         if warm:
             set_start(model, start)
-        res = solve(model, params.solver, share, params.mip_gap, warm_start=warm)
+        # A multi-day part keeps part of its time for fix-and-optimize over its days (lns.py).
+        lns_s = LNS_SHARE * share if params.solver == "highs" and len(part.dates) > 1 else 0.0
+        part_end = t_solve + share
+        res = solve(model, params.solver, share - lns_s, params.mip_gap, warm_start=warm)
         t_solve += res.solve_seconds
         if not res.has_solution and res.status == "time_limit" and start is not None:
             res = _start_as_answer(model, start, res)
         # The part's solving time includes finding its start (reported as the plan's solve time).
         res = replace(res, solve_seconds=res.solve_seconds + start_s)
-        results.append(res)
         models.append(model)
         if not res.has_solution:
+            results.append(res)
             break
-        assignments.append(extract_assignment(model))
-        held.append(extract_held(model))
+        part_assignment, part_held = extract_assignment(model), extract_held(model)
+        if lns_s and res.status != "optimal":
+            imp = fix_and_optimize(model, sorted(part.dates), part_assignment, part_held, res.objective,
+                                   part_end - t_solve - 0.5, params.mip_gap)
+            t_solve += imp.seconds
+            if imp.windows_improved:
+                part_assignment, part_held = imp.assignment, imp.held
+                gap = relative_gap(imp.objective, res.bound)
+                res = replace(res, objective=imp.objective, mip_gap=gap, solve_seconds=res.solve_seconds + imp.seconds,
+                              status="optimal" if gap is not None and gap <= params.mip_gap + 1e-9 else res.status,
+                              message=f"{res.message}; fix-and-optimize over its days: {imp.windows_improved} of "
+                                      f"{imp.windows_tried} windows improved it")
+        results.append(res)
+        assignments.append(part_assignment)
+        held.append(part_held)
     if len(parts) > 1 and params.solver == "highs" and len(results) == len(parts) and all(r.has_solution for r in results):
         for i in sorted(range(len(parts)), key=lambda k: -_abs_gap(results[k])):
             # Keep a little for loading the model into HiGHS again, so the total stays in budget.
@@ -347,7 +367,7 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
                 best = again
             bounds = [b for b in (results[i].bound, again.bound) if b is not None]
             bound = max(bounds) if bounds else None
-            gap = abs(best.objective - bound) / max(abs(best.objective), 1e-9) if bound is not None else None
+            gap = relative_gap(best.objective, bound)
             status = "optimal" if gap is not None and gap <= params.mip_gap + 1e-9 else "time_limit"
             results[i] = SolveResult("highs", status, best.objective, bound, gap,
                                      results[i].solve_seconds + again.solve_seconds, True, best.message)
@@ -388,6 +408,8 @@ def _better_start(model, a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFram
 
 # Share of a multi-day part's time spent on the booked-date start (see booked_date_start).
 START_SHARE = 0.4
+# Share of a multi-day part's solving time kept for fix-and-optimize over its days (engine/plan/lns.py).
+LNS_SHARE = 0.5
 
 
 def booked_date_start(inst: PlanInstance, params: PlanParams, budget_s: float) -> tuple[pd.DataFrame | None, float]:
@@ -494,8 +516,7 @@ def _combine(solver: str, results: list[SolveResult], n_parts: int) -> SolveResu
     obj = sum(r.objective for r in results)
     bound = sum(r.bound for r in results) if all(r.bound is not None for r in results) else None
     status = "optimal" if all(r.status == "optimal" for r in results) else "time_limit"
-    gap = abs(obj - bound) / max(abs(obj), 1e-9) if bound is not None else None
-    return SolveResult(solver, status, obj, bound, gap, secs, True,
+    return SolveResult(solver, status, obj, bound, relative_gap(obj, bound), secs, True,
                        f"{n_parts} independent parts: " + ", ".join(r.status for r in results))
 
 

@@ -51,7 +51,7 @@ def glpsol_path() -> str | None:
     return shutil.which("glpsol")
 
 
-def _gap(obj: float | None, bound: float | None) -> float | None:
+def relative_gap(obj: float | None, bound: float | None) -> float | None:
     if obj is None or bound is None or not math.isfinite(obj) or not math.isfinite(bound):
         return None
     return abs(obj - bound) / max(abs(obj), 1e-9)
@@ -112,7 +112,7 @@ def _solve_highs(model, time_limit_s, mip_gap, t0, warm_start) -> SolveResult:
         status = "infeasible"
     else:
         status = "time_limit" if has else "error"
-    return SolveResult("highs", status, obj, bound, _gap(obj, bound), secs, has, str(tc))
+    return SolveResult("highs", status, obj, bound, relative_gap(obj, bound), secs, has, str(tc))
 
 
 def _load_incumbent(model, res) -> None:
@@ -149,10 +149,10 @@ def _solve_glpk(model, time_limit_s, mip_gap, t0) -> SolveResult:
         _load_incumbent(model, res)
     obj = pyo.value(model.obj) if has else None
     bound = _glpk_bound(log_text)
-    gap = _gap(obj, bound)
+    gap = relative_gap(obj, bound)
     if check_optimal_termination(res):
         status, bound = "optimal", bound if bound is not None else obj
-        gap = _gap(obj, bound)
+        gap = relative_gap(obj, bound)
     elif has and gap is not None and gap <= mip_gap + 1e-9:
         # glpsol stops at the gap tolerance with a 'feasible' status: optimal within mip_gap,
         # as HiGHS reports it.
