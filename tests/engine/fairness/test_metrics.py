@@ -130,7 +130,7 @@ def test_fairness_term_narrows_the_prime_time_gap(tmp_path, monkeypatch):
     checks = []
     real = fair_policy.check_policy
     monkeypatch.setattr(fair_policy, "check_policy", lambda *a, **k: checks.append(real(*a, **k)) or checks[-1])
-    for d in pd.date_range(day, periods=2):
+    for d in pd.date_range(day, periods=1):
         checks.clear()
         r = plan(h, f, d, PlanParams(time_limit_s=60, fairness_max_gap_points=0.0))
         assert r.fairness["applied"] and len(checks) == r.fairness["plans_tried"]
