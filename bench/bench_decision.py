@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_decision.py [--hospitals 11:16,5:12,23:20] [--days 5] [--time-limit 60]
                                              [--reps 1000] [--seed 0] [--folder DIR]
-                                             [--param w_pacu_hold=0 ...]
+                                             [--pacu-beds-short N] [--param w_pacu_hold=0 ...]
 
 For each generated hospital ``seed:rooms`` (``python -m engine generate --seed S --rooms R``;
 ``--folder`` uses an existing hospital folder instead), from its first booked Monday (the as-of
@@ -100,6 +100,8 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--reps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pacu-beds-short", type=int, default=None,
+                    help="write [service_levels] pacu_beds_short = N into each generated hospital's settings")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a PlanParams field for the optimized plan (e.g. w_pacu_hold=0: the PACU load term off)")
     args = ap.parse_args()
@@ -118,6 +120,9 @@ def main() -> int:
                 s, r = (int(x) for x in spec.split(":"))
                 folder = Path(tmp) / f"h{s}_{r}"
                 write_hospital(folder, GeneratorParams(seed=s, rooms=r))
+                if args.pacu_beds_short is not None:
+                    with open(folder / "settings.toml", "a") as fh:
+                        fh.write(f"\n[service_levels]\npacu_beds_short = {args.pacu_beds_short}\n")
                 results.append(one(folder, f"seed {s}, {r} rooms", args.days, args.time_limit, args.reps, args.seed, extra))
     print("\n| hospital | fallback | gap | " + " | ".join(f"t{i}" for i in range(1, 7)) + " |")
     for r in results:

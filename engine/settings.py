@@ -38,12 +38,23 @@ class ServiceLevels(_Section):
 
     "A room finishes by close + ``finish_by_close_plus_minutes`` with probability at least
     ``finish_probability``"; ``pacu_hold_budget_minutes`` is the PACU hold a day may accept
-    (None: no stated budget). The allocator's weights follow from these (docs/architecture.md).
+    (None: no stated budget, 0 minutes); ``pacu_beds_short`` is the shortage of recovery beds the
+    week must withstand (nurses short, inpatients boarding): the allocator prices each day's PACU
+    load as if that many of its staffed beds were missing (0: the staffed beds). The allocator's
+    weights follow from these (docs/architecture.md).
     """
 
     finish_by_close_plus_minutes: float = 30.0
     finish_probability: float = 0.8
     pacu_hold_budget_minutes: float | None = None
+    pacu_beds_short: int = 0
+
+    @field_validator("pacu_beds_short", mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
+            raise ValueError(f"{v!r} must be a whole number of beds within 0..100, e.g. 2")
+        return int(v)
 
     @field_validator("finish_by_close_plus_minutes", mode="before")
     @classmethod

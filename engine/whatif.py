@@ -96,7 +96,8 @@ class WhatIfSession:
     """What a day's what-ifs share, so that a slider move only redoes what it changes.
 
     - ``memo``: the optimizer's answers by everything the model reads (``engine.plan.model_key``):
-      moving a slider the model does not see (PACU beds, cancellation rate) or back to a value
+      moving a slider the model does not see (cancellation rate; PACU beds when the PACU load term
+      is off) or back to a value
       seen before re-sequences and re-simulates without solving again;
     - ``warm_start``: the latest optimizer answer (at first the baseline), handed to HiGHS as a
       MIP start for the next what-if, which usually differs from it in a few cases only;

@@ -46,6 +46,7 @@ class PlanInstance:
     finish_plus_minutes: float = 30.0
     finish_probability: float = 0.8
     pacu_hold_budget_minutes: float | None = None  # PACU hold a day may accept (model._add_pacu_load)
+    pacu_beds_short: int = 0  # beds the PACU load is priced without (settings service_levels.pacu_beds_short)
     min_scheduled: int | None = None  # the rules schedule's case count (model.keep_rules_count)
     rules_placed: set | None = None  # the cases the rules schedule places (split by part)
 
@@ -172,6 +173,7 @@ def build_instance(
     sl = h.settings.service_levels
     inst.finish_plus_minutes, inst.finish_probability = float(sl.finish_by_close_plus_minutes), float(sl.finish_probability)
     inst.pacu_hold_budget_minutes = None if sl.pacu_hold_budget_minutes is None else float(sl.pacu_hold_budget_minutes)
+    inst.pacu_beds_short = int(sl.pacu_beds_short)
     if params.hold_addon_rooms and addon_reserve is not None and len(addon_reserve):
         r = addon_reserve.assign(date=pd.to_datetime(addon_reserve["date"]).dt.normalize()).set_index("date")["reserve_minutes"]
         inst.addon_reserve = r.reindex(dates).fillna(0.0).astype(float)
@@ -366,6 +368,7 @@ def split_instance(inst: PlanInstance) -> list[PlanInstance]:
             published=inst.published, locks=inst.locks, notes=inst.notes,
             addon_reserve=inst.addon_reserve.loc[sorted(ds)] if inst.addon_reserve is not None else None,
             finish_plus_minutes=inst.finish_plus_minutes, finish_probability=inst.finish_probability,
-            pacu_hold_budget_minutes=inst.pacu_hold_budget_minutes, min_scheduled=_part_count(inst, cids), rules_placed=inst.rules_placed,
+            pacu_hold_budget_minutes=inst.pacu_hold_budget_minutes, pacu_beds_short=inst.pacu_beds_short,
+            min_scheduled=_part_count(inst, cids), rules_placed=inst.rules_placed,
         ))
     return parts

@@ -480,16 +480,17 @@ def pacu_day_count(m, d):
 
 
 def pacu_hold_weight(inst: PlanInstance, params: PlanParams) -> float:
-    """The cost of an expected PACU hold minute: ``params.w_pacu_hold`` when given; else, when the
-    hospital states a PACU-hold budget (settings ``[service_levels] pacu_hold_budget_minutes``), a
-    deferral's cost over the median case's P50 (= service_level_weight x (1 - finish_probability)):
-    a patient held in the OR keeps the room a minute longer, which costs a minute of the median
-    case's time; with no stated budget, 0 (the term is off). Off by default because the Erlang C
-    curve (Poisson arrivals) over-prices the holds of a sequenced day: on seeds 11 and 23 it cost
-    3-11 scheduled cases against the term off for mixed PACU results (docs/architecture.md)."""
+    """The cost of an expected PACU hold minute: ``params.w_pacu_hold`` when given, else a deferral's
+    cost over the median case's P50 (= service_level_weight x (1 - finish_probability)): a patient
+    held in the OR keeps the room a minute longer, which costs a minute of the median case's time.
+    Priced by default (round 2 session 6): without it the allocator's per-case deferral cost fills
+    the days with fewest PACU beds with more, shorter cases (seed 11: Tue/Thu on 8 beds took 2-4
+    more patients than the rules put there while the 10-bed Wednesday took 5 fewer), and the
+    simulated holds under a bed shortage were 0.87-1.55x the rules' on four generated hospitals;
+    priced, 0.41-1.04x (docs/architecture.md). ``w_pacu_hold=0`` turns it off."""
     if params.w_pacu_hold is not None:
         return float(params.w_pacu_hold)
-    if not len(inst.cases) or inst.pacu_hold_budget_minutes is None:
+    if not len(inst.cases):
         return 0.0
     return float(params.w_defer_case / max(float(inst.cases["p50"].median()), 1.0))
 
@@ -505,7 +506,8 @@ def pacu_window_minutes(s: pd.DataFrame, median_p50: float) -> float:
 def _add_pacu_load(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams, s: pd.DataFrame) -> None:
     """The per-day PACU load term (issue 16): each day's expected hold minutes as a convex function
     of its case count and PACU beds (pacu_hold_curve, past the service level's
-    ``pacu_hold_budget_minutes`` per day), weighted by pacu_hold_weight. Times come later (the
+    ``pacu_hold_budget_minutes`` per day; the beds less the stated ``pacu_beds_short``, at least
+    one), weighted by pacu_hold_weight. Times come later (the
     sequencer staggers arrivals within a day); the allocator decides how many cases each day's
     beds must take, so a week moves cases from days short of beds to days with beds to spare."""
     w = pacu_hold_weight(inst, params)
@@ -522,7 +524,8 @@ def _add_pacu_load(m: pyo.ConcreteModel, inst: PlanInstance, params: PlanParams,
             if not on_day or beds <= 0:
                 continue
             n_max = len({ci for si in on_day for ci in m.cases_of_slot[si]})
-            curve = pacu_hold_curve(beds, float(inst.pacu_minutes), pacu_window_minutes(sd, median), n_max, budget)
+            curve = pacu_hold_curve(max(beds - inst.pacu_beds_short, 1), float(inst.pacu_minutes),
+                                    pacu_window_minutes(sd, median), n_max, budget)
             if curve[-1] <= 0:
                 continue
             days.append(d)

@@ -54,7 +54,7 @@ class PlanParams:
     sequencer: str = "cpsat"  # cpsat: PACU-aware CP-SAT times (engine/plan/cpsat.py); greedy: the event loop only
     sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day
     w_sequence_delay: float = 0.001  # per minute a case waits past its earliest start in the sequencer (cpsat.py)
-    w_pacu_hold: float | None = None  # per expected PACU hold minute of a day (model._add_pacu_load); None: derived when settings state a PACU-hold budget, else off (model.pacu_hold_weight)
+    w_pacu_hold: float | None = None  # per expected PACU hold minute of a day (model._add_pacu_load); None: derived from the deferral cost (model.pacu_hold_weight); 0: off
     w_pacu_peak_bed: float = 150.0  # per bed of the day's planned PACU peak (staggering), see cpsat.py
     label: str = "balanced"
 

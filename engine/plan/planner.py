@@ -341,10 +341,12 @@ def optimize(inst: PlanInstance, params: PlanParams, warm_start: pd.DataFrame | 
             imp = fix_and_optimize(model, sorted(part.dates), part_assignment, part_held, res.objective,
                                    part_end - t_solve - 0.5, params.mip_gap)
             t_solve += imp.seconds
+            # Its seconds are the part's solving time whether or not a window improved the schedule.
+            res = replace(res, solve_seconds=res.solve_seconds + imp.seconds)
             if imp.windows_improved:
                 part_assignment, part_held = imp.assignment, imp.held
                 gap = relative_gap(imp.objective, res.bound)
-                res = replace(res, objective=imp.objective, mip_gap=gap, solve_seconds=res.solve_seconds + imp.seconds,
+                res = replace(res, objective=imp.objective, mip_gap=gap,
                               status="optimal" if gap is not None and gap <= params.mip_gap + 1e-9 else res.status,
                               message=f"{res.message}; fix-and-optimize over its days: {imp.windows_improved} of "
                                       f"{imp.windows_tried} windows improved it")
@@ -497,7 +499,7 @@ def model_key(inst: PlanInstance, params: PlanParams) -> str:
     h.update(repr(sorted((k, v) for k, v in params.to_dict().items() if k not in _NOT_IN_KEY)).encode())
     h.update(repr((inst.turnover_minutes, inst.overtime_cap_minutes, inst.prime_start, inst.prime_end,
                    inst.finish_plus_minutes, inst.finish_probability, inst.min_scheduled, inst.pacu_minutes,
-                   inst.pacu_hold_budget_minutes)).encode())
+                   inst.pacu_hold_budget_minutes, inst.pacu_beds_short)).encode())
     return h.hexdigest()
 
 
@@ -636,7 +638,7 @@ def plan_once(
     minute ``not_before_min`` and ``order='published'`` to keep the day's order where possible.
     ``warm_start`` (case_id, slot_id) is a MIP start for HiGHS. ``memo`` (a dict kept by the
     caller) remembers the optimizer's answer by everything the model reads (``model_key``): a
-    what-if that changes nothing the model sees (PACU beds, cancellation rates) is sequenced again
+    what-if that changes nothing the model sees (cancellation rates; PACU beds when ``w_pacu_hold=0``) is sequenced again
     without solving again. ``addon_reserve`` (date, reserve_minutes) is the add-on time to hold
     open rooms for; with ``params.hold_addon_rooms`` it defaults to the hospital's add-on forecast.
     ``kpis['addon_rooms_held']`` lists the rooms held. ``kpis['timings']`` holds the seconds spent
@@ -766,14 +768,16 @@ def service_level_summary(inst: PlanInstance, params: PlanParams) -> dict[str, A
     return {"finish_by_close_plus_minutes": inst.finish_plus_minutes, "finish_probability": inst.finish_probability,
             "w_service_level_per_minute": round(w, 2), "w_defer_case": params.w_defer_case,
             "w_pacu_hold_per_minute": round(wp, 2), "pacu_hold_budget_minutes": budget,
+            "pacu_beds_short": inst.pacu_beds_short,
             "w_pacu_peak_bed": params.w_pacu_peak_bed, "keep_rules_count": params.keep_rules_count,
             "text": (f"Service level: each room finishes by close + {inst.finish_plus_minutes:.0f} min with probability "
                      f"{inst.finish_probability:.0%}. A minute past it costs {w:.1f} (a deferral costs "
                      f"{params.w_defer_case:.0f}: breaking the level by a median case costs "
                      f"{1 / (1 - inst.finish_probability):.0f} deferrals); "
-                     + (f"an expected PACU hold minute of a day past its budget of {budget:.0f} min costs {wp:.1f}"
-                        if wp > 0 and budget is not None else f"an expected PACU hold minute of a day costs {wp:.1f}"
-                        if wp > 0 else "no PACU hold budget is stated, so the day's PACU load is not priced")
+                     + ((f"an expected PACU hold minute of a day"
+                         + (f" past its budget of {budget:.0f} min" if budget else "")
+                         + (f", with {inst.pacu_beds_short} of its staffed beds missing," if inst.pacu_beds_short else "")
+                         + f" costs {wp:.1f}") if wp > 0 else "the day's PACU load is not priced (w_pacu_hold = 0)")
                      + f"; each bed of PACU peak costs {params.w_pacu_peak_bed:.0f}" + ("; no fewer cases than the block rules schedule."
                                                          if params.keep_rules_count else "."))}
 

@@ -151,14 +151,16 @@ def service_level_table(levels, stated: bool, summary: dict | None) -> pd.DataFr
     budget = levels.pacu_hold_budget_minutes
     rows = [("a room finishes by close +", f"{levels.finish_by_close_plus_minutes:.0f} min", src),
             ("with probability at least", f"{levels.finish_probability:.0%}", src),
-            ("PACU hold budget a day", "none stated" if budget is None else f"{budget:.0f} min", src)]
+            ("PACU hold budget a day", "none stated (0 min)" if budget is None else f"{budget:.0f} min", src),
+            ("PACU beds short the week must withstand", f"{levels.pacu_beds_short}", src)]
     if summary:
         rows += [("cost of a minute past the level", f"{summary['w_service_level_per_minute']:.1f}",
                   "follows from the level: a deferral's cost / the median case's P50 / (1 - probability)"),
                  ("cost of a deferral", f"{summary['w_defer_case']:.0f}", "plan setting"),
                  *([("cost of an expected PACU hold minute of a day", f"{summary['w_pacu_hold_per_minute']:.1f}",
-                     ("follows from the budget: a deferral's cost / the median case's P50, past the day's budget"
-                      if budget is not None else "plan setting (no budget stated: 0, not priced)"))]
+                     ("follows from the deferral cost: a deferral's cost / the median case's P50 (a held patient keeps "
+                      "the room a minute), past the day's budget" if summary["w_pacu_hold_per_minute"] > 0
+                      else "plan setting (w_pacu_hold = 0: not priced)"))]
                    if "w_pacu_hold_per_minute" in summary else []),
                  ("cost of a bed of PACU peak", f"{summary['w_pacu_peak_bed']:.0f}", "plan setting"),
                  ("no fewer cases than the block rules", "yes" if summary["keep_rules_count"] else "no", "plan setting")]

@@ -42,6 +42,8 @@ def test_sections_are_read_and_round_trip() -> None:
     ({**BASE, "service_levels": {"finish_probability": 1.5}}, "service_levels.finish_probability", "probability"),
     ({**BASE, "service_levels": {"finish_by_close_plus_minutes": -5}}, "service_levels.finish_by_close_plus_minutes", "minutes"),
     ({**BASE, "service_levels": {"finish_by_close": 30}}, "service_levels.finish_by_close", "not a known setting"),
+    ({**BASE, "service_levels": {"pacu_beds_short": -1}}, "service_levels.pacu_beds_short", "whole number of beds"),
+    ({**BASE, "service_levels": {"pacu_beds_short": 1.5}}, "service_levels.pacu_beds_short", "whole number of beds"),
     ({**BASE, "fairness": {"max_prime_time_gap_points": "five"}}, "fairness.max_prime_time_gap_points", "percentage points"),
     ({**BASE, "fairness": {"min_group_cases": 0}}, "fairness.min_group_cases", "whole number"),
     ({**BASE, "timezone": "Mars/Olympus"}, "timezone", "IANA"),

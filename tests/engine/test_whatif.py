@@ -83,7 +83,8 @@ def test_whatif_answers_first_then_final_and_reuse(setting):
     h, f, day = setting
     # Without the fairness policy: with it, a time-limited first answer that misses the policy is
     # re-solved under the policy's term, which a beds-only what-if cannot reuse (noted in docs).
-    params = PlanParams(time_limit_s=20, fairness_policy=False)
+    # w_pacu_hold=0: with the PACU load term priced, PACU beds are in the model and a beds what-if re-solves.
+    params = PlanParams(time_limit_s=20, fairness_policy=False, w_pacu_hold=0)
     base = run_whatif(h, f, day, WhatIf(), params, reps=50)
     session = WhatIfSession.after(base)
     assert session.warm_start is not None and len(session.memo) == 1

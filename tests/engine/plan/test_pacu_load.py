@@ -1,7 +1,9 @@
 """Issue 16 (2): the allocator's per-day PACU load term. A day's expected PACU hold minutes are a
 convex function of its case count and beds (model.pacu_hold_curve); the week moves cases from a
 day short of PACU beds to a day of the same block with beds to spare, and does not when the term
-is off (no stated budget, or ``w_pacu_hold=0``) or when the day's hold budget covers the load."""
+is off (``w_pacu_hold=0``) or when the day's hold budget covers the load. It is priced by default (no
+stated budget: 0 minutes), and a stated ``pacu_beds_short`` prices each day as if that many beds were
+missing."""
 from __future__ import annotations
 
 import pandas as pd
@@ -80,7 +82,7 @@ def test_week_moves_cases_to_the_day_with_beds(tmp_path) -> None:
     off = _days(h, fc, w_pacu_hold=0)
     assert (off == MONDAY).all(), "without the term, moving a case only costs (the date-move penalty)"
     unstated, unstated_fc = _hospital(tmp_path / "unstated", SETTINGS)
-    assert (_days(unstated, unstated_fc) == MONDAY).all(), "no stated budget: the term is off"
+    assert (_days(unstated, unstated_fc) == WEEK[3]).sum() >= 1, "no stated budget: priced all the same (0 minutes)"
     assert (on == WEEK[3]).sum() >= 1, "with it, Monday's single bed sends cases to Thursday's four"
     assert set(on) <= {MONDAY, WEEK[3]}
 
@@ -101,8 +103,8 @@ def test_weight_follows_the_deferral_cost_and_can_be_set(tmp_path) -> None:
     assert pacu_hold_weight(inst, PlanParams(w_pacu_hold=2.5)) == 2.5
     h2, fc2 = _hospital(tmp_path / "unstated", SETTINGS)
     inst2 = build_instance(h2, fc2, MONDAY, PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False))
-    assert pacu_hold_weight(inst2, PlanParams()) == 0.0
-    assert pacu_hold_weight(inst2, PlanParams(w_pacu_hold=2.5)) == 2.5
+    assert pacu_hold_weight(inst2, PlanParams()) == pytest.approx(1000.0 / 90.0), "priced with no stated budget too"
+    assert pacu_hold_weight(inst2, PlanParams(w_pacu_hold=0)) == 0.0
     with pytest.raises(ValueError, match="w_pacu_hold"):
         PlanParams(w_pacu_hold=-1)
 
@@ -118,3 +120,30 @@ def test_pacu_beds_enter_the_memo_key_only_when_the_term_is_priced(tmp_path) -> 
     assert model_key(inst, p) != model_key(more, p), "budget stated: the beds change the model"
     off = p.with_(w_pacu_hold=0)
     assert model_key(inst, off) == model_key(more, off)
+
+
+# Monday has five beds, Thursday eight: four cases barely queue on five, so they stay on their
+# booked Monday; a hospital that must withstand four beds short (Monday on one) moves them.
+ROOMY = STAFFING.replace("2027-01-04,1,1,1", "2027-01-04,1,1,5").replace("2027-01-07,1,1,4", "2027-01-07,1,1,8")
+
+
+def test_a_stated_bed_shortage_prices_the_day_without_those_beds(tmp_path) -> None:
+    history = [r for r in case_rows() if ",booked," not in r]
+
+    def hospital(name: str, settings: str):
+        write_mini_hospital(tmp_path / name, cases_rows=history + [_booked(i) for i in range(1, 5)], blocks_csv=BLOCKS,
+                            staffing_csv=ROOMY, settings_toml=settings)
+        h = load_hospital(tmp_path / name).hospital
+        b = h.cases[h.cases["status"] == "booked"]
+        return h, pd.DataFrame({"case_id": b["case_id"].to_numpy(), "p50": 90.0, "p80": 105.0, "p95": 120.0, "cancel_prob": 0.0})
+
+    staffed, fc = hospital("staffed", SETTINGS)
+    short, fc_short = hospital("short", SETTINGS + "\n[service_levels]\npacu_beds_short = 4\n")
+    inst = build_instance(short, fc_short, MONDAY, PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False))
+    assert inst.pacu_beds_short == 4
+    assert (_days(staffed, fc) == MONDAY).all(), "five beds take four cases: moving them only costs"
+    assert (_days(short, fc_short) == WEEK[3]).sum() >= 1, "one bed left on Monday: cases go to Thursday's four"
+    from engine.plan.planner import model_key
+    p = PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False)
+    other = build_instance(staffed, fc, MONDAY, p)
+    assert model_key(other, p) != model_key(build_instance(short, fc_short, MONDAY, p), p)

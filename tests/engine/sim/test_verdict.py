@@ -130,10 +130,13 @@ def test_service_level_table_says_where_each_value_comes_from() -> None:
     t = service_level_table(ServiceLevels(finish_by_close_plus_minutes=45, finish_probability=0.9), True, summary)
     v = dict(zip(t["item"], t["value"]))
     assert v["a room finishes by close +"] == "45 min" and v["with probability at least"] == "90%"
-    assert v["cost of a minute past the level"] == "41.7" and v["PACU hold budget a day"] == "none stated"
+    assert v["cost of a minute past the level"] == "41.7" and v["PACU hold budget a day"] == "none stated (0 min)"
     assert t.loc[0, "source"] == "settings.toml [service_levels]"
     default = service_level_table(ServiceLevels(), False, None)
-    assert len(default) == 3 and default["source"].str.startswith("shipped default").all()
+    assert len(default) == 4 and default["source"].str.startswith("shipped default").all()
+    assert dict(zip(default["item"], default["value"]))["PACU beds short the week must withstand"] == "0"
+    short = service_level_table(ServiceLevels(pacu_beds_short=2), True, None)
+    assert dict(zip(short["item"], short["value"]))["PACU beds short the week must withstand"] == "2"
     # The plan's PACU hold weight is shown when the plan gives it, with its budget.
     budgeted = service_level_table(ServiceLevels(pacu_hold_budget_minutes=60), True,
                                    {**summary, "w_pacu_hold_per_minute": 8.3, "pacu_hold_budget_minutes": 60.0})
@@ -141,3 +144,5 @@ def test_service_level_table_says_where_each_value_comes_from() -> None:
     assert w["PACU hold budget a day"][0] == "60 min"
     assert w["cost of an expected PACU hold minute of a day"][0] == "8.3" and "budget" in w["cost of an expected PACU hold minute of a day"][1]
     assert "cost of an expected PACU hold minute of a day" not in set(t["item"])
+    off = service_level_table(ServiceLevels(), True, {**summary, "w_pacu_hold_per_minute": 0.0})
+    assert "not priced" in dict(zip(off["item"], off["source"]))["cost of an expected PACU hold minute of a day"]
