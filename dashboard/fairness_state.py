@@ -1,10 +1,13 @@
 """The Fairness review page's engine calls (pages/fairness.py): the history as a schedule, the per-group
 table and its flags, the policy check, the patient-group audit (role-checked in the engine), the
-guardrails and the review pack, so the page imports no engine module. The cached plans, trends and the
-cost of the fairness term are in dashboard/state.py."""
+guardrails and the review pack, so the page imports no engine module; and its caches: fairness trends over
+history and the cost of the fairness term."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import streamlit as st
 
 from dashboard import state
 
@@ -66,3 +69,40 @@ def review_pack(hospital_name: str, title: str, tables: dict, flag_table: pd.Dat
     from engine.fairness import review_pack_html
 
     return review_pack_html(hospital_name, title, tables, flag_table, notes)
+
+
+def trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> pd.DataFrame:
+    """Fairness metrics over the history in ``weeks``-week periods (engine.fairness.trends)."""
+    return _trends(state.inputs(hospital_id, None, loaded_at_), by, int(weeks))
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing fairness trends over history...")
+def _trends(inp: state.Inputs, by: str, weeks: int) -> pd.DataFrame:
+    from engine.fairness import trends as _of
+
+    return _of(state.hospital_of(inp), weeks=weeks, by=by)
+
+
+def term_cost(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, gap: float) -> pd.DataFrame:
+    """Each day planned without and with a ``gap``-point fairness policy (engine.fairness.fairness_term_cost)."""
+    return _term_cost(state.inputs(hospital_id, version, loaded_at_), start, int(days), float(gap))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")
+def _term_cost(inp: state.Inputs, start: str, days: int, gap: float) -> pd.DataFrame:
+    from engine.fairness import fairness_term_cost
+
+    # The dashboard's plan settings (those of every page's plans, with the deployment's OR_PLAN_PARAMS).
+    return fairness_term_cost(state.hospital_of(inp), state.forecasts_of(inp), start, days, gap,
+                              params=state.default_plan_params())
+
+
+def set_policy(hospital_id: str, h, policy: dict, note: str = "") -> None:
+    """The governance action (role-checked and audited in the engine) on the hospital's folder; the
+    folder's new mtime makes the next run re-ingest it, so every cached plan follows."""
+    from engine.governance.actions import set_fairness_policy as change
+
+    folder = Path(h.source)
+    if not (folder / "settings.toml").is_file():
+        raise ValueError(f"This hospital's settings are not in a folder this dashboard can change ({h.source or 'no folder'}).")
+    change(state.active_user(), folder, hospital_id, policy, note=note, ledger=state.store())

@@ -1,4 +1,10 @@
-"""Session state and caching for the pages. All caching lives here, not in pages.
+"""Session state and the shared caches for the pages. All caching lives in dashboard/, not in pages.
+
+This module holds what several pages share: the store and the hospital picked in the sidebar, the model
+and its forecasts, the cached plans and the decisions and simulations built on them, the signed-in user
+and masking. A page's own engine calls and caches are in its ``<page>_state.py`` (the What-if page's in
+``whatif_state.py``, the Data page's in ``data_state.py``, ...). Every cached function takes the
+hospital's ``Inputs`` whole (tests/dashboard/test_honest_caches.py).
 
 The dashboard reads hospitals from the store. On start, the hospital folder named by
 ``HOSPITAL_DIR`` (the demo hospital under ``make run``) is validated and ingested when the
@@ -7,22 +13,17 @@ store lacks it or the folder changed since it was stored.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from dashboard.keys import HOSPITAL_KEY  # noqa: F401  (re-exported: pages use state.HOSPITAL_KEY)
 from engine.errors import InputError
 from engine.hospital import LoadedHospital
 from engine.ingest import folder_mtime, ingest_folder
 from engine.store import Store, default_url
-
-REPO = Path(__file__).resolve().parent.parent
-MAPPINGS_DIR = REPO / "data" / "mappings"
-from dashboard import keys
-from dashboard.keys import HOSPITAL_KEY  # noqa: F401  (re-exported: pages use state.HOSPITAL_KEY)
 
 
 @st.cache_resource(show_spinner=False)
@@ -102,73 +103,9 @@ def inputs(hospital_id: str, version: str | None, loaded_at_: str) -> Inputs:
     return Inputs(default_url(), str(registry().root), hospital_id, version, loaded_at_)
 
 
-def _hospital(inp: Inputs):
+def hospital_of(inp: Inputs):
+    """The Hospital these inputs name, from the store (cached per stored version)."""
     return _load(inp.url, inp.hospital_id, inp.loaded_at).hospital
-
-
-def shipped_mappings() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(MAPPINGS_DIR.glob("*.yaml"))}
-
-
-def hospital_id_for(hospital_name: str) -> str:
-    """The store id an import under ``hospital_name`` gets (letters, digits, - and _)."""
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in hospital_name.strip()) or "imported"
-
-
-def import_upload(
-    source_name: str, source_bytes: bytes, mapping_name: str, mapping_bytes: bytes, hospital_name: str,
-    replace: bool = False,
-) -> tuple[str, object]:
-    """Import an uploaded export with its mapping, validate, and store it, as the active user
-    (engine.ingest.import_and_store: role ``import_data``; replacing needs ``replace``; the replaced
-    version is kept).
-
-    Raises PermissionError / ReplaceNotConfirmed before any work, InputError (nothing stored,
-    nothing left behind; problems name the uploaded files, not temporary paths) when rejected.
-    """
-    from engine.ingest import import_and_store, relabel_problems
-
-    name = hospital_id_for(hospital_name)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / Path(source_name).name
-        src.write_bytes(source_bytes)
-        mp = Path(tmp) / Path(mapping_name).name
-        mp.write_bytes(mapping_bytes)
-        out = Path(os.environ.get("IMPORT_DIR") or REPO / "var" / "hospitals") / name
-        try:
-            done = import_and_store(src, mp, out, store(), name, active_user(), replace=replace,
-                                    source_label=Path(source_name).name)
-        except InputError as exc:
-            raise relabel_problems(exc, {str(Path(tmp).resolve()) + os.sep: "", tmp + os.sep: "",
-                                         str(out.resolve()) + os.sep: f"{name}/"}) from exc
-    return done.hospital_id, done.result
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading the export and suggesting a mapping...")
-def suggested_mapping(source_name: str, source_bytes: bytes) -> str:
-    """The commented mapping engine.onboard suggests for an uploaded export (InputError if unreadable)."""
-    from engine.ingest import relabel_problems
-    from engine.onboard import suggest_mapping
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / Path(source_name).name
-        src.write_bytes(source_bytes)
-        try:
-            return suggest_mapping(src).text
-        except InputError as exc:
-            raise relabel_problems(exc, {str(Path(tmp).resolve()) + os.sep: "", tmp + os.sep: ""}) from exc
-
-
-def hospital_versions(hospital_id: str) -> pd.DataFrame:
-    """The stored versions of a hospital, newest first (engine.store.Store.list_versions)."""
-    return store().list_versions(hospital_id)
-
-
-def restore_hospital_version(hospital_id: str, version: int) -> int:
-    """Restore an earlier version as the active user (role ``import_data``; audited)."""
-    from engine.ingest import restore_version
-
-    return restore_version(store(), hospital_id, version, active_user())
 
 
 # --------------------------------------------------------------------------- forecasting
@@ -204,20 +141,21 @@ def train_model(hospital_id: str, loaded: LoadedHospital, progress) -> object:
     from engine.governance import retrain
 
     mv = retrain(active_user(), loaded.hospital, hospital_id, registry=registry(), progress=progress, ledger=store())
-    _forecasts_of.clear()
+    forecasts_of.clear()
     _masked_forecasts.clear()
     return mv
 
 
 def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.DataFrame:
     """P50/P80/P95, cancellation probability and reasons for every booked case (unmasked: for engine calls)."""
-    return _forecasts_of(inputs(hospital_id, version, loaded_at))
+    return forecasts_of(inputs(hospital_id, version, loaded_at))
 
 
 @st.cache_data(max_entries=8, show_spinner="Forecasting booked cases...")
-def _forecasts_of(inp: Inputs) -> pd.DataFrame:
+def forecasts_of(inp: Inputs) -> pd.DataFrame:
+    """The booked cases' forecasts (unmasked) for these inputs: what every cached engine call is given."""
     mv = _load_model(inp.models_root, inp.hospital_id, inp.version)
-    h = _hospital(inp)
+    h = hospital_of(inp)
     booked = h.cases[h.cases["status"] == "booked"]
     pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
     cols = ["surgery_date", "service_line", "procedure_code", "procedure_name", "surgeon_id", "booked_minutes"]
@@ -244,7 +182,7 @@ def case_names(hospital_id: str, loaded_at_: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _case_names(inp: Inputs, role: str) -> pd.DataFrame:
-    cases = _hospital(inp).cases
+    cases = hospital_of(inp).cases
     cols = [c for c in ("case_id", "procedure_code", "procedure_name") if c in cases.columns]
     return mask_frame(cases[cols], role)
 
@@ -257,16 +195,65 @@ def loaded_at(hospital_id: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
+PLAN_PARAMS_ENV = "OR_PLAN_PARAMS"  # e.g. "sequence_time_limit_s=1,time_limit_s=20"
+
+
+def plan_overrides() -> dict:
+    """The deployment's changes to PlanParams' defaults for every plan the dashboard makes, read from
+    ``OR_PLAN_PARAMS`` (comma-separated ``field=value``; a small server can give the solvers less time).
+    ValueError names the variable and the field when a pair is not a PlanParams setting."""
+    from dataclasses import fields
+
+    from engine.plan import PlanParams
+
+    text = os.environ.get(PLAN_PARAMS_ENV, "").strip()
+    known = {f.name: f for f in fields(PlanParams)}
+    out: dict = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = (s.strip() for s in pair.partition("="))
+        if not sep or name not in known:
+            raise ValueError(f"{PLAN_PARAMS_ENV}: '{pair}' is not field=value with a PlanParams field")
+        default = known[name].default
+        try:
+            if value.lower() == "none" and "None" in str(known[name].type):
+                out[name] = None
+            elif isinstance(default, bool):
+                out[name] = {"true": True, "1": True, "false": False, "0": False}[value.lower()]
+            elif isinstance(default, int):
+                out[name] = int(value)
+            elif isinstance(default, str):
+                out[name] = value
+            else:
+                out[name] = float(value)
+        except (KeyError, ValueError):
+            raise ValueError(f"{PLAN_PARAMS_ENV}: {name}={value!r} is not a value of that kind") from None
+    return out
+
+
+def default_plan_params(**changes):
+    """The dashboard's plan settings: PlanParams' defaults with the deployment's ``OR_PLAN_PARAMS``
+    (plan_overrides), then ``changes``. Every page plans from these (the Schedule page's defaults), so
+    pages share its cached plans; PlanParams validates the result (ValueError names the field)."""
+    from engine.plan import PlanParams
+
+    return PlanParams(**{**plan_overrides(), **changes})
+
+
+def default_plan_time_limit_s() -> float:
+    return default_plan_params().time_limit_s
+
+
 def cached_plan(hospital_id: str, version: str, loaded_at_: str, start: str, params):
     """A PlanResult for these inputs (PlanParams is frozen, so hashable)."""
-    return _plan(inputs(hospital_id, version, loaded_at_), start, params)
+    return plan_of(inputs(hospital_id, version, loaded_at_), start, params)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Planning...")
-def _plan(inp: Inputs, start: str, params):
+def plan_of(inp: Inputs, start: str, params):
+    """The cached plan every page reads for these inputs, day and settings (engine.plan.plan)."""
     from engine.plan import plan
 
-    return plan(_hospital(inp), _forecasts_of(inp), start, params)
+    return plan(hospital_of(inp), forecasts_of(inp), start, params)
 
 
 def cached_alternatives(hospital_id: str, version: str, loaded_at_: str, start: str, params) -> dict:
@@ -284,7 +271,7 @@ def replan(hospital_id: str, version: str, loaded_at_: str, schedule: pd.DataFra
     from engine.governance import replan_day
 
     inp = inputs(hospital_id, version, loaded_at_)
-    return replan_day(active_user(), _hospital(inp), _forecasts_of(inp), schedule, event, now, params,
+    return replan_day(active_user(), hospital_of(inp), forecasts_of(inp), schedule, event, now, params,
                       hospital_id=hospital_id, ledger=store())
 
 
@@ -295,7 +282,7 @@ def add_on_event(hospital_id: str, loaded_at_: str, case_id: str, service_line: 
     from engine.plan.replan import Event
 
     one = pd.DataFrame({"case_id": [case_id], "booked_minutes": [float(p50)]})
-    f = booked_forecasts(one, _hospital(inputs(hospital_id, None, loaded_at_)).cases).iloc[0]
+    f = booked_forecasts(one, hospital_of(inputs(hospital_id, None, loaded_at_)).cases).iloc[0]
     return Event("add_on", add_on={"case_id": case_id, "service_line": service_line, "p50": float(f["p50"]),
                                    "p80": float(f["p80"]), "p95": float(f["p95"])})
 
@@ -309,23 +296,11 @@ def addon_forecast(hospital_id: str, loaded_at_: str, days: int = 14) -> tuple[p
 def _addon_forecast(inp: Inputs, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from engine.forecast import forecast_addon_totals, forecast_addons
 
-    h = _hospital(inp)
+    h = hospital_of(inp)
     dates = pd.date_range(h.as_of().normalize(), periods=days)
     tz = h.settings.timezone  # room minutes in the hospital's zone, as the plans' add-on forecast (addon_forecast_for)
     return (forecast_addons(h.cases, dates, as_of=h.as_of(), timezone=tz),
             forecast_addon_totals(h.cases, dates, as_of=h.as_of(), timezone=tz))
-
-
-def fairness_trends(hospital_id: str, loaded_at_: str, by: str, weeks: int) -> pd.DataFrame:
-    """Fairness metrics over the history in ``weeks``-week periods (engine.fairness.trends)."""
-    return _fairness_trends(inputs(hospital_id, None, loaded_at_), by, int(weeks))
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing fairness trends over history...")
-def _fairness_trends(inp: Inputs, by: str, weeks: int) -> pd.DataFrame:
-    from engine.fairness import trends
-
-    return trends(_hospital(inp), weeks=weeks, by=by)
 
 
 # --------------------------------------------------------------------------- simulation
@@ -341,16 +316,13 @@ def _rules_of(params):
 
 def _optimizer_params(params):
     """``params`` with an optimizing solver: the default one when ``params`` plans by the rules."""
-    from engine.plan import PlanParams
-
-    return params if params.solver != "rules" else params.with_(solver=PlanParams().solver)
+    return params if params.solver != "rules" else params.with_(solver=default_plan_params().solver)
 
 
 def _policy_plans(inp: Inputs, start: str, days: int, policies: tuple[str, ...]) -> tuple[dict, dict]:
     """(schedules, plan JSON) per policy: the planned ones (engine.policies.PLANNED) are the pages'
     cached plans (the Schedule page's defaults for ``days``), so every page compares the very same
     schedules; ``as_booked`` is the coordinators' own booking (engine.policies.as_booked_schedule)."""
-    from engine.plan import PlanParams
     from engine.policies import PLANNED, POLICIES, as_booked_schedule
 
     unknown = sorted(set(policies) - set(POLICIES))
@@ -359,10 +331,10 @@ def _policy_plans(inp: Inputs, start: str, days: int, policies: tuple[str, ...])
     schedules, meta = {}, {}
     for name in policies:
         if name in PLANNED:
-            res = _plan(inp, start, PlanParams(days=days, solver=PLANNED[name]))
+            res = plan_of(inp, start, default_plan_params(days=days, solver=PLANNED[name]))
             schedules[name], meta[name] = res.schedule, res.to_json()
         else:
-            schedules[name] = as_booked_schedule(_hospital(inp), _forecasts_of(inp), start, days)
+            schedules[name] = as_booked_schedule(hospital_of(inp), forecasts_of(inp), start, days)
     return schedules, meta
 
 
@@ -391,7 +363,7 @@ def _policy_run(inp: Inputs, start: str, days: int, policies: tuple[str, ...], s
     from engine.sim.verdict import OPTIMIZED, RULES, decision_from
 
     schedules, plans = _policy_plans(inp, start, days, policies)
-    cmp = compare_policies(_hospital(inp), schedules, _forecasts_of(inp), scenario, reps, seed, params=sim_params)
+    cmp = compare_policies(hospital_of(inp), schedules, forecasts_of(inp), scenario, reps, seed, params=sim_params)
     both = OPTIMIZED in schedules and RULES in schedules
     dec = decision_from(cmp, schedules[OPTIMIZED], schedules[RULES], scenario.name, reps, seed) if both else None
     return PolicyRun(cmp, plans, dec)
@@ -412,8 +384,27 @@ def decision(hospital_id: str, version: str, loaded_at_: str, start: str, params
 def _decision(inp: Inputs, start: str, params, scenario: str, reps: int, seed: int):
     from engine.sim import decision_comparison
 
-    opt, rules = _plan(inp, start, params), _plan(inp, start, _rules_of(params))
-    return decision_comparison(_hospital(inp), opt.schedule, rules.schedule, _forecasts_of(inp), scenario, reps, seed)
+    opt, rules = plan_of(inp, start, params), plan_of(inp, start, _rules_of(params))
+    return decision_comparison(hospital_of(inp), opt.schedule, rules.schedule, forecasts_of(inp), scenario, reps, seed)
+
+
+def frontier(hospital_id: str, version: str, loaded_at_: str, start: str, params=None, reps: int | None = None,
+             seed: int | None = None) -> pd.DataFrame:
+    """Cases scheduled against P95 overtime (engine.overview.frontier): the plan with ``params``
+    (default: the Schedule page's defaults) and the rules plan are the pages' cached plans, so the
+    frontier holds the very schedules the verdict compares; computed once per input."""
+    from engine.sim.verdict import DEFAULT_REPS, DEFAULT_SEED
+
+    return _frontier(inputs(hospital_id, version, loaded_at_), start, _optimizer_params(params or default_plan_params()),
+                     DEFAULT_REPS if reps is None else int(reps), DEFAULT_SEED if seed is None else int(seed))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Planning at other trade-offs and simulating them on the same random days...")
+def _frontier(inp: Inputs, start: str, params, reps: int, seed: int) -> pd.DataFrame:
+    from engine.overview import CURRENT, RULES, frontier as _frontier_of
+
+    plans = {CURRENT: plan_of(inp, start, params), RULES: plan_of(inp, start, _rules_of(params))}
+    return _frontier_of(hospital_of(inp), forecasts_of(inp), start, params, reps=reps, seed=seed, plans=plans)
 
 
 # --------------------------------------------------------------------------- users and governance
@@ -524,42 +515,6 @@ def governance():
     return _governance(default_url())
 
 
-# --------------------------------------------------------------------------- what-if
-
-
-# --------------------------------------------------------------------------- data page
-
-from engine.ingest import IMPORT_ACTION, ReplaceNotConfirmed  # noqa: E402,F401  (re-exported for pages/data.py)
-
-
-def problems_frame(problems) -> pd.DataFrame:
-    from engine.ingest import problems_frame as _frame
-
-    return _frame(problems)
-
-
-def feed_freshness(h) -> pd.DataFrame:
-    """Each feed's age against its threshold, measured at the hospital's clock (engine.feeds.feed_freshness)."""
-    from engine.feeds import feed_freshness as _freshness
-
-    return _freshness(h)
-
-
-def weekly_case_counts(cases: pd.DataFrame) -> pd.DataFrame:
-    """Cases per service line, week and status (engine.feeds.weekly_case_counts)."""
-    from engine.feeds import weekly_case_counts as _counts
-
-    return _counts(cases)
-
-
-def duration_by_service_line(cases: pd.DataFrame, timezone: str | None) -> pd.DataFrame:
-    """Room minutes of the completed cases per service line, elapsed in the hospital's ``timezone``
-    (engine.feeds.duration_by_service_line)."""
-    from engine.feeds import duration_by_service_line as _durations
-
-    return _durations(cases, timezone)
-
-
 # --------------------------------------------------------------------------- forecasts page
 
 
@@ -574,169 +529,6 @@ def calibration_points(scored: pd.DataFrame, by: str) -> pd.DataFrame:
     from engine.forecast.evaluate import calibration_points as _points
 
     return _points(scored, by=by)
-
-
-# --------------------------------------------------------------------------- what-if page helpers
-
-
-WHATIF_TIME_LIMIT_S = 5.0  # a what-if re-plans within this (the Schedule page uses PlanParams' default)
-
-
-def whatif_solvers() -> tuple[str, ...]:
-    """The solvers the What-if page offers: the engine's, without GLPK (too slow for a slider)."""
-    from engine.plan.params import SOLVERS
-
-    return tuple(s for s in SOLVERS if s != "glpk")
-
-
-def whatif_params(solver: str | None = None):
-    """The PlanParams of a what-if re-plan with this solver (default: PlanParams' own)."""
-    from engine.plan import PlanParams
-
-    return PlanParams(solver=solver or PlanParams().solver, time_limit_s=WHATIF_TIME_LIMIT_S)
-
-
-def default_plan_params(**changes):
-    """PlanParams' defaults (the Schedule page's, so pages share its cached plans), with ``changes``."""
-    from engine.plan import PlanParams
-
-    return PlanParams(**changes)
-
-
-def default_plan_time_limit_s() -> float:
-    return default_plan_params().time_limit_s
-
-
-def whatif_baseline():
-    """The WhatIf that changes nothing (its fields are the sliders' defaults)."""
-    from engine.whatif import WhatIf
-
-    return WhatIf()
-
-
-def whatif_setting(rooms, per_day: tuple, teams, beds, addons, inflation, cancel):
-    """The WhatIf for the What-if page's sliders."""
-    from engine.whatif import WhatIf
-
-    return WhatIf("current", rooms, per_day, teams, beds, addons, inflation, cancel)
-
-
-def moved_cases(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    from engine.whatif import moved_cases as _moved
-
-    return _moved(before, after)
-
-
-def compare_whatif_runs(runs: dict, baseline_name: str) -> pd.DataFrame:
-    from engine.whatif import compare_runs
-
-    return compare_runs(runs, baseline_name)
-
-
-def cached_whatif(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int):
-    """A WhatIfRun for these inputs, cached by all of them (the stored hospital version, the model
-    version, the store and registry: ``Inputs``; WhatIf and PlanParams are frozen, hence hashable)."""
-    return _whatif(inputs(hospital_id, version, loaded_at_), start, whatif, params, int(reps), int(seed))
-
-
-@st.cache_resource(max_entries=64, show_spinner="Planning and simulating the day as it stands (the baseline)...")
-def _whatif(inp: Inputs, start: str, whatif, params, reps: int, seed: int):
-    from engine.whatif import run_whatif
-
-    return run_whatif(_hospital(inp), _forecasts_of(inp), start, whatif, params, reps=reps, seed=seed)
-
-
-def whatif_session(hospital_id: str, version: str, loaded_at_: str, start: str, baseline, reps: int, seed: int):
-    """This user's WhatIfSession for one day (kept in the session state, one day at a time), seeded
-    with the baseline's schedule as the optimizer's first warm start and as the answer to the
-    what-if that changes nothing."""
-    from engine.whatif import WhatIfSession
-
-    key = (inputs(hospital_id, version, loaded_at_), start, baseline.plan.params, reps, seed)
-    held = st.session_state.get(keys.WHATIF_SESSION_KEY)
-    if held is None or held[0] != key:
-        held = (key, WhatIfSession.after(baseline, reps, seed))
-        st.session_state[keys.WHATIF_SESSION_KEY] = held
-    return held[1]
-
-
-def whatif_answers(hospital_id: str, version: str, loaded_at_: str, start: str, whatif, params, reps: int, seed: int, session):
-    """First and refined WhatIfRuns for a slider setting (engine.whatif.whatif_answers) on the hospital
-    and model these arguments name (never the one the session state happens to hold)."""
-    from engine.whatif import whatif_answers as _answers
-
-    inp = inputs(hospital_id, version, loaded_at_)
-    return _answers(_hospital(inp), _forecasts_of(inp), start, whatif, params, session, reps=reps, seed=seed)
-
-
-def history_kpis(hospital_id: str, loaded_at_: str, by: str | None = None) -> pd.DataFrame:
-    return _history_kpis(inputs(hospital_id, None, loaded_at_), by)
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing KPIs from history...")
-def _history_kpis(inp: Inputs, by: str | None) -> pd.DataFrame:
-    from engine.overview import history_kpis as _kpis
-
-    return _kpis(_hospital(inp), by=by)
-
-
-def frontier(hospital_id: str, version: str, loaded_at_: str, start: str, params=None, reps: int | None = None,
-             seed: int | None = None) -> pd.DataFrame:
-    """Cases scheduled against P95 overtime (engine.overview.frontier): the plan with ``params``
-    (default: the Schedule page's defaults) and the rules plan are the pages' cached plans, so the
-    frontier holds the very schedules the verdict compares; computed once per input."""
-    from engine.plan import PlanParams
-    from engine.sim.verdict import DEFAULT_REPS, DEFAULT_SEED
-
-    return _frontier(inputs(hospital_id, version, loaded_at_), start, _optimizer_params(params or PlanParams()),
-                     DEFAULT_REPS if reps is None else int(reps), DEFAULT_SEED if seed is None else int(seed))
-
-
-@st.cache_resource(max_entries=4, show_spinner="Planning at other trade-offs and simulating them on the same random days...")
-def _frontier(inp: Inputs, start: str, params, reps: int, seed: int) -> pd.DataFrame:
-    from engine.overview import CURRENT, RULES, frontier as _frontier_of
-
-    plans = {CURRENT: _plan(inp, start, params), RULES: _plan(inp, start, _rules_of(params))}
-    return _frontier_of(_hospital(inp), _forecasts_of(inp), start, params, reps=reps, seed=seed, plans=plans)
-
-
-def week_risks(hospital_id: str, version: str, loaded_at_: str, start: str, days: int = 5) -> list:
-    """The coming days' risks, read from the same cached plans the Schedule page shows for each day
-    (its default settings), so both pages give one number for deferrals and P80 finishes."""
-    return _week_risks(inputs(hospital_id, version, loaded_at_), start, days)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Looking for the coming week's risks...")
-def _week_risks(inp: Inputs, start: str, days: int) -> list:
-    from engine.overview import week_risks as _risks
-    from engine.plan import PlanParams
-
-    first = pd.Timestamp(start).normalize()
-    plans = {d: _plan(inp, str(d.date()), PlanParams()) for d in pd.date_range(first, periods=days) if d.weekday() < 5}
-    return _risks(_hospital(inp), _forecasts_of(inp), start, days=days, plans=plans)
-
-
-def fairness_cost(hospital_id: str, version: str, loaded_at_: str, start: str, days: int, gap: float) -> pd.DataFrame:
-    """Each day planned without and with a ``gap``-point fairness policy (engine.fairness.fairness_term_cost)."""
-    return _fairness_cost(inputs(hospital_id, version, loaded_at_), start, int(days), float(gap))
-
-
-@st.cache_resource(max_entries=4, show_spinner="Planning with and without the fairness term...")
-def _fairness_cost(inp: Inputs, start: str, days: int, gap: float) -> pd.DataFrame:
-    from engine.fairness import fairness_term_cost
-
-    return fairness_term_cost(_hospital(inp), _forecasts_of(inp), start, days, gap)
-
-
-def set_fairness_policy(hospital_id: str, h, policy: dict, note: str = "") -> None:
-    """The governance action (role-checked and audited in the engine) on the hospital's folder; the
-    folder's new mtime makes the next run re-ingest it, so every cached plan follows."""
-    from engine.governance.actions import set_fairness_policy as change
-
-    folder = Path(h.source)
-    if not (folder / "settings.toml").is_file():
-        raise ValueError(f"This hospital's settings are not in a folder this dashboard can change ({h.source or 'no folder'}).")
-    change(active_user(), folder, hospital_id, policy, note=note, ledger=store())
 
 
 # --------------------------------------------------------------------------- page preambles

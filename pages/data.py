@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import charts, keys, state
+from dashboard import data_state as ds
 from engine.errors import InputError
 
 st.title("Data")
@@ -32,21 +33,21 @@ else:
     with overview:
         st.subheader("Feed freshness")
         st.caption(f"Measured against {h.as_of():%Y-%m-%d} ({clock}).")
-        fresh = state.feed_freshness(h)
+        fresh = ds.feed_freshness(h)
         st.dataframe(fresh, hide_index=True, width="stretch")
         stale = fresh[fresh["status"] == "stale"]
         for rec in stale.itertuples():
             st.warning(f"Feed **{rec.feed}** is stale: {rec.measure} {rec.days} days against a threshold of {rec.threshold_days} days.")
 
         st.subheader("Cases per service line per week")
-        counts = state.weekly_case_counts(c)
+        counts = ds.weekly_case_counts(c)
         statuses = st.multiselect(
             "Statuses", ["completed", "cancelled", "booked"], default=["completed", "booked"], key="data_statuses"
         )
         st.plotly_chart(charts.weekly_cases(counts, statuses), width="stretch", key="weekly_cases_chart")
 
         st.subheader("Room time per service line")
-        durations = state.duration_by_service_line(c, h.settings.timezone)
+        durations = ds.duration_by_service_line(c, h.settings.timezone)
         if len(durations):
             st.plotly_chart(charts.duration_distribution(durations), width="stretch", key="duration_chart")
         else:
@@ -87,18 +88,18 @@ else:
     with versions_tab:
         st.subheader("Stored versions")
         st.caption("An import that replaces this hospital keeps the data it replaces, so it can be restored.")
-        versions = state.hospital_versions(hid)
+        versions = ds.hospital_versions(hid)
         st.dataframe(versions, hide_index=True, width="stretch", key="versions_table")
         earlier = versions.loc[~versions["current"], "version"].tolist()
         if earlier:
-            no_restore = state.why_not(state.IMPORT_ACTION)
+            no_restore = state.why_not(ds.IMPORT_ACTION)
             pick = st.selectbox("Version to restore", earlier, key="restore_version")
             sure = st.checkbox(f"Yes, make version {pick} current (the current data is kept as well)",
                                key="restore_confirm", disabled=bool(no_restore))
             if st.button("Restore", key="restore_button", disabled=bool(no_restore) or not sure,
                          help=no_restore):
                 try:
-                    state.restore_hospital_version(hid, int(pick))
+                    ds.restore_hospital_version(hid, int(pick))
                 except (PermissionError, KeyError, ValueError) as exc:
                     st.error(str(exc))
                 else:
@@ -113,10 +114,10 @@ st.caption(
     "Upload a case export (CSV, Parquet or Excel) and a YAML mapping that names its columns "
     "(see data/mappings/README.md). The import is validated like every hospital folder; it lands whole or not at all."
 )
-refusal = state.why_not(state.IMPORT_ACTION)
+refusal = state.why_not(ds.IMPORT_ACTION)
 if refusal:
     st.info(f"Importing is not available to you: {refusal}")
-mappings = state.shipped_mappings()
+mappings = ds.shipped_mappings()
 OWN = "(my own mapping: upload it below)"
 SUGGEST = "(suggest a mapping from the export, then review and edit it)"
 source = st.file_uploader("Export file", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="import_source")
@@ -128,10 +129,10 @@ if own_mapping is not None:
     st.caption(f"Using the uploaded mapping **{own_mapping.name}**.")
 elif choice == SUGGEST and source is not None:
     try:
-        suggested = state.suggested_mapping(source.name, source.getvalue())
+        suggested = ds.suggested_mapping(source.name, source.getvalue())
     except InputError as exc:
         st.error("The export could not be read to suggest a mapping.")
-        st.dataframe(state.problems_frame(exc.problems), hide_index=True, width="stretch")
+        st.dataframe(ds.problems_frame(exc.problems), hide_index=True, width="stretch")
     else:
         st.caption("Review the suggested mapping: lines marked **CHECK** need a person's eye (status and "
                    "service values, date formats, the hospital's settings). Edit it here; the import uses this text.")
@@ -142,10 +143,10 @@ elif choice == SUGGEST and source is not None:
         st.download_button("Download this mapping", edited_mapping.encode(), key="download_suggested_mapping",
                            file_name=f"{Path(source.name).stem}.yaml")
 name = st.text_input("Name for this hospital", value="imported", key="import_name")
-target = state.hospital_id_for(name)
+target = ds.hospital_id_for(name)
 replace = False
 if target in set(state.hospitals()["hospital_id"]):
-    versions = state.hospital_versions(target)
+    versions = ds.hospital_versions(target)
     cur = versions[versions["current"]].iloc[0]
     st.warning(f"A hospital `{target}` is already stored (version {cur['version']}, {cur['n_cases']:,} cases). "
                "Importing under this name replaces it; its current data is kept as an earlier version that "
@@ -169,15 +170,15 @@ if submitted:
             mapping_name, mapping_bytes = mappings[choice].name, mappings[choice].read_bytes()
         try:
             with st.spinner("Importing and validating..."):
-                new_id, result = state.import_upload(source.name, source.getvalue(), mapping_name, mapping_bytes, name,
+                new_id, result = ds.import_upload(source.name, source.getvalue(), mapping_name, mapping_bytes, name,
                                                      replace=replace)
-        except state.ReplaceNotConfirmed as exc:
+        except ds.ReplaceNotConfirmed as exc:
             st.error(str(exc))
         except PermissionError as exc:
             st.error(f"Not imported: {exc}")
         except InputError as exc:
             st.error(f"Import rejected: {len(exc.problems)} problems. Nothing was stored.")
-            st.dataframe(state.problems_frame(exc.problems), hide_index=True, width="stretch", key="import_errors")
+            st.dataframe(ds.problems_frame(exc.problems), hide_index=True, width="stretch", key="import_errors")
         else:
             summary = result.summary()
             st.success(

@@ -112,7 +112,7 @@ with flags_tab:
         st.markdown(f"**Cases behind the flag** ({len(rows)}):")
         st.dataframe(rows, hide_index=True, width="stretch", key="fair_drill")
 with trend_tab:
-    tr = state.fairness_trends(hid, state.loaded_at(hid), by if by != "surgeon_id" else "service_line", DEFAULTS.trend_weeks)
+    tr = fs.trends(hid, state.loaded_at(hid), by if by != "surgeon_id" else "service_line", DEFAULTS.trend_weeks)
     if len(tr):
         metric = st.selectbox("Metric", ["prime_time_gap", "late_slot_share", "deferral_rate", "overtime_burden_minutes"],
                               key="fair_trend_metric", format_func=charts.fairness_label)
@@ -155,7 +155,7 @@ with term_tab:
             if st.form_submit_button("Change the policy", disabled=policy_refusal is not None,
                                      help=policy_refusal):
                 try:
-                    state.set_fairness_policy(hid, h, {"max_prime_time_gap_points": float(new_gap),
+                    fs.set_policy(hid, h, {"max_prime_time_gap_points": float(new_gap),
                                                        "min_group_cases": int(new_min)}, note)
                     st.success("Policy changed and audited; the previous settings.toml is kept. Plans use it from now on.")
                 except (PermissionError, ValueError) as exc:
@@ -169,7 +169,7 @@ with term_tab:
             st.session_state.get(keys.FAIR_TERM_SHOWN_KEY) == threshold:
         st.session_state[keys.FAIR_TERM_SHOWN_KEY] = threshold
         start_t = state.first_booked_day(h)
-        cost = state.fairness_cost(hid, mv.version, state.loaded_at(hid), str(start_t.date()), int(days), float(threshold))
+        cost = fs.term_cost(hid, mv.version, state.loaded_at(hid), str(start_t.date()), int(days), float(threshold))
         st.dataframe(cost.round(3), hide_index=True, width="stretch", key="fair_term_table")
         a, b = cost.iloc[0], cost.iloc[1]
         st.markdown(f"Cost of the policy: utilization {100 * (b['utilization'] - a['utilization']):+.1f} points, expected overtime "

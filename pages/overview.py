@@ -7,6 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
+from dashboard import overview_state as ovs
+from dashboard import whatif_state as ws
 
 st.title("Leadership overview")
 
@@ -32,7 +34,7 @@ if booked and mv is not None:
                f"{dc.reps} random days ({dc.scenario} scenario); a change counts when its paired 95% interval excludes "
                "zero (tab 'Against the rules').")
 
-k = state.history_kpis(hid, lat)
+k = ovs.history_kpis(hid, lat)
 last, prev = (k.iloc[-1], k.iloc[-2]) if len(k) >= 2 else (None, None)
 if last is not None:
     recent = k.tail(4)
@@ -63,7 +65,7 @@ with risks_tab:
     else:
         st.caption("Read from each day's plan with the Schedule page's default settings (the same cached plan), "
                    "so deferrals and P80 finishes here are the Schedule page's numbers.")
-        risks = state.week_risks(hid, mv.version, lat, str(first_day.date()))
+        risks = ovs.week_risks(hid, mv.version, lat, str(first_day.date()))
         if not risks:
             st.success("No risk found in the coming week's plans.")
         for r in risks:
@@ -98,8 +100,8 @@ with tails_tab:
     elif mv is None:
         st.info("Train a forecasting model first.")
     else:
-        run = state.cached_whatif(hid, mv.version, lat, str(first_day.date()), state.whatif_baseline(),
-                                  state.whatif_params(), 200, 0)
+        run = ws.cached_run(hid, mv.version, lat, str(first_day.date()), ws.no_change(),
+                                  ws.plan_params(), 200, 0)
         per_rep = {"current plan": run.per_rep}
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.policy_violins(per_rep, "overtime_minutes"), width="stretch", key="ov_violin_ot")
@@ -108,8 +110,8 @@ with tails_tab:
             percentiles=[0.05, 0.5, 0.95]).T
         st.dataframe(desc.round(3), width="stretch", key="ov_tails")
 with breakdown_tab:
-    by_site = state.history_kpis(hid, lat, "site")
-    by_sl = state.history_kpis(hid, lat, "service_line")
+    by_site = ovs.history_kpis(hid, lat, "site")
+    by_sl = ovs.history_kpis(hid, lat, "service_line")
     st.plotly_chart(charts.kpi_trend(by_site, "overtime_minutes", "site"), width="stretch", key="ov_site_ot")
     st.plotly_chart(charts.kpi_trend(by_sl, "prime_time_share", "service_line"), width="stretch", key="ov_sl_share")
     last12 = by_sl[by_sl["period"] >= by_sl["period"].max() - pd.Timedelta(weeks=12)]

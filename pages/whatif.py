@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, keys, state
+from dashboard import whatif_state as ws
 
 st.title("What-if")
-DEFAULT = state.whatif_baseline()
+DEFAULT = ws.no_change()
 REPS, SEED = 200, 0
 # label, scale, decimals, unit of the value, unit of the change against the baseline
 KPI_LABELS = {
@@ -51,12 +52,12 @@ version, lat = mv.version, state.loaded_at(hid)
 
 top = st.columns(3)
 day = top[0].date_input("Day to plan", value=first_day.date(), key="wi_day")
-solver = top[1].selectbox("Solver", list(state.whatif_solvers()), key="wi_solver",
+solver = top[1].selectbox("Solver", list(ws.solvers()), key="wi_solver",
                           help="HiGHS optimizes; rules is today's block scheduling (faster, for a first answer).")
 top[2].caption(f"Each change re-plans the day and simulates it {REPS} times on the same random days (seed {SEED}).")
-params = state.whatif_params(solver)
+params = ws.plan_params(solver)
 DEFAULTS_LIMIT = state.default_plan_time_limit_s()
-baseline = state.cached_whatif(hid, version, lat, str(day), DEFAULT, params, REPS, SEED)
+baseline = ws.cached_run(hid, version, lat, str(day), DEFAULT, params, REPS, SEED)
 bk = baseline.plan.kpis
 st.caption(f"Baseline (the day as it stands, no change): {bk['n_scheduled']} scheduled, {bk['n_deferred']} deferred; "
            f"solver {bk['solver']}" + (f" (fallback: {baseline.plan.banner})" if baseline.plan.banner else "")
@@ -87,7 +88,7 @@ def show_run(run) -> None:
                f"{run.seconds['simulate_s']:.2f} s; solver {run.plan.kpis['solver']}"
                + (f", gap {s.mip_gap:.1%}" if run.final and s is not None and s.mip_gap is not None else "")
                + (f" (fallback: {run.plan.banner})" if run.plan.banner else ""))
-    moved = state.moved_cases(baseline.plan.schedule, run.plan.schedule)
+    moved = ws.moved_cases(baseline.plan.schedule, run.plan.schedule)
     st.markdown(f"**{len(moved)} cases changed against the baseline**")
     if not run.final:
         return
@@ -111,11 +112,11 @@ def sliders_and_result() -> None:
     staffed = int(h.staffing.set_index("date")["staffed_rooms"].get(pd.Timestamp(day), 0))
     per_day = st.number_input(f"Staffed rooms on {day} only (blank keeps {staffed} + change)", min_value=0, max_value=60,
                               value=None, key="wi_day_rooms")
-    w = state.whatif_setting(rooms, ((str(day), int(per_day)),) if per_day is not None else (), teams, beds, addons, inflation, cancel)
-    session = state.whatif_session(hid, version, lat, str(day), baseline, REPS, SEED)
+    w = ws.setting(rooms, ((str(day), int(per_day)),) if per_day is not None else (), teams, beds, addons, inflation, cancel)
+    session = ws.user_session(hid, version, lat, str(day), baseline, REPS, SEED)
     shown = st.empty()
     with st.spinner("Re-planning and re-simulating..."):
-        for run in state.whatif_answers(hid, version, lat, str(day), w, params, REPS, SEED, session):
+        for run in ws.answers(hid, version, lat, str(day), w, params, REPS, SEED, session):
             # A first answer is drawn at once and replaced when the refined one is ready.
             with shown.container():
                 show_run(run)
@@ -145,7 +146,7 @@ else:
         st.session_state[keys.WI_COMPARE_KEY] = list(saved)[:4]
     chosen = st.multiselect("Compare (up to 4)", list(saved), max_selections=4, key=keys.WI_COMPARE_KEY)
     runs = {"baseline": baseline, **{n: saved[n] for n in chosen}}
-    table = state.compare_whatif_runs(runs, "baseline")
+    table = ws.compare_runs(runs, "baseline")
     wide = table.pivot(index="kpi", columns="scenario", values="value").reindex(columns=list(runs))
     wide = wide.reindex([k for k in COMPARE_LABELS if k in wide.index] + [k for k in wide.index if k not in COMPARE_LABELS])
     wide.index = [COMPARE_LABELS.get(k, k.replace("_", " ")) for k in wide.index]

@@ -1,4 +1,5 @@
-"""Cached results are keyed by everything they depend on (dashboard/state.py ``Inputs``): two hospitals,
+"""Cached results are keyed by everything they depend on (dashboard/state.py ``Inputs``, which the page
+modules' caches take too: whatif_state, fairness_state, overview_state): two hospitals,
 two stored versions of one hospital or one hospital id in two stores never share a cached answer, and no
 cached function reads the hospital from the session state.
 
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 import streamlit as st
 
-from dashboard import keys, state
+from dashboard import fairness_state, keys, state
+from dashboard import whatif_state as ws
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def fake_hospitals(monkeypatch, tmp_path):
                                                   settings=SimpleNamespace(timezone="Europe/Oslo")))
 
     monkeypatch.setattr(state, "_load", load)
-    monkeypatch.setattr(state, "_forecasts_of", lambda inp: f"forecasts of {inp.hospital_id} {inp.version}")
+    monkeypatch.setattr(state, "forecasts_of", lambda inp: f"forecasts of {inp.hospital_id} {inp.version}")
     monkeypatch.setattr(state, "hospitals", lambda: pd.DataFrame({"hospital_id": ["A", "B"], "loaded_at": ["t1", "t1"]}))
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -61,20 +63,20 @@ ARGS = ("2027-01-05", "no change", "params", 20, 0)  # start, whatif, params, re
 
 
 def test_two_hospitals_never_share_a_cached_whatif(fake_hospitals, fake_whatif):
-    a = state.cached_whatif("A", "v1", "t1", *ARGS)
-    b = state.cached_whatif("B", "v1", "t1", *ARGS)  # the session still holds "A"
+    a = ws.cached_run("A", "v1", "t1", *ARGS)
+    b = ws.cached_run("B", "v1", "t1", *ARGS)  # the session still holds "A"
     assert a[0].startswith("A|") and a[1] == "forecasts of A v1"
     assert b[0].startswith("B|") and b[1] == "forecasts of B v1"
-    assert state.cached_whatif("A", "v1", "t1", *ARGS) is a  # same inputs: the cached answer
+    assert ws.cached_run("A", "v1", "t1", *ARGS) is a  # same inputs: the cached answer
     assert fake_whatif == [a[0], b[0]]
 
 
 def test_a_new_stored_version_or_another_store_gets_its_own_whatif(fake_hospitals, fake_whatif, monkeypatch, tmp_path):
-    first = state.cached_whatif("A", "v1", "t1", *ARGS)
-    assert state.cached_whatif("A", "v1", "t2", *ARGS)[0].endswith("|t2")  # the hospital re-ingested
-    assert state.cached_whatif("A", "v2", "t1", *ARGS)[1] == "forecasts of A v2"  # a retrained model
+    first = ws.cached_run("A", "v1", "t1", *ARGS)
+    assert ws.cached_run("A", "v1", "t2", *ARGS)[0].endswith("|t2")  # the hospital re-ingested
+    assert ws.cached_run("A", "v2", "t1", *ARGS)[1] == "forecasts of A v2"  # a retrained model
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'two.sqlite'}")
-    other_store = state.cached_whatif("A", "v1", "t1", *ARGS)
+    other_store = ws.cached_run("A", "v1", "t1", *ARGS)
     assert "two.sqlite" in other_store[0] and "one.sqlite" in first[0]
     assert len(fake_whatif) == 4
 
@@ -83,7 +85,7 @@ def test_whatif_answers_and_session_follow_their_arguments_not_the_session_state
     given = []
     monkeypatch.setattr("engine.whatif.whatif_answers",
                         lambda h, fc, start, w, params, session, reps=200, seed=0: given.append((h.name, fc)) or iter(()))
-    list(state.whatif_answers("B", "v1", "t1", "2027-01-05", "w", "p", 20, 0, session=None))
+    list(ws.answers("B", "v1", "t1", "2027-01-05", "w", "p", 20, 0, session=None))
     assert given[0][0].startswith("B|") and given[0][1] == "forecasts of B v1"
 
     class FakeSession:
@@ -93,16 +95,16 @@ def test_whatif_answers_and_session_follow_their_arguments_not_the_session_state
 
     monkeypatch.setattr("engine.whatif.WhatIfSession", FakeSession)
     baseline = SimpleNamespace(plan=SimpleNamespace(params="p"))
-    s_a = state.whatif_session("A", "v1", "t1", "2027-01-05", baseline, 20, 0)
-    assert state.whatif_session("A", "v1", "t1", "2027-01-05", baseline, 20, 0) is s_a
-    assert state.whatif_session("B", "v1", "t1", "2027-01-05", baseline, 20, 0) is not s_a
+    s_a = ws.user_session("A", "v1", "t1", "2027-01-05", baseline, 20, 0)
+    assert ws.user_session("A", "v1", "t1", "2027-01-05", baseline, 20, 0) is s_a
+    assert ws.user_session("B", "v1", "t1", "2027-01-05", baseline, 20, 0) is not s_a
 
 
 @pytest.mark.parametrize("call,target,fake", [
-    (lambda hid: state.fairness_trends(hid, "t1", "service_line", 4), "engine.fairness.trends",
+    (lambda hid: fairness_state.trends(hid, "t1", "service_line", 4), "engine.fairness.trends",
      lambda h, weeks, by: h.name),
-    (lambda hid: state.fairness_cost(hid, "v1", "t1", "2027-01-05", 1, 5.0), "engine.fairness.fairness_term_cost",
-     lambda h, fc, start, days, gap: (h.name, fc)),
+    (lambda hid: fairness_state.term_cost(hid, "v1", "t1", "2027-01-05", 1, 5.0), "engine.fairness.fairness_term_cost",
+     lambda h, fc, start, days, gap, params=None: (h.name, fc)),
     (lambda hid: state.addon_forecast(hid, "t1", 3)[0], "engine.forecast.forecast_addons",
      lambda cases, dates, as_of, timezone: cases["case_id"].iloc[0]),
     (lambda hid: state.case_names(hid, "t1")["case_id"].iloc[0], None, None),
