@@ -16,8 +16,18 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The dashboard's plan settings in these tests (OR_PLAN_PARAMS, dashboard/state.py plan_overrides): CP-SAT
+# gets 0.5 s per planned day instead of 3 s. It runs to its limit on every day (the sequencing model is
+# rarely proven optimal), so the 3 s were most of an AppTest's time (test_imported_hospital: 17 days
+# sequenced, 51 of 102 s); the pages' tests check what the pages show, not how well CP-SAT staggers
+# PACU arrivals (tests/engine/plan does, with the engine's defaults).
+TEST_PLAN_PARAMS = "sequence_time_limit_s=0.5"
+
+
 def use_hospital(monkeypatch, folder, tmp_path, models=None) -> None:
-    """Point the dashboard at ``folder`` with a fresh store, models folder and import folder."""
+    """Point the dashboard at ``folder`` with a fresh store, models folder and import folder, and the
+    tests' plan settings (TEST_PLAN_PARAMS)."""
+    monkeypatch.setenv("OR_PLAN_PARAMS", TEST_PLAN_PARAMS)
     monkeypatch.setenv("HOSPITAL_DIR", str(folder))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
     monkeypatch.setenv("MODELS_DIR", str(models or tmp_path / "models"))
@@ -78,3 +88,22 @@ def trained(small_env, small_models):
     copy_models(small_models, small_env)
     return small_env
 
+
+
+@pytest.fixture(scope="session")
+def shared_root(small_folder, small_models, tmp_path_factory) -> Path:
+    """One store, model registry (a copy of the session's) and import folder for the tests that only read."""
+    root = tmp_path_factory.mktemp("dash_shared")
+    copy_models(small_models, root)
+    return root
+
+
+@pytest.fixture
+def shared_trained(small_folder, shared_root, monkeypatch) -> Path:
+    """``trained``, but for tests that only read (they open pages, move sliders and keep what they save in
+    the session state; they never write to the store or the registry): every such test in a process
+    uses the same store and registry, so the dashboard's caches (keyed by store, registry, stored
+    version and model version: dashboard/state.py ``Inputs``) serve one test's plans, forecasts and
+    what-if baselines to the next, as they serve one user's pages to another."""
+    use_hospital(monkeypatch, small_folder, shared_root, models=shared_root / "models")
+    return shared_root

@@ -8,7 +8,7 @@ import pytest
 from engine.forecast import Registry, train_and_register
 from engine.generator import GeneratorParams, write_hospital
 from engine.hospital import load_hospital
-from tests.dashboard.conftest import REPO, app
+from tests.dashboard.conftest import app, use_hospital
 from tests.engine.forecast.conftest import FAST
 
 pytestmark = pytest.mark.slow
@@ -36,10 +36,7 @@ def hospitals(tmp_path_factory):
 
 def _open_all(hospitals, kind, monkeypatch, tmp_path):
     root, folders = hospitals
-    monkeypatch.setenv("HOSPITAL_DIR", str(folders[kind]))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
-    monkeypatch.setenv("MODELS_DIR", str(root / "models"))
-    monkeypatch.chdir(REPO)
+    use_hospital(monkeypatch, folders[kind], tmp_path, models=root / "models")
     at = app()
     at.run()
     assert not at.exception, at.exception

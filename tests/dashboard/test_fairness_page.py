@@ -19,7 +19,7 @@ def _open():
     return at
 
 
-def test_fairness_page_breakdowns_flags_and_pack(trained):
+def test_fairness_page_breakdowns_flags_and_pack(shared_trained):
     at = _open()
     table = next(df.value for df in at.dataframe if "Prime-time gap (points)" in df.value.columns)
     assert abs(table["Demand share"].sum() - 1) < 0.01
@@ -55,7 +55,7 @@ def test_fairness_page_breakdowns_flags_and_pack(trained):
 
 
 @pytest.mark.parametrize("source,by", [("rules-based baseline", "surgeon_id"), ("history (last 4 weeks)", "site")])
-def test_sources_and_groupings(trained, source, by):
+def test_sources_and_groupings(shared_trained, source, by):
     at = _open()
     at.selectbox(key="fair_source").set_value(source)
     at.selectbox(key="fair_by").set_value(by).run()
@@ -63,7 +63,7 @@ def test_sources_and_groupings(trained, source, by):
     assert any(charts.fairness_label(by) in df.value.columns for df in at.dataframe)
 
 
-def test_fairness_term_cost_shown(trained):
+def test_fairness_term_cost_shown(shared_trained):
     at = _open()
     at.number_input(key="fair_threshold").set_value(1.0).run()
     at.button(key="fair_term_button").click().run()

@@ -10,7 +10,7 @@ from engine.forecast import Registry, train_and_register
 from engine.hospital import load_hospital
 from engine.importer import import_hospital
 from engine.onboard import suggest_mapping
-from tests.dashboard.conftest import REPO, app
+from tests.dashboard.conftest import REPO, app, use_hospital
 from tests.engine.forecast.conftest import FAST
 
 pytestmark = pytest.mark.slow
@@ -30,11 +30,7 @@ def imported(tmp_path_factory):
 
 
 def test_every_page_opens_on_an_imported_hospital(imported, monkeypatch, tmp_path):
-    monkeypatch.setenv("HOSPITAL_DIR", str(imported / "sample"))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
-    monkeypatch.setenv("MODELS_DIR", str(imported / "models"))
-    monkeypatch.setenv("IMPORT_DIR", str(tmp_path / "imports"))
-    monkeypatch.chdir(REPO)
+    use_hospital(monkeypatch, imported / "sample", tmp_path, models=imported / "models")
     at = app()
     at.run()
     assert not at.exception, at.exception

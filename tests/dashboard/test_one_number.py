@@ -16,7 +16,7 @@ def _metric(at, label):
     return next(m for m in at.metric if m.label == label)
 
 
-def test_overview_risks_read_the_schedule_pages_plan(trained):
+def test_overview_risks_read_the_schedule_pages_plan(shared_trained):
     at = app()
     at.run()
     at.switch_page("../pages/schedule.py").run()
@@ -33,7 +33,7 @@ def test_overview_risks_read_the_schedule_pages_plan(trained):
     assert all("plan" in r for r in risks if "past close" in r or "not fit" in r)
 
 
-def test_fewer_rooms_is_not_green_utilization_when_deferrals_rise(trained):
+def test_fewer_rooms_is_not_green_utilization_when_deferrals_rise(shared_trained):
     at = app()
     at.run()
     at.switch_page("../pages/whatif.py").run()

@@ -72,7 +72,7 @@ def test_schedule_page_without_model_says_what_to_do(small_env):
     assert any("Train one on the Forecasts page" in w.value for w in at.warning)
 
 
-def test_schedule_page_plans_and_shows_gantt_pacu_deferred_exports(trained):
+def test_schedule_page_plans_and_shows_gantt_pacu_deferred_exports(shared_trained):
     at = _open_schedule()
     assert _metric(at, "Solver") == "highs"
     n_sched = int(_metric(at, "Scheduled"))
@@ -88,7 +88,7 @@ def test_schedule_page_plans_and_shows_gantt_pacu_deferred_exports(trained):
     assert {"End at P50", "End at P80"} <= set(day_list.columns) and "end_p50" not in day_list.columns
 
 
-def test_schedule_page_opens_with_the_verdict_against_the_rules(trained):
+def test_schedule_page_opens_with_the_verdict_against_the_rules(shared_trained):
     """The verdict compares the page's own plan with the rules plan of the same days: the table's
     cases scheduled are the page's Scheduled metric and, after switching to the rules, the rules'."""
     at = _open_schedule()
@@ -115,7 +115,7 @@ def test_schedule_page_opens_with_the_verdict_against_the_rules(trained):
     assert not any("Against your block rules" in str(n.value) for n in [*at.success, *at.warning])
 
 
-def test_case_details_follow_the_selection(trained):
+def test_case_details_follow_the_selection(shared_trained):
     at = _open_schedule()
     sel = at.selectbox(key="plan_case")
     first = [m.value for m in at.markdown if m.value.startswith("**C")]
@@ -126,7 +126,7 @@ def test_case_details_follow_the_selection(trained):
     assert first and second and first != second
 
 
-def test_alternatives_side_by_side(trained):
+def test_alternatives_side_by_side(shared_trained):
     at = _open_schedule()
     at.button(key="alternatives_button").click().run()
     assert not at.exception
@@ -161,7 +161,7 @@ def test_alternatives_chart_titles_are_words():
     assert titles == ["Prime-time utilization", "Expected overtime (min)", "Deferred cases"]
 
 
-def test_frontier_on_request_holds_the_rules_point_and_this_plan(trained):
+def test_frontier_on_request_holds_the_rules_point_and_this_plan(shared_trained):
     at = _open_schedule()
     assert not any("schedule_frontier" in c.proto.id for c in at.get("plotly_chart"))  # planned only on request
     at.button(key="frontier_button").click().run()

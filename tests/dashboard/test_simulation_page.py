@@ -12,7 +12,7 @@ def _open():
     return at
 
 
-def test_simulation_opens_with_the_verdict_then_distributions_tails_and_comparison(trained):
+def test_simulation_opens_with_the_verdict_then_distributions_tails_and_comparison(shared_trained):
     """The page runs its defaults on opening (no click): the verdict first, optimized against rules
     with paired intervals, then every policy's distributions, tails and paired differences, one
     axis per unit (no chart mixes minutes and utilization points)."""
@@ -36,7 +36,7 @@ def test_simulation_opens_with_the_verdict_then_distributions_tails_and_comparis
     assert len(at.get("plotly_chart")) >= 4  # decision intervals, violin, ECDF, paired intervals
 
 
-def test_the_verdict_needs_both_optimized_and_rules(trained):
+def test_the_verdict_needs_both_optimized_and_rules(shared_trained):
     at = _open()
     at.multiselect(key="sim_policies").set_value(["rules", "as_booked"])
     at.get("form_submit_button")[0].click().run()
@@ -45,7 +45,7 @@ def test_the_verdict_needs_both_optimized_and_rules(trained):
     assert not any("Against your block rules" in str(n.value) for n in [*at.success, *at.warning, *at.info])
 
 
-def test_inflating_durations_raises_simulated_overtime(trained):
+def test_inflating_durations_raises_simulated_overtime(shared_trained):
     at = _open()
     at.number_input(key="sim_reps").set_value(100)
     at.multiselect(key="sim_policies").set_value(["rules"])
@@ -58,7 +58,7 @@ def test_inflating_durations_raises_simulated_overtime(trained):
     assert float(after.set_index("metric").loc["overtime_minutes", "mean"]) > ot0
 
 
-def test_no_policy_chosen_is_a_clear_error(trained):
+def test_no_policy_chosen_is_a_clear_error(shared_trained):
     at = _open()
     at.multiselect(key="sim_policies").set_value([])
     at.get("form_submit_button")[0].click().run()

@@ -21,7 +21,7 @@ def _open(page):
 
 @pytest.mark.parametrize("key,value", [("wi_rooms", -3), ("wi_teams", -3), ("wi_beds", -4), ("wi_addons", 2.0),
                                        ("wi_inflation", 0.3), ("wi_cancel", 3.0)])
-def test_each_slider_replans_and_changes_something(trained, key, value):
+def test_each_slider_replans_and_changes_something(shared_trained, key, value):
     at = _open("../pages/whatif.py")
     at.selectbox(key="wi_solver").set_value("rules").run()
     before = _metrics(at)
@@ -31,7 +31,7 @@ def test_each_slider_replans_and_changes_something(trained, key, value):
     assert after != before or any(d is not None for _, d in after.values())
 
 
-def test_fewer_rooms_defers_more_and_more_addons_raise_overtime(trained):
+def test_fewer_rooms_defers_more_and_more_addons_raise_overtime(shared_trained):
     at = _open("../pages/whatif.py")
     at.selectbox(key="wi_solver").set_value("rules").run()
     base_def = float(_metrics(at)["Deferred cases"][0])
@@ -43,7 +43,7 @@ def test_fewer_rooms_defers_more_and_more_addons_raise_overtime(trained):
     assert float(_metrics(at)["P95 overtime (min)"][0]) >= base_ot
 
 
-def test_saved_scenarios_compare_and_export(trained):
+def test_saved_scenarios_compare_and_export(shared_trained):
     at = _open("../pages/whatif.py")
     at.selectbox(key="wi_solver").set_value("rules").run()
     at.slider(key="wi_rooms").set_value(-2).run()
@@ -66,7 +66,7 @@ def test_saved_scenarios_compare_and_export(trained):
 
 
 @pytest.mark.slow  # plans, simulates and draws the frontier
-def test_overview_shows_kpis_risks_frontier(trained):
+def test_overview_shows_kpis_risks_frontier(shared_trained):
     at = _open("../pages/overview.py")
     labels = set(_metrics(at))
     assert {"Prime-time utilization", "Overtime per week (min)", "Elective cancellations", "Add-ons per week",
@@ -84,7 +84,7 @@ def test_overview_shows_kpis_risks_frontier(trained):
     assert any("No risk found" in m for m in messages) or len(messages) >= 2
 
 
-def test_optimizer_whatif_ends_on_the_final_answer(trained):
+def test_optimizer_whatif_ends_on_the_final_answer(shared_trained):
     """With HiGHS a slider move shows a first answer and then the refined one; the run ends on the
     final answer, whose caption says so, with the KPI changes against the baseline."""
     at = _open("../pages/whatif.py")
