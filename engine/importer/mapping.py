@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional, Union
 
 import yaml
+from pydantic import (BeforeValidator, ConfigDict, Field, PrivateAttr, SkipValidation, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
+import engine.config as config
 from engine.contract import CASE_STATUSES, CASES_COLUMNS, CASES_REQUIRED, SETTINGS_FILE, SETTINGS_REQUIRED, URGENCIES
 from engine.errors import InputError, Problem
 from engine.importer.clean import CleanRules, parse_clean
@@ -45,15 +49,6 @@ _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _EXCEL_MAX_SERIAL = 2958466
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-_TOP_KEYS = ("version", "name", "description", "source", "formats", "columns", "constants",
-             "extras", "value_maps", "unmapped_values", "extra_columns", "bad_values",
-             "max_bad_row_fraction", "settings", "rooms", "files", "infer", "clean")
-_SPEC_KEYS = {"column", "date", "time", "derive", "format", "date_format", "time_format", "map",
-              "unmapped", "if_missing", "optional", "roll_over_midnight", "after", "start",
-              "max_roll_over_hours",
-              "end", "from", "pattern", "group", "sep", "index", "columns", "list_sep", "kind"}
-
 
 # ---------------------------------------------------------------------------------------------
 # The typed mapping
@@ -186,7 +181,8 @@ class Mapping:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading the mapping
+# Loading the mapping: the file as written is a pydantic model (_MappingFile) whose validators
+# build the typed mapping's parts; engine.config words each problem by the mapping file and key.
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans: ``Y``, ``yes``, ``on`` stay strings (value-map keys)."""
@@ -198,21 +194,6 @@ _Loader.yaml_implicit_resolvers = {
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
-class _MappingErrors:
-    """Collects every mapping problem so the user can fix them in one pass."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.problems.append(Problem(file=str(self.path), row=None, column=key, problem=message))
-
-    def raise_if_any(self) -> None:
-        if self.problems:
-            raise InputError(self.problems)
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -240,221 +221,58 @@ def load_mapping(path: str | Path) -> Mapping:
 
 
 def parse_mapping(data: Any, path: str | Path = "<mapping>") -> Mapping:
-    """Validate an already-parsed mapping document (``load_mapping`` without the file)."""
+    """Validate an already-parsed mapping document (``load_mapping`` without the file).
+
+    Every problem is reported at once, except those across sections (dependency cycles, columns
+    referring to columns the mapping does not define), which wait until each section is valid.
+    """
     path = Path(path)
-    errs = _MappingErrors(path)
     if not isinstance(data, dict):
-        errs.add("", "the mapping must be a YAML mapping (key: value) at the top level")
-        errs.raise_if_any()
-    for key in data:
-        if key not in _TOP_KEYS:
-            errs.add(str(key), f"unknown key (known: {', '.join(_TOP_KEYS)})")
-
-    source = _parse_source(data.get("source"), errs)
-    formats = _parse_formats(data.get("formats"), errs)
-    value_maps = _parse_value_maps(data.get("value_maps"), errs)
-    unmapped_default = _choice(data.get("unmapped_values", "keep"), UNMAPPED_POLICIES,
-                               "unmapped_values", errs)
-
-    columns = data.get("columns")
-    fields: dict[str, FieldSpec] = {}
-    if columns is None:
-        errs.add("columns", "missing section: 'columns' maps contract columns to source columns")
-    elif not isinstance(columns, dict) or not columns:
-        errs.add("columns", "must be a non-empty mapping of contract column -> source spec")
-    else:
-        for target, raw in columns.items():
-            key = f"columns.{target}"
-            if target not in CASES_COLUMNS:
-                errs.add(key, f"unknown target column '{target}' (cases.csv columns: "
-                              f"{', '.join(CASES_COLUMNS)}; put other columns under 'extras')")
-                continue
-            spec = _parse_spec(raw, str(target), CASES_COLUMNS[target], key, formats,
-                               value_maps, unmapped_default, errs)
-            if spec is not None:
-                fields[str(target)] = spec
-
-    constants: dict[str, Any] = {}
-    raw_constants = data.get("constants") or {}
-    if not isinstance(raw_constants, dict):
-        errs.add("constants", "must be a mapping of contract column -> value")
-    else:
-        for target, value in raw_constants.items():
-            key = f"constants.{target}"
-            if target not in CASES_COLUMNS:
-                errs.add(key, f"unknown target column '{target}'")
-            elif isinstance(value, (dict, list)):
-                errs.add(key, "a constant must be a single value")
-            else:
-                constants[str(target)] = value
-                _check_allowed_value(str(target), value, key, errs)
-
-    extras: dict[str, FieldSpec] = {}
-    raw_extras = data.get("extras") or {}
-    if not isinstance(raw_extras, dict):
-        errs.add("extras", "must be a mapping of output column -> source spec")
-    else:
-        for target, raw in raw_extras.items():
-            key = f"extras.{target}"
-            if target in CASES_COLUMNS:
-                errs.add(key, f"'{target}' is a contract column: map it under 'columns'")
-                continue
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(target)):
-                errs.add(key, "extra column names must be identifiers (letters, digits, _)")
-                continue
-            kind = raw.get("kind", "str") if isinstance(raw, dict) else "str"
-            if kind not in EXTRA_KINDS:
-                errs.add(f"{key}.kind", f"unknown kind '{kind}' (known: {', '.join(EXTRA_KINDS)})")
-                continue
-            spec = _parse_spec(raw, str(target), kind, key, formats, value_maps,
-                               unmapped_default, errs, allow_kind=True)
-            if spec is not None:
-                extras[str(target)] = spec
-
-    for req in CASES_REQUIRED:
-        if isinstance(columns, dict) and req not in columns and req not in constants:
-            errs.add(f"columns.{req}", f"required cases.csv column '{req}' is not mapped "
-                                       "(map it under 'columns' or give it under 'constants')")
-
-    order = _evaluation_order(fields, extras, constants, errs)
-
-    extra_columns = _choice(data.get("extra_columns", "drop"), EXTRA_COLUMN_POLICIES,
-                            "extra_columns", errs)
-    bad_values = _choice(data.get("bad_values", "quarantine"), BAD_VALUE_POLICIES,
-                         "bad_values", errs)
-    max_bad = data.get("max_bad_row_fraction", 0.05)
-    if isinstance(max_bad, bool) or not isinstance(max_bad, (int, float)) or not 0 <= max_bad <= 1:
-        errs.add("max_bad_row_fraction", f"must be a number between 0 and 1, got {max_bad!r}")
-        max_bad = 0.05
-
-    files = _parse_files(data.get("files"), path, errs)
-    settings = _parse_settings(data.get("settings"), SETTINGS_FILE in files, errs)
-    rooms = _parse_rooms(data.get("rooms"), errs)
-    infer = _parse_infer(data.get("infer"), errs)
-    clean = parse_clean(data.get("clean"), errs)
-    errs.raise_if_any()
-    return Mapping(path=path, source=source, formats=formats, fields=fields, constants=constants,
-                   extras=extras, order=order, extra_columns=extra_columns, bad_values=bad_values,
-                   max_bad_row_fraction=float(max_bad), settings=settings, rooms=rooms,
-                   files=files, infer=infer, clean=clean)
+        raise InputError(Problem(str(path), None, "", "the mapping must be a YAML mapping (key: value) "
+                                                      "at the top level"))
+    f = config.validate(_MappingFile, data, str(path), path=path)
+    return Mapping(path=path, source=SourceOptions(**f.source.model_dump()), formats=f.formats.model_dump(),
+                   fields=f.columns, constants=f.constants, extras=f.extras, order=f.order(),
+                   extra_columns=f.extra_columns, bad_values=f.bad_values,
+                   max_bad_row_fraction=f.max_bad_row_fraction, settings=f.settings, rooms=f.rooms.spec(),
+                   files=f.files, infer=f.infer, clean=f.clean)
 
 
-_INFER_FLAGS = ("blocks", "staffing")
+# --- value checks: each raises ValueError with the words the mapping's author reads
 
 
-def _parse_infer(raw: Any, errs: _MappingErrors) -> dict[str, Any]:
-    """``infer: {blocks: true, staffing: true, pacu_beds: 8, weeks: 8, ...}``: which missing files to
-    infer from history, and the rules' thresholds (engine.onboard.infer.InferParams fields)."""
-    from dataclasses import fields as dc_fields
-
-    from engine.onboard.infer import InferParams
-
-    out: dict[str, Any] = {"blocks": True, "staffing": True}
-    if raw is None:
-        return out
-    if not isinstance(raw, dict):
-        errs.add("infer", "must be a mapping (blocks: true, staffing: true, pacu_beds: N, weeks: N, ...)")
-        return out
-    known = {f.name for f in dc_fields(InferParams)}
-    params = {}
-    for k, v in raw.items():
-        if k in _INFER_FLAGS:
-            if not isinstance(v, bool):
-                errs.add(f"infer.{k}", f"must be true or false, got {v!r}")
-            out[k] = bool(v)
-        elif k == "pacu_beds":
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                errs.add("infer.pacu_beds", f"must be a whole number of beds >= 0, got {v!r}")
-            out[k] = v
-        elif k in known:
-            params[k] = v
-        else:
-            errs.add(f"infer.{k}", f"unknown key (known: {', '.join([*_INFER_FLAGS, 'pacu_beds', *sorted(known)])})")
-    try:
-        out["params"] = InferParams(**params)
-    except (TypeError, ValueError) as exc:
-        errs.add("infer", str(exc))
-    return out
+def _one_of(allowed: tuple[str, ...]) -> Any:
+    def check(v: Any) -> str:
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {v!r}")
+        return str(v)
+    return BeforeValidator(check)
 
 
-def _choice(value: Any, allowed: tuple[str, ...], key: str, errs: _MappingErrors) -> str:
-    if value not in allowed:
-        errs.add(key, f"must be one of {', '.join(allowed)}, got {value!r}")
-        return allowed[0]
-    return str(value)
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
 
 
-def _check_allowed_value(target: str, value: Any, key: str, errs: _MappingErrors) -> None:
-    allowed = {"status": CASE_STATUSES, "urgency": URGENCIES}.get(target)
-    if allowed and value is not None and value not in allowed:
-        errs.add(key, f"'{value}' is not a valid {target} (allowed: {', '.join(allowed)})")
+def _text(v: Any) -> str | None:
+    """A column name: non-empty text, trimmed."""
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("must be a non-empty text")
+    return v.strip()
 
 
-def _parse_source(raw: Any, errs: _MappingErrors) -> SourceOptions:
-    if raw is None:
-        return SourceOptions()
-    if not isinstance(raw, dict):
-        errs.add("source", "must be a mapping (format, encoding, delimiter, sheet, header_row)")
-        return SourceOptions()
-    known = {"format", "encoding", "delimiter", "sheet", "header_row"}
-    for k in raw:
-        if k not in known:
-            errs.add(f"source.{k}", f"unknown key (known: {', '.join(sorted(known))})")
-    fmt = raw.get("format")
-    if fmt is not None and fmt not in ("csv", "parquet", "excel"):
-        errs.add("source.format", f"must be csv, parquet or excel, got {fmt!r}")
-        fmt = None
-    encoding = str(raw.get("encoding", "utf-8"))
-    try:
-        "".encode(encoding)
-    except LookupError:
-        errs.add("source.encoding", f"unknown encoding '{encoding}'")
-        encoding = "utf-8"
-    delimiter = raw.get("delimiter", ",")
-    if delimiter in ("\\t", "tab"):
-        delimiter = "\t"
-    if not isinstance(delimiter, str) or len(delimiter) != 1:
-        errs.add("source.delimiter", f"must be a single character, got {delimiter!r}")
-        delimiter = ","
-    sheet = raw.get("sheet", 0)
-    if not isinstance(sheet, (str, int)) or isinstance(sheet, bool):
-        errs.add("source.sheet", "must be a sheet name or a 0-based sheet index")
-        sheet = 0
-    header_row = raw.get("header_row", 1)
-    if not isinstance(header_row, int) or isinstance(header_row, bool) or header_row < 1:
-        errs.add("source.header_row", "must be a whole number >= 1")
-        header_row = 1
-    return SourceOptions(format=fmt, encoding=encoding, delimiter=delimiter, sheet=sheet,
-                         header_row=header_row)
-
-
-def _format_list(value: Any, key: str, errs: _MappingErrors) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        errs.add(key, "must be a strptime format or a list of them, e.g. '%m/%d/%Y'")
-        return ()
-    for v in value:
-        if "%" not in v:
-            errs.add(key, f"'{v}' has no % directive; strptime formats look like '%m/%d/%Y'")
-    return tuple(value)
-
-
-def _parse_formats(raw: Any, errs: _MappingErrors) -> dict[str, tuple[str, ...]]:
-    formats = dict(DEFAULT_FORMATS)
-    if raw is None:
-        return formats
-    if not isinstance(raw, dict):
-        errs.add("formats", "must be a mapping with date / time / datetime formats")
-        return formats
-    for k, v in raw.items():
-        if k not in DEFAULT_FORMATS:
-            errs.add(f"formats.{k}", "unknown key (known: date, time, datetime)")
-            continue
-        parsed = _format_list(v, f"formats.{k}", errs)
-        if parsed:
-            formats[k] = parsed
-    return formats
+def _formats(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise ValueError("must be a strptime format or a list of them, e.g. '%m/%d/%Y'")
+    bad = [x for x in v if "%" not in x]
+    if bad:
+        config.fail([((), f"'{x}' has no % directive; strptime formats look like '%m/%d/%Y'") for x in bad])
+    return tuple(v)
 
 
 def _map_key(value: Any) -> str:
@@ -464,251 +282,688 @@ def _map_key(value: Any) -> str:
     return str(value).strip()
 
 
-def _parse_value_map(raw: Any, key: str, errs: _MappingErrors) -> dict[str, str | None] | None:
+def _value_map(raw: Any) -> dict[str, str | None]:
+    """``{source value: output value}``, keys folded to lower case (clashes are problems)."""
     if not isinstance(raw, dict) or not raw:
-        errs.add(key, "a value map must be a non-empty mapping of source value -> output value")
-        return None
+        raise ValueError("a value map must be a non-empty mapping of source value -> output value")
     out: dict[str, str | None] = {}
     seen: dict[str, str] = {}
+    errs = config.Errors()
     for src, dst in raw.items():
         if src is None:
-            errs.add(key, "a value-map key is empty; missing values are handled by if_missing")
+            errs.add((), "a value-map key is empty; missing values are handled by if_missing")
             continue
         if isinstance(dst, (dict, list)):
-            errs.add(f"{key}.{src}", "must map to a single value")
+            errs.add((str(src),), "must map to a single value")
             continue
         folded = _map_key(src).casefold()
         dst_text = None if dst is None else _map_key(dst)
         if folded in out and out[folded] != dst_text:
-            errs.add(f"{key}.{src}", f"clashes with '{seen[folded]}' (keys match ignoring case)")
+            errs.add((str(src),), f"clashes with '{seen[folded]}' (keys match ignoring case)")
             continue
         out[folded] = dst_text
         seen[folded] = str(src)
+    errs.raise_if_any()
     return out
 
 
-def _parse_value_maps(raw: Any, errs: _MappingErrors) -> dict[str, dict[str, str | None]]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        errs.add("value_maps", "must be a mapping of map name -> {source value: output value}")
-        return {}
-    out = {}
-    for name, m in raw.items():
-        parsed = _parse_value_map(m, f"value_maps.{name}", errs)
-        if parsed is not None:
-            out[str(name)] = parsed
-    return out
+def _not_allowed(target: str, value: Any) -> str | None:
+    """Why a fixed value cannot go in ``status`` / ``urgency`` (None: it can)."""
+    allowed = {"status": CASE_STATUSES, "urgency": URGENCIES}.get(target)
+    if allowed and value is not None and value not in allowed:
+        return f"'{value}' is not a valid {target} (allowed: {', '.join(allowed)})"
+    return None
 
 
-def _parse_spec(raw: Any, target: str, kind: str, key: str, formats: dict[str, tuple[str, ...]],
-                value_maps: dict[str, dict[str, str | None]], unmapped_default: str,
-                errs: _MappingErrors, allow_kind: bool = False) -> FieldSpec | None:
-    """One ``columns`` / ``extras`` / ``if_missing`` entry -> FieldSpec (None after an error)."""
-    if isinstance(raw, str):
-        if not raw.strip():
-            errs.add(key, "empty source column name")
-            return None
-        return FieldSpec(target=target, kind=kind, key=key, how="column", column=raw.strip(),
-                         formats=formats.get(kind, ()), unmapped=unmapped_default)
-    if not isinstance(raw, dict):
-        errs.add(key, "must be a source column name or a mapping (column / date+time / derive)")
-        return None
-    n_before = len(errs.problems)
-    for k in raw:
-        if k not in _SPEC_KEYS or (k == "kind" and not allow_kind):
-            errs.add(f"{key}.{k}", "unknown key")
-    common: dict[str, Any] = {"target": target, "kind": kind, "key": key,
-                              "unmapped": unmapped_default}
+def _hhmm(v: Any) -> str:
+    if not isinstance(v, str) or not _HHMM.match(v):
+        raise ValueError(f"must be HH:MM, got {v!r}")
+    return v
 
-    def text(k: str) -> str | None:
-        v = raw.get(k)
-        if v is None:
-            return None
-        if not isinstance(v, str) or not v.strip():
-            errs.add(f"{key}.{k}", "must be a non-empty text")
-            return None
-        return v.strip()
 
-    if "format" in raw:
-        common["formats"] = _format_list(raw["format"], f"{key}.format", errs)
+def _site(v: Any) -> str:
+    if not isinstance(v, (str, int)) or v == "":
+        raise ValueError("must be a site name")
+    return str(v)
+
+
+def _capabilities(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        items = v.split(";")
+    elif isinstance(v, list):
+        items = [str(x) for x in v]
     else:
-        common["formats"] = formats.get(kind, ())
+        raise ValueError("must be a list or a ';'-separated text")
+    return ";".join(i.strip() for i in items if i.strip())
 
-    if "map" in raw:
-        m = raw["map"]
-        if isinstance(m, str):
-            if m not in value_maps:
-                errs.add(f"{key}.map", f"no value map named '{m}' under 'value_maps'")
-            else:
-                common["value_map"] = value_maps[m]
-        else:
-            common["value_map"] = _parse_value_map(m, f"{key}.map", errs)
-        vm = common.get("value_map")
-        if vm and target in ("status", "urgency"):
-            allowed = CASE_STATUSES if target == "status" else URGENCIES
-            for dst in vm.values():
-                if dst is not None and dst not in allowed:
-                    errs.add(f"{key}.map", f"maps to '{dst}', which is not a valid {target} "
-                                           f"(allowed: {', '.join(allowed)})")
-    if "unmapped" in raw:
-        common["unmapped"] = _choice(raw["unmapped"], UNMAPPED_POLICIES, f"{key}.unmapped", errs)
-        if "map" not in raw:
-            errs.add(f"{key}.unmapped", "'unmapped' needs a 'map'")
-    if "optional" in raw:
-        if not isinstance(raw["optional"], bool):
-            errs.add(f"{key}.optional", "must be true or false")
-        common["optional"] = bool(raw["optional"])
-    if "list_sep" in raw:
-        if not isinstance(raw["list_sep"], str) or not raw["list_sep"]:
-            errs.add(f"{key}.list_sep", "must be a non-empty text")
-        else:
-            common["list_sep"] = raw["list_sep"]
-    if "if_missing" in raw:
-        fb = raw["if_missing"]
-        if isinstance(fb, dict):
-            common["if_missing_spec"] = _parse_spec(fb, target, kind, f"{key}.if_missing", formats,
-                                                    value_maps, unmapped_default, errs)
-        elif isinstance(fb, list):
-            errs.add(f"{key}.if_missing", "must be a constant or a spec mapping")
-        else:
-            common["if_missing_value"] = fb
-            _check_allowed_value(target, fb, f"{key}.if_missing", errs)
 
-    spec: FieldSpec | None = None
-    if "derive" in raw:
-        derive = raw["derive"]
-        if derive not in DERIVE_KINDS:
-            errs.add(f"{key}.derive", f"unknown derive kind '{derive}' "
-                                      f"(known: {', '.join(DERIVE_KINDS)})")
+def _pattern(v: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression: {exc}") from None
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Text = Annotated[Optional[str], BeforeValidator(_text)]
+Formats = Annotated[tuple[str, ...], BeforeValidator(_formats)]
+OptFormats = Annotated[Optional[tuple[str, ...]], BeforeValidator(_formats)]  # given: never None
+ValueMap = Annotated[dict[str, Optional[str]], BeforeValidator(_value_map)]
+HHMM = Annotated[str, BeforeValidator(_hhmm)]
+Site = Annotated[Optional[str], BeforeValidator(_site)]
+Capabilities = Annotated[str, BeforeValidator(_capabilities)]
+
+
+# --- the sections
+
+
+class _Source(config.Table):
+    """``source:``: how to read the source file."""
+
+    unknown_key = "unknown key (known: {sorted})"
+    not_a_table = "must be a mapping (format, encoding, delimiter, sheet, header_row)"
+
+    format: Optional[str] = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    sheet: Union[str, int] = 0
+    header_row: int = 1
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _format(cls, v: Any) -> str | None:
+        if v is not None and v not in ("csv", "parquet", "excel"):
+            raise ValueError(f"must be csv, parquet or excel, got {v!r}")
+        return v
+
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _encoding(cls, v: Any) -> str:
+        try:
+            "".encode(str(v))
+        except LookupError:
+            raise ValueError(f"unknown encoding '{v}'") from None
+        return str(v)
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _delimiter(cls, v: Any) -> str:
+        v = "\t" if v in ("\\t", "tab") else v
+        if not isinstance(v, str) or len(v) != 1:
+            raise ValueError(f"must be a single character, got {v!r}")
+        return v
+
+    @field_validator("sheet", mode="before")
+    @classmethod
+    def _sheet(cls, v: Any) -> str | int:
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            raise ValueError("must be a sheet name or a 0-based sheet index")
+        return v
+
+    @field_validator("header_row", mode="before")
+    @classmethod
+    def _header_row(cls, v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError("must be a whole number >= 1")
+        return v
+
+
+class _Formats(config.Table):
+    """``formats:``: the strptime formats a column spec uses unless it gives its own."""
+
+    unknown_key = "unknown key (known: {known})"
+    not_a_table = "must be a mapping with date / time / datetime formats"
+
+    date: Formats = DEFAULT_FORMATS["date"]
+    time: Formats = DEFAULT_FORMATS["time"]
+    datetime: Formats = DEFAULT_FORMATS["datetime"]
+
+
+class _Spec(config.Table):
+    """One ``columns`` / ``extras`` / ``if_missing`` entry written as a mapping.
+
+    The keys are checked here one by one; :meth:`field_spec` checks them together and against
+    the rest of the mapping (the target's kind, named value maps, other output columns).
+    """
+
+    column: Text = None
+    date: Text = None
+    time: Text = None
+    derive: Optional[str] = None
+    format: OptFormats = None
+    date_format: OptFormats = None
+    time_format: OptFormats = None
+    map: Any = None  # a name under value_maps, or the map itself (folded by _value_map)
+    unmapped: Annotated[str, _one_of(UNMAPPED_POLICIES)] = "keep"
+    if_missing: Any = None  # a constant, or a _Spec
+    optional: Flag = False
+    roll_over_midnight: Flag = False
+    after: Text = None
+    start: Text = None
+    end: Text = None
+    from_: Text = Field(None, alias="from")
+    max_roll_over_hours: float = 18.0
+    # Checked by field_spec, with the derive kind that reads them.
+    pattern: Any = None
+    group: Any = 1
+    sep: Any = None
+    index: Any = 0
+    columns: Any = None
+    list_sep: Optional[str] = None
+    kind: Any = None  # extras only
+
+    @field_validator("derive", mode="before")
+    @classmethod
+    def _derive(cls, v: Any) -> str:
+        if v not in DERIVE_KINDS:
+            raise ValueError(f"unknown derive kind '{v}' (known: {', '.join(DERIVE_KINDS)})")
+        return v
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _map(cls, v: Any) -> Any:
+        return v if isinstance(v, str) else _value_map(v)
+
+    @field_validator("if_missing", mode="before")
+    @classmethod
+    def _if_missing(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return _Spec.model_validate(v)
+        if isinstance(v, list):
+            raise ValueError("must be a constant or a spec mapping")
+        return v
+
+    @field_validator("max_roll_over_hours", mode="before")
+    @classmethod
+    def _max_roll(cls, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 24:
+            raise ValueError(f"must be a number of hours in (0, 24], got {v!r}")
+        return float(v)
+
+    @field_validator("list_sep", mode="before")
+    @classmethod
+    def _list_sep(cls, v: Any) -> str:
+        if not isinstance(v, str) or not v:
+            raise ValueError("must be a non-empty text")
+        return v
+
+    def field_spec(self, target: str, kind: str, key: str, loc: config.Loc, ctx: _Context,
+                   errs: config.Errors, allow_kind: bool = False) -> FieldSpec | None:
+        """The FieldSpec of ``target`` (a ``kind`` column); problems go to ``errs`` at ``loc``
+        (None after one). ``key`` names the entry in messages (``columns.room_id``)."""
+        n_before = len(errs)
+        given = self.model_fields_set
+        if "kind" in given and not allow_kind:
+            errs.add((*loc, "kind"), "unknown key")
+        common: dict[str, Any] = {"target": target, "kind": kind, "key": key,
+                                  "formats": self.format if self.format is not None else ctx.formats.get(kind, ()),
+                                  "unmapped": self.unmapped if "unmapped" in given else ctx.unmapped,
+                                  "optional": self.optional}
+        if "map" in given:
+            vm = self.map
+            if isinstance(vm, str):
+                vm = ctx.value_maps.get(vm) if ctx.value_maps is not None else None
+                if vm is None and ctx.value_maps is not None:
+                    errs.add((*loc, "map"), f"no value map named '{self.map}' under 'value_maps'")
+            common["value_map"] = vm
+            if vm and target in ("status", "urgency"):
+                allowed = CASE_STATUSES if target == "status" else URGENCIES
+                for dst in vm.values():
+                    if dst is not None and dst not in allowed:
+                        errs.add((*loc, "map"), f"maps to '{dst}', which is not a valid {target} "
+                                                f"(allowed: {', '.join(allowed)})")
+        elif "unmapped" in given:
+            errs.add((*loc, "unmapped"), "'unmapped' needs a 'map'")
+        if self.list_sep is not None:
+            common["list_sep"] = self.list_sep
+        if isinstance(self.if_missing, _Spec):
+            common["if_missing_spec"] = self.if_missing.field_spec(target, kind, f"{key}.if_missing",
+                                                                   (*loc, "if_missing"), ctx, errs)
+        elif "if_missing" in given:
+            common["if_missing_value"] = self.if_missing
+            if (why := _not_allowed(target, self.if_missing)) is not None:
+                errs.add((*loc, "if_missing"), why)
+
+        spec: FieldSpec
+        if self.derive is not None:
+            spec = self._derived(common, target, kind, loc, errs)
+        elif "date" in given or "time" in given:
+            if not self.date or not self.time:
+                errs.add(loc, "a date+time spec needs both 'date' and 'time' source columns")
+            if kind != "datetime":
+                errs.add(loc, f"date+time gives a datetime; '{target}' is a {kind}")
+            roll, after = self.roll_over_midnight, self.after
+            if roll and after is None:
+                after = "wheels_in"
+            if after is not None and not roll:
+                errs.add((*loc, "after"), "'after' only makes sense with roll_over_midnight: true")
+            if after == target:
+                errs.add((*loc, "after"), f"'{target}' cannot roll over relative to itself; "
+                                          "set 'after' to an earlier column")
+            spec = FieldSpec(**common, how="combine", date_column=self.date, time_column=self.time,
+                             date_formats=self.date_format or ctx.formats["date"],
+                             time_formats=self.time_format or ctx.formats["time"],
+                             datetime_formats=ctx.formats["datetime"], roll_over_midnight=roll,
+                             max_roll_over_hours=self.max_roll_over_hours, after=after)
+        elif "column" in given:
+            spec = FieldSpec(**common, how="column", column=self.column)
+        else:
+            errs.add(loc, "needs 'column', 'date' + 'time', or 'derive'")
             return None
-        common.update(how="derive", derive=derive)
-        if derive == "minutes_between":
-            start, end = text("start"), text("end")
-            if not start or not end:
-                errs.add(key, "minutes_between needs 'start' and 'end' (output datetime columns)")
+        for k in ("date_format", "time_format", "roll_over_midnight", "after", "max_roll_over_hours"):
+            if k in given and spec.how != "combine":
+                errs.add((*loc, k), "only for date + time specs")
+        if spec.how == "combine" or spec.derive in ("minutes_between", "from_datetime_date"):
+            for k in ("format", "map", "unmapped", "list_sep"):
+                if k in given:
+                    errs.add((*loc, k), "only for specs that read text (column, regex, split, "
+                                        "concat); date + time specs use date_format/time_format")
+        return spec if len(errs) == n_before else None
+
+    def _derived(self, common: dict[str, Any], target: str, kind: str, loc: config.Loc,
+                 errs: config.Errors) -> FieldSpec:
+        common = common | {"how": "derive", "derive": self.derive}
+        if self.derive == "minutes_between":
+            if not self.start or not self.end:
+                errs.add(loc, "minutes_between needs 'start' and 'end' (output datetime columns)")
             if kind not in ("float", "int"):
-                errs.add(f"{key}.derive", f"minutes_between gives minutes; '{target}' is a {kind}")
-            spec = FieldSpec(**common, start=start, end=end)
-        elif derive == "from_datetime_date":
-            src = text("from")
-            if not src:
-                errs.add(key, "from_datetime_date needs 'from' (an output datetime column)")
+                errs.add((*loc, "derive"), f"minutes_between gives minutes; '{target}' is a {kind}")
+            return FieldSpec(**common, start=self.start, end=self.end)
+        if self.derive == "from_datetime_date":
+            if not self.from_:
+                errs.add(loc, "from_datetime_date needs 'from' (an output datetime column)")
             if kind != "date":
-                errs.add(f"{key}.derive", f"from_datetime_date gives a date; '{target}' is a {kind}")
-            spec = FieldSpec(**common, from_target=src)
-        elif derive == "regex":
-            col, pat = text("column"), raw.get("pattern")
-            compiled = None
-            if not col:
-                errs.add(key, "regex needs 'column' (the source column)")
+                errs.add((*loc, "derive"), f"from_datetime_date gives a date; '{target}' is a {kind}")
+            return FieldSpec(**common, from_target=self.from_)
+        if self.derive == "regex":
+            pat, group, compiled = self.pattern, self.group, None
+            if not self.column:
+                errs.add(loc, "regex needs 'column' (the source column)")
             if not isinstance(pat, str) or not pat:
-                errs.add(f"{key}.pattern", "regex needs a 'pattern'")
+                errs.add((*loc, "pattern"), "regex needs a 'pattern'")
             else:
                 try:
-                    compiled = re.compile(pat)
-                except re.error as exc:
-                    errs.add(f"{key}.pattern", f"bad regular expression: {exc}")
-            group = raw.get("group", 1)
+                    compiled = _pattern(pat)
+                except ValueError as exc:
+                    errs.add((*loc, "pattern"), str(exc))
             if compiled is not None:
                 if isinstance(group, int) and not isinstance(group, bool):
                     if not 0 <= group <= compiled.groups:
-                        errs.add(f"{key}.group", f"the pattern has {compiled.groups} groups")
+                        errs.add((*loc, "group"), f"the pattern has {compiled.groups} groups")
                 elif not isinstance(group, str) or group not in compiled.groupindex:
-                    errs.add(f"{key}.group", f"no group {group!r} in the pattern")
-            spec = FieldSpec(**common, column=col, pattern=compiled, group=group)
-        elif derive == "split":
-            col, sep = text("column"), raw.get("sep")
-            index = raw.get("index", 0)
-            if not col:
-                errs.add(key, "split needs 'column' (the source column)")
+                    errs.add((*loc, "group"), f"no group {group!r} in the pattern")
+            return FieldSpec(**common, column=self.column, pattern=compiled, group=group)
+        if self.derive == "split":
+            sep, index = self.sep, self.index
+            if not self.column:
+                errs.add(loc, "split needs 'column' (the source column)")
             if not isinstance(sep, str) or not sep:
-                errs.add(f"{key}.sep", "split needs a non-empty 'sep'")
+                errs.add((*loc, "sep"), "split needs a non-empty 'sep'")
             if not isinstance(index, int) or isinstance(index, bool):
-                errs.add(f"{key}.index", "must be a whole number (0 = first part, -1 = last)")
+                errs.add((*loc, "index"), "must be a whole number (0 = first part, -1 = last)")
                 index = 0
-            spec = FieldSpec(**common, column=col, sep=sep, index=index)
-        elif derive == "concat":
-            cols = raw.get("columns")
-            sep = raw.get("sep", " ")
-            if not isinstance(cols, list) or not cols or \
-                    not all(isinstance(c, str) and c.strip() for c in cols):
-                errs.add(f"{key}.columns", "concat needs 'columns': a list of source columns")
-                cols = []
-            if not isinstance(sep, str):
-                errs.add(f"{key}.sep", "must be a text")
-                sep = " "
-            spec = FieldSpec(**common, columns=tuple(c.strip() for c in cols), sep=sep)
-    elif "date" in raw or "time" in raw:
-        dcol, tcol = text("date"), text("time")
-        if not dcol or not tcol:
-            errs.add(key, "a date+time spec needs both 'date' and 'time' source columns")
-        if kind != "datetime":
-            errs.add(key, f"date+time gives a datetime; '{target}' is a {kind}")
-        roll = raw.get("roll_over_midnight", False)
-        if not isinstance(roll, bool):
-            errs.add(f"{key}.roll_over_midnight", "must be true or false")
-            roll = False
-        after = text("after")
-        if roll and after is None:
-            after = "wheels_in"
-        if after is not None and not roll:
-            errs.add(f"{key}.after", "'after' only makes sense with roll_over_midnight: true")
-        if after == target:
-            errs.add(f"{key}.after", f"'{target}' cannot roll over relative to itself; "
-                                     "set 'after' to an earlier column")
-        max_roll = raw.get("max_roll_over_hours", 18)
-        if isinstance(max_roll, bool) or not isinstance(max_roll, (int, float)) \
-                or not 0 < max_roll <= 24:
-            errs.add(f"{key}.max_roll_over_hours", f"must be a number of hours in (0, 24], "
-                                                   f"got {max_roll!r}")
-            max_roll = 18
-        date_formats = (_format_list(raw["date_format"], f"{key}.date_format", errs)
-                        if "date_format" in raw else formats["date"])
-        time_formats = (_format_list(raw["time_format"], f"{key}.time_format", errs)
-                        if "time_format" in raw else formats["time"])
-        spec = FieldSpec(**common, how="combine", date_column=dcol, time_column=tcol,
-                         date_formats=date_formats, time_formats=time_formats,
-                         datetime_formats=formats["datetime"], roll_over_midnight=roll,
-                         max_roll_over_hours=float(max_roll), after=after)
-    elif "column" in raw:
-        col = text("column")
-        spec = FieldSpec(**common, how="column", column=col)
-    else:
-        errs.add(key, "needs 'column', 'date' + 'time', or 'derive'")
+            return FieldSpec(**common, column=self.column, sep=sep, index=index)
+        # concat
+        cols, sep = self.columns, " " if self.sep is None else self.sep
+        if not isinstance(cols, list) or not cols or not all(isinstance(c, str) and c.strip() for c in cols):
+            errs.add((*loc, "columns"), "concat needs 'columns': a list of source columns")
+            cols = []
+        if not isinstance(sep, str):
+            errs.add((*loc, "sep"), "must be a text")
+            sep = " "
+        return FieldSpec(**common, columns=tuple(c.strip() for c in cols), sep=sep)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a column spec takes from the rest of the mapping (value_maps None: that section is wrong)."""
+
+    formats: dict[str, tuple[str, ...]]
+    value_maps: dict[str, dict[str, str | None]] | None
+    unmapped: str
+
+    @classmethod
+    def of(cls, info: ValidationInfo) -> _Context:
+        formats = info.data["formats"].model_dump() if "formats" in info.data else dict(DEFAULT_FORMATS)
+        return cls(formats, info.data.get("value_maps"), info.data.get("unmapped_values", "keep"))
+
+
+def _field_spec(raw: Any, target: str, kind: str, section: str, ctx: _Context, errs: config.Errors,
+                allow_kind: bool = False) -> FieldSpec | None:
+    """A ``section`` entry (a source column name, or a mapping) -> FieldSpec; None after a problem."""
+    loc, key = (target,), f"{section}.{target}"
+    if isinstance(raw, str):
+        if not raw.strip():
+            errs.add(loc, "empty source column name")
+            return None
+        return FieldSpec(target=target, kind=kind, key=key, how="column", column=raw.strip(),
+                         formats=ctx.formats.get(kind, ()), unmapped=ctx.unmapped)
+    if not isinstance(raw, dict):
+        errs.add(loc, "must be a source column name or a mapping (column / date+time / derive)")
         return None
-    for k in ("date_format", "time_format", "roll_over_midnight", "after", "max_roll_over_hours"):
-        if k in raw and spec.how != "combine":
-            errs.add(f"{key}.{k}", "only for date + time specs")
-    if spec.how == "combine" or spec.derive in ("minutes_between", "from_datetime_date"):
-        for k in ("format", "map", "unmapped", "list_sep"):
-            if k in raw:
-                errs.add(f"{key}.{k}", "only for specs that read text (column, regex, split, "
-                                       "concat); date + time specs use date_format/time_format")
-    return spec if len(errs.problems) == n_before else None
+    try:
+        spec = _Spec.model_validate(raw)
+    except ValidationError as exc:
+        errs.add_exc(exc, loc)
+        return None
+    return spec.field_spec(target, kind, key, loc, ctx, errs, allow_kind)
+
+
+class _RoomValues(config.Table):
+    """Room attributes: the ``rooms:`` defaults, or one of its ``patterns``."""
+
+    unknown_key = "unknown key"
+
+    site: Site = None
+    open_time: HHMM = "07:00"
+    close_time: HHMM = "17:00"
+    capabilities: Capabilities = ""
+
+    def given(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ("open_time", "close_time", "site", "capabilities")
+                if k in self.model_fields_set}
+
+
+class _RoomPattern(_RoomValues):
+    not_a_table = "each pattern needs 'match' (a regular expression on room_id)"
+
+    match: Annotated[re.Pattern[str], BeforeValidator(_pattern)]
+
+    @classmethod
+    def accepts(cls, data: Any) -> bool:
+        return isinstance(data, dict) and isinstance(data.get("match"), str)
+
+
+class _Rooms(_RoomValues):
+    """``rooms:``: how rooms.csv is derived from the room ids seen in the cases."""
+
+    unknown_key = "unknown key (known: {sorted})"
+    not_a_table = "must be a mapping (site, open_time, close_time, capabilities, patterns)"
+
+    patterns: list[_RoomPattern] = []
+    ids: tuple[str, ...] = ()
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _patterns(cls, v: Any) -> list[Any]:
+        if v is not None and not isinstance(v, list):
+            raise ValueError("must be a list of {match: REGEX, ...room fields}")
+        return v or []
+
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _ids(cls, v: Any) -> tuple[str, ...]:
+        if v is not None and not isinstance(v, list):
+            raise ValueError("must be a list of room ids")
+        return tuple(str(i).strip() for i in v or [])
+
+    def spec(self) -> RoomsSpec:
+        return RoomsSpec(site=self.site, open_time=self.open_time, close_time=self.close_time,
+                         capabilities=self.capabilities, ids=self.ids,
+                         rules=tuple(RoomRule(pattern=p.match, values=p.given()) for p in self.patterns))
+
+
+_INFER_FLAGS = ("blocks", "staffing")
+
+
+def _infer_params() -> list[str]:
+    """engine.onboard.infer.InferParams's fields: the inference rules' thresholds."""
+    from engine.onboard.infer import InferParams
+
+    return sorted(f.name for f in dataclass_fields(InferParams))
+
+
+class _Infer(config.Table):
+    """``infer: {blocks: true, staffing: true, pacu_beds: 8, weeks: 8, ...}``: which missing files to
+    infer from history, and the rules' thresholds (engine.onboard.infer.InferParams fields)."""
+
+    model_config = ConfigDict(extra="allow")
+    unknown_key = "unknown key (known: {known})"
+    not_a_table = "must be a mapping (blocks: true, staffing: true, pacu_beds: N, weeks: N, ...)"
+
+    blocks: bool = True
+    staffing: bool = True
+    pacu_beds: Optional[int] = None
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        return [*super().known_keys(), *_infer_params()]
+
+    @field_validator(*_INFER_FLAGS, mode="before")
+    @classmethod
+    def _flags(cls, v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise ValueError(f"must be true or false, got {v!r}")
+        return v
+
+    @field_validator("pacu_beds", mode="before")
+    @classmethod
+    def _beds(cls, v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"must be a whole number of beds >= 0, got {v!r}")
+        return v
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the importer reads: the flags, ``pacu_beds`` when given, and ``params``."""
+        from engine.onboard.infer import InferParams
+
+        try:
+            params = InferParams(**(self.model_extra or {}))
+        except (TypeError, ValueError) as exc:
+            config.fail([((), str(exc))])
+        out: dict[str, Any] = {"blocks": self.blocks, "staffing": self.staffing}
+        if "pacu_beds" in self.model_fields_set:
+            out["pacu_beds"] = self.pacu_beds
+        return out | {"params": params}
+
+
+class _MappingFile(config.Table):
+    """A mapping file as written (data/mappings/README.md).
+
+    Fields are validated in this order, so a section's checks can read the sections it depends
+    on from ``info.data`` (absent when that section is wrong: its dependants then skip the
+    checks that would only repeat the problem).
+    """
+
+    unknown_key = "unknown key (known: {known})"
+
+    version: Any = None
+    name: Any = None
+    description: Any = None
+    source: _Source = _Source()
+    formats: _Formats = _Formats()
+    value_maps: dict[str, ValueMap] = {}
+    unmapped_values: Annotated[str, _one_of(UNMAPPED_POLICIES)] = "keep"
+    constants: SkipValidation[dict[str, Any]] = {}
+    columns: SkipValidation[dict[str, FieldSpec]] = Field(None, validate_default=True)
+    extras: SkipValidation[dict[str, FieldSpec]] = {}
+    extra_columns: Annotated[str, _one_of(EXTRA_COLUMN_POLICIES)] = "drop"
+    bad_values: Annotated[str, _one_of(BAD_VALUE_POLICIES)] = "quarantine"
+    max_bad_row_fraction: float = 0.05
+    files: dict[str, Path] = {}
+    settings: SkipValidation[dict[str, Any]] = Field(None, validate_default=True)
+    rooms: _Rooms = _Rooms()
+    infer: SkipValidation[dict[str, Any]] = {"blocks": True, "staffing": True}
+    clean: SkipValidation[Optional[CleanRules]] = None
+    _order: tuple[str, ...] = PrivateAttr(())
+
+    @field_validator("value_maps", mode="before")
+    @classmethod
+    def _value_maps(cls, v: Any) -> dict[str, Any]:
+        if v is not None and not isinstance(v, dict):
+            raise ValueError("must be a mapping of map name -> {source value: output value}")
+        return {str(k): m for k, m in (v or {}).items()}
+
+    @field_validator("constants", mode="before")
+    @classmethod
+    def _constants(cls, v: Any) -> dict[str, Any]:
+        if not isinstance(v or {}, dict):
+            raise ValueError("must be a mapping of contract column -> value")
+        errs = config.Errors()
+        for target, value in (v or {}).items():
+            if target not in CASES_COLUMNS:
+                errs.add((str(target),), f"unknown target column '{target}'")
+            elif isinstance(value, (dict, list)):
+                errs.add((target,), "a constant must be a single value")
+            elif (why := _not_allowed(target, value)) is not None:
+                errs.add((target,), why)
+        errs.raise_if_any()
+        return dict(v or {})
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, v: Any, info: ValidationInfo) -> dict[str, FieldSpec]:
+        if v is None:
+            raise ValueError("missing section: 'columns' maps contract columns to source columns")
+        errs, ctx, out = config.Errors(), _Context.of(info), {}
+        if not isinstance(v, dict) or not v:
+            errs.add((), "must be a non-empty mapping of contract column -> source spec")
+        for target, raw in (v.items() if isinstance(v, dict) else ()):
+            if target not in CASES_COLUMNS:
+                errs.add((str(target),), f"unknown target column '{target}' (cases.csv columns: "
+                                         f"{', '.join(CASES_COLUMNS)}; put other columns under 'extras')")
+            elif (spec := _field_spec(raw, target, CASES_COLUMNS[target], "columns", ctx, errs)) is not None:
+                out[target] = spec
+        if isinstance(v, dict) and "constants" in info.data:
+            for req in CASES_REQUIRED:
+                if req not in v and req not in info.data["constants"]:
+                    errs.add((req,), f"required cases.csv column '{req}' is not mapped "
+                                     "(map it under 'columns' or give it under 'constants')")
+        errs.raise_if_any()
+        return out
+
+    @field_validator("extras", mode="before")
+    @classmethod
+    def _extras(cls, v: Any, info: ValidationInfo) -> dict[str, FieldSpec]:
+        if not isinstance(v or {}, dict):
+            raise ValueError("must be a mapping of output column -> source spec")
+        errs, ctx, out = config.Errors(), _Context.of(info), {}
+        for target, raw in (v or {}).items():
+            target = str(target)
+            kind = raw.get("kind", "str") if isinstance(raw, dict) else "str"
+            if target in CASES_COLUMNS:
+                errs.add((target,), f"'{target}' is a contract column: map it under 'columns'")
+            elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", target):
+                errs.add((target,), "extra column names must be identifiers (letters, digits, _)")
+            elif kind not in EXTRA_KINDS:
+                errs.add((target, "kind"), f"unknown kind '{kind}' (known: {', '.join(EXTRA_KINDS)})")
+            elif (spec := _field_spec(raw, target, kind, "extras", ctx, errs, allow_kind=True)) is not None:
+                out[target] = spec
+        errs.raise_if_any()
+        return out
+
+    @field_validator("max_bad_row_fraction", mode="before")
+    @classmethod
+    def _max_bad(cls, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ValueError(f"must be a number between 0 and 1, got {v!r}")
+        return float(v)
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _files(cls, v: Any, info: ValidationInfo) -> dict[str, Path]:
+        """Contract file name -> path (relative paths are from the mapping's folder)."""
+        if v is not None and not isinstance(v, dict):
+            raise ValueError(f"must be a mapping of {', '.join(FILE_KEYS)} -> path")
+        errs, out, folder = config.Errors(), {}, Path(info.context["path"]).parent
+        for k, p in (v or {}).items():
+            if k not in FILE_KEYS:
+                errs.add((str(k),), f"unknown file (known: {', '.join(FILE_KEYS)})")
+            elif not isinstance(p, str) or not p.strip():
+                errs.add((k,), "must be a path")
+            else:
+                out[FILE_KEYS[k]] = Path(p.strip()) if Path(p.strip()).is_absolute() else folder / p.strip()
+        errs.raise_if_any()
+        return out
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings(cls, v: Any, info: ValidationInfo) -> dict[str, Any]:
+        """settings.toml's keys, checked with the model load_hospital uses (one set of rules)."""
+        from engine.settings import parse_settings
+
+        files = info.data.get("files")
+        from_file = files is not None and SETTINGS_FILE in files
+        if v is None:
+            if files is not None and not from_file:
+                raise ValueError("missing section: settings.toml needs "
+                                 f"{', '.join(SETTINGS_REQUIRED)} (or point files.settings at one)")
+            return {}
+        errs = config.Errors()
+        if from_file:
+            errs.add((), "give either a 'settings' section or 'files.settings', not both")
+        if not isinstance(v, dict):
+            errs.add((), "must be a mapping (turnover_minutes, pacu_minutes, prime_time, ...)")
+            errs.raise_if_any()
+        _, problems = parse_settings({k: x for k, x in v.items() if x is not None})
+        for p in problems:
+            errs.add((p.column,) if p.column else (), p.problem)
+        for k, x in v.items():
+            if x is None:
+                errs.add((str(k),), "has no value (TOML has no null)")
+        errs.raise_if_any()
+        return dict(v)
+
+    @field_validator("infer", mode="before")
+    @classmethod
+    def _infer(cls, v: Any) -> dict[str, Any]:
+        return {"blocks": True, "staffing": True} if v is None else _Infer.model_validate(v).as_dict()
+
+    @field_validator("clean", mode="before")
+    @classmethod
+    def _clean(cls, v: Any) -> CleanRules | None:
+        errs = _CleanErrors()
+        rules = parse_clean(v, errs)
+        errs.raise_if_any()
+        return rules
+
+    def order(self) -> tuple[str, ...]:
+        """Columns and extras in evaluation order (dependencies first)."""
+        return self._order
+
+    @model_validator(mode="after")
+    def _references(self) -> _MappingFile:
+        """Across sections, once each is valid: cycles, undefined columns, non-datetime references."""
+        errs = config.Errors()
+        self._order = _evaluation_order(self.columns, self.extras, self.constants, errs)
+        errs.raise_if_any()
+        return self
+
+
+class _CleanErrors(config.Errors):
+    """engine.importer.clean reports by full key (``clean.surgeons.aliases``); relative to ``clean`` here."""
+
+    def add(self, key: Any, message: str) -> None:  # type: ignore[override]
+        parts = tuple(key.split(".")) if isinstance(key, str) else tuple(key)
+        super().add(parts[1:] if parts[:1] == ("clean",) else parts, message)
 
 
 def _evaluation_order(fields: dict[str, FieldSpec], extras: dict[str, FieldSpec],
-                      constants: dict[str, Any], errs: _MappingErrors) -> tuple[str, ...]:
+                      constants: dict[str, Any], errs: config.Errors) -> tuple[str, ...]:
     """Dependencies first (derived columns need the columns they read); cycles are errors."""
     specs = {**fields, **extras}
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
 
+    def where(name: str) -> config.Loc:
+        return tuple(specs[name].key.split(".", 1))
+
     def visit(name: str, path: list[str]) -> None:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            errs.add(specs[name].key, "derived columns depend on each other in a cycle: "
-                                      + " -> ".join(path + [name]))
+            errs.add(where(name), "derived columns depend on each other in a cycle: "
+                                  + " -> ".join(path + [name]))
             return
         state[name] = 1
         for ref in specs[name].target_refs():
             if ref in specs:
                 visit(ref, path + [name])
             elif ref not in constants:
-                errs.add(specs[name].key, f"refers to output column '{ref}', which the mapping "
-                                          "does not define")
+                errs.add(where(name), f"refers to output column '{ref}', which the mapping "
+                                      "does not define")
         state[name] = 2
         order.append(name)
 
@@ -719,117 +974,5 @@ def _evaluation_order(fields: dict[str, FieldSpec], extras: dict[str, FieldSpec]
             kind = CASES_COLUMNS.get(ref) if ref in CASES_COLUMNS else \
                 (extras[ref].kind if ref in extras else None)
             if ref and kind is not None and kind != "datetime":
-                errs.add(spec.key, f"'{ref}' is a {kind}; a datetime column is needed here")
+                errs.add(where(name), f"'{ref}' is a {kind}; a datetime column is needed here")
     return tuple(order)
-
-
-def _parse_files(raw: Any, mapping_path: Path, errs: _MappingErrors) -> dict[str, Path]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        errs.add("files", f"must be a mapping of {', '.join(FILE_KEYS)} -> path")
-        return {}
-    out: dict[str, Path] = {}
-    for k, v in raw.items():
-        if k not in FILE_KEYS:
-            errs.add(f"files.{k}", f"unknown file (known: {', '.join(FILE_KEYS)})")
-        elif not isinstance(v, str) or not v.strip():
-            errs.add(f"files.{k}", "must be a path")
-        else:
-            p = Path(v.strip())
-            out[FILE_KEYS[k]] = p if p.is_absolute() else mapping_path.parent / p
-    return out
-
-
-def _parse_settings(raw: Any, from_file: bool, errs: _MappingErrors) -> dict[str, Any]:
-    if raw is None:
-        if not from_file:
-            errs.add("settings", "missing section: settings.toml needs "
-                                 f"{', '.join(SETTINGS_REQUIRED)} (or point files.settings at one)")
-        return {}
-    if from_file:
-        errs.add("settings", "give either a 'settings' section or 'files.settings', not both")
-    if not isinstance(raw, dict):
-        errs.add("settings", "must be a mapping (turnover_minutes, pacu_minutes, prime_time, ...)")
-        return {}
-    # The same model load_hospital uses for settings.toml (one set of rules, errors by key).
-    from engine.settings import parse_settings
-
-    _, problems = parse_settings({k: v for k, v in raw.items() if v is not None})
-    for p in problems:
-        errs.add(f"settings.{p.column}" if p.column else "settings", p.problem)
-    for k, v in raw.items():
-        if v is None:
-            errs.add(f"settings.{k}", "has no value (TOML has no null)")
-    return dict(raw)
-
-
-def _capabilities(value: Any, key: str, errs: _MappingErrors) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        items = value.split(";")
-    elif isinstance(value, list):
-        items = [str(v) for v in value]
-    else:
-        errs.add(key, "must be a list or a ';'-separated text")
-        return ""
-    return ";".join(i.strip() for i in items if i.strip())
-
-
-def _parse_rooms(raw: Any, errs: _MappingErrors) -> RoomsSpec:
-    if raw is None:
-        return RoomsSpec()
-    if not isinstance(raw, dict):
-        errs.add("rooms", "must be a mapping (site, open_time, close_time, capabilities, patterns)")
-        return RoomsSpec()
-    known = {"site", "open_time", "close_time", "capabilities", "patterns", "ids"}
-    for k in raw:
-        if k not in known:
-            errs.add(f"rooms.{k}", f"unknown key (known: {', '.join(sorted(known))})")
-
-    def room_values(d: dict[str, Any], prefix: str) -> dict[str, str]:
-        vals: dict[str, str] = {}
-        for k in ("open_time", "close_time"):
-            if k in d:
-                if not isinstance(d[k], str) or not _HHMM.match(d[k]):
-                    errs.add(f"{prefix}.{k}", f"must be HH:MM, got {d[k]!r}")
-                else:
-                    vals[k] = d[k]
-        if "site" in d:
-            if not isinstance(d["site"], (str, int)) or d["site"] == "":
-                errs.add(f"{prefix}.site", "must be a site name")
-            else:
-                vals["site"] = str(d["site"])
-        if "capabilities" in d:
-            vals["capabilities"] = _capabilities(d["capabilities"], f"{prefix}.capabilities", errs)
-        return vals
-
-    base = room_values(raw, "rooms")
-    rules: list[RoomRule] = []
-    patterns = raw.get("patterns") or []
-    if not isinstance(patterns, list):
-        errs.add("rooms.patterns", "must be a list of {match: REGEX, ...room fields}")
-        patterns = []
-    for i, p in enumerate(patterns):
-        key = f"rooms.patterns[{i}]"
-        if not isinstance(p, dict) or not isinstance(p.get("match"), str):
-            errs.add(key, "each pattern needs 'match' (a regular expression on room_id)")
-            continue
-        for k in p:
-            if k not in {"match", "site", "open_time", "close_time", "capabilities"}:
-                errs.add(f"{key}.{k}", "unknown key")
-        try:
-            rx = re.compile(p["match"])
-        except re.error as exc:
-            errs.add(f"{key}.match", f"bad regular expression: {exc}")
-            continue
-        rules.append(RoomRule(pattern=rx, values=room_values(p, key)))
-    ids = raw.get("ids") or []
-    if not isinstance(ids, list):
-        errs.add("rooms.ids", "must be a list of room ids")
-        ids = []
-    return RoomsSpec(site=base.get("site"), open_time=base.get("open_time", "07:00"),
-                     close_time=base.get("close_time", "17:00"),
-                     capabilities=base.get("capabilities", ""), rules=tuple(rules),
-                     ids=tuple(str(i).strip() for i in ids))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import field_validator
 
+from engine import config
 from engine.errors import InputError
 from engine.fairness.guardrails import load_guardrails
 
@@ -36,3 +39,51 @@ def test_bad_guardrails_name_file_and_key(tmp_path: Path, monkeypatch: pytest.Mo
         load_guardrails()
     probs = info.value.problems
     assert probs[0].file == str(p) and probs[0].column == key and words in probs[0].problem
+
+
+# --------------------------------------------------------------------------- sections (config.Table)
+
+class _Entry(config.Table):
+    not_a_table = "each entry needs a name"
+    name: str
+
+
+class _Section(config.Table):
+    unknown_key = "unknown key (known: {sorted})"
+    size: int = 1
+    entries: list[_Entry] = []
+    pairs: dict[str, Any] = {}
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _pairs(cls, v: Any) -> dict[str, Any]:
+        errs = config.Errors()
+        for k, x in v.items():
+            if x is None:
+                errs.add((k,), "has no value")
+        errs.raise_if_any()
+        return v
+
+
+def _problems(data: Any) -> list[tuple[str | None, str]]:
+    with pytest.raises(InputError) as info:
+        config.validate(_Section, data, "f.yaml")
+    assert {p.file for p in info.value.problems} == {"f.yaml"}
+    return [(p.column, p.problem) for p in info.value.problems]
+
+
+def test_a_table_reports_unknown_keys_with_the_problems_of_the_known_ones() -> None:
+    assert _problems({"sise": 2, "size": [2], "pairs": {"a": None, "b": 1}}) == [
+        ("sise", "unknown key (known: entries, pairs, size)"),
+        ("size", "must be an integer, got [2]"),
+        ("pairs.a", "has no value")]
+
+
+def test_list_entries_read_as_indexes_and_keep_their_own_words() -> None:
+    assert _problems({"entries": [{"name": "a"}, "b", {"name": "c", "x": 1}, {}]}) == [
+        ("entries[1]", "each entry needs a name"), ("entries[2].x", "unknown key"), ("entries[3].name", "is required")]
+
+
+def test_an_empty_table_is_the_defaults() -> None:
+    assert config.validate(_Section, {"entries": [{"name": "a"}]}, "f").size == 1
+    assert config.validate(_Section, None, "f").entries == []
