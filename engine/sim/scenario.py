@@ -14,12 +14,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model, field_validator
 
-from engine.config import read_toml, validate
-from engine.errors import InputError, Problem
+from engine.config import Table, read_toml, validate
+from engine.errors import InputError
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "data" / "scenarios"
 Knob = Union[float, int, tuple[float, float]]
@@ -53,6 +53,43 @@ KNOBS: dict[str, KnobSpec] = {
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _knob(spec: KnobSpec) -> BeforeValidator:
+    """The check of one knob: an integer, or a number or a ``[lo, hi]`` range, within its bounds."""
+    rng = f"{spec.lo:g}..{spec.hi:g}"
+
+    def check(v: Any) -> Knob:
+        if spec.kind == "int":
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"must be an integer, got {v!r}")
+        elif isinstance(v, (list, tuple)):
+            if len(v) != 2 or not all(_is_number(x) for x in v):
+                raise ValueError(f"a range must be two numbers [lo, hi], got {list(v)!r}")
+            if v[0] > v[1]:
+                raise ValueError(f"range {list(v)!r} has lo above hi")
+            if not all(spec.lo <= x <= spec.hi for x in v):
+                raise ValueError(f"{list(v)!r} is out of range ({rng})")
+            return (v[0], v[1])
+        elif not _is_number(v):
+            raise ValueError(f"must be a number or a range [lo, hi], got {v!r}")
+        if not spec.lo <= v <= spec.hi:
+            raise ValueError(f"{v!r} is out of range ({rng})")
+        return v
+    return BeforeValidator(check)
+
+
+class _KnobTable(Table):
+    unknown_key = "unknown knob (known: {known})"
+
+
+# ``[knobs]``: one field per KNOBS entry (a file lists only the knobs it changes).
+_Knobs = create_model("_Knobs", __base__=_KnobTable,
+                      **{name: (Annotated[Any, _knob(spec)], None) for name, spec in KNOBS.items()})
+
+
 class _ScenarioFile(BaseModel):
     """A scenario file as written; knob values are checked against ``KNOBS`` (one spec table)."""
 
@@ -60,7 +97,10 @@ class _ScenarioFile(BaseModel):
 
     name: str | None = None
     description: str = ""
-    knobs: dict[str, Any] = {}
+    knobs: _Knobs = _Knobs()  # type: ignore[valid-type]
+
+    def given_knobs(self) -> dict[str, Knob]:
+        return self.knobs.model_dump(include=self.knobs.model_fields_set)
 
     @field_validator("name")
     @classmethod
@@ -80,12 +120,8 @@ class Scenario:
     source: str = ""
 
     def __post_init__(self) -> None:
-        problems = _knob_problems(self.knobs, self.source or "scenario")
-        if problems:
-            raise InputError(problems)
-        full = {k: spec.default for k, spec in KNOBS.items()}
-        full.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in self.knobs.items()})
-        object.__setattr__(self, "knobs", full)
+        given = validate(_ScenarioFile, {"knobs": self.knobs}, self.source or "scenario").given_knobs()
+        object.__setattr__(self, "knobs", {k: spec.default for k, spec in KNOBS.items()} | given)
 
     def value(self, name: str) -> Knob:
         return self.knobs[name]
@@ -107,41 +143,6 @@ class Scenario:
                 "knobs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.knobs.items()}}
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _knob_problems(knobs: Any, fname: str) -> list[Problem]:
-    if not isinstance(knobs, dict):
-        return [Problem(fname, None, "knobs", f"must be a table of knobs, got {type(knobs).__name__}")]
-    out: list[Problem] = []
-    for key, v in knobs.items():
-        col = f"knobs.{key}"
-        spec = KNOBS.get(key)
-        if spec is None:
-            out.append(Problem(fname, None, col, f"unknown knob (known: {', '.join(KNOBS)})"))
-            continue
-        rng = f"{spec.lo:g}..{spec.hi:g}"
-        if spec.kind == "int":
-            if isinstance(v, bool) or not isinstance(v, int):
-                out.append(Problem(fname, None, col, f"must be an integer, got {v!r}"))
-            elif not spec.lo <= v <= spec.hi:
-                out.append(Problem(fname, None, col, f"{v!r} is out of range ({rng})"))
-            continue
-        if isinstance(v, (list, tuple)):
-            if len(v) != 2 or not all(_is_number(x) for x in v):
-                out.append(Problem(fname, None, col, f"a range must be two numbers [lo, hi], got {list(v)!r}"))
-            elif v[0] > v[1]:
-                out.append(Problem(fname, None, col, f"range {list(v)!r} has lo above hi"))
-            elif not all(spec.lo <= x <= spec.hi for x in v):
-                out.append(Problem(fname, None, col, f"{list(v)!r} is out of range ({rng})"))
-        elif not _is_number(v):
-            out.append(Problem(fname, None, col, f"must be a number or a range [lo, hi], got {v!r}"))
-        elif not spec.lo <= v <= spec.hi:
-            out.append(Problem(fname, None, col, f"{v!r} is out of range ({rng})"))
-    return out
-
-
 def available_scenarios(folder: Path | None = None) -> list[str]:
     return sorted(p.stem for p in (folder or SCENARIO_DIR).glob("*.toml"))
 
@@ -159,7 +160,4 @@ def load_scenario(name_or_path: str | Path, folder: Path | None = None) -> Scena
         path = folder / f"{text}.toml"
     fname = str(path)
     f = validate(_ScenarioFile, read_toml(path), fname)
-    problems = _knob_problems(f.knobs, fname)
-    if problems:
-        raise InputError(problems)
-    return Scenario(name=f.name or path.stem, description=f.description, knobs=dict(f.knobs), source=fname)
+    return Scenario(name=f.name or path.stem, description=f.description, knobs=f.given_knobs(), source=fname)

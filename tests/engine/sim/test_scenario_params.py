@@ -81,3 +81,19 @@ def test_scenario_with_validates_and_defaults_fill() -> None:
 def test_simparams_bad_values_name_the_field(field: str, value) -> None:
     with pytest.raises(ValueError, match=field):
         SimParams(**{field: value})
+
+
+def test_knobs_come_from_the_one_spec_table() -> None:
+    """Every KNOBS entry is a knob of the file model, checked with its own bounds; nothing else is."""
+    from engine.sim.scenario import _Knobs
+
+    assert list(_Knobs.model_fields) == list(KNOBS)
+    s = Scenario("t", knobs={"addon_multiplier": [1, 2], "pacu_beds_delta": -3})
+    assert s.knobs["addon_multiplier"] == (1, 2) and s.is_range("addon_multiplier") and s.value("pacu_beds_delta") == -3
+    lo, hi = KNOBS["room_downtime_minutes"].lo, KNOBS["room_downtime_minutes"].hi
+    assert Scenario("t", knobs={"room_downtime_minutes": hi}).value("room_downtime_minutes") == hi
+    with pytest.raises(InputError) as info:
+        Scenario("t", knobs={"room_downtime_minutes": hi + 1, "x": 1}, source="mine.toml")
+    assert sorted((p.file, p.column, p.problem.split(" (")[0]) for p in info.value.problems) == [
+        ("mine.toml", "knobs.room_downtime_minutes", f"{hi + 1!r} is out of range"), ("mine.toml", "knobs.x", "unknown knob")]
+    assert f"({lo:g}..{hi:g})" in str(info.value)
