@@ -542,6 +542,9 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
     from engine.fairness.policy import check_policy
 
     params = params or PlanParams()
+    # The add-on reserve is made once here for every plan_once below (each would make it again).
+    if kw.get("addon_reserve") is None and len(args) < 9 and params.hold_addon_rooms and params.solver != "rules":
+        kw["addon_reserve"] = addon_reserve_minutes(hospital, start_date, params.days)
     policy = hospital.settings.fairness
     if params.fairness_max_gap_points is not None:
         policy = policy.model_copy(update={"max_prime_time_gap_points": params.fairness_max_gap_points})

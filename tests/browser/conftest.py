@@ -40,7 +40,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory):
     train_and_register(load_hospital(folder).hospital, folder.name, FAST, Registry(tmp / "models"), test_days=60)
     port = _free_port()
     env = {**os.environ, "HOSPITAL_DIR": str(folder), "DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite'}",
-           "MODELS_DIR": str(tmp / "models"), "IMPORT_DIR": str(tmp / "imports")}
+           "MODELS_DIR": str(tmp / "models"), "IMPORT_DIR": str(tmp / "imports"),
+           # CP-SAT runs to its limit on every sequenced day; no browser test judges sequencing quality.
+           "OR_PLAN_PARAMS": "sequence_time_limit_s=0.5"}
     SERVER.update(env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
