@@ -523,10 +523,10 @@ def _combine(solver: str, results: list[SolveResult], n_parts: int) -> SolveResu
 
 
 def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp | str,
-         params: PlanParams | None = None, *args: Any, **kw: Any) -> PlanResult:
+         params: PlanParams | None = None, **kw: Any) -> PlanResult:
     """Plan ``params.days`` days from ``start_date`` under the hospital's fairness policy.
 
-    Arguments after ``params`` are those of :func:`plan_once`. With ``params.fairness_policy``
+    Keyword arguments after ``params`` are those of :func:`plan_once`. With ``params.fairness_policy``
     (the default) the sequenced schedule is checked against the policy's limit
     (``settings.fairness.max_prime_time_gap_points`` unless ``params.fairness_max_gap_points``
     names another) with the fairness report's own count
@@ -543,20 +543,20 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
 
     params = params or PlanParams()
     # The add-on reserve is made once here for every plan_once below (each would make it again).
-    if kw.get("addon_reserve") is None and len(args) < 9 and params.hold_addon_rooms and params.solver != "rules":
+    if kw.get("addon_reserve") is None and params.hold_addon_rooms and params.solver != "rules":
         kw["addon_reserve"] = addon_reserve_minutes(hospital, start_date, params.days)
     policy = hospital.settings.fairness
     if params.fairness_max_gap_points is not None:
         policy = policy.model_copy(update={"max_prime_time_gap_points": params.fairness_max_gap_points})
     stated = hospital.settings.fairness_stated or params.fairness_max_gap_points is not None
     if not params.fairness_policy:
-        result = plan_once(hospital, forecasts, start_date, params, *args, **kw)
+        result = plan_once(hospital, forecasts, start_date, params, **kw)
         result.fairness = {**check_policy(hospital, result.schedule, policy, forecasts, stated).to_dict(), "applied": False}
         return result
     limit = policy.max_prime_time_gap_points
     asked = params.with_(fairness_max_gap_points=limit)
     # A policy is a limit, not a goal: a plan that meets it without the term pays nothing for it.
-    result = plan_once(hospital, forecasts, start_date, params.with_(fairness_max_gap_points=None), *args, **kw)
+    result = plan_once(hospital, forecasts, start_date, params.with_(fairness_max_gap_points=None), **kw)
     check = check_policy(hospital, result.schedule, policy, forecasts, stated)
     tries = 1
 
@@ -576,7 +576,7 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
         while queue and not best_check.met and len(seen) < FAIRNESS_RESEQUENCINGS:
             lines = queue.pop(0)
             seen.add(lines)
-            again = plan_once(hospital, forecasts, start_date, base.params, *args,
+            again = plan_once(hospital, forecasts, start_date, base.params,
                               **{**kw, "warm_start": base.assignment(), "memo": memo, "first_lines": lines})
             tries += 1
             if again.banner is not None:
@@ -595,7 +595,7 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
         first = result
         result, check, best_first = resequence(result, check)
         if not check.met:
-            termed = plan_once(hospital, forecasts, start_date, asked, *args, **{**kw, "warm_start": first.assignment()})
+            termed = plan_once(hospital, forecasts, start_date, asked, **{**kw, "warm_start": first.assignment()})
             tries += 1
             if termed.banner is None:
                 t_result, t_check, t_first = resequence(termed, check_policy(hospital, termed.schedule, policy, forecasts, stated))
@@ -604,7 +604,7 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
         if not check.met:
             tighter = asked.with_(fairness_max_gap_points=max(0.0, limit - check.excess_points - 0.5),
                                   w_fairness=3 * max(asked.w_fairness, FAIRNESS_DEFAULT_WEIGHT))
-            again = plan_once(hospital, forecasts, start_date, tighter, *args,
+            again = plan_once(hospital, forecasts, start_date, tighter,
                               **{**kw, "warm_start": first.assignment(), "memo": None, "first_lines": best_first})
             tries += 1
             if again.banner is None:
@@ -623,6 +623,7 @@ def plan_once(
     forecasts: pd.DataFrame,
     start_date: pd.Timestamp | str,
     params: PlanParams | None = None,
+    *,
     published: pd.DataFrame | None = None,
     locks: pd.DataFrame | None = None,
     cases: pd.DataFrame | None = None,
@@ -831,7 +832,8 @@ def alternative_params(params: PlanParams | None = None) -> dict[str, PlanParams
 def alternatives(hospital: Hospital, forecasts: pd.DataFrame, start_date, params: PlanParams | None = None,
                  published: pd.DataFrame | None = None, locks: pd.DataFrame | None = None) -> dict[str, PlanResult]:
     """The ranked alternatives (utilization-first, balanced, overtime-averse) on the same rules."""
-    return {name: plan(hospital, forecasts, start_date, p, published, locks) for name, p in alternative_params(params).items()}
+    return {name: plan(hospital, forecasts, start_date, p, published=published, locks=locks)
+            for name, p in alternative_params(params).items()}
 
 
 def compare(results: dict[str, PlanResult]) -> pd.DataFrame:

@@ -1,7 +1,6 @@
 """The importer: foreign export + YAML mapping -> validated contract hospital folder."""
 from __future__ import annotations
 
-import copy
 import csv
 import datetime as dt
 import os
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from engine.errors import InputError
+from tests.nested import with_key, without_key
 from engine.hospital import load_hospital
 from engine.importer import (
     apply_mapping,
@@ -413,22 +413,7 @@ def test_read_source_rejects_unknown_and_unreadable_files(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- bad mappings
 
 
-def _drop(d: dict, *keys: str) -> dict:
-    d = copy.deepcopy(d)
-    target = d
-    for k in keys[:-1]:
-        target = target[k]
-    del target[keys[-1]]
-    return d
-
-
-def _set(d: dict, value, *keys: str) -> dict:
-    d = copy.deepcopy(d)
-    target = d
-    for k in keys[:-1]:
-        target = target[k]
-    target[keys[-1]] = value
-    return d
+_drop, _set = without_key, with_key
 
 
 BASE = _raw_mapping()

@@ -8,7 +8,6 @@ test_a_wrong_column_is_not_reported_again_by_the_columns_that_use_it).
 """
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 from engine.errors import InputError
 from engine.importer import DEFAULT_FORMATS, parse_mapping
 from engine.onboard.infer import InferParams
+from tests.nested import with_key, without_key
 
 ROOT = Path(__file__).resolve().parents[3]
 BASE = yaml.safe_load((ROOT / "data" / "mappings" / "or_utilization_export.yaml").read_text(encoding="utf-8"))
@@ -26,26 +26,12 @@ PATH = "/maps/m.yaml"
 
 def S(value, *keys):
     """Set ``keys`` to ``value``."""
-    def f(d):
-        d = copy.deepcopy(d)
-        t = d
-        for k in keys[:-1]:
-            t = t[k]
-        t[keys[-1]] = value
-        return d
-    return f
+    return lambda d: with_key(d, value, *keys)
 
 
 def D(*keys):
     """Delete ``keys``."""
-    def f(d):
-        d = copy.deepcopy(d)
-        t = d
-        for k in keys[:-1]:
-            t = t[k]
-        del t[keys[-1]]
-        return d
-    return f
+    return lambda d: without_key(d, *keys)
 
 
 def C(*fs):

@@ -10,7 +10,7 @@ import pytest
 
 from engine.plan import PlanParams, build_instance, build_model, plan
 from engine.plan.model import feasible_start, set_start
-from engine.plan.planner import booked_date_start, model_key, remember
+from engine.plan.planner import _memo_serves, booked_date_start, model_key, remember
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, with_
 
 
@@ -97,6 +97,7 @@ def test_memo_reuses_an_answer_only_when_the_model_is_the_same(h, fc):
     memo: dict = {}
     first = plan(h, fc, MONDAY, params, memo=memo)
     assert not first.kpis["reused_solution"] and len(memo) == 1
+    entry = next(iter(memo.values()))
     # So a change of PACU beds alone: the same answer, sequenced again.
     st = h.staffing.copy()
     st["pacu_beds"] = st["pacu_beds"] + 2
@@ -109,8 +110,12 @@ def test_memo_reuses_an_answer_only_when_the_model_is_the_same(h, fc):
     assert_no_violations(_short_staffed(h, 3), fewer.schedule, horizon(1))
     # A shorter time limit is served by the answer that had more time; a longer one is not.
     assert plan(h, fc, MONDAY, params.with_(time_limit_s=1.0), memo=memo).kpis["reused_solution"] == True  # noqa: E712
+    # A longer limit is served only by a proven answer: both cases, whatever this machine proved in 20 s.
     longer = params.with_(time_limit_s=40.0)
-    assert plan(h, fc, MONDAY, longer, memo=memo).kpis["reused_solution"] == (first.solve.status == "optimal")
+    res, answer, held, limit = entry
+    assert _memo_serves((dataclasses.replace(res, status="optimal"), answer, held, limit), longer)
+    assert not _memo_serves((dataclasses.replace(res, status="time_limit"), answer, held, limit), longer)
+    assert _memo_serves((dataclasses.replace(res, status="time_limit"), answer, held, limit), params.with_(time_limit_s=1.0))
 
 
 def test_model_key_follows_what_the_model_reads(h, fc):
