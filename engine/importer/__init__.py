@@ -7,7 +7,8 @@
 A package along the pipeline's stages (read -> map -> write -> validate -> swap); this module
 re-exports its public names, so ``from engine.importer import ...`` is all callers need:
 
-- ``mapping``: the format's constants, the typed mapping, :func:`load_mapping` / :func:`parse_mapping`;
+- ``spec``: the format's constants and the typed mapping (:class:`Mapping`);
+- ``mapping``: :func:`load_mapping` / :func:`parse_mapping` (the YAML checked by pydantic models);
 - ``reading``: :func:`read_source`;
 - ``values``: the date, time and datetime parsers;
 - ``apply``: :func:`apply_mapping`, :func:`derive_rooms`, :func:`derive_surgeons`;
@@ -29,7 +30,8 @@ What each stage does:
 """
 from engine.importer.apply import apply_mapping, derive_rooms, derive_surgeons
 from engine.importer.clean import CleanRules, Merge, NotMerged, clean_cases
-from engine.importer.mapping import (
+from engine.importer.mapping import load_mapping, parse_mapping
+from engine.importer.spec import (
     BAD_VALUE_POLICIES,
     DEFAULT_FORMATS,
     DERIVE_KINDS,
@@ -43,8 +45,6 @@ from engine.importer.mapping import (
     RoomRule,
     RoomsSpec,
     SourceOptions,
-    load_mapping,
-    parse_mapping,
 )
 from engine.importer.pipeline import ImportResult, import_hospital
 from engine.importer.reading import read_source

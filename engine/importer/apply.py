@@ -12,7 +12,7 @@ import pandas as pd
 
 from engine.contract import CASES_COLUMNS, ROOMS_COLUMNS, SURGEONS_COLUMNS
 from engine.errors import InputError, Problem
-from engine.importer.mapping import FieldSpec, Mapping, RoomsSpec, _THOUSANDS
+from engine.importer.spec import _THOUSANDS, FieldSpec, Mapping, RoomsSpec
 from engine.importer.reading import _cell_text, _clean_text
 from engine.importer.values import _describe_formats, _parse_date, _parse_datetime, _parse_time
 

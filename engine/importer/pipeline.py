@@ -13,7 +13,8 @@ import pandas as pd
 from engine.contract import SETTINGS_FILE
 from engine.errors import InputError, Problem
 from engine.io import atomic_write_folder, write_csv
-from engine.importer.mapping import FILE_KEYS, Mapping, load_mapping
+from engine.importer.mapping import load_mapping
+from engine.importer.spec import FILE_KEYS, Mapping
 from engine.importer.reading import read_source
 from engine.importer.apply import apply_mapping, derive_rooms, derive_surgeons
 from engine.importer.clean import Merge, NotMerged, clean_cases

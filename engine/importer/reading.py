@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InputError, Problem
-from engine.importer.mapping import Mapping, SOURCE_FORMATS, SourceOptions
+from engine.importer.spec import SOURCE_FORMATS, Mapping, SourceOptions
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from engine.importer.mapping import _EXCEL_EPOCH, _EXCEL_MAX_SERIAL, _ISO_DATE, _ISO_DATETIME, _ISO_TIME
+from engine.importer.spec import _EXCEL_EPOCH, _EXCEL_MAX_SERIAL, _ISO_DATE, _ISO_DATETIME, _ISO_TIME
 
 
 # ---------------------------------------------------------------------------------------------
