@@ -10,6 +10,7 @@ import pandas as pd
 
 from engine.hospital import Hospital
 from engine.plan import PlanParams, plan
+from engine.plan.planner import addon_reserve_minutes, needs_addon_reserve
 from engine.timeutil import elapsed_minutes, hhmm_to_minutes
 from engine.plan.views import pacu_occupancy
 from engine.sim import compare_policies
@@ -96,8 +97,10 @@ def frontier(h: Hospital, forecasts: pd.DataFrame, start, base: PlanParams | Non
     if base.solver == "rules":
         base = base.with_(solver=PlanParams().solver)
     plans = dict(plans or {})
+    # Every optimizer point plans the same dates: one add-on reserve for all of them.
+    reserve = addon_reserve_minutes(h, start, base.days) if needs_addon_reserve(base) else None
     if CURRENT not in plans:
-        plans[CURRENT] = plan(h, forecasts, start, base)
+        plans[CURRENT] = plan(h, forecasts, start, base, addon_reserve=reserve)
     if RULES not in plans:
         plans[RULES] = plan(h, forecasts, start, base.with_(solver="rules"))
     sl = plans[CURRENT].kpis.get("service_level") or {}
@@ -106,7 +109,7 @@ def frontier(h: Hospital, forecasts: pd.DataFrame, start, base: PlanParams | Non
     for f in sorted(set(factors) - {1.0}):
         p = base.with_(w_overtime=base.w_overtime * f, keep_rules_count=False, label=f"risk x{f:g}",
                        w_service_level=None if w_sl is None else float(w_sl) * f)
-        points[f"risk x{f:g}"] = (f, plan(h, forecasts, start, p))
+        points[f"risk x{f:g}"] = (f, plan(h, forecasts, start, p, addon_reserve=reserve))
     cmp = compare_policies(h, {k: r.schedule for k, (_, r) in points.items()}, forecasts, scenario, reps, seed,
                            addon_forecast=addon_forecast, baseline=RULES)
     pd95 = cmp.paired[(cmp.paired["metric"] == "overtime_minutes") & (cmp.paired["statistic"] == "p95")].set_index("policy") \

@@ -15,7 +15,7 @@ import pandas as pd
 from engine.forecast import addon_forecast_for
 from engine.hospital import Hospital
 from engine.plan import PlanParams, PlanResult, plan
-from engine.plan.planner import addon_reserve_minutes, remember
+from engine.plan.planner import addon_reserve_minutes, needs_addon_reserve, remember
 from engine.sim import SimParams, load_scenario, schedule_dates, simulate
 
 
@@ -144,7 +144,7 @@ def run_whatif(h: Hospital, forecasts: pd.DataFrame, start, w: WhatIf, params: P
     memo = session.memo if session is not None else None
     warm = session.warm_start if session is not None else None
     reserve = None
-    if params.hold_addon_rooms and params.solver != "rules":
+    if needs_addon_reserve(params):
         # The rooms held for add-ons follow the add-on volume (the P80 reserve scaled with it).
         totals = session.addon_totals if session is not None else None
         if totals is None:

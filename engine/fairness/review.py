@@ -180,16 +180,20 @@ def fairness_term_cost(h: Hospital, forecasts: pd.DataFrame, start, days: int = 
     as the fairness report counts it, over lines with at least the policy's ``min_group_cases``)."""
     from engine.fairness.policy import check_policy
     from engine.plan import PlanParams, plan
+    from engine.plan.planner import addon_reserve_minutes, needs_addon_reserve
 
     base = (params or PlanParams(time_limit_s=20.0)).with_(days=1)
     limit = h.settings.fairness.max_prime_time_gap_points if max_gap_points is None else max_gap_points
     policy = h.settings.fairness.model_copy(update={"max_prime_time_gap_points": limit})
     rows = []
+    dates = pd.date_range(pd.Timestamp(start).normalize(), periods=days)
+    # Both plans of a day hold rooms for the same add-ons: one reserve a day.
+    reserves = {d: addon_reserve_minutes(h, d, 1) if needs_addon_reserve(base) else None for d in dates}
     for label, p in (("without the fairness policy", base.with_(fairness_policy=False)),
                      (f"with the policy (max gap {limit:g} points)", base.with_(fairness_max_gap_points=limit))):
         k, gaps = [], []
-        for d in pd.date_range(pd.Timestamp(start).normalize(), periods=days):
-            r = plan(h, forecasts, d, p)
+        for d in dates:
+            r = plan(h, forecasts, d, p, addon_reserve=reserves[d])
             k.append(r.kpis)
             gaps.append(check_policy(h, r.schedule, policy, forecasts).max_prime_time_gap_points)
         rows.append({"plan": label, "scheduled": sum(x["n_scheduled"] for x in k), "deferred": sum(x["n_deferred"] for x in k),

@@ -542,8 +542,10 @@ def plan(hospital: Hospital, forecasts: pd.DataFrame, start_date: pd.Timestamp |
     from engine.fairness.policy import check_policy
 
     params = params or PlanParams()
-    # The add-on reserve is made once here for every plan_once below (each would make it again).
-    if kw.get("addon_reserve") is None and params.hold_addon_rooms and params.solver != "rules":
+    # The add-on reserve is an input: a caller that plans the same dates more than once makes it
+    # once (addon_reserve_minutes) and passes it; when it gives none it is made here, once for
+    # every plan_once below.
+    if kw.get("addon_reserve") is None and needs_addon_reserve(params):
         kw["addon_reserve"] = addon_reserve_minutes(hospital, start_date, params.days)
     policy = hospital.settings.fairness
     if params.fairness_max_gap_points is not None:
@@ -644,14 +646,12 @@ def plan_once(
     caller) remembers the optimizer's answer by everything the model reads (``model_key``): a
     what-if that changes nothing the model sees (cancellation rates; PACU beds when ``w_pacu_hold=0``) is sequenced again
     without solving again. ``addon_reserve`` (date, reserve_minutes) is the add-on time to hold
-    open rooms for; with ``params.hold_addon_rooms`` it defaults to the hospital's add-on forecast.
+    open rooms for, made once by :func:`plan` (None: no room is held).
     ``kpis['addon_rooms_held']`` lists the rooms held. ``kpis['timings']`` holds the seconds spent
     building, solving and sequencing.
     """
     params = params or PlanParams()
     t0 = time.perf_counter()
-    if addon_reserve is None and params.hold_addon_rooms and params.solver != "rules":
-        addon_reserve = addon_reserve_minutes(hospital, start_date, params.days)
     inst = build_instance(hospital, forecasts, start_date, params, published=published, locks=locks, cases=cases,
                           downtime=downtime, addon_reserve=addon_reserve)
     diag = diagnose(inst, hospital)
@@ -812,6 +812,12 @@ def _with_reasons(assignment: pd.DataFrame, diag: dict[str, str]) -> pd.DataFram
     return a
 
 
+def needs_addon_reserve(params: PlanParams) -> bool:
+    """True when a plan with ``params`` holds rooms for add-ons (the optimizer with
+    ``hold_addon_rooms``; the rules schedule holds none)."""
+    return params.hold_addon_rooms and params.solver != "rules"
+
+
 def addon_reserve_minutes(hospital: Hospital, start_date, days: int) -> pd.DataFrame:
     """The add-on forecast's reserve minutes (P80 of a day's add-on minutes) for the horizon."""
     from engine.forecast import forecast_addon_totals
@@ -831,9 +837,13 @@ def alternative_params(params: PlanParams | None = None) -> dict[str, PlanParams
 
 def alternatives(hospital: Hospital, forecasts: pd.DataFrame, start_date, params: PlanParams | None = None,
                  published: pd.DataFrame | None = None, locks: pd.DataFrame | None = None) -> dict[str, PlanResult]:
-    """The ranked alternatives (utilization-first, balanced, overtime-averse) on the same rules."""
-    return {name: plan(hospital, forecasts, start_date, p, published=published, locks=locks)
-            for name, p in alternative_params(params).items()}
+    """The ranked alternatives (utilization-first, balanced, overtime-averse) on the same rules and
+    the same add-on reserve (made once for the three)."""
+    ps = alternative_params(params)
+    reserve = addon_reserve_minutes(hospital, start_date, (params or PlanParams()).days) \
+        if any(needs_addon_reserve(p) for p in ps.values()) else None
+    return {name: plan(hospital, forecasts, start_date, p, published=published, locks=locks, addon_reserve=reserve)
+            for name, p in ps.items()}
 
 
 def compare(results: dict[str, PlanResult]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from engine.errors import InputError
 from engine.hospital import Hospital
 from engine.plan.params import PlanParams
 from engine.timeutil import hhmm_to_minutes
-from engine.plan.planner import PlanResult, addon_reserve_minutes, plan
+from engine.plan.planner import PlanResult, addon_reserve_minutes, needs_addon_reserve, plan
 
 EVENT_KINDS = ("running_long", "add_on", "room_down", "cancellation")
 
@@ -130,7 +130,7 @@ def replan(
     cases = cases.assign(status="booked", surgery_date=day)
     published = cur[["case_id", "date", "room_id", "start"]]
     reserve = None
-    if params.hold_addon_rooms and params.solver != "rules":
+    if needs_addon_reserve(params):
         # Rooms held for add-ons cover what is left of the day: the reserve shrinks with it.
         opens = [hhmm_to_minutes(t) for t in hospital.rooms["open_time"]]
         closes = [hhmm_to_minutes(t) for t in hospital.rooms["close_time"]]

@@ -102,3 +102,27 @@ def test_a_replan_holds_rooms_for_the_rest_of_the_day_only(h, fc):
     gone = with_(h, cases=h.cases.assign(status=h.cases["status"].where(h.cases["case_id"] != victim, "cancelled")))
     for rr in (morning, afternoon):
         assert_no_violations(gone, rr.result.schedule, horizon(1))
+
+
+def test_callers_that_plan_the_same_dates_again_make_the_reserve_once(h, fc, monkeypatch):
+    """alternatives() plans three weightings and the frontier several risk factors of the same
+    dates: each makes the add-on forecast's reserve once and passes it down (issue 18)."""
+    import engine.overview as overview
+    import engine.plan.planner as planner
+
+    calls = []
+    real = planner.addon_reserve_minutes
+
+    def counted(*a, **k):
+        calls.append(a[1:])
+        return real(*a, **k)
+
+    monkeypatch.setattr(planner, "addon_reserve_minutes", counted)
+    monkeypatch.setattr(overview, "addon_reserve_minutes", counted)
+    fast = PlanParams(time_limit_s=5, sequencer="greedy")
+    res = planner.alternatives(h, fc, MONDAY, fast)
+    assert len(res) == 3 and len(calls) == 1
+    assert all(r.instance.addon_reserve is not None for r in res.values())
+    calls.clear()
+    overview.frontier(h, fc, MONDAY, fast, factors=(0.5, 1.0, 2.0), reps=5)
+    assert len(calls) == 1
