@@ -14,6 +14,7 @@ DEMO_ROLE_KEY = "demo_role"  # the demo sign-in's role selectbox
 ALTERNATIVES_SHOWN_KEY = "alternatives_shown"  # the plan alternatives were asked for
 REPLAN_RESULT_KEY = "replan_result"  # the last re-plan after a day-of event
 FRONTIER_SHOWN_KEY = "frontier_shown"  # the frontier was asked for once: shown again on every rerun
+OVERVIEW_TAB_KEY = "ov_tab"  # the Overview page's open tab (lazy tabs: only the open one computes)
 SIM_SCENARIO_KEY = "sim_scenario"  # the Simulation page's scenario selectbox
 SIM_KNOB_PREFIX = "sim_knob_"  # prefix of one slider key per simulation knob (see knob_key)
 

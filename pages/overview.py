@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, keys, state
 from dashboard import overview_state as ovs
 from dashboard import whatif_state as ws
 
@@ -53,12 +53,16 @@ if last is not None:
                    delta_color="inverse" if metric in ("overtime_minutes", "cancellation_rate") else "normal",
                    help="Mean of the last 4 weeks; change against the 4 weeks before.")
 
+# Lazy tabs: only the open tab's content runs, so the frontier (several plans), the week's risks (a
+# plan a day) and the tails (a simulation) are computed when their tab is opened, not on every visit.
 rules_tab, frontier_tab, risks_tab, trends_tab, tails_tab, breakdown_tab = st.tabs(
     ["Against the rules", "Trade-off frontier", "Risks this week", "Trends", "Distributions and tails",
-     "By site and service line"])
+     "By site and service line"], on_change="rerun", key=keys.OVERVIEW_TAB_KEY)
 
 with risks_tab:
-    if not booked:
+    if not risks_tab.open:
+        pass
+    elif not booked:
         st.info(NO_BOOKED)
     elif mv is None:
         st.info("Train a forecasting model (Forecasts page) to see the coming week's risks.")
@@ -84,7 +88,9 @@ with rules_tab:
         st.caption("Optimized minus rules on the same random days, with paired 95% intervals (minutes, utilization "
                    "points and counts on their own axes). Cases scheduled and deferrals are the plans' own counts.")
 with frontier_tab:
-    if dc is None:
+    if not frontier_tab.open:
+        pass
+    elif dc is None:
         st.info(NO_BOOKED if not booked else "Train a forecasting model first.")
     else:
         f = state.frontier(hid, mv.version, lat, str(first_day.date()), DEFAULT_PLAN, dc.reps, dc.seed)
@@ -95,7 +101,9 @@ with frontier_tab:
         st.plotly_chart(charts.frontier_chart(f), width="stretch", key="ov_frontier")
         st.dataframe(charts.words(f.round(3)), hide_index=True, width="stretch", key="ov_frontier_table")
 with tails_tab:
-    if not booked:
+    if not tails_tab.open:
+        pass
+    elif not booked:
         st.info(NO_BOOKED)
     elif mv is None:
         st.info("Train a forecasting model first.")
