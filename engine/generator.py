@@ -30,6 +30,7 @@ from engine.contract import (
     SURGEONS_COLUMNS,
 )
 from engine.io import atomic_write_folder, write_csv
+from engine.timeutil import hhmm_to_minutes, parse_window
 
 logger = logging.getLogger(__name__)
 
@@ -125,20 +126,12 @@ class GeneratorParams:
         need(0.0 <= self.late_start_prob <= 1.0, "late_start_prob", "between 0 and 1")
         need(self.late_start_mean_minutes >= 0, "late_start_mean_minutes", ">= 0")
         need(0.0 <= self.bmi_missing_rate < 1.0, "bmi_missing_rate", "between 0 and 1")
-        need(_parse_range(self.prime_time) is not None, "prime_time", "'HH:MM-HH:MM'")
-
-
-def _parse_range(text: str) -> tuple[int, int] | None:
-    try:
-        a, b = text.split("-")
-        return _hhmm_to_min(a), _hhmm_to_min(b)
-    except (ValueError, AttributeError):
-        return None
-
-
-def _hhmm_to_min(text: str) -> int:
-    h, m = text.strip().split(":")
-    return int(h) * 60 + int(m)
+        try:
+            parse_window(self.prime_time)
+            ok = True
+        except ValueError:
+            ok = False
+        need(ok, "prime_time", "'HH:MM-HH:MM', starting before it ends")
 
 
 def _min_to_hhmm(minutes: int) -> str:
@@ -520,8 +513,8 @@ def _build_rooms(params: GeneratorParams) -> pd.DataFrame:
     rooms = pd.DataFrame(rows, columns=["room_id", "site", "capabilities", "open_time", "close_time",
                                         "is_main"])
     rooms["cap_mask"] = [sum(_EQ_BIT[e] for e in c.split(";") if e) for c in rooms["capabilities"]]
-    rooms["open_min"] = [_hhmm_to_min(t) for t in rooms["open_time"]]
-    rooms["close_min"] = [_hhmm_to_min(t) for t in rooms["close_time"]]
+    rooms["open_min"] = [hhmm_to_minutes(t) for t in rooms["open_time"]]
+    rooms["close_min"] = [hhmm_to_minutes(t) for t in rooms["close_time"]]
     return rooms
 
 

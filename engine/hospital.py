@@ -40,7 +40,7 @@ import pandera.pandas as pa
 from engine import contract as C
 from engine.errors import InputError, Problem
 from engine.settings import HospitalSettings, parse_settings
-from engine.timeutil import room_minutes
+from engine.timeutil import hhmm_to_minutes, room_minutes
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ def _schema_problems(schema: pa.DataFrameSchema, df: pd.DataFrame, fname: str) -
 
 
 def _minutes(t: pd.Series) -> pd.Series:
-    return t.map(lambda v: int(v[:2]) * 60 + int(v[3:]), na_action="ignore").astype("float64")
+    return t.map(hhmm_to_minutes, na_action="ignore").astype("float64")
 
 
 def _cases_schema(timezone: str | None = None) -> pa.DataFrameSchema:

@@ -28,6 +28,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 
 from engine.hospital import Hospital
+from engine.timeutil import hhmm_to_minutes
 
 GROUPS = ("service_line", "surgeon_id", "site")
 
@@ -58,7 +59,7 @@ def case_table(h: Hospital, schedule: pd.DataFrame, forecasts: pd.DataFrame | No
     s["prime_minutes"] = np.where(sched, overlap.clip(lower=0).fillna(0), 0.0)
     s["late"] = np.where(sched, (s["end_p50"] > p_end).astype(float), np.nan)
     close = s["room_id"].map(h.rooms.set_index("room_id")["close_time"])
-    close_t = day + pd.to_timedelta(close.fillna("23:59").map(lambda t: int(t[:2]) * 60 + int(t[3:5])), unit="min")
+    close_t = day + pd.to_timedelta(close.fillna("23:59").map(hhmm_to_minutes), unit="min")
     over = (s["end_p80"] - np.maximum(s["start"], close_t)).dt.total_seconds() / 60
     s["overtime_minutes"] = np.where(sched, over.clip(lower=0).fillna(0), 0.0)
     s["deferred"] = (~sched).astype(float)

@@ -28,6 +28,7 @@ from engine.forecast.features import build_features, classify_extras, completed_
 from engine.forecast.params import ForecastParams
 from engine.forecast.reasons import top_reasons
 from engine.forecast.tuning import tune
+from engine.timeutil import hhmm_to_minutes
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 def room_open_minutes(rooms: pd.DataFrame | None) -> dict[str, float] | None:
     if rooms is None or not len(rooms):
         return None
-    return {r: int(t[:2]) * 60 + int(t[3:]) for r, t in zip(rooms["room_id"], rooms["open_time"]) if isinstance(t, str)}
+    return {r: hhmm_to_minutes(t) for r, t in zip(rooms["room_id"], rooms["open_time"]) if isinstance(t, str)}
 
 
 def minimum_needed(params: ForecastParams) -> str:
