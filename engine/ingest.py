@@ -17,6 +17,7 @@ import pandas as pd
 from engine.errors import InputError, Problem
 from engine.hospital import LoadedHospital, ValidationParams, load_hospital
 from engine.store import Store
+from engine.contract import UNKNOWN_SURGEON
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def append_cases(
     surgeons = base.hospital.surgeons
     new_surgeons: list[str] = []
     if {"surgeon_id", "service_line"} <= set(header):
-        known = set(surgeons["surgeon_id"]) | {"unknown", ""}
+        known = set(surgeons["surgeon_id"]) | {UNKNOWN_SURGEON, ""}
         fresh = raw[~raw["surgeon_id"].str.strip().isin(known)]
         if len(fresh):
             add = (fresh.assign(surgeon_id=fresh["surgeon_id"].str.strip())

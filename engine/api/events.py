@@ -30,6 +30,7 @@ import pandas as pd
 from engine.api.models import EVENT_KINDS, EventRequest
 from engine.errors import InputError, Problem
 from engine.plan.replan import Event
+from engine.contract import UNKNOWN_SURGEON
 
 STAFFING_FIELDS = ("staffed_rooms", "anesthesia_teams", "pacu_beds")
 
@@ -229,10 +230,10 @@ def to_event(req: EventRequest, rooms: set[str], surgeons: set[str]) -> Event | 
         p80 = req.p80 or 1.25 * p50
         if p80 < p50:
             raise BadEvent("p80", f"p80 ({p80}) must be >= p50 ({p50})")
-        if req.surgeon_id and req.surgeon_id != "unknown" and req.surgeon_id not in surgeons:
+        if req.surgeon_id and req.surgeon_id != UNKNOWN_SURGEON and req.surgeon_id not in surgeons:
             raise BadEvent("surgeon_id", f"unknown surgeon {req.surgeon_id!r}")
         add = {"case_id": req.case_id, "service_line": req.service_line, "p50": float(p50), "p80": float(p80),
-               "surgeon_id": req.surgeon_id or "unknown", "urgency": req.urgency or "urgent",
+               "surgeon_id": req.surgeon_id or UNKNOWN_SURGEON, "urgency": req.urgency or "urgent",
                "required_equipment": req.required_equipment or ""}
         if req.procedure_code:
             add["procedure_code"] = req.procedure_code

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from engine.api.auth import needs
 from engine.api.service import Service
 from engine.governance import User, is_clinical
+from engine.contract import UNKNOWN_SURGEON
 
 FHIR_JSON = "application/fhir+json"
 PROC_SYSTEM = "urn:or-allocation:procedure-code"
@@ -100,7 +101,7 @@ def appointments(svc: Service, day: pd.Timestamp, user: User) -> list[dict[str, 
         participants = []
         if isinstance(room, str) and room:
             participants.append({"actor": {"reference": f"Location/{fhir_id(room)}", "display": room}, "status": "accepted"})
-        if isinstance(surgeon, str) and surgeon and surgeon != "unknown":
+        if isinstance(surgeon, str) and surgeon and surgeon != UNKNOWN_SURGEON:
             participants.append({"actor": {"reference": f"Practitioner/{fhir_id(surgeon)}", "display": surgeon},
                                  "status": "accepted"})
         if not participants:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from engine.governance.catalog import Catalog
 from engine.governance.errors import OverrideError
+from engine.contract import UNKNOWN_SURGEON
 
 ACTIONS = ("move", "defer", "lock")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -222,7 +223,7 @@ def _clashes(sched: pd.DataFrame, i: int) -> list[str]:
         out.append(f"case {r['case_id']} now overlaps case {o.case_id} in {r['room_id']} on {r['date']:%Y-%m-%d}; "
                    "re-plan with the lock to resolve it")
     same_surgeon = other[(other["surgeon_id"] == r["surgeon_id"]) & (other["room_id"] != r["room_id"])
-                         & (other["start"] < r["end_p80"]) & (other["end_p80"] > r["start"]) & (r["surgeon_id"] != "unknown")]
+                         & (other["start"] < r["end_p80"]) & (other["end_p80"] > r["start"]) & (r["surgeon_id"] != UNKNOWN_SURGEON)]
     for o in same_surgeon.itertuples():
         out.append(f"surgeon {r['surgeon_id']} would be in {r['room_id']} and {o.room_id} at once "
                    f"(cases {r['case_id']} and {o.case_id})")

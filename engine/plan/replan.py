@@ -17,6 +17,7 @@ from engine.hospital import Hospital
 from engine.plan.params import PlanParams
 from engine.timeutil import hhmm_to_minutes
 from engine.plan.planner import PlanResult, addon_reserve_minutes, needs_addon_reserve, plan
+from engine.contract import UNKNOWN_SURGEON
 
 EVENT_KINDS = ("running_long", "add_on", "room_down", "cancellation")
 
@@ -121,7 +122,7 @@ def replan(
         new = {col: np.nan for col in cases.columns}
         new.update({"case_id": a["case_id"], "surgery_date": day, "status": "booked", "service_line": a["service_line"],
                     "procedure_code": a.get("procedure_code", "ADDON"), "procedure_name": a.get("procedure_name", "emergency add-on"),
-                    "surgeon_id": a.get("surgeon_id", "unknown"), "urgency": a.get("urgency", "emergent"),
+                    "surgeon_id": a.get("surgeon_id", UNKNOWN_SURGEON), "urgency": a.get("urgency", "emergent"),
                     "required_equipment": a.get("required_equipment", ""), "booked_at": now})
         cases = pd.concat([cases, pd.DataFrame([new]).astype({c: cases[c].dtype for c in cases.columns if c in ("surgery_date", "booked_at")})],
                           ignore_index=True)
