@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from engine.contract import SCHEDULE_COLUMNS
+from engine.contract import SCHEDULE_COLUMNS, SCHEDULE_TIME_COLUMNS
 from engine.errors import InputError
 from engine.forecast.fallback import booked_forecasts
 from engine.hospital import Hospital
@@ -75,7 +75,7 @@ def as_booked_schedule(hospital: Hospital, forecasts: pd.DataFrame, start_date, 
                          "reason": f"as booked: {room} at {st:%H:%M}, {booked:.0f} booked minutes",
                          "planned_end": st + pd.Timedelta(minutes=booked)})
     out = pd.DataFrame(rows, columns=SCHEDULE_COLUMNS + ["planned_end"])
-    for col in ("start", "end_p50", "end_p80", "pacu_in", "pacu_out", "planned_end", "date"):
+    for col in (*SCHEDULE_TIME_COLUMNS, "planned_end", "date"):
         out[col] = pd.to_datetime(out[col])
     return out
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from engine.governance.catalog import Catalog
 from engine.governance.errors import OverrideError
-from engine.contract import UNKNOWN_SURGEON
+from engine.contract import SCHEDULE_TIME_COLUMNS, UNKNOWN_SURGEON
 
 ACTIONS = ("move", "defer", "lock")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -136,7 +136,7 @@ def apply_overrides(
     room or surgeon clashes the move creates; re-planning with the returned locks resolves them.
     """
     sched = schedule.copy().reset_index(drop=True)
-    for c in ("start", "end_p50", "end_p80", "pacu_in", "pacu_out", "date"):
+    for c in (*SCHEDULE_TIME_COLUMNS, "date"):
         sched[c] = pd.to_datetime(sched[c])
     sched["room_id"] = sched["room_id"].astype(object)
     lk = (locks.copy() if locks is not None and len(locks) else empty_locks())[LOCK_COLUMNS]
@@ -152,7 +152,7 @@ def apply_overrides(
         lk = lk[lk["case_id"] != ov.case_id]
         if ov.action == "defer":
             sched.loc[i, ["room_id"]] = [None]
-            sched.loc[i, ["start", "end_p50", "end_p80", "pacu_in", "pacu_out"]] = pd.NaT
+            sched.loc[i, list(SCHEDULE_TIME_COLUMNS)] = pd.NaT
             sched.loc[i, "status"] = "deferred"
             sched.loc[i, "reason"] = f"deferred by override ({ov.code})"
             if ov.case_id not in deferred_ids:
