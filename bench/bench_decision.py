@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_decision.py [--hospitals 11:16,5:12,23:20] [--days 5] [--time-limit 60]
                                              [--reps 1000] [--seed 0] [--folder DIR]
-                                             [--pacu-beds-short N] [--param w_pacu_hold=0 ...]
+                                             [--pacu-beds-short N] [--param w_pacu_hold=0 ...] [--param risk_factor=2]
 
 For each generated hospital ``seed:rooms`` (``python -m engine generate --seed S --rooms R``;
 ``--folder`` uses an existing hospital folder instead), from its first booked Monday (the as-of
@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.generator import GeneratorParams, write_hospital  # noqa: E402
 from engine.hospital import load_hospital  # noqa: E402
-from engine.plan import PlanParams, plan  # noqa: E402
+from engine.plan import PlanParams, build_instance, plan  # noqa: E402
+from engine.plan.model import service_level_weight  # noqa: E402
 from engine.sim import decision_comparison  # noqa: E402
 from tests.feasibility import check_schedule  # noqa: E402
 
@@ -52,8 +53,17 @@ def one(folder: Path, label: str, days: int, limit: float, reps: int, seed: int,
     h = load_hospital(folder).hospital
     fc = truth_forecasts(folder, h)
     start = h.as_of()
+    extra = dict(extra or {})
+    factor = extra.pop("risk_factor", None)
+    if factor is not None:
+        # The frontier's trade-off (engine.overview.frontier): the risk weights per minute times a factor,
+        # with the rules' case count kept.
+        base = PlanParams(days=days, **extra)
+        w_sl = service_level_weight(build_instance(h, fc, start, base), base)
+        extra.update(w_overtime=base.w_overtime * factor, w_service_level=w_sl * factor)
+        print(f"   risk weights x{factor:g}: w_overtime {extra['w_overtime']:g}, w_service_level {extra['w_service_level']:.2f}")
     t0 = time.perf_counter()
-    opt = plan(h, fc, start, PlanParams(days=days, time_limit_s=limit, **(extra or {})))
+    opt = plan(h, fc, start, PlanParams(days=days, time_limit_s=limit, **extra))
     t_opt = time.perf_counter() - t0
     rules = plan(h, fc, start, PlanParams(days=days, solver="rules"))
     dates = opt.instance.dates
@@ -103,12 +113,14 @@ def main() -> int:
     ap.add_argument("--pacu-beds-short", type=int, default=None,
                     help="write [service_levels] pacu_beds_short = N into each generated hospital's settings")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                    help="a PlanParams field for the optimized plan (e.g. w_pacu_hold=0: the PACU load term off)")
+                    help="a PlanParams field for the optimized plan (e.g. w_pacu_hold=0: the PACU load term off); "
+                         "risk_factor=F multiplies the overtime and service-level weights by F, as the frontier does")
     args = ap.parse_args()
     extra = {}
     for kv in args.param:
         k, v = kv.split("=", 1)
-        extra[k] = None if v == "None" else (v if not v.replace(".", "", 1).lstrip("-").isdigit() else float(v))
+        flags = {"true": True, "false": False, "none": None}
+        extra[k] = flags[v.lower()] if v.lower() in flags else (v if not v.replace(".", "", 1).lstrip("-").isdigit() else float(v))
     if extra:
         print("optimized plan with", extra)
     results = []
