@@ -319,8 +319,8 @@ def test_failed_write_leaves_the_old_folder(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    import engine.generator as gen
-    monkeypatch.setattr(gen, "write_csv", boom)
+    import engine.generator.write as gen_write
+    monkeypatch.setattr(gen_write, "write_csv", boom)
     with pytest.raises(RuntimeError):
         write_hospital(out, GeneratorParams(seed=99, rooms=6, history_days=120, horizon_days=7))
     assert (out / "cases.csv").read_bytes() == before
