@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.contract import SETTINGS_FILE
-from engine.timeutil import parse_window
 from engine.generator.catalog import _SERVICE_LINES
+from engine.timeutil import parse_window
 
 
 OUTPUT_FILES = ("cases.csv", "rooms.csv", "surgeons.csv", "blocks.csv", "staffing.csv", "truth.csv",

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.timeutil import hhmm_to_minutes
 from engine.generator.catalog import _AMBULATORY_MAX, _LAST_NAMES, _ServiceLine
 from engine.generator.params import _EQ_BIT, EQUIPMENT, GeneratorParams, ROOM_TIME_OVERHEAD_MINUTES, ROOM_TIME_SCALE, SITE_NAMES
+from engine.timeutil import hhmm_to_minutes
 
 
 def _largest_remainder(weights: np.ndarray, total: int, minimum: int = 0) -> np.ndarray:

@@ -15,9 +15,9 @@ from engine.contract import (
     STAFFING_COLUMNS,
     SURGEONS_COLUMNS,
 )
-from engine.io import atomic_write_folder, write_csv
 from engine.generator.generate import generate_hospital
 from engine.generator.params import GeneratorParams
+from engine.io import atomic_write_folder, write_csv
 
 logger = logging.getLogger("engine.generator")
 

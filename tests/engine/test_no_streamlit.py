@@ -38,7 +38,7 @@ def _streamlit_imports(path: Path) -> list[str]:
 
 def test_no_engine_source_imports_streamlit() -> None:
     files = sorted(ENGINE.rglob("*.py"))
-    assert ENGINE / "hospital.py" in files
+    assert ENGINE / "hospital" / "load.py" in files  # the scan sees the packages' modules
     hits = [h for f in files for h in _streamlit_imports(f)]
     assert not hits, "engine/ must never import streamlit:\n" + "\n".join(hits)
 
