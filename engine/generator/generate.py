@@ -18,9 +18,10 @@ from engine.contract import (
 )
 from engine.generator.catalog import _SERVICE_LINES
 from engine.generator.days import _CASE_FIELDS, _simulate_days
-from engine.generator.params import ADMISSION_TYPES, ANESTHESIA_TYPES, GeneratorParams, _min_to_hhmm
+from engine.generator.params import ADMISSION_TYPES, ANESTHESIA_TYPES, GeneratorParams
 from engine.generator.patients import _booked_minutes, _patient_terms, _patients
 from engine.generator.world import _build_procedures, _build_rooms, _build_surgeons, _build_template, _us_holidays, _whole, _World
+from engine.timeutil import minutes_to_hhmm
 
 logger = logging.getLogger("engine.generator")
 
@@ -320,8 +321,8 @@ def _assemble(params: GeneratorParams, world: _World, cases: pd.DataFrame, block
         "service_line": [world.sls[s].name for s in b["sl"]],
         "surgeon_id": np.where(b["surgeon"].to_numpy() >= 0,
                                surgeons["surgeon_id"].to_numpy()[np.maximum(b["surgeon"].to_numpy(), 0)], None),
-        "start_time": [_min_to_hhmm(int(x)) for x in b["start"]],
-        "end_time": [_min_to_hhmm(int(x)) for x in b["end"]],
+        "start_time": [minutes_to_hhmm(int(x)) for x in b["start"]],
+        "end_time": [minutes_to_hhmm(int(x)) for x in b["end"]],
     })
     assert list(blocks_out.columns) == list(BLOCKS_COLUMNS)
     staffing_out = pd.DataFrame({

@@ -90,7 +90,3 @@ class GeneratorParams:
         except ValueError:
             ok = False
         need(ok, "prime_time", "'HH:MM-HH:MM', starting before it ends")
-
-
-def _min_to_hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
