@@ -51,11 +51,14 @@ FAULT_CLASS = {"stale-feed": "data", "stale-model": "model", "mislabeled-service
 @dataclass(frozen=True)
 class DrillParams:
     """``fault`` (:data:`FAULTS`); ``time_limit_s`` of the optimizer runs (solver-down only); ``day`` to plan
-    (default: the first day with booked cases)."""
+    (default: the first day with booked cases); ``plan_params``: the deployment's plan settings the drill's
+    optimizer runs start from (the dashboard passes its own, with ``OR_PLAN_PARAMS``; None: PlanParams'
+    defaults), with one day and ``time_limit_s``."""
 
     fault: str
     time_limit_s: float = 10.0
     day: str | None = None
+    plan_params: Any = None  # engine.plan.PlanParams | None (not imported here: the drill loads engine.plan late)
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
@@ -179,7 +182,8 @@ def run_drill(folder: str | Path, params: DrillParams, work_dir: str | Path, *, 
         lh, h, day = load()
         ctx["day"], ctx["as_of"] = day, h.as_of()
         if fault == "solver-down":
-            res = plan(h, booked_forecasts(h), day, PlanParams(days=1, time_limit_s=params.time_limit_s))
+            base = params.plan_params or PlanParams()
+            res = plan(h, booked_forecasts(h), day, base.with_(days=1, time_limit_s=params.time_limit_s))
             ctx[f"{which}_result"] = res
             g = next(x for x in gates_for(lh, res) if x.gate == gate)
             # the fault is the solver's absence: what counts is whether the optimizer made the schedule

@@ -72,3 +72,25 @@ def test_cli_writes_the_report_and_one_audit_entry(pilot_folder, tmp_path, capsy
                  "--out", str(pilot_folder / "x")]) == 2
     assert "--out" in capsys.readouterr().err
     assert not (pilot_folder / "x").exists()
+
+
+def test_solver_down_drill_plans_from_the_deployments_settings(pilot_folder, tmp_path, monkeypatch) -> None:
+    """The drill's optimizer runs start from the plan settings it is given (the dashboard passes its own,
+    OR_PLAN_PARAMS included), with one day and the drill's time limit."""
+    import engine.plan as plan_pkg
+    from engine.plan import PlanParams
+
+    seen = []
+    real = plan_pkg.plan
+
+    def spy(h, fc, day, params=None, **kw):
+        seen.append(params)
+        return real(h, fc, day, params, **kw)
+
+    monkeypatch.setattr(plan_pkg, "plan", spy)
+    base = PlanParams(days=3, sequencer="greedy", w_overtime=7.0)
+    rep = run_drill(pilot_folder, DrillParams("solver-down", time_limit_s=5, plan_params=base), tmp_path / "w",
+                    hospital_id="pilot")
+    assert rep["passed"], rep["steps"]
+    assert seen and all(p.sequencer == "greedy" and p.w_overtime == 7.0 and p.days == 1 and p.time_limit_s == 5
+                        for p in seen)
