@@ -132,7 +132,8 @@ def run_drill(hospital_id: str, h, fault: str) -> dict[str, Any]:
                          f"`python -m engine drill --data DIR --fault {fault}` on a copy of its files")
     root = Path(os.environ.get("DRILLS_DIR") or Path("var") / "drills")
     work = root / hospital_id / f"{fault}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
-    rep = audited_drill(_store(), folder, DrillParams(fault, plan_params=state.default_plan_params()), work, hospital_id=hospital_id, actor=(user.name, user.role),
+    params = DrillParams(fault, plan_params=state.default_plan_params())
+    rep = audited_drill(_store(), folder, params, work, hospital_id=hospital_id, actor=(user.name, user.role),
                         model=state.current_model(hospital_id))
     st.session_state[DRILL_KEY] = {"hospital_id": hospital_id, "report": rep}
     return rep
