@@ -49,6 +49,20 @@ def truth_forecasts(folder: Path, h) -> pd.DataFrame:
                          "p95": med * np.exp(Z95 * sig), "cancel_prob": t.loc[ids, "true_cancel_prob"].to_numpy()})
 
 
+def generated(folder: Path, seed: int, rooms: int):
+    """``generate --seed S --rooms R`` written into ``folder``: (hospital, truth forecasts)."""
+    write_hospital(folder, GeneratorParams(seed=seed, rooms=rooms))
+    h = load_hospital(folder).hospital
+    return h, truth_forecasts(folder, h)
+
+
+def week_plans(h, fc, days: int, time_limit: float) -> dict:
+    """The optimized plan (HiGHS, ``time_limit`` s) and the rules plan of ``days`` days from the as-of date."""
+    start = h.as_of()
+    return {"optimized": plan(h, fc, start, PlanParams(days=days, time_limit_s=time_limit)),
+            "rules": plan(h, fc, start, PlanParams(days=days, solver="rules"))}
+
+
 def one(folder: Path, label: str, days: int, limit: float, reps: int, seed: int, extra: dict | None = None) -> dict:
     h = load_hospital(folder).hospital
     fc = truth_forecasts(folder, h)

@@ -23,10 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine.sim.metrics as M  # noqa: E402
-from bench_decision import truth_forecasts  # noqa: E402
-from engine.generator import GeneratorParams, write_hospital  # noqa: E402
-from engine.hospital import load_hospital  # noqa: E402
-from engine.plan import PlanParams, plan  # noqa: E402
+from bench_decision import generated, week_plans  # noqa: E402
 from engine.sim import simulate  # noqa: E402
 
 
@@ -59,13 +56,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.hospitals.split(","):
             seed, rooms = (int(x) for x in spec.split(":"))
-            folder = Path(tmp) / f"h{seed}_{rooms}"
-            write_hospital(folder, GeneratorParams(seed=seed, rooms=rooms))
-            h = load_hospital(folder).hospital
-            fc = truth_forecasts(folder, h)
-            start = h.as_of()
-            plans = {"optimized": plan(h, fc, start, PlanParams(days=5, time_limit_s=args.time_limit)),
-                     "rules": plan(h, fc, start, PlanParams(days=5, solver="rules"))}
+            h, fc = generated(Path(tmp) / f"h{seed}_{rooms}", seed, rooms)
+            plans = week_plans(h, fc, 5, args.time_limit)
             ot = pd.DataFrame({k: room_overtime(h, r.schedule, fc, args.reps) for k, r in plans.items()}).fillna(0.0)
             b = h.blocks.assign(date=pd.to_datetime(h.blocks["date"]).dt.normalize())
             named = b["surgeon_id"].notna() & (b["surgeon_id"].astype(str) != "")

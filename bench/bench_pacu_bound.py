@@ -32,10 +32,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_decision import truth_forecasts  # noqa: E402
-from engine.generator import GeneratorParams, write_hospital  # noqa: E402
-from engine.hospital import load_hospital  # noqa: E402
-from engine.plan import PlanParams, plan  # noqa: E402
+from bench_decision import generated, week_plans  # noqa: E402
 from engine.sim import SimParams, build_instance, load_scenario  # noqa: E402
 from engine.sim.draws import make_draws  # noqa: E402
 from engine.sim.rng import rep_keys  # noqa: E402
@@ -101,13 +98,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.hospitals.split(","):
             s, r = (int(x) for x in spec.split(":"))
-            folder = Path(tmp) / f"h{s}_{r}"
-            write_hospital(folder, GeneratorParams(seed=s, rooms=r))
-            h = load_hospital(folder).hospital
-            fc = truth_forecasts(folder, h)
-            start = h.as_of()
-            plans = {"optimized": plan(h, fc, start, PlanParams(days=args.days, time_limit_s=args.time_limit)),
-                     "rules": plan(h, fc, start, PlanParams(days=args.days, solver="rules"))}
+            h, fc = generated(Path(tmp) / f"h{s}_{r}", s, r)
+            plans = week_plans(h, fc, args.days, args.time_limit)
             print(f"\n== seed {s}, {r} rooms, {args.scenario}, {args.reps} replications (mean PACU hold minutes a day)")
             for name, res in plans.items():
                 t = measure(h, res.schedule, fc, args.scenario, args.reps, args.seed)

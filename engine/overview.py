@@ -97,8 +97,10 @@ def frontier(h: Hospital, forecasts: pd.DataFrame, start, base: PlanParams | Non
     if base.solver == "rules":
         base = base.with_(solver=PlanParams().solver)
     plans = dict(plans or {})
-    # Every optimizer point plans the same dates: one add-on reserve for all of them.
-    reserve = addon_reserve_minutes(h, start, base.days) if needs_addon_reserve(base) else None
+    # Every optimizer point plans the same dates: one add-on reserve for all of them (none when
+    # every plan is given).
+    planning = CURRENT not in plans or bool(set(factors) - {1.0})
+    reserve = addon_reserve_minutes(h, start, base.days) if planning and needs_addon_reserve(base) else None
     if CURRENT not in plans:
         plans[CURRENT] = plan(h, forecasts, start, base, addon_reserve=reserve)
     if RULES not in plans:

@@ -7,14 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.contract import (
-    BLOCKS_COLUMNS,
-    CASES_COLUMNS,
-    ROOMS_COLUMNS,
-    SETTINGS_FILE,
-    STAFFING_COLUMNS,
-    SURGEONS_COLUMNS,
-)
+from engine.contract import FILES, SETTINGS_FILE
 from engine.generator.generate import generate_hospital
 from engine.generator.params import GeneratorParams
 from engine.io import atomic_write_folder, write_csv
@@ -22,14 +15,8 @@ from engine.io import atomic_write_folder, write_csv
 logger = logging.getLogger("engine.generator")
 
 
-_KINDS = {
-    "cases.csv": CASES_COLUMNS,
-    "rooms.csv": ROOMS_COLUMNS,
-    "surgeons.csv": SURGEONS_COLUMNS,
-    "blocks.csv": BLOCKS_COLUMNS,
-    "staffing.csv": STAFFING_COLUMNS,
-    "truth.csv": None,
-}
+# Each contract file with its column kinds (contract.FILES, in its order), then the hidden truth.
+_KINDS = {**{name: kinds for name, (kinds, _, _) in FILES.items()}, "truth.csv": None}
 
 
 def write_hospital(out_dir: str | Path, params: GeneratorParams | None = None) -> dict[str, int]:
