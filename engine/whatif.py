@@ -15,7 +15,8 @@ import pandas as pd
 from engine.forecast import addon_forecast_for
 from engine.hospital import Hospital
 from engine.plan import PlanParams, PlanResult, plan
-from engine.plan.planner import addon_reserve_minutes, needs_addon_reserve, remember
+from engine.plan.memo import remember
+from engine.plan.planner import addon_reserve_minutes, needs_addon_reserve
 from engine.sim import SimParams, load_scenario, schedule_dates, simulate
 
 

@@ -12,7 +12,7 @@ import pytest
 from engine.plan import PlanParams, plan
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, with_
 
-planner_mod = importlib.import_module("engine.plan.planner")
+optimize_mod = importlib.import_module("engine.plan.optimize")
 solve_mod = importlib.import_module("engine.plan.solve")
 
 
@@ -126,12 +126,12 @@ def test_missing_solver_falls_back_to_rules_with_a_banner(h, fc, monkeypatch, so
 
 def test_gap_above_tolerance_does_not_fall_back(h, fc, monkeypatch) -> None:
     """Issue 16: a schedule that beats the rules is used whatever its gap, with a notice."""
-    real = planner_mod.solve
+    real = optimize_mod.solve
 
     def loose(*args, **kwargs):
         return dataclasses.replace(real(*args, **kwargs), status="time_limit", mip_gap=0.30)
 
-    monkeypatch.setattr(planner_mod, "solve", loose)
+    monkeypatch.setattr(optimize_mod, "solve", loose)
     r = plan(h, fc, MONDAY, PlanParams(time_limit_s=10, gap_tolerance=0.05))
     j = r.to_json()
     assert r.banner is None and j["fallback_used"] is False and r.kpis["solver"] == "highs"

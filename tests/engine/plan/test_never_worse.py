@@ -12,6 +12,7 @@ from engine.plan.score import score_assignment, sequenced_assignment
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon
 
 planner_mod = importlib.import_module("engine.plan.planner")
+optimize_mod = importlib.import_module("engine.plan.optimize")
 
 
 def test_plan_reports_both_scores_and_uses_the_better(day_plans) -> None:
@@ -64,7 +65,7 @@ def test_a_solver_with_no_schedule_in_time_still_gives_its_start(h, fc, monkeypa
     def nothing(model, solver, limit, gap, warm_start=False):
         return SolveResult(solver, "time_limit", None, None, None, float(limit), False, "stopped")
 
-    monkeypatch.setattr(planner_mod, "solve", nothing)
+    monkeypatch.setattr(optimize_mod, "solve", nothing)
     r = plan(h, fc, MONDAY, PlanParams(days=2, time_limit_s=4))
     j = r.to_json()
     assert r.solve.has_solution and r.solve.bound is None and "MIP start" in r.solve.message

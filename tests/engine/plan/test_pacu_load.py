@@ -110,7 +110,7 @@ def test_weight_follows_the_deferral_cost_and_can_be_set(tmp_path) -> None:
 
 
 def test_pacu_beds_enter_the_memo_key_only_when_the_term_is_priced(tmp_path) -> None:
-    from engine.plan.planner import model_key
+    from engine.plan.memo import model_key
 
     h, fc = _hospital(tmp_path / "mini")
     p = PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False)
@@ -143,7 +143,7 @@ def test_a_stated_bed_shortage_prices_the_day_without_those_beds(tmp_path) -> No
     assert inst.pacu_beds_short == 4
     assert (_days(staffed, fc) == MONDAY).all(), "five beds take four cases: moving them only costs"
     assert (_days(short, fc_short) == WEEK[3]).sum() >= 1, "one bed left on Monday: cases go to Thursday's four"
-    from engine.plan.planner import model_key
+    from engine.plan.memo import model_key
     p = PlanParams(days=5, allow_open_time=False, hold_addon_rooms=False)
     other = build_instance(staffed, fc, MONDAY, p)
     assert model_key(other, p) != model_key(build_instance(short, fc_short, MONDAY, p), p)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from engine.hospital import load_hospital
 from engine.plan import PlanParams, build_instance, plan, sequence, to_schedule
-from engine.plan.planner import placement_reasons
+from engine.plan.report import placement_reasons
 from tests.feasibility import check_schedule
 from tests.minihospital import write_mini_hospital
 

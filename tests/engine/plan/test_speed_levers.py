@@ -10,7 +10,8 @@ import pytest
 
 from engine.plan import PlanParams, build_instance, build_model, plan
 from engine.plan.model import feasible_start, set_start
-from engine.plan.planner import _memo_serves, booked_date_start, model_key, remember
+from engine.plan.memo import _memo_serves, model_key, remember
+from engine.plan.optimize import booked_date_start
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, with_
 
 
