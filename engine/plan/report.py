@@ -119,7 +119,7 @@ def placement_reasons(inst: PlanInstance, seq: pd.DataFrame) -> pd.Series:
     for r in sched.itertuples():
         case, sl = c.loc[r.case_id], s.loc[r.slot_id]
         parts = []
-        owner = {"surgeon": f"the surgeon's own block", "service": f"the {sl['service_line']} block",
+        owner = {"surgeon": "the surgeon's own block", "service": f"the {sl['service_line']} block",
                  "open": "open (unblocked) room time"}[sl["kind"]]
         parts.append(f"{owner} in {sl['room_id']}")
         if case["equipment"]:
@@ -217,7 +217,7 @@ def service_level_summary(inst: PlanInstance, params: PlanParams) -> dict[str, A
                      f"{inst.finish_probability:.0%}. A minute past it costs {w:.1f} (a deferral costs "
                      f"{params.w_defer_case:.0f}: breaking the level by a median case costs "
                      f"{1 / (1 - inst.finish_probability):.0f} deferrals); "
-                     + ((f"an expected PACU hold minute of a day"
+                     + (("an expected PACU hold minute of a day"
                          + (f" past its budget of {budget:.0f} min" if budget else "")
                          + (f", with {inst.pacu_beds_short} of its staffed beds missing," if inst.pacu_beds_short else "")
                          + f" costs {wp:.1f}") if wp > 0 else "the day's PACU load is not priced (w_pacu_hold = 0)")
