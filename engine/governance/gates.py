@@ -35,7 +35,7 @@ ALWAYS_BLOCKING = frozenset({"hard_rules"})  # a schedule that breaks a hard rul
 # What each gate looks at, stated with its result (the page and the audit show it).
 CHECKS = {
     "hard_rules": "the version's exported times against every hard rule H1-H10 of docs/hard-rules.md "
-                  "(independent checker engine/checker.py)",
+                  "(independent checker engine/checker/)",
     "feeds": "the newest record of the cases, blocks and staffing feeds against the freshness limits",
     "drift": "the drift state recorded with the forecasting model in force",
     "model": "the model artefact's age, data hash and hospital, and that it is the model the version was planned with",

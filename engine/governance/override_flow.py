@@ -26,7 +26,7 @@ class OverrideFlow(VersionStore):
 
         Validated when entered: the start must be a real clock time (``HH:MM``, "25:99" is refused
         naming the field) and, with ``hospital``, the room must exist and the new schedule is checked
-        against the hard rules (engine/checker.py). A finding the override introduces (double
+        against the hard rules (engine/checker/). A finding the override introduces (double
         booking, surgeon in two rooms, room capability, hours, PACU, ...) raises
         :class:`HardRuleViolation` naming the rule, and nothing is saved; with
         ``allow_violations=True`` the version is saved instead, marked as breaking those rules

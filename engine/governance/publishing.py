@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 class PublishFlow(VersionStore):
     """propose -> approve (four eyes) -> gates -> publish, the state machine of a version; the hard rules
-    gate every publication (engine/checker.py)."""
+    gate every publication (engine/checker/)."""
 
     def propose(
         self,
@@ -160,7 +160,7 @@ class PublishFlow(VersionStore):
         ``gates`` is the result of :meth:`check_gates` (or :func:`evaluate_gates`) for this version;
         None uses the last gate decision recorded in the audit log for this version (there must be one).
         The hard rules are never taken from the caller's list: with ``hospital`` the version's schedule
-        is checked now (engine/checker.py), else the hard-rules result audited by :meth:`check_gates`
+        is checked now (engine/checker/), else the hard-rules result audited by :meth:`check_gates`
         for this version is used, and without either publication is withheld.
         Published versions whose horizon lies inside this one become ``superseded``.
         """
