@@ -3,6 +3,14 @@
 PSI compares the distribution of a quantity in a reference window (training) with a recent
 window, over deciles of the reference: sum((a - e) * ln(a / e)). Conventional reading:
 below 0.1 stable (ok), 0.1 to 0.25 moderate shift (warn), above 0.25 major shift (stop).
+
+PSI is positive even with no shift at all: two samples of sizes n and m from one distribution
+give about (k - 1)(1/n + 1/m) over k bins. The state is read from the PSI less that noise floor,
+with n and m the numbers of *independent* values: the cases for a per-case quantity, but the
+surgeons for a per-surgeon one (``CLUSTERED``: every case of a surgeon carries the surgeon's
+365-day volume, so a hospital with 20 surgeons has 20 values, not 700). Without this, a small
+stationary hospital read "stop" on surgeon volume alone (PSI 0.27-0.37 on 2-4 generated rooms,
+residuals ok), and the drift gate withheld its schedules.
 """
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 DRIFT_FEATURES = ("booked_minutes", "patient_age", "asa_class", "bmi", "sp_median", "lead_days", "surgeon_volume_365d")
+# Quantities shared by every case of one unit: quantity -> the column naming the unit.
+CLUSTERED = {"surgeon_volume_365d": "surgeon_id"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,22 @@ def psi(reference: np.ndarray, recent: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def noise_floor(n_reference: int, n_recent: int, bins: int) -> float:
+    """The PSI two samples of these sizes from one distribution show on average: (k - 1)(1/n + 1/m)."""
+    if n_reference <= 0 or n_recent <= 0:
+        return float("nan")
+    return (bins - 1) * (1.0 / n_reference + 1.0 / n_recent)
+
+
+def _independent(frame: pd.DataFrame, col: str) -> int:
+    """How many independent values ``col`` holds: its non-missing cases, or its units (CLUSTERED)."""
+    vals = frame[col].notna()
+    unit = CLUSTERED.get(col)
+    if unit is not None and unit in frame.columns:
+        return int(frame.loc[vals, unit].nunique())
+    return int(vals.sum())
+
+
 def state_of(value: float, params: DriftParams) -> str:
     if not np.isfinite(value):
         return "n/a"
@@ -55,15 +81,18 @@ def state_of(value: float, params: DriftParams) -> str:
 
 
 def drift_report(reference: pd.DataFrame, recent: pd.DataFrame, params: DriftParams | None = None) -> pd.DataFrame:
-    """PSI and state per quantity. Both frames hold feature columns and ``residual``
-    (log actual - log P50) where known."""
+    """PSI, its noise floor (``noise_psi``) and state (of PSI less the floor) per quantity. Both
+    frames hold feature columns and ``residual`` (log actual - log P50) where known, and
+    ``surgeon_id`` for the per-surgeon quantities (CLUSTERED; without it they count as per-case)."""
     params = params or DriftParams()
     rows = []
     for col in [*DRIFT_FEATURES, "residual"]:
         if col not in reference.columns or col not in recent.columns:
             continue
         v = psi(reference[col].to_numpy(dtype=float), recent[col].to_numpy(dtype=float), params.bins)
-        rows.append({"quantity": col, "psi": v, "state": state_of(v, params),
+        floor = noise_floor(_independent(reference, col), _independent(recent, col), params.bins)
+        excess = v - floor if np.isfinite(floor) else v
+        rows.append({"quantity": col, "psi": v, "noise_psi": floor, "state": state_of(excess, params),
                      "n_reference": int(reference[col].notna().sum()), "n_recent": int(recent[col].notna().sum())})
     return pd.DataFrame(rows)
 

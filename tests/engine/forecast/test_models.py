@@ -118,3 +118,27 @@ def test_psi_and_drift_states():
     assert overall_state(rep) == "stop"
     with pytest.raises(ValueError, match="warn_psi"):
         DriftParams(warn_psi=0.3, stop_psi=0.2)
+
+
+def test_a_per_surgeon_quantity_is_judged_on_its_surgeons_not_its_cases():
+    """Every case of a surgeon carries the surgeon's 365-day volume: 40 surgeons are 40 values,
+    however many cases they operate. Volumes that barely move (+-2 cases a year) read "stop" by
+    the raw PSI over 700 cases; less the noise floor of 40 surgeons they are ok, while a real
+    shift (every surgeon 60% busier) still stops."""
+    rng = np.random.default_rng(4)
+    base = np.round(rng.gamma(4.0, 20.0, 40))
+
+    def cases(vols, n):
+        s = rng.integers(0, len(vols), n)
+        return pd.DataFrame({"surgeon_id": [f"S{i}" for i in s], "surgeon_volume_365d": vols[s]})
+
+    ref = cases(base, 700)
+    steady = drift_report(ref, cases(base + rng.integers(-2, 3, len(base)), 420), DriftParams()).iloc[0]
+    assert steady["psi"] >= DriftParams().stop_psi  # the raw reading would stop
+    assert steady["noise_psi"] > 0.3  # (10 - 1) x (1/40 + 1/40) at most: surgeons, not cases
+    assert steady["state"] != "stop"
+    shifted = drift_report(ref, cases(np.round(base * 1.6), 420), DriftParams()).iloc[0]
+    assert shifted["state"] == "stop"
+    # Without the surgeon column the same values count as independent cases: the floor is small.
+    per_case = drift_report(ref.drop(columns="surgeon_id"), cases(base, 420).drop(columns="surgeon_id"), DriftParams()).iloc[0]
+    assert per_case["noise_psi"] < 0.05
