@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.generator import GeneratorParams, write_hospital  # noqa: E402
 from engine.hospital import load_hospital  # noqa: E402
 from engine.plan import PlanParams, build_instance, plan  # noqa: E402
-from engine.plan.model import service_level_weight  # noqa: E402
+from engine.plan.terms import service_level_weight  # noqa: E402
 from engine.sim import decision_comparison  # noqa: E402
 from tests.feasibility import check_schedule  # noqa: E402
 

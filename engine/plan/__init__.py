@@ -1,6 +1,7 @@
 """Allocation: instance, assignment MIP (HiGHS/GLPK), rules-based fallback, sequencing, reasons."""
+from engine.plan.extract import extract_assignment
 from engine.plan.instance import PlanInstance, build_instance
-from engine.plan.model import build_model, extract_assignment
+from engine.plan.model import build_model
 from engine.plan.params import ALTERNATIVES, PlanParams
 from engine.plan.planner import PlanResult, alternatives, compare, plan
 from engine.plan.rules import rules_assignment

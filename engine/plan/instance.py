@@ -42,10 +42,10 @@ class PlanInstance:
     notes: list[str] = field(default_factory=list)
     addon_reserve: pd.Series | None = None  # date -> add-on minutes to hold open rooms for
     # Service level (settings [service_levels]): a room finishes by close + finish_plus_minutes
-    # with probability finish_probability (model.service_level_risk).
+    # with probability finish_probability (terms.service_level_risk).
     finish_plus_minutes: float = 30.0
     finish_probability: float = 0.8
-    pacu_hold_budget_minutes: float | None = None  # PACU hold a day may accept (model._add_pacu_load)
+    pacu_hold_budget_minutes: float | None = None  # PACU hold a day may accept (terms._add_pacu_load)
     pacu_beds_short: int = 0  # beds the PACU load is priced without (settings service_levels.pacu_beds_short)
     min_scheduled: int | None = None  # the rules schedule's case count (model.keep_rules_count)
     rules_placed: set | None = None  # the cases the rules schedule places (split by part)
@@ -133,7 +133,7 @@ def build_instance(
     c["cancel_prob"] = f["cancel_prob"].reindex(c.index).astype(float) if "cancel_prob" in f.columns else 0.0
     # Integer planning minutes: exported times then match the plan to the minute.
     # Each case's duration distribution as the simulation draws it (log-normal through P50 and
-    # P80): mean and variance, for a room-day's total (model.service_level_risk).
+    # P80): mean and variance, for a room-day's total (terms.service_level_risk).
     sig = np.log(np.maximum(c["p80"], c["p50"] + 1e-6) / c["p50"].clip(lower=1e-6)) / Z80
     c["dur_mean"] = c["p50"] * np.exp(sig ** 2 / 2)
     c["dur_var"] = c["p50"] ** 2 * np.exp(sig ** 2) * np.expm1(sig ** 2)

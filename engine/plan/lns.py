@@ -18,7 +18,7 @@ from itertools import combinations
 import pandas as pd
 import pyomo.environ as pyo
 
-from engine.plan.model import extract_assignment, extract_held, set_start
+from engine.plan.extract import extract_assignment, extract_held, set_start
 from engine.plan.solve import solve
 
 MIN_WINDOW_S = 2.0  # a window gets at least this long (loading the model into HiGHS again takes ~0.5 s)

@@ -39,8 +39,8 @@ def remember(memo: dict, result: PlanResult) -> None:
 
 def _staffing_in_model(inst: PlanInstance, params: PlanParams) -> list[str]:
     """The staffing columns the assignment model reads: PACU beds only when the PACU load term is
-    priced (model.pacu_hold_weight), so a what-if on beds alone re-sequences the same answer."""
-    from engine.plan.model import pacu_hold_weight
+    priced (terms.pacu_hold_weight), so a what-if on beds alone re-sequences the same answer."""
+    from engine.plan.terms import pacu_hold_weight
 
     return ["room_cap", "pacu_beds"] if pacu_hold_weight(inst, params) > 0 else ["room_cap"]
 

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pandas as pd
 
+from engine.plan.extract import extract_assignment, extract_held, feasible_start, set_start
 from engine.plan.instance import PlanInstance, split_instance
 from engine.plan.lns import fix_and_optimize
-from engine.plan.model import build_model, extract_assignment, extract_held, feasible_start, set_start
+from engine.plan.model import build_model
 from engine.plan.params import PlanParams
 from engine.plan.solve import SolveResult, relative_gap, solve
 
@@ -132,7 +133,7 @@ def _start_as_answer(model, start: pd.DataFrame, res: SolveResult) -> SolveResul
     or the rules schedule cut down to the model's rules (feasible_start). When that start keeps
     every constraint of the model it is the part's answer, with no bound (the plan then says "not
     proven optimal"; it is still scored against the rules schedule and checked, as any answer)."""
-    from engine.plan.model import start_is_feasible
+    from engine.plan.extract import start_is_feasible
     from engine.plan.score import start_value
 
     value = start_value(model, start)

@@ -49,12 +49,12 @@ class PlanParams:
     fairness_policy: bool = True  # apply (and check) the fairness policy; False: plain plan, still reported
     hold_addon_rooms: bool = True
     w_addon_reserve: float = 3.0
-    w_service_level: float | None = None  # per minute of a room's service-level finish past close + L; None: derived (model.service_level_weight)
+    w_service_level: float | None = None  # per minute of a room's service-level finish past close + L; None: derived (terms.service_level_weight)
     keep_rules_count: bool = True  # schedule no fewer cases than the rules schedule (soft; model.keep_rules_count)
     sequencer: str = "cpsat"  # cpsat: PACU-aware CP-SAT times (engine/plan/cpsat.py); greedy: the event loop only
     sequence_time_limit_s: float = 3.0  # CP-SAT's limit per day
     w_sequence_delay: float = 0.001  # per minute a case waits past its earliest start in the sequencer (cpsat.py)
-    w_pacu_hold: float | None = None  # per expected PACU hold minute of a day (model._add_pacu_load); None: derived from the deferral cost (model.pacu_hold_weight); 0: off
+    w_pacu_hold: float | None = None  # per expected PACU hold minute of a day (terms._add_pacu_load); None: derived from the deferral cost (terms.pacu_hold_weight); 0: off
     w_pacu_peak_bed: float = 150.0  # per bed of the day's planned PACU peak (staggering), see cpsat.py
     label: str = "balanced"
 

@@ -202,8 +202,8 @@ def kpis(inst: PlanInstance, seq: pd.DataFrame, solver: str) -> dict[str, Any]:
 
 def service_level_summary(inst: PlanInstance, params: PlanParams) -> dict[str, Any]:
     """The service level the plan was weighed against and the weights that follow from it, in words
-    and numbers (shown on the Schedule page; see model.service_level_weight)."""
-    from engine.plan.model import pacu_hold_weight, service_level_weight
+    and numbers (shown on the Schedule page; see terms.service_level_weight)."""
+    from engine.plan.terms import pacu_hold_weight, service_level_weight
 
     w = service_level_weight(inst, params)
     wp = pacu_hold_weight(inst, params)

@@ -2,7 +2,7 @@
 instance (the optimizer's and the rules') are judged by the same yardstick.
 
 The score of an assignment is the model's objective at that assignment with every other
-variable at the least value the constraints allow (``model.set_start``: overtime, idle prime
+variable at the least value the constraints allow (``extract.set_start``: overtime, idle prime
 time, add-on reserve shortfall, fairness slack). It is the objective the optimizer minimises,
 so "the optimizer's schedule scores better than the rules schedule" means exactly that the
 MIP prefers it. Schedules are scored *after* sequencing (what is exported, with the cases the
@@ -13,8 +13,9 @@ from __future__ import annotations
 import pandas as pd
 import pyomo.environ as pyo
 
+from engine.plan.extract import set_start
 from engine.plan.instance import PlanInstance, split_instance
-from engine.plan.model import build_model, set_start
+from engine.plan.model import build_model
 from engine.plan.params import PlanParams
 
 

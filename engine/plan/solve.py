@@ -62,7 +62,7 @@ def solve(model: pyo.ConcreteModel, solver: str = "highs", time_limit_s: float =
     """Solve ``model`` in place. Never raises for solver trouble: the result says what happened.
 
     ``warm_start`` hands the variables' current values to HiGHS as a MIP start (see
-    ``model.set_start``); GLPK ignores it.
+    ``extract.set_start``); GLPK ignores it.
     """
     t0 = time.perf_counter()
     try:

@@ -145,7 +145,7 @@ def paired_units(paired: pd.DataFrame, metrics) -> pd.DataFrame:
 
 def service_level_table(levels, stated: bool, summary: dict | None) -> pd.DataFrame:
     """The service levels in force (``settings.service_levels``) and the plan weights that follow
-    from them (``PlanResult.kpis['service_level']``, see engine.plan.model.service_level_weight):
+    from them (``PlanResult.kpis['service_level']``, see engine.plan.terms.service_level_weight):
     rows of ``item``, ``value`` and ``source``, for the Schedule page."""
     src = "settings.toml [service_levels]" if stated else "shipped default (settings.toml has no [service_levels])"
     budget = levels.pacu_hold_budget_minutes

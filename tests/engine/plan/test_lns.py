@@ -7,9 +7,10 @@ from __future__ import annotations
 import pandas as pd
 
 from engine.plan import PlanParams
+from engine.plan.extract import feasible_start, set_start, start_is_feasible
 from engine.plan.instance import build_instance
 from engine.plan.lns import fix_and_optimize
-from engine.plan.model import build_model, feasible_start, set_start, start_is_feasible
+from engine.plan.model import build_model
 from engine.plan.rules import rules_assignment
 from engine.plan.score import start_value
 from tests.engine.plan.test_week_date_moves import MONDAY, THURSDAY, week_hospital  # noqa: F401 (fixture)

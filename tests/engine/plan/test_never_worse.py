@@ -76,7 +76,8 @@ def test_a_solver_with_no_schedule_in_time_still_gives_its_start(h, fc, monkeypa
 
 def test_a_start_that_breaks_a_model_rule_is_not_an_answer(h, fc) -> None:
     from engine.plan import build_instance
-    from engine.plan.model import build_model, set_start, start_is_feasible
+    from engine.plan.extract import set_start, start_is_feasible
+    from engine.plan.model import build_model
 
     inst = build_instance(h, fc, MONDAY, PlanParams(hold_addon_rooms=False))
     m = build_model(inst, PlanParams())

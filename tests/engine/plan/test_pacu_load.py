@@ -1,5 +1,5 @@
 """Issue 16 (2): the allocator's per-day PACU load term. A day's expected PACU hold minutes are a
-convex function of its case count and beds (model.pacu_hold_curve); the week moves cases from a
+convex function of its case count and beds (terms.pacu_hold_curve); the week moves cases from a
 day short of PACU beds to a day of the same block with beds to spare, and does not when the term
 is off (``w_pacu_hold=0``) or when the day's hold budget covers the load. It is priced by default (no
 stated budget: 0 minutes), and a stated ``pacu_beds_short`` prices each day as if that many beds were
@@ -11,7 +11,8 @@ import pytest
 
 from engine.hospital import load_hospital
 from engine.plan import PlanParams, build_instance, plan
-from engine.plan.model import build_model, erlang_c_wait, pacu_hold_curve, pacu_hold_weight
+from engine.plan.model import build_model
+from engine.plan.terms import erlang_c_wait, pacu_hold_curve, pacu_hold_weight
 from tests.feasibility import check_schedule
 from tests.minihospital import SETTINGS, case_rows, write_mini_hospital
 

@@ -8,7 +8,7 @@ import pytest
 from engine.cli import main
 from engine.hospital import load_hospital
 from engine.plan import PlanParams, build_instance, build_model
-from engine.plan.model import service_level_weight
+from engine.plan.terms import service_level_weight
 from tests.minihospital import SETTINGS, write_mini_hospital
 
 DAY = pd.Timestamp("2027-01-04")
@@ -41,7 +41,7 @@ def test_a_stricter_service_level_weighs_on_full_rooms(tmp_path) -> None:
         assert inst.finish_probability == h.settings.service_levels.finish_probability
         m = build_model(inst, PlanParams())
         # Put every case of OR2's block there (two 200-minute cases) and read the risk it carries.
-        from engine.plan.model import set_start
+        from engine.plan.extract import set_start
         a = inst.eligible.drop_duplicates("case_id")[["case_id", "slot_id"]]
         set_start(m, a)
         risks.append(sum(m.risk[s].value for s in m.SL))

@@ -8,7 +8,7 @@ import pyomo.environ as pyo
 import pytest
 
 from engine.plan import PlanParams, build_instance, build_model, extract_assignment, solve
-from engine.plan.model import set_start
+from engine.plan.extract import set_start
 from engine.plan.solve import _glpk_bound, glpsol_path
 from tests.engine.plan.conftest import MONDAY
 

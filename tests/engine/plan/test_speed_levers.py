@@ -8,7 +8,7 @@ import pyomo.environ as pyo
 import pytest
 
 from engine.plan import PlanParams, build_instance, build_model, plan
-from engine.plan.model import feasible_start, set_start
+from engine.plan.extract import feasible_start, set_start
 from engine.plan.memo import _memo_serves, model_key, remember
 from engine.plan.optimize import booked_date_start
 from tests.engine.plan.conftest import MONDAY, assert_no_violations, horizon, with_
