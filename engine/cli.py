@@ -7,6 +7,8 @@ and ``--json`` output is written whole or not at all.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -33,8 +35,11 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.generator import GeneratorParams, write_hospital
 
     try:
+        # A hospital's own sites (GeneratorParams.sites, 2 by default) cannot outnumber its rooms:
+        # a one-room hospital has one site. (The --sites option is a network of hospitals.)
         params = GeneratorParams(
-            seed=args.seed, rooms=args.rooms, history_days=args.history_days, horizon_days=args.horizon_days
+            seed=args.seed, rooms=args.rooms, history_days=args.history_days, horizon_days=args.horizon_days,
+            sites=max(1, min(GeneratorParams.sites, args.rooms)),
         )
     except ValueError as exc:
         raise InputError(f"bad option: {exc}", file="command line") from exc
@@ -116,6 +121,17 @@ def _cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     return {"hospital": hid, "n_cases": len(loaded.hospital.cases), "n_quarantined": loaded.report.n_quarantined}
 
 
+@contextlib.contextmanager
+def _cases_named(path: Path):
+    """The forecasting layer names the case table ``cases.csv``; on the command line say which one:
+    the file given (a lone case table) or the folder's cases.csv."""
+    try:
+        yield
+    except InputError as exc:
+        real = str(path / "cases.csv") if path.is_dir() else str(path)
+        raise InputError([dataclasses.replace(p, file=real) if p.file == "cases.csv" else p for p in exc.problems]) from exc
+
+
 def _load_cases_arg(path: Path):
     """``--data`` may be a hospital folder or a lone cases.csv; returns (cases, rooms, n_quarantined,
     the folder's hospital or None for a lone cases.csv)."""
@@ -152,10 +168,15 @@ def _forecast_params(args: argparse.Namespace):
 
 
 def _date_arg(value: str, option: str):
+    """An ISO date (YYYY-MM-DD) only: 04/01/2027 is 4 January in one hospital and 1 April in another."""
+    import re
+
     import pandas as pd
 
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise InputError(f"{option} {value!r} is not a date in the form YYYY-MM-DD", file="command line")
     try:
-        return pd.Timestamp(value)
+        return pd.Timestamp(value.strip())
     except ValueError as exc:
         raise InputError(f"{option} {value!r} is not a date (YYYY-MM-DD)", file="command line") from exc
 
@@ -170,7 +191,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         # The folder's settings fill what the command line leaves open (extra features, the time
         # zone of room minutes), as train_and_register does for train.
         params = hospital_params(hospital, params)
-    report = evaluate(cases, _date_arg(args.test_from, "--test-from"), params, rooms=rooms, quarantined=n_q)
+    with _cases_named(args.data):
+        report = evaluate(cases, _date_arg(args.test_from, "--test-from"), params, rooms=rooms, quarantined=n_q)
     out = report.to_json()
     o = report.overall
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
@@ -192,8 +214,9 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     loaded = load_hospital(args.data)
     hid = args.name or args.data.resolve().name
     params = _forecast_params(args)  # train_and_register completes it from the hospital (hospital_params)
-    mv = train_and_register(loaded.hospital, hid, params, Registry(args.models),
-                            progress=lambda f, t: log.info("%3.0f%% %s", 100 * f, t))
+    with _cases_named(args.data):
+        mv = train_and_register(loaded.hospital, hid, params, Registry(args.models),
+                                progress=lambda f, t: log.info("%3.0f%% %s", 100 * f, t))
     m = mv.meta
     print(f"registered model {mv.version} for {hid}: trained {m['train_from']}..{m['train_until']} in {m['fit_seconds']}s; "
           f"backtest MAE P50 {m['mae_p50']:.1f} min, coverage P80 {m['coverage_p80']:.3f}, P95 {m['coverage_p95']:.3f}; drift {m['drift_state']}")
@@ -236,15 +259,27 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     loaded = load_hospital(args.data)
     h = loaded.hospital
     hid = args.name or args.data.resolve().name
-    mv = _current_forecaster(h, hid, args.models)
-    booked = h.cases[h.cases["status"] == "booked"]
-    forecasts = mv.forecaster.predict(booked, h.cases, as_of=min(h.as_of(), start))
+    try:
+        with _cases_named(args.data):
+            mv = _current_forecaster(h, hid, args.models)
+    except InputError as exc:
+        # Too little history to train: plan on the one model-free forecast (booked minutes, the
+        # history's spread), as coordinators do today, and say so; the rules need nothing more.
+        from engine.governance.fallback import booked_forecasts
+
+        print(f"no forecasting model can be trained ({exc.describe(limit=1)}): planning on booked minutes "
+              f"(the model-free forecast)", file=sys.stderr)
+        mv, forecasts = None, booked_forecasts(h)
+    else:
+        booked = h.cases[h.cases["status"] == "booked"]
+        forecasts = mv.forecaster.predict(booked, h.cases, as_of=min(h.as_of(), start))
     result = plan(h, forecasts, start, params)
     out = result.to_json()
-    out["model_version"] = mv.version
+    out["model_version"] = mv.version if mv is not None else None
+    out["forecast"] = f"model {mv.version}" if mv is not None else "booked minutes (model-free: too little history to train)"
     from engine.pilot.record import record  # every recommendation audited (issue 19), before the file is written
 
-    out["audit_seq"] = record(args.db, hid, "recommendation", hospital=h, model_version=mv.version, params=params, summary={
+    out["audit_seq"] = record(args.db, hid, "recommendation", hospital=h, model_version=out["model_version"], params=params, summary={
         "command": "plan", "horizon": [f"{start:%Y-%m-%d}", args.days], **{k: out.get(k) for k in (
             "solver", "status", "objective", "mip_gap", "n_scheduled", "n_deferred", "fallback_used")}},
         schedule=result.schedule).seq
@@ -255,7 +290,8 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
         print(f"diagnosis: {d}", file=sys.stderr)
     print(f"{out['solver']}: {out['n_scheduled']} scheduled, {out['n_deferred']} deferred; utilization "
           f"{out['utilization']:.1%}, expected overtime {out['expected_overtime_minutes']:.0f} min; status {out['status']}"
-          + (f", gap {out['mip_gap']:.2%}" if out["mip_gap"] is not None else "") + f" in {out['solve_seconds']:.1f}s -> {args.out}")
+          + ("" if out["mip_gap"] is None or out["solver"] == "rules" else f", gap {out['mip_gap']:.2%}" if out["mip_gap"] < 1
+             else ", bound too weak to give as a gap") + f" in {out['solve_seconds']:.1f}s -> {args.out}")
     return out
 
 

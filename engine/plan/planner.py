@@ -25,7 +25,7 @@ from engine.plan.instance import PlanInstance, build_instance
 from engine.plan.memo import _memo_serves, model_key, remember
 from engine.plan.optimize import optimize
 from engine.plan.params import ALTERNATIVES, FAIRNESS_DEFAULT_WEIGHT, PlanParams
-from engine.plan.report import check_locks, diagnose, kpis, placement_reasons, service_level_summary
+from engine.plan.report import check_locks, diagnose, empty_horizon_note, kpis, placement_reasons, service_level_summary
 from engine.plan.rules import rules_assignment
 from engine.plan.score import score_assignment, sequenced_assignment
 from engine.plan.sequence import sequence, to_schedule
@@ -300,7 +300,10 @@ def plan_once(
                 banner = (f"The optimizer's schedule scores worse than the rules-based block schedule on the same "
                           f"objective ({mine:,.0f} against {theirs:,.0f}).")
             elif not judged["gap_proven"]:
-                gap = f"a gap of {res.mip_gap:.1%}" if res.mip_gap is not None else "no proven bound"
+                # The objective has negative terms (idle prime time credited), so a weak bound can lie
+                # below zero and the relative gap pass 100%: a share that says nothing is not shown.
+                gap = ("no proven bound" if res.mip_gap is None else f"a gap of {res.mip_gap:.1%}" if res.mip_gap < 1
+                       else "a bound too weak to give as a gap")
                 bound = f", bound {res.bound:,.0f}" if res.bound is not None else ""
                 notice = (f"Not proven optimal: the {params.solver} solver stopped at {gap} (objective {res.objective:,.0f}"
                           f"{bound}). The schedule passes every hard rule and scores better than the rules-based "
@@ -324,6 +327,8 @@ def plan_once(
     timings["total_s"] = time.perf_counter() - t0
     k["timings"] = {key: round(v, 3) for key, v in timings.items()}
     notes = sorted(diag.values()) + [p for p in lock_problems if p not in diag.values()]
+    if (empty := empty_horizon_note(inst, hospital)) is not None:
+        notes.append(empty)
     return PlanResult(schedule, k, res, inst, params, banner, notes, seq, held, optimizer_assignment, notice)
 
 

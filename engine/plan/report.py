@@ -61,6 +61,18 @@ def diagnose(inst: PlanInstance, hospital: Hospital) -> dict[str, str]:
     return out
 
 
+def empty_horizon_note(inst: PlanInstance, hospital: Hospital) -> str | None:
+    """Said when no booked case falls in the plan's dates, so an empty plan is not read as a
+    quiet week: the dates asked for, and the dates the booked cases do fall on."""
+    if len(inst.cases) or not len(inst.dates):
+        return None
+    asked = f"{min(inst.dates):%Y-%m-%d}" + (f" to {max(inst.dates):%Y-%m-%d}" if len(inst.dates) > 1 else "")
+    booked = pd.to_datetime(hospital.cases.loc[hospital.cases["status"] == "booked", "surgery_date"]).dropna()
+    where = (f"booked cases fall on {booked.min():%Y-%m-%d} to {booked.max():%Y-%m-%d}" if len(booked)
+             else "the hospital has no booked case at all")
+    return f"no booked case falls on {asked}: nothing to plan ({where})"
+
+
 def check_locks(inst: PlanInstance) -> list[str]:
     """Locks (overrides) that cannot all hold, in plain words; [] when they can.
 

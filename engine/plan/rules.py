@@ -37,7 +37,7 @@ def rules_assignment(inst: PlanInstance) -> pd.DataFrame:
             "booked_room": (info["room_id"] != case["booked_room"]).astype(int).to_numpy(),
             "start": info["start_min"].to_numpy(),
         }).sort_values(["kind", "booked_room", "start", "slot_id"])
-        placed = None
+        placed, unstaffed = None, False
         for sid in rank["slot_id"]:
             sl = s.loc[sid]
             length = sl["end_min"] - sl["start_min"]
@@ -45,12 +45,23 @@ def rules_assignment(inst: PlanInstance) -> pd.DataFrame:
             d = sl["date"]
             new_room = sl["room_id"] not in rooms_used[d]
             if new_room and len(rooms_used[d]) >= int(inst.staffing.loc[d, "room_cap"]):
+                unstaffed = unstaffed or used[sid] + need <= length
                 continue
             if used[sid] + need <= length:
                 used[sid] += need
                 rooms_used[d].add(sl["room_id"])
                 placed = sid
                 break
-        rows.append({"case_id": cid, "slot_id": placed,
-                     "reason": None if placed else "its block is full by booked minutes (first come, first served)"})
+        rows.append({"case_id": cid, "slot_id": placed, "reason": None if placed else _why_not_placed(inst, case, unstaffed)})
     return pd.DataFrame(rows, columns=["case_id", "slot_id", "reason"])
+
+
+def _why_not_placed(inst: PlanInstance, case: pd.Series, unstaffed: bool) -> str:
+    """A block had the minutes but its room could not open (every staffed room of the day taken:
+    rooms or anesthesia teams), or every block it may use is full."""
+    if unstaffed:
+        d = case["booked_date"]
+        cap = int(inst.staffing.loc[d, "room_cap"])
+        return (f"its block has room, but on {d:%Y-%m-%d} only {cap} room{'s' if cap != 1 else ''} can be staffed "
+                f"(rooms or anesthesia teams in staffing.csv) and they are taken (first come, first served)")
+    return "its block is full by booked minutes (first come, first served)"

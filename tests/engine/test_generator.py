@@ -452,3 +452,14 @@ def test_horizon_is_booked_first_week_full_second_less(demo):
 
 def test_bmi_is_sometimes_missing(demo):
     assert 0.01 <= demo["cases.csv"]["bmi"].isna().mean() <= 0.04
+
+
+def test_generate_a_one_room_hospital(tmp_path):
+    """A hospital's own sites cannot outnumber its rooms: one room is one site (GeneratorParams.sites
+    defaults to 2, which the command line used to pass for any room count)."""
+    from engine.cli import main
+
+    assert main(["generate", "--out", str(tmp_path / "one"), "--rooms", "1", "--seed", "31", "--horizon-days", "3",
+                 "--history-days", "30"]) == 0
+    rooms = pd.read_csv(tmp_path / "one" / "rooms.csv")
+    assert len(rooms) == 1 and rooms["site"].nunique() == 1

@@ -129,3 +129,22 @@ def test_a_case_running_past_close_stays_where_it_is(h, fc, day_plans) -> None:
     # Running past close (H3) and past its block's end (H9) is what the case does, not a plan.
     assert violations and {v.case_ids for v in violations} == {(long_case,)}
     assert "H3" in {v.rule for v in violations} and {v.rule for v in violations} <= {"H3", "H9"}
+
+
+def test_rules_name_staffing_when_the_block_has_room_but_its_room_cannot_open(tmp_path) -> None:
+    """The mini hospital's Monday has three blocks with minutes to spare but, here, anesthesia for
+    two rooms: the case whose block is in the third room is deferred for staffing, and says so,
+    not that its block is full."""
+    from engine.hospital import load_hospital
+    from tests.minihospital import STAFFING, write_mini_hospital
+
+    staffing = STAFFING.replace("2027-01-04,3,3,4", "2027-01-04,3,2,4")
+    h = load_hospital(write_mini_hospital(tmp_path / "mini", staffing_csv=staffing)).hospital
+    monday = h.cases[(h.cases["status"] == "booked") & (h.cases["surgery_date"] == MONDAY)]
+    r = plan(h, make_forecasts(h.cases), MONDAY, PlanParams(solver="rules"))
+    s = r.schedule[r.schedule["case_id"].isin(monday["case_id"])]
+    assert s.loc[s["status"] == "scheduled", "room_id"].nunique() == 2
+    deferred = s[s["status"] == "deferred"]
+    assert len(deferred) >= 1
+    assert deferred["reason"].str.contains("only 2 rooms can be staffed").all(), deferred["reason"].tolist()
+    assert not deferred["reason"].str.contains("full by booked minutes").any()

@@ -47,7 +47,8 @@ def test_plan_writes_a_contract_schedule_and_json(hospital_folder, h, models_dir
 
 
 @pytest.mark.parametrize("args", [
-    ["--date", "2027-13-45"], ["--date", "not-a-date"], ["--date", "2027-01-04", "--days", "0"],
+    ["--date", "2027-13-45"], ["--date", "not-a-date"], ["--date", "04/01/2027"], ["--date", "2027-1-4"],
+    ["--date", "2027-01-04", "--days", "0"],
     ["--date", "2027-01-04", "--days", "8"], ["--date", "2027-01-04", "--time-limit", "0"],
 ])
 def test_bad_options_exit_2(hospital_folder, models_dir, tmp_path, args, capsys) -> None:
@@ -73,3 +74,34 @@ def test_forced_fallback_is_reported_in_the_json(hospital_folder, h, models_dir,
     assert "not available" in data["fallback_reason"] and "rules-based" in data["fallback_reason"]
     assert "FALLBACK" in capsys.readouterr().err
     assert_no_violations(h, out, horizon(1))
+
+
+def test_dates_without_booked_cases_say_so(hospital_folder, models_dir, tmp_path, capsys) -> None:
+    """An empty plan is not a quiet week: the command says the dates hold no booked case, and where they are."""
+    out, js = tmp_path / "s.csv", tmp_path / "p.json"
+    code = main(["plan", "--data", str(hospital_folder), "--models", str(models_dir), "--date", "2030-03-04",
+                 "--days", "2", "--out", str(out), "--json", str(js)])
+    assert code == 0
+    data = json.loads(js.read_text())
+    assert data["n_scheduled"] == 0 and data["n_deferred"] == 0
+    err = capsys.readouterr().err
+    assert "no booked case falls on 2030-03-04 to 2030-03-05" in err
+    assert "booked cases fall on 20" in err
+
+
+def test_too_little_history_plans_on_booked_minutes(tmp_path, capsys) -> None:
+    """Twenty days of history cannot train a model; the rules still plan, on the model-free
+    forecast, and the output says which forecast it used."""
+    from engine.generator import GeneratorParams, write_hospital
+
+    folder = tmp_path / "young"
+    write_hospital(folder, GeneratorParams(seed=4, rooms=3, history_days=20, horizon_days=3))
+    out, js = tmp_path / "s.csv", tmp_path / "p.json"
+    code = main(["plan", "--data", str(folder), "--models", str(tmp_path / "models"), "--date", "2027-01-04",
+                 "--solver", "rules", "--out", str(out), "--json", str(js)])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(js.read_text())
+    assert data["model_version"] is None and data["forecast"].startswith("booked minutes")
+    assert data["n_scheduled"] > 0
+    err = capsys.readouterr().err
+    assert "too little data to forecast" in err and str(folder / "cases.csv") in err

@@ -74,6 +74,28 @@ def test_a_solver_with_no_schedule_in_time_still_gives_its_start(h, fc, monkeypa
     assert_no_violations(h, r.schedule, horizon(2))
 
 
+def test_a_bound_below_zero_is_not_shown_as_a_gap_over_100_percent(h, fc, monkeypatch) -> None:
+    """The objective credits idle prime time, so a weak bound can fall below zero and the relative
+    gap pass 100% (seen on a 24-room week: "a gap of 101.3%"). The notice then says the bound is
+    too weak, and still gives objective and bound."""
+    import dataclasses
+
+    from engine.plan.solve import relative_gap
+
+    real = optimize_mod.solve
+
+    def weak(model, solver, limit, gap, warm_start=False):
+        res = real(model, solver, limit, gap, warm_start=warm_start)
+        bound = -abs(res.objective) - 1000.0
+        return dataclasses.replace(res, status="time_limit", bound=bound, mip_gap=relative_gap(res.objective, bound))
+
+    monkeypatch.setattr(optimize_mod, "solve", weak)
+    r = plan(h, fc, MONDAY, PlanParams(time_limit_s=10))
+    assert r.solve.mip_gap is not None and r.solve.mip_gap > 1
+    assert r.banner is None and r.notice and "too weak to give as a gap" in r.notice
+    assert "%" not in r.notice.split("(")[0] and "bound -" in r.notice
+
+
 def test_a_start_that_breaks_a_model_rule_is_not_an_answer(h, fc) -> None:
     from engine.plan import build_instance
     from engine.plan.extract import set_start, start_is_feasible
