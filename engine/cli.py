@@ -359,6 +359,9 @@ def _cmd_fairness(args: argparse.Namespace) -> dict[str, Any]:
           f"({pol['source']}): {'met' if pol['met'] else 'MISSED'}")
     for line in pol["explanation"]:
         print(f"  why: {line}")
+    small = rep["disparities"].get("small_groups") or []
+    if small:
+        print(f"  not judged (fewer than {rep['disparities'].get('min_group_cases')} cases, listed below): {', '.join(small)}")
     for sl, v in sorted(rep["by_service_line"].items(), key=lambda kv: -(kv[1]["prime_time_gap"] or 0)):
         print(f"  {sl:22s} demand {v['demand_share']:.3f}  prime {v['prime_time_share']:.3f}  late {v['late_slot_share'] or 0:.2f}"
               f"  overtime {v['overtime_burden_minutes']:.0f} min  deferred {v['deferral_rate']:.2f}")

@@ -118,7 +118,7 @@ def test_small_lines_are_reported_but_not_judged(fair_hospital: Path) -> None:
     assert chk.judged_groups == ["Orthopedics"] and chk.met  # Urology's 3 cases are below 4
 
 
-def test_cli_plan_and_fairness_report_the_policy(fair_hospital: Path, tmp_path: Path) -> None:
+def test_cli_plan_and_fairness_report_the_policy(fair_hospital: Path, tmp_path: Path, capsys) -> None:
     out, js, fj = tmp_path / "s.csv", tmp_path / "p.json", tmp_path / "f.json"
     # No model is registered for this folder; the plan CLI would train one, so plan through the engine.
     h = load_hospital(fair_hospital).hospital
@@ -127,8 +127,15 @@ def test_cli_plan_and_fairness_report_the_policy(fair_hospital: Path, tmp_path: 
     assert main(["fairness", "--data", str(fair_hospital), "--schedule", str(out), "--json", str(fj),
                  "--models", str(tmp_path / "no-models")]) == 0
     rep = json.loads(fj.read_text())
+    assert rep["disparities"]["small_groups"] == [] and "not judged" not in capsys.readouterr().out
     assert rep["policy"]["policy"]["max_prime_time_gap_points"] == 5.0 and rep["policy"]["source"] == "settings.toml [fairness]"
     assert rep["demand_basis"].startswith("booked minutes")
+    # A line too small to judge (Urology's 3 cases under a minimum of 4) is named in the text, not only the JSON.
+    (fair_hospital / "settings.toml").write_text(SETTINGS.replace("min_group_cases = 3", "min_group_cases = 4"))
+    assert main(["fairness", "--data", str(fair_hospital), "--schedule", str(out), "--json", str(fj),
+                 "--models", str(tmp_path / "no-models")]) == 0
+    assert json.loads(fj.read_text())["disparities"]["small_groups"] == ["Urology"]
+    assert "not judged (fewer than 4 cases, listed below): Urology" in capsys.readouterr().out
     bad = fair_hospital / "settings.toml"
     bad.write_text(SETTINGS.replace("max_prime_time_gap_points = 5", "max_prime_time_gap_points = -2"))
     assert main(["plan", "--data", str(fair_hospital), "--date", "2027-01-04", "--out", str(tmp_path / "x.csv"),
