@@ -100,6 +100,7 @@ BAD_INPUTS = [
     Bad("missing settings.toml", lambda: {"settings.toml": None}, "reject", "settings.toml", None, None, "required file is missing"),
     Bad("missing required column", lambda: {"cases.csv": cases_without("status")}, "reject", "cases.csv", None, "status", "required column is missing"),
     Bad("missing rooms column", lambda: {"rooms.csv": ROOMS.replace("capabilities,open_time", "capabilities,opens", 1)}, "reject", "rooms.csv", None, "open_time", "required column is missing"),
+    Bad("semicolon-separated file", lambda: {"cases.csv": cases_text(case_rows()).replace(",", ";")}, "reject", "cases.csv", None, None, "comma-separated"),
     Bad("header case differs", lambda: {"rooms.csv": ROOMS.replace("room_id", "Room_ID", 1)}, "reject", "rooms.csv", None, "room_id", "found 'Room_ID'"),
     Bad("completed cases without wheels columns", lambda: {"cases.csv": cases_without("wheels_in", "wheels_out")}, "reject", "cases.csv", None, "wheels_in", "completed cases need wheels_in and wheels_out"),
     Bad("duplicated header", lambda: {"rooms.csv": ROOMS.replace("room_id,site", "room_id,room_id", 1)}, "reject", "rooms.csv", None, "room_id", "appears more than once"),
