@@ -87,7 +87,19 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.hospital import load_hospital
 
-    loaded = load_hospital(args.data)
+    if (args.data / "network.toml").is_file():  # a network: every site, as ingest takes them
+        from engine.network.sites import load_network
+
+        out = {}
+        for site in load_network(args.data).sites:
+            name = Path(site.folder).resolve().name
+            print(f"== site {name} ({site.folder})")
+            out[name] = _validate_one(load_hospital(site.folder))
+        return {"sites": out}
+    return _validate_one(load_hospital(args.data))
+
+
+def _validate_one(loaded) -> dict[str, Any]:
     print(loaded.report.summary().to_string(index=False))
     if len(loaded.report.quarantine):
         print("\nquarantined rows:")

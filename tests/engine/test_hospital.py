@@ -466,3 +466,20 @@ def test_load_cases_bad_file_names_it(tmp_path: Path) -> None:
     assert info.value.problems[0].file == "history.csv"
     with pytest.raises(InputError, match="does not exist"):
         load_cases(tmp_path / "nope.csv")
+
+
+def test_cli_validate_reads_every_site_of_a_network(tmp_path: Path) -> None:
+    """A network folder (network.toml) is validated site by site, as ingest takes it, instead of
+    being read as one hospital folder with every file missing."""
+    import json
+
+    from engine.cli import main
+
+    net = tmp_path / "net"
+    assert main(["generate", "--out", str(net), "--sites", "2", "--rooms", "2", "--history-days", "30",
+                 "--horizon-days", "3"]) == 0
+    assert (net / "network.toml").is_file()
+    js = tmp_path / "v.json"
+    assert main(["validate", "--data", str(net), "--json", str(js)]) == 0
+    sites = json.loads(js.read_text())["sites"]
+    assert len(sites) == 2 and all(p.is_dir() and p.name in sites for p in net.iterdir() if p.is_dir())
