@@ -213,7 +213,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
               "coverage_p95", "pinball_p80", "within_10pct_p50", "within_15min_p50", "bias_p50", "cancel_auc"):
         print(f"  {k:22s} {fmt(o.get(k))}")
     print(f"  P50: {o.get('p50_source')}")
-    print(report.by_service_line[["service_line", "n", "mae_p50", "mae_baseline_booked", "coverage_p80", "under_prediction_rate"]].round(3).to_string(index=False))
+    table = report.by_service_line[["service_line", "n", "mae_p50", "mae_baseline_booked", "coverage_p80", "under_prediction_rate"]]
+    print(table.round(3).astype(object).where(table.notna(), "n/a").to_string(index=False))
     for note in report.notes:
         print(f"note: {note}")
     return out
