@@ -41,6 +41,11 @@ def _normalise_cases(df: pd.DataFrame, report: FileReport) -> pd.DataFrame:
     return df
 
 
+# What an optional file's absence means downstream, said where it is noticed.
+_ABSENT_MEANS = {"staffing.csv": ": no room is staffed on any date, so a plan defers every case "
+                                 "(`import` infers staffing from history)"}
+
+
 def _missing_column(fname: str, col: str, columns: pd.Index, why: str = "") -> Problem:
     text = "required column is missing" + why
     near = [c for c in columns if c.lower().replace(" ", "_") == col]
@@ -290,7 +295,7 @@ def load_hospital(folder: str | Path, params: ValidationParams | None = None) ->
                 rep.rejected = True
                 rep.problems.append(Problem(fname, None, None, "required file is missing"))
             else:
-                rep.warnings.append("file not given (optional)")
+                rep.warnings.append("file not given (optional)" + _ABSENT_MEANS.get(fname, ""))
                 frames[fname] = _empty_frame(kinds)
                 row_problems[fname] = []
             continue

@@ -437,7 +437,10 @@ def test_optional_files_may_be_absent(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "h", {"blocks.csv": None, "staffing.csv": None})
     loaded = load_hospital(folder)
     assert len(loaded.hospital.blocks) == 0 and list(loaded.hospital.blocks.columns) == list(C.BLOCKS_COLUMNS)
-    assert loaded.report.files["staffing.csv"].warnings == ["file not given (optional)"]
+    # Without staffing no room is staffed: validation says what that means for a plan.
+    (warning,) = loaded.report.files["staffing.csv"].warnings
+    assert warning.startswith("file not given (optional)") and "a plan defers every case" in warning
+    assert loaded.report.files["blocks.csv"].warnings == ["file not given (optional)"]
 
 
 def test_missing_folder_is_bad_input(tmp_path: Path) -> None:
