@@ -5,7 +5,8 @@ Both engines (the SimPy reference and the vectorised numpy engine) read the same
 
 Per date the instance fixes what does not depend on chance:
 - which rooms run: the schedule's rooms, cut to the staffed capacity
-  ``min(staffed_rooms, anesthesia_teams) + staffed_rooms_delta`` (the lightest lists by P50
+  ``min(staffed_rooms, anesthesia_teams) + staffed_rooms_delta``, never below
+  ``staffed_rooms_min_share`` of it (the lightest lists by P50
   minutes close first and their cases are cancelled for lack of staff), plus *reserve* rooms:
   staffed capacity the schedule leaves unused (rooms at add-on sites and open time first);
 - the elective lists per room in planned-start order, each surgeon's chain of cases in planned
@@ -13,11 +14,12 @@ Per date the instance fixes what does not depend on chance:
 - the forecast quantiles of each case (log P50/P80/P95), its cancel_prob, planned end and P80 end;
 - the add-on model of the day: the forecast mean per service line, the historical dispersion
   of counts, and the historical add-ons (duration, equipment, ready time) to bootstrap from;
-- PACU beds ``pacu_beds + pacu_beds_delta`` (at least 1).
+- PACU beds ``pacu_beds + pacu_beds_delta``, never below ``pacu_beds_min_share`` of them (and at least 1).
 """
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -313,8 +315,11 @@ def build_instance(
         row = staffing.loc[d] if d in staffing.index else None
         staffed = int(min(row["staffed_rooms"], row["anesthesia_teams"])) if row is not None else 0
         cap = int(np.clip(staffed + int(scenario.value("staffed_rooms_delta")), 0, len(rooms_tab)))
-        beds = int(row["pacu_beds"]) if row is not None else 0
-        beds += int(scenario.value("pacu_beds_delta"))
+        # A shortage is a share of what the day has: a fixed delta must not close a small hospital.
+        cap = max(cap, min(math.ceil(float(scenario.value("staffed_rooms_min_share")) * staffed), len(rooms_tab)))
+        staffed_beds = int(row["pacu_beds"]) if row is not None else 0
+        beds = staffed_beds + int(scenario.value("pacu_beds_delta"))
+        beds = max(beds, math.ceil(float(scenario.value("pacu_beds_min_share")) * staffed_beds))
         if beds < 1:
             notes.append(f"{d:%Y-%m-%d}: {beds} PACU beds after the scenario; simulated with 1")
             beds = 1

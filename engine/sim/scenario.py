@@ -49,6 +49,10 @@ KNOBS: dict[str, KnobSpec] = {
     "staffed_rooms_delta": KnobSpec("int", -1000, 1000, 0,
                                     "rooms added to (negative: removed from) staffing.csv's staffed rooms"),
     "pacu_beds_delta": KnobSpec("int", -1000, 100000, 0, "PACU beds added to (negative: removed from) staffing.csv"),
+    "staffed_rooms_min_share": KnobSpec("float", 0.0, 1.0, 0.0,
+                                        "the staffed rooms never fall below this share of staffing.csv's (rounded up)"),
+    "pacu_beds_min_share": KnobSpec("float", 0.0, 1.0, 0.0,
+                                    "the PACU beds never fall below this share of staffing.csv's (rounded up)"),
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 

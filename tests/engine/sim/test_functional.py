@@ -79,6 +79,26 @@ def test_staff_shortage_closes_the_lightest_rooms(sim_hospital, forecasts, booke
     assert none.per_rep["spillover_cases"].sum() == none.per_rep["addon_cases"].sum()
 
 
+def test_a_shortage_keeps_its_floor_share(sim_hospital, forecasts, booked_day, addon_fc, normal) -> None:
+    """A fixed delta larger than the hospital leaves it the floor share, rounded up, of its staffed
+    rooms and PACU beds (the shipped stress scenarios keep half): a 3-room hospital is not closed."""
+    import math
+
+    h = sim_hospital[1]
+    day0 = pd.Timestamp(booked_day["date"].dropna().iloc[0]).normalize()
+    row = h.staffing.set_index("date").loc[day0]
+    harsh = normal.with_(pacu_beds_delta=-1000, staffed_rooms_delta=-1000)
+    kept = harsh.with_(pacu_beds_min_share=0.5, staffed_rooms_min_share=0.5)
+    assert build_instance(h, booked_day, forecasts, harsh, addon_fc).days[0].pacu_beds == 1
+    assert build_instance(h, booked_day, forecasts, kept, addon_fc).days[0].pacu_beds == max(1, math.ceil(0.5 * row["pacu_beds"]))
+    closed = run(h, booked_day, forecasts, harsh, addon_fc, reps=20)
+    floor = run(h, booked_day, forecasts, kept, addon_fc, reps=20)
+    assert closed.per_rep["elective_cases_run"].max() == 0 and floor.per_rep["elective_cases_run"].min() > 0
+    for name in ("bed_constraint", "staff_shortage"):
+        sc = load_scenario(name)
+        assert sc.value("pacu_beds_min_share") == 0.5 or sc.value("staffed_rooms_min_share") == 0.5
+
+
 def test_one_huge_case_cannot_run(sim_hospital, forecasts, booked_day, addon_fc, normal) -> None:
     h = sim_hospital[1]
     fc = forecasts.copy()
