@@ -10,7 +10,8 @@ with n and m the numbers of *independent* values: the cases for a per-case quant
 surgeons for a per-surgeon one (``CLUSTERED``: every case of a surgeon carries the surgeon's
 365-day volume, so a hospital with 20 surgeons has 20 values, not 700). Without this, a small
 stationary hospital read "stop" on surgeon volume alone (PSI 0.27-0.37 on 2-4 generated rooms,
-residuals ok), and the drift gate withheld its schedules.
+residuals ok), and the drift gate withheld its schedules. A quantity with fewer than two
+independent values a bin on either side warns at most: its floor is itself too rough to stop on.
 """
 from __future__ import annotations
 
@@ -92,7 +93,12 @@ def drift_report(reference: pd.DataFrame, recent: pd.DataFrame, params: DriftPar
         v = psi(reference[col].to_numpy(dtype=float), recent[col].to_numpy(dtype=float), params.bins)
         floor = noise_floor(_independent(reference, col), _independent(recent, col), params.bins)
         excess = v - floor if np.isfinite(floor) else v
-        rows.append({"quantity": col, "psi": v, "noise_psi": floor, "state": state_of(excess, params),
+        state = state_of(excess, params)
+        if state == "stop" and min(_independent(reference, col), _independent(recent, col)) < 2 * params.bins:
+            # Fewer independent values than two a bin (a one-room hospital's 15 surgeons): the floor is
+            # itself a rough guess there, so the reading warns and does not stop.
+            state = "warn"
+        rows.append({"quantity": col, "psi": v, "noise_psi": floor, "state": state,
                      "n_reference": int(reference[col].notna().sum()), "n_recent": int(recent[col].notna().sum())})
     return pd.DataFrame(rows)
 

@@ -139,6 +139,9 @@ def test_a_per_surgeon_quantity_is_judged_on_its_surgeons_not_its_cases():
     assert steady["state"] != "stop"
     shifted = drift_report(ref, cases(np.round(base * 1.6), 420), DriftParams()).iloc[0]
     assert shifted["state"] == "stop"
+    # Fifteen surgeons (a one-room hospital): fewer than two a bin, so even a real shift only warns.
+    few = cases(base[:15], 300)
+    assert drift_report(few, cases(np.round(base[:15] * 1.6), 200), DriftParams()).iloc[0]["state"] == "warn"
     # Without the surgeon column the same values count as independent cases: the floor is small.
     per_case = drift_report(ref.drop(columns="surgeon_id"), cases(base, 420).drop(columns="surgeon_id"), DriftParams()).iloc[0]
     assert per_case["noise_psi"] < 0.05
