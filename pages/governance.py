@@ -40,8 +40,9 @@ with versions_tab:
     hist = gov.history(hid)
     first_day = state.first_booked_day(h)
     c = st.columns(3)
-    propose_refusal = state.why_not("propose") or (None if mv is not None else
-                                                   "No forecasting model yet: train one on the Forecasts page.")
+    propose_refusal = (state.why_not("propose")
+                       or (None if mv is not None else "No forecasting model yet: train one on the Forecasts page.")
+                       or (None if state.has_booked_cases(h) else "This hospital has no booked cases to propose a plan for."))
     if c[0].button("Propose the optimizer's plan for the first day", key="gov_propose",
                    disabled=propose_refusal is not None, help=propose_refusal):
         result, canary_note = cs.proposal(hid, h, mv, first_day, state.default_plan_params())  # under a canary: the canary's plan
@@ -248,8 +249,10 @@ with rollout_tab:
     folder = cs.drill_folder(h)
     d = st.columns(2)
     fault = d[0].selectbox("Fault to inject (into a copy of the hospital)", cs.drill_faults(), key="drill_fault")
-    drill_refusal = state.why_not("run_gates") or (None if folder is not None else
-                                                   "The hospital's folder is not on this machine: run `python -m engine drill`.")
+    drill_refusal = (state.why_not("run_gates")
+                     or (None if folder is not None else "The hospital's folder is not on this machine: run `python -m engine drill`.")
+                     or (None if state.has_booked_cases(h) else "A drill plans the first booked day, and this hospital has "
+                         "no booked cases."))
     if d[1].button("Run the drill", key="drill_run", disabled=drill_refusal is not None, help=drill_refusal):
         with st.spinner(f"Drill {fault}: copy, inject, detect, respond, restore..."):
             rep = act("Drill", cs.run_drill, hid, h, fault, say_done=False)

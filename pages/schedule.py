@@ -22,6 +22,7 @@ ALT_COLUMNS = {"alternative": "Alternative", "n_scheduled": "Scheduled", "n_defe
 hid, loaded = state.require_hospital()
 h = loaded.hospital
 mv = state.require_model(hid, "Plans use the duration forecasts, and no forecasting model is registered for this hospital yet.")
+state.require_booked_cases(h, "to plan")
 
 first_day = state.first_booked_day(h)
 with st.form("plan_form"):
@@ -41,6 +42,11 @@ except InputError as exc:
     st.error(f"Cannot plan: {exc.describe()}")
     st.stop()
 
+if not len(result.schedule):  # no verdict on an empty horizon: nothing was compared
+    with verdict_box:
+        st.info(f"No booked case falls on the {int(days)} day(s) from {start:%Y-%m-%d}: nothing to plan. "
+                f"{' '.join(result.diagnosis)}")
+    st.stop()
 dc = None if solver == "rules" else state.decision(hid, version, lat, str(start), params)
 with verdict_box:
     if dc is None:

@@ -102,8 +102,9 @@ def show_run(run) -> None:
 @st.fragment
 def sliders_and_result() -> None:
     c = st.columns(3)
-    rooms = c[0].slider("Staffed rooms (change, all days)", -6, 4, DEFAULT.staffed_rooms_delta, key="wi_rooms")
-    teams = c[1].slider("Anesthesia teams (change)", -6, 4, DEFAULT.anesthesia_teams_delta, key="wi_teams")
+    fewest = -min(6, max(len(h.rooms) - 1, 0))  # at least one room stays: a what-if with none plans nothing
+    rooms = c[0].slider("Staffed rooms (change, all days)", fewest, 4, max(DEFAULT.staffed_rooms_delta, fewest), key="wi_rooms")
+    teams = c[1].slider("Anesthesia teams (change)", fewest, 4, max(DEFAULT.anesthesia_teams_delta, fewest), key="wi_teams")
     beds = c[2].slider("PACU beds (change)", -8, 6, DEFAULT.pacu_beds_delta, key="wi_beds")
     d = st.columns(3)
     addons = d[0].slider("Add-on volume (x)", 0.5, 2.0, DEFAULT.addon_multiplier, 0.1, key="wi_addons")

@@ -89,7 +89,9 @@ class ReplayReport:
             if m not in p.index:
                 continue
             r = p.loc[m]
-            if r["ci_lo"] > 0 or r["ci_hi"] < 0:
+            if not (np.isfinite(r["ci_lo"]) and np.isfinite(r["ci_hi"])):  # one day: no paired interval
+                parts.append(f"{r['diff']:+.1f} a day on {word} (one day gives no interval: replay more days to judge)")
+            elif r["ci_lo"] > 0 or r["ci_hi"] < 0:
                 better = (r["diff"] < 0) == (m in LOWER_IS_BETTER)
                 parts.append(f"{'better' if better else 'worse'} on {word} ({r['diff']:+.1f} a day, "
                              f"{self.params.level:.0%} interval {r['ci_lo']:+.1f} to {r['ci_hi']:+.1f})")

@@ -51,8 +51,8 @@ def _open_all(hospitals, kind, monkeypatch, tmp_path):
 def test_no_booked_cases_every_page_says_so(hospitals, monkeypatch, tmp_path):
     at, seen = _open_all(hospitals, "no booked cases", monkeypatch, tmp_path)
     assert any("No booked cases" in t for t in seen["forecasts"])
-    assert any("No booked cases in this horizon" in t for t in seen["schedule"])
-    for page in ("simulation", "whatif"):
+    assert not any("Against your block rules" in t for t in seen["schedule"])  # no verdict on nothing compared
+    for page in ("schedule", "simulation", "whatif"):
         assert any("no booked cases, so there is nothing" in t for t in seen[page]), page
     assert any("no booked cases, so there is no coming plan" in t for t in seen["overview"])
     assert any("nothing to review" in t for t in seen["fairness"])

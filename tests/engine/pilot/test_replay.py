@@ -98,3 +98,13 @@ def test_replay_command_writes_json_and_audits(pilot_folder, past_days, tmp_path
     assert main(["replay", "--data", str(pilot_folder), "--from", "2030-01-01", "--days", "2", "--db", url]) == 2
     assert main(["replay", "--data", str(pilot_folder), "--from", f"{past_days[0]:%Y-%m-%d}", "--reps", "0", "--db", url]) == 2
     assert "--reps" in capsys.readouterr().err
+
+
+def test_a_day_without_a_paired_interval_is_not_printed_as_nan(report) -> None:
+    """One replayed day gives no paired interval (NaN bounds); the verdict says so instead of '+nan to +nan'."""
+    import copy
+
+    one = copy.copy(report)
+    one.paired = report.paired.assign(ci_lo=float("nan"), ci_hi=float("nan"))
+    text = one.verdict()
+    assert "nan" not in text.lower() and "one day gives no interval" in text
