@@ -151,14 +151,33 @@ def upcoming_forecasts(hospital_id: str, version: str, loaded_at: str) -> pd.Dat
     return forecasts_of(inputs(hospital_id, version, loaded_at))
 
 
+# The forecast "version" of a hospital with no registered model: booked minutes, the one model-free
+# forecast (engine.forecast.fallback), as the command line and the service plan such a hospital.
+BOOKED_MINUTES = "booked-minutes"
+
+
+@dataclass(frozen=True)
+class ModelFree:
+    """What ``require_model`` gives when no model is registered: pages read only ``version``."""
+
+    version: str = BOOKED_MINUTES
+
+
 @st.cache_data(max_entries=8, show_spinner="Forecasting booked cases...")
 def forecasts_of(inp: Inputs) -> pd.DataFrame:
     """The booked cases' forecasts (unmasked) for these inputs: what every cached engine call is given."""
-    mv = _load_model(inp.models_root, inp.hospital_id, inp.version)
     h = hospital_of(inp)
     booked = h.cases[h.cases["status"] == "booked"]
-    pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
     cols = ["surgery_date", "service_line", "procedure_code", "procedure_name", "surgeon_id", "booked_minutes"]
+    if inp.version == BOOKED_MINUTES:
+        from engine.governance.fallback import booked_forecasts
+
+        pred = booked_forecasts(h).set_index("case_id").reindex(booked["case_id"]).reset_index()
+        pred.index = booked.index
+        pred["cancel_source"] = "base_rate"
+    else:
+        mv = _load_model(inp.models_root, inp.hospital_id, inp.version)
+        pred = mv.forecaster.predict(booked, h.cases, as_of=h.as_of(), reasons=True)
     return booked.reindex(columns=cols).join(pred).reset_index(drop=True)  # a real export may lack some
 
 
@@ -544,11 +563,14 @@ def require_hospital() -> tuple[str, LoadedHospital]:
 
 
 def require_model(hospital_id: str, why: str):
-    """The registered model, or a warning saying why the page needs one and a stop."""
+    """The registered model, or, without one, :class:`ModelFree` (booked minutes) and a sentence saying
+    so: a hospital too young to train a model still gets its rules and optimizer plans."""
     mv = current_model(hospital_id)
     if mv is None:
-        st.warning(f"{why} Train one on the Forecasts page first.")
-        st.stop()
+        st.info(f"{why} No forecasting model is registered for this hospital, so this page uses booked minutes "
+                "(P80 and P95 from your history's spread of actual over booked minutes). Train one on the "
+                "Forecasts page for the model's forecasts.")
+        return ModelFree()
     return mv
 
 

@@ -21,7 +21,7 @@ ALT_COLUMNS = {"alternative": "Alternative", "n_scheduled": "Scheduled", "n_defe
 
 hid, loaded = state.require_hospital()
 h = loaded.hospital
-mv = state.require_model(hid, "Plans use the duration forecasts, and no forecasting model is registered for this hospital yet.")
+mv = state.require_model(hid, "Plans use the duration forecasts.")
 state.require_booked_cases(h, "to plan")
 
 first_day = state.first_booked_day(h)

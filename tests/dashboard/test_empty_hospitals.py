@@ -63,7 +63,12 @@ def test_no_model_every_page_says_so(hospitals, monkeypatch, tmp_path):
     assert any("No forecasting model" in t for t in seen["forecasts"])
     for page in ("schedule", "simulation", "whatif"):
         assert any("Train one on the Forecasts page" in t for t in seen[page]), page
+        # No dead end: without a model the page works on booked minutes and says so.
+        assert any("this page uses booked minutes" in t for t in seen[page]), page
     assert any("Train a forecasting model" in t for t in seen["overview"])
+    at.switch_page("../pages/schedule.py").run()
+    assert not at.exception
+    assert any(m.label.startswith("Scheduled") for m in at.metric), [m.label for m in at.metric]
 
 
 def test_no_cancellations_pages_work_and_simulate(hospitals, monkeypatch, tmp_path):

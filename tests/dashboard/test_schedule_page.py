@@ -67,9 +67,11 @@ def check_paired_intervals_and_axes(at, chart_key):
     return t
 
 
-def test_schedule_page_without_model_says_what_to_do(small_env):
+def test_schedule_page_without_model_plans_on_booked_minutes_and_says_so(small_env):
     at = _open_schedule()
-    assert any("Train one on the Forecasts page" in w.value for w in at.warning)
+    assert not at.exception
+    assert any("uses booked minutes" in i.value and "Train one on the Forecasts page" in i.value for i in at.info)
+    assert int(_metric(at, "Scheduled")) > 0
 
 
 def test_schedule_page_plans_and_shows_gantt_pacu_deferred_exports(shared_trained):
