@@ -35,11 +35,8 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.generator import GeneratorParams, write_hospital
 
     try:
-        # A hospital's own sites (GeneratorParams.sites, 2 by default) cannot outnumber its rooms:
-        # a one-room hospital has one site. (The --sites option is a network of hospitals.)
         params = GeneratorParams(
-            seed=args.seed, rooms=args.rooms, history_days=args.history_days, horizon_days=args.horizon_days,
-            sites=max(1, min(GeneratorParams.sites, args.rooms)),
+            seed=args.seed, rooms=args.rooms, history_days=args.history_days, horizon_days=args.horizon_days
         )
     except ValueError as exc:
         raise InputError(f"bad option: {exc}", file="command line") from exc
@@ -92,9 +89,8 @@ def _cmd_validate(args: argparse.Namespace) -> dict[str, Any]:
 
         out = {}
         for site in load_network(args.data).sites:
-            name = Path(site.folder).resolve().name
-            print(f"== site {name} ({site.folder})")
-            out[name] = _validate_one(load_hospital(site.folder))
+            print(f"== site {site.hospital_id} ({site.folder})")
+            out[site.hospital_id] = _validate_one(load_hospital(site.folder))
         return {"sites": out}
     return _validate_one(load_hospital(args.data))
 
@@ -276,20 +272,20 @@ def _cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
         with _cases_named(args.data):
             mv = _current_forecaster(h, hid, args.models)
     except InputError as exc:
-        # Too little history to train: plan on the one model-free forecast (booked minutes, the
-        # history's spread), as coordinators do today, and say so; the rules need nothing more.
+        # No model can be trained (too little history): plan on the one model-free forecast (booked
+        # minutes, the history's spread), as coordinators do today, and say why; the rules need no more.
         from engine.governance.fallback import booked_forecasts
 
         print(f"no forecasting model can be trained ({exc.describe(limit=1)}): planning on booked minutes "
               f"(the model-free forecast)", file=sys.stderr)
-        mv, forecasts = None, booked_forecasts(h)
+        mv, forecasts, why_model_free = None, booked_forecasts(h), exc.describe(limit=1)
     else:
         booked = h.cases[h.cases["status"] == "booked"]
         forecasts = mv.forecaster.predict(booked, h.cases, as_of=min(h.as_of(), start))
     result = plan(h, forecasts, start, params)
     out = result.to_json()
     out["model_version"] = mv.version if mv is not None else None
-    out["forecast"] = f"model {mv.version}" if mv is not None else "booked minutes (model-free: too little history to train)"
+    out["forecast"] = f"model {mv.version}" if mv is not None else f"booked minutes (model-free: {why_model_free})"
     from engine.pilot.record import record  # every recommendation audited (issue 19), before the file is written
 
     out["audit_seq"] = record(args.db, hid, "recommendation", hospital=h, model_version=out["model_version"], params=params, summary={

@@ -357,5 +357,5 @@ def ingest_network(root: str | Path, store: Store, params: ValidationParams | No
     from engine.network.sites import load_network
 
     sites = load_network(root).sites
-    loaded = [(Path(s.folder).resolve().name, load_hospital(s.folder, params)) for s in sites]
+    loaded = [(s.hospital_id, load_hospital(s.folder, params)) for s in sites]
     return [(store.save_hospital(lh, name=hid), lh) for hid, lh in loaded]

@@ -91,10 +91,10 @@ def drift_report(reference: pd.DataFrame, recent: pd.DataFrame, params: DriftPar
         if col not in reference.columns or col not in recent.columns:
             continue
         v = psi(reference[col].to_numpy(dtype=float), recent[col].to_numpy(dtype=float), params.bins)
-        floor = noise_floor(_independent(reference, col), _independent(recent, col), params.bins)
-        excess = v - floor if np.isfinite(floor) else v
-        state = state_of(excess, params)
-        if state == "stop" and min(_independent(reference, col), _independent(recent, col)) < 2 * params.bins:
+        n_ref, n_rec = _independent(reference, col), _independent(recent, col)
+        floor = noise_floor(n_ref, n_rec, params.bins)
+        state = state_of(v - floor if np.isfinite(floor) else v, params)
+        if state == "stop" and min(n_ref, n_rec) < 2 * params.bins:
             # Fewer independent values than two a bin (a one-room hospital's 15 surgeons): the floor is
             # itself a rough guess there, so the reading warns and does not stop.
             state = "warn"

@@ -32,7 +32,7 @@ class GeneratorParams:
 
     seed: int = 7
     rooms: int = 16
-    sites: int = 2
+    sites: int | None = None  # the hospital's own sites; None: 2, or 1 for a one-room hospital
     history_days: int = 730
     horizon_days: int = 14
     today: dt.date = dt.date(2027, 1, 4)
@@ -55,6 +55,9 @@ class GeneratorParams:
     bmi_missing_rate: float = 0.02
 
     def __post_init__(self) -> None:
+        if self.sites is None and isinstance(self.rooms, (int, np.integer)):
+            object.__setattr__(self, "sites", 2 if self.rooms >= 2 else 1)
+
         def need(ok: bool, name: str, rule: str) -> None:
             if not ok:
                 raise ValueError(f"GeneratorParams.{name} must be {rule}, got {getattr(self, name)!r}")

@@ -79,9 +79,9 @@ def _validate_file(
             if c not in df_text.columns
         ]
     if missing:
-        if len(df_text.columns) == 1 and any(sep in str(df_text.columns[0]) for sep in (";", "\t", "|")):
-            # One column holding the whole header: the file is separated by something else than commas.
-            sep = next(s for s in (";", "\t", "|") if s in str(df_text.columns[0]))
+        # One column holding the whole header: the file is separated by something else than commas.
+        sep = next((s for s in (";", "\t", "|") if s in str(df_text.columns[0])), None) if len(df_text.columns) == 1 else None
+        if sep is not None:
             missing.insert(0, Problem(fname, None, None, f"the header is one column holding {sep!r}: the hospital "
                                       f"folder's CSV files are comma-separated (a file with {sep!r} between "
                                       f"columns goes through `import` with a mapping, or is saved as CSV with commas)"))

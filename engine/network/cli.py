@@ -103,7 +103,7 @@ def audit(db: Any, network: Any, result: Any, start: Any) -> None:
         if not s.ok:
             continue
         p = s.plan
-        s.plan["audit_seq"] = record(db, Path(site.folder).resolve().name, "recommendation", data_hash=s.data_hash,
+        s.plan["audit_seq"] = record(db, site.hospital_id, "recommendation", data_hash=s.data_hash,
                                      model_version=s.model_version, params=params, schedule=s.schedule, summary={
             "command": "plan --all-sites", "network": network.name, "site": site.name,
             "horizon": [f"{start:%Y-%m-%d}", params.days], "model": s.model,

@@ -133,7 +133,7 @@ def plan_site(site: Site, start: pd.Timestamp, params: PlanParams, rel: pd.DataF
     try:
         h = load_hospital(site.folder).hospital
         dates = [start + pd.Timedelta(days=i) for i in range(params.days)]
-        hid = model_id or Path(site.folder).resolve().name
+        hid = model_id or site.hospital_id
         reg = Registry(models)
         mv = reg.load(hid) or train_and_register(h, hid, registry=reg)
         booked = h.cases[(h.cases["status"] == "booked") & h.cases["surgery_date"].isin(dates)]

@@ -49,6 +49,11 @@ class Site:
     name: str
     folder: Path
 
+    @property
+    def hospital_id(self) -> str:
+        """The site's id in the store and the model registry: its folder's name."""
+        return Path(self.folder).resolve().name
+
 
 @dataclass(frozen=True)
 class Network:
